@@ -1,0 +1,3 @@
+"""screen: automatic cryo-EM sample screening."""
+
+__version__ = "0.1.0"

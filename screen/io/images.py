@@ -1,0 +1,116 @@
+"""Image records, validity checks and a reader chosen by file extension."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from screen.errors import ImageReadError
+
+MRC_EXTENSIONS: tuple[str, ...] = (".mrc", ".mrcs", ".st", ".map")
+TIFF_EXTENSIONS: tuple[str, ...] = (".tif", ".tiff")
+IMAGE_EXTENSIONS: tuple[str, ...] = MRC_EXTENSIONS + TIFF_EXTENSIONS
+
+
+@dataclass(frozen=True, eq=False)
+class MrcImage:
+    """Pixels of one image file with the pixel size its header gives.
+
+    Attributes
+    ----------
+    data : np.ndarray
+        float32 pixels: 2D ``(y, x)`` for a single image, 3D ``(n, y, x)`` for a stack or movie.
+    pixel_size_A : float or None
+        Å per pixel from the file header; None when the header does not say.
+    path : Path
+        The file the pixels came from.
+    """
+
+    data: np.ndarray
+    pixel_size_A: float | None
+    path: Path
+
+
+def check_image(data: np.ndarray, path: str | Path) -> None:
+    """Raise `ImageReadError` unless ``data`` holds usable pixels.
+
+    Parameters
+    ----------
+    data : np.ndarray
+        Pixels of an image or stack.
+    path : str or Path
+        File the pixels came from, named in the error.
+
+    Raises
+    ------
+    ImageReadError
+        If the array is empty, holds NaN/Inf pixels, or is constant (zero variance).
+    """
+    if data.size == 0:
+        raise ImageReadError(f"{path}: empty image (0 pixels, shape {data.shape})")
+    finite = np.isfinite(data)
+    if not finite.all():
+        bad = int(data.size - np.count_nonzero(finite))
+        raise ImageReadError(f"{path}: {bad} of {data.size} pixels are NaN or Inf")
+    first = data.flat[0]
+    if np.all(data == first):
+        raise ImageReadError(f"{path}: constant image (zero variance): every pixel is {first:g}")
+
+
+def image_kind(path: str | Path) -> str:
+    """Say which reader handles a file: ``"mrc"`` or ``"tiff"``.
+
+    Parameters
+    ----------
+    path : str or Path
+        Image file name; only its extension (case-insensitive) is used.
+
+    Returns
+    -------
+    str
+        ``"mrc"`` or ``"tiff"``.
+
+    Raises
+    ------
+    ImageReadError
+        If the extension is not one of `IMAGE_EXTENSIONS`.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix in MRC_EXTENSIONS:
+        return "mrc"
+    if suffix in TIFF_EXTENSIONS:
+        return "tiff"
+    supported = ", ".join(IMAGE_EXTENSIONS)
+    raise ImageReadError(
+        f"{path}: unsupported image extension {suffix or '(none)'!r}; supported: {supported}"
+    )
+
+
+def read_image(path: str | Path) -> MrcImage:
+    """Read an MRC or TIFF image, choosing the reader by extension.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.mrc``, ``.mrcs``, ``.st``, ``.map`` (MRC) or ``.tif``, ``.tiff`` (TIFF) file.
+
+    Returns
+    -------
+    MrcImage
+        float32 pixels, header pixel size (or None) and the path.
+
+    Raises
+    ------
+    ImageReadError
+        If the extension is unsupported or the file is unusable.
+    """
+    # Imported here because the readers import MrcImage and check_image from this module.
+    if image_kind(path) == "mrc":
+        from screen.io.mrc import read_mrc
+
+        return read_mrc(path)
+    from screen.io.tiff import read_tiff
+
+    return read_tiff(path)

@@ -1,0 +1,133 @@
+"""Contrast transfer function (CTF) model shared by the simulator and the CTF estimator.
+
+Conventions follow CTFFIND4/RELION: defocus is positive for underfocus, in Å; ``defocus_u_A`` is the
+defocus along the axis at ``astigmatism_angle_deg`` from the x axis, ``defocus_v_A`` along the
+perpendicular axis. Spatial frequencies are in 1/Å.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def electron_wavelength_A(voltage_kV: float) -> float:
+    """Relativistic electron wavelength in Å for an accelerating voltage in kV."""
+    volts = voltage_kV * 1e3
+    return float(12.2642598 / np.sqrt(volts * (1.0 + 0.97846e-6 * volts)))
+
+
+def interaction_constant_rad_per_V_A(voltage_kV: float) -> float:
+    """Interaction constant sigma (rad per V·Å): phase shift per unit projected potential."""
+    rest_energy_keV = 510.99895
+    wavelength_A = electron_wavelength_A(voltage_kV)
+    return float(
+        2.0
+        * np.pi
+        / (wavelength_A * voltage_kV * 1e3)
+        * (rest_energy_keV + voltage_kV)
+        / (2.0 * rest_energy_keV + voltage_kV)
+    )
+
+
+@dataclass(frozen=True)
+class CtfParams:
+    """Microscope optics and defocus of one micrograph."""
+
+    defocus_u_A: float
+    defocus_v_A: float
+    astigmatism_angle_deg: float = 0.0
+    voltage_kV: float = 300.0
+    cs_mm: float = 2.7
+    amplitude_contrast: float = 0.1
+    phase_shift_deg: float = 0.0
+
+    @property
+    def mean_defocus_A(self) -> float:
+        """Mean of the two principal defoci, in Å."""
+        return 0.5 * (self.defocus_u_A + self.defocus_v_A)
+
+
+def frequency_grid(shape: tuple[int, int], pixel_size_A: float, *, rfft: bool = True):
+    """Spatial frequencies (kx, ky) in 1/Å of an FFT of an image of ``shape`` (ny, nx).
+
+    With ``rfft=True`` the grid matches ``numpy.fft.rfft2`` (half plane along x).
+    """
+    ny, nx = shape
+    kx = (np.fft.rfftfreq(nx) if rfft else np.fft.fftfreq(nx)) / pixel_size_A
+    ky = np.fft.fftfreq(ny) / pixel_size_A
+    return np.meshgrid(kx, ky, indexing="xy")
+
+
+def ctf_phase_aberration(k_A: np.ndarray, angle_rad: np.ndarray, params: CtfParams) -> np.ndarray:
+    """Phase aberration chi(k) in radians, including amplitude contrast and phase shift."""
+    wavelength_A = electron_wavelength_A(params.voltage_kV)
+    cs_A = params.cs_mm * 1e7
+    defocus_A = 0.5 * (
+        params.defocus_u_A
+        + params.defocus_v_A
+        + (params.defocus_u_A - params.defocus_v_A)
+        * np.cos(2.0 * (angle_rad - np.deg2rad(params.astigmatism_angle_deg)))
+    )
+    k2 = k_A**2
+    chi = np.pi * wavelength_A * defocus_A * k2 - 0.5 * np.pi * cs_A * wavelength_A**3 * k2**2
+    amplitude_phase = np.arcsin(np.clip(params.amplitude_contrast, 0.0, 1.0))
+    return chi + amplitude_phase + np.deg2rad(params.phase_shift_deg)
+
+
+def ctf_2d(shape: tuple[int, int], pixel_size_A: float, params: CtfParams) -> np.ndarray:
+    """CTF on the rfft2 grid of an image of ``shape``: ``-sin(chi)``.
+
+    The sign makes a positive projected potential appear dark at low frequency, as protein does in
+    an underfocused cryo-EM image.
+    """
+    kx, ky = frequency_grid(shape, pixel_size_A)
+    k = np.hypot(kx, ky)
+    angle = np.arctan2(ky, kx)
+    return -np.sin(ctf_phase_aberration(k, angle, params))
+
+
+def ctf_1d(k_A: np.ndarray, params: CtfParams, angle_deg: float | None = None) -> np.ndarray:
+    """CTF along one direction (default: the mean defocus, i.e. a rotational average's zeros)."""
+    if angle_deg is None:
+        mean = params.mean_defocus_A
+        params = CtfParams(mean, mean, 0.0, params.voltage_kV, params.cs_mm,
+                           params.amplitude_contrast, params.phase_shift_deg)
+        angle_deg = 0.0
+    return -np.sin(ctf_phase_aberration(np.asarray(k_A), np.deg2rad(angle_deg), params))
+
+
+def ctf_zero_frequencies_A(params: CtfParams, k_max_A: float, angle_deg: float | None = None):
+    """Spatial frequencies (1/Å) of the CTF zeros up to ``k_max_A`` along one direction."""
+    k = np.linspace(0.0, k_max_A, 20001)
+    chi = ctf_phase_aberration(
+        k,
+        np.deg2rad(angle_deg if angle_deg is not None else params.astigmatism_angle_deg),
+        params if angle_deg is not None else CtfParams(
+            params.mean_defocus_A, params.mean_defocus_A, 0.0, params.voltage_kV, params.cs_mm,
+            params.amplitude_contrast, params.phase_shift_deg),
+    )
+    n = np.floor(chi / np.pi)
+    crossings = np.nonzero(np.diff(n) != 0)[0]
+    out = []
+    for i in crossings:
+        target = max(n[i], n[i + 1]) * np.pi
+        frac = (target - chi[i]) / (chi[i + 1] - chi[i])
+        out.append(k[i] + frac * (k[i + 1] - k[i]))
+    return np.asarray(out)
+
+
+def defocus_from_zero_A(k_A: float, zero_index: int, params: CtfParams) -> float:
+    """Defocus (Å) for which the ``zero_index``-th CTF zero (counted as chi = n·pi) lies at ``k_A``.
+
+    Inverts ``chi(k) = n·pi`` for the defocus, keeping Cs, voltage and amplitude contrast.
+    """
+    wavelength_A = electron_wavelength_A(params.voltage_kV)
+    cs_A = params.cs_mm * 1e7
+    offset = np.arcsin(params.amplitude_contrast) + np.deg2rad(params.phase_shift_deg)
+    k2 = k_A**2
+    return float(
+        (zero_index * np.pi - offset + 0.5 * np.pi * cs_A * wavelength_A**3 * k2**2)
+        / (np.pi * wavelength_A * k2)
+    )

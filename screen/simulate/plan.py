@@ -1,0 +1,276 @@
+"""Random draw of everything on one micrograph, per ground-truth reason, as a typed plan.
+
+A plan is the micrograph's ground truth; rendering it (``screen.simulate.render``) is deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from screen.processing.ctf import CtfParams
+from screen.simulate import placement
+from screen.simulate.fields import CarbonFilm
+from screen.simulate.orientations import sample_orientations
+from screen.simulate.spec import ScreenSpec, SessionSpec
+from screen.simulate.structures import PseudoAtomModel
+
+
+@dataclass(frozen=True)
+class MicrographPlan:
+    """Ground truth and rendering recipe of one micrograph (lengths in Å unless named otherwise)."""
+
+    name: str
+    reason: str
+    ctf: CtfParams
+    b_factor_A2: float
+    dose_e_per_A2: float
+    ice_thickness_A: float
+    ice_gradient: float
+    ice_gradient_angle_deg: float
+    particle_x_A: np.ndarray
+    particle_y_A: np.ndarray
+    particle_species: np.ndarray
+    particle_euler_deg: np.ndarray
+    particle_in_aggregate: np.ndarray
+    carbon: CarbonFilm | None
+    balls: np.ndarray  # (m, 3): x_A, y_A, radius_A of ethane/ice contamination balls
+    crystalline_coverage: float
+    aggregate_blobs: np.ndarray  # (k, 3): x_A, y_A, radius_A of amorphous protein aggregates
+    trajectory_A: np.ndarray  # (n_frames, 2) stage drift of the movie, removed by motion correction
+    blur_path_A: np.ndarray  # (k, 2) motion that no correction removes: blurs the micrograph
+    target_snr: float
+    noise_seed: int
+
+    @property
+    def n_particles(self) -> int:
+        """Number of particles on the micrograph."""
+        return len(self.particle_x_A)
+
+    @property
+    def verdict(self) -> str:
+        """``"good"`` or ``"bad"``."""
+        return "good" if self.reason == "good" else "bad"
+
+
+def assign_reasons(session: SessionSpec, rng: np.random.Generator) -> list[str]:
+    """Reason of every micrograph of the session: exact shares (largest remainder), shuffled."""
+    n = session.n_micrographs
+    shares = {k: v for k, v in session.bad_mix.items() if v > 0}
+    good_share = max(0.0, 1.0 - sum(shares.values()))
+    names = ["good", *shares]
+    raw = np.array([good_share, *shares.values()]) * n
+    counts = np.floor(raw).astype(int)
+    for i in np.argsort(-(raw - counts))[: n - counts.sum()]:
+        counts[i] += 1
+    reasons = [name for name, c in zip(names, counts, strict=True) for _ in range(c)]
+    rng.shuffle(reasons)
+    return reasons
+
+
+def plan_micrograph(
+    name: str,
+    reason: str,
+    session: SessionSpec,
+    screen: ScreenSpec,
+    models: list[PseudoAtomModel],
+    rng: np.random.Generator,
+) -> MicrographPlan:
+    """Draw a micrograph of ground-truth ``reason`` for ``session``."""
+    ny, nx = screen.frame_px
+    extent = (nx * screen.pixel_size_A, ny * screen.pixel_size_A)
+    area_um2 = extent[0] * extent[1] / 1e8
+    diameter_A = max(m.diameter_A for m in models)
+
+    defocus_A = rng.uniform(*session.defocus_um) * 1e4
+    astig_A = rng.uniform(*session.astigmatism_A)
+    b_factor = rng.uniform(*session.b_factor_A2)
+    ice_A = rng.uniform(*session.ice_thickness_A)
+    ice_gradient = rng.uniform(0.0, 0.5)
+    density = session.particles_per_um2 * rng.lognormal(0.0, 0.25)
+    n_target = rng.poisson(density * area_um2)
+    min_distance = 0.85 * diameter_A
+    aggregate_fraction = session.aggregate_fraction
+    carbon = None
+    balls = np.zeros((0, 3))
+    crystalline = 0.0
+    blobs = np.zeros((0, 3))
+    blur_A = rng.uniform(0.0, 1.0)  # residual motion after correction
+
+    if reason == "good":
+        if rng.random() < session.good_contamination_prob:
+            balls = _balls(int(rng.integers(1, 3)), extent, (80.0, 250.0), rng)
+        if rng.random() < session.good_carbon_edge_prob:
+            carbon = _carbon(rng, extent, coverage=rng.uniform(0.03, 0.12))
+    elif reason == "empty":
+        n_target = int(rng.poisson(0.5))
+        if rng.random() < 0.5:  # no ice at all, or a very thin film
+            ice_A = rng.uniform(10.0, 60.0)
+    elif reason == "crowded":
+        n_target = int(rng.uniform(3.0, 5.0) * _packing_count(extent, diameter_A))
+        min_distance = 0.0
+    elif reason == "aggregated":
+        aggregate_fraction = rng.uniform(0.5, 0.85)
+        blobs = _blobs(int(rng.integers(2, 7)), extent, diameter_A, rng)
+    elif reason == "contaminated":
+        if rng.random() < 0.5:
+            crystalline = rng.uniform(0.35, 0.9)
+        if crystalline == 0.0 or rng.random() < 0.5:
+            balls = _balls(int(rng.integers(2, 9)), extent, (0.06, 0.22), rng, relative=True)
+    elif reason == "carbon":
+        carbon = _carbon(rng, extent, coverage=rng.uniform(0.4, 0.85))
+    elif reason == "thick_ice":
+        ice_A = rng.uniform(1000.0, 2200.0)
+    elif reason == "drift":
+        blur_A = rng.uniform(25.0, 90.0)
+    elif reason == "bad_ctf":
+        kind = rng.integers(0, 3)
+        if kind == 0:
+            astig_A = rng.uniform(4000.0, 12000.0)
+        elif kind == 1:
+            defocus_A = rng.uniform(500.0, 2500.0)
+            astig_A = rng.uniform(20.0, 200.0)
+        else:
+            b_factor = rng.uniform(400.0, 900.0)
+    else:
+        raise ValueError(f"unknown micrograph reason {reason!r}")
+
+    defocus_u = defocus_A + astig_A / 2
+    ctf = CtfParams(
+        defocus_u_A=defocus_u,
+        defocus_v_A=max(defocus_A - astig_A / 2, 100.0),
+        astigmatism_angle_deg=float(rng.uniform(-90.0, 90.0)),
+        voltage_kV=screen.voltage_kV,
+        cs_mm=screen.cs_mm,
+        amplitude_contrast=screen.amplitude_contrast,
+    )
+    spots = _place_particles(
+        n_target, aggregate_fraction, min_distance, extent, diameter_A, carbon, balls, rng
+    )
+    species, euler = _species_and_views(len(spots), session, rng)
+    trajectory = _trajectory(screen.n_frames, rng.uniform(3.0, 30.0), rng)
+    blur_path = _trajectory(16, blur_A, rng)
+    return MicrographPlan(
+        name=name,
+        reason=reason,
+        ctf=ctf,
+        b_factor_A2=float(b_factor),
+        dose_e_per_A2=float(rng.uniform(*session.dose_e_per_A2)),
+        ice_thickness_A=float(ice_A),
+        ice_gradient=float(ice_gradient),
+        ice_gradient_angle_deg=float(rng.uniform(0, 360)),
+        particle_x_A=spots.x_A,
+        particle_y_A=spots.y_A,
+        particle_species=species,
+        particle_euler_deg=euler,
+        particle_in_aggregate=spots.in_aggregate,
+        carbon=carbon,
+        balls=balls,
+        crystalline_coverage=float(crystalline),
+        aggregate_blobs=blobs,
+        trajectory_A=trajectory,
+        blur_path_A=blur_path,
+        target_snr=float(rng.uniform(*session.particle_snr)),
+        noise_seed=int(rng.integers(0, 2**31 - 1)),
+    )
+
+
+def _packing_count(extent: tuple[float, float], diameter_A: float) -> int:
+    """Particles of ``diameter_A`` that fit side by side in a hexagonal layer over the frame."""
+    return int(extent[0] * extent[1] / (0.866 * diameter_A**2))
+
+
+def _balls(n, extent, radius_range, rng, relative=False) -> np.ndarray:
+    scale = min(extent) if relative else 1.0
+    radii = rng.uniform(*radius_range, size=n) * scale
+    centres = rng.random((n, 2)) * extent
+    return np.column_stack([centres, radii])
+
+
+def _blobs(n, extent, diameter_A, rng) -> np.ndarray:
+    radii = rng.uniform(1.0, 3.0, size=n) * diameter_A
+    centres = rng.random((n, 2)) * extent
+    return np.column_stack([centres, radii])
+
+
+def _carbon(rng, extent, coverage: float) -> CarbonFilm:
+    """A carbon film covering about ``coverage`` of the frame."""
+    angle = rng.uniform(0, 360)
+    half = 0.5 * abs(extent[0] * np.cos(np.radians(angle))) + 0.5 * abs(
+        extent[1] * np.sin(np.radians(angle))
+    )
+    offset = half * (1.0 - 2.0 * coverage)
+    curvature = rng.uniform(-1.0, 1.0) / (4.0 * max(extent))
+    return CarbonFilm(angle, offset, curvature, thickness_A=rng.uniform(120.0, 300.0))
+
+
+def _place_particles(
+    n_target, aggregate_fraction, min_distance, extent, diameter_A, carbon, balls, rng
+) -> placement.Placement:
+    centre = (extent[0] / 2, extent[1] / 2)
+    n_clumped = int(round(n_target * aggregate_fraction))
+    mean_clump = 12.0
+    clumped = placement.clumps(
+        int(np.ceil(n_clumped / mean_clump)), mean_clump, extent, diameter_A, rng
+    )
+    n_free = max(n_target - len(clumped), 0)
+
+    def off_carbon(x, y):
+        ok = np.ones(len(x), dtype=bool)
+        if carbon is not None:
+            ok &= carbon.signed_distance_A(x, y, centre) < 0
+        return ok
+
+    free = placement.Placement.empty()
+    if carbon is not None and n_free > 0:
+        edge_points, normals = _edge_samples(carbon, extent)
+        n_edge = int(n_free * 0.4)
+        free = placement.along_edge(n_edge, edge_points, normals, diameter_A, extent, rng)
+        n_free -= len(free)
+        on_carbon = placement.spread(int(n_free * 0.1), extent, min_distance, rng,
+                                     allowed=lambda x, y: ~off_carbon(x, y))
+        free = free.concat(on_carbon)
+        n_free -= len(on_carbon)
+    free = free.concat(placement.spread(n_free, extent, min_distance, rng, allowed=off_carbon))
+    spots = free.concat(clumped)
+    if len(balls):
+        hidden = np.zeros(len(spots), dtype=bool)
+        for bx, by, radius in balls:
+            hidden |= (spots.x_A - bx) ** 2 + (spots.y_A - by) ** 2 < radius**2
+        spots = spots.select(~hidden)
+    return spots
+
+
+def _edge_samples(carbon: CarbonFilm, extent) -> tuple[np.ndarray, np.ndarray]:
+    """Points on the carbon edge inside the frame and the unit normals pointing into the carbon."""
+    x, y = np.meshgrid(np.linspace(0, extent[0], 160), np.linspace(0, extent[1], 160))
+    centre = (extent[0] / 2, extent[1] / 2)
+    d = carbon.signed_distance_A(x, y, centre)
+    step = extent[0] / 159
+    near = np.abs(d) < step
+    points = np.column_stack([x[near], y[near]])
+    eps = 1.0
+    gx = (carbon.signed_distance_A(points[:, 0] + eps, points[:, 1], centre) - d[near]) / eps
+    gy = (carbon.signed_distance_A(points[:, 0], points[:, 1] + eps, centre) - d[near]) / eps
+    normals = np.column_stack([gx, gy])
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12
+    return points, normals
+
+
+def _species_and_views(n: int, session: SessionSpec, rng: np.random.Generator):
+    fractions = np.array([s.fraction for s in session.species], dtype=float)
+    species = rng.choice(len(fractions), size=n, p=fractions / fractions.sum())
+    euler = np.zeros((n, 3))
+    for index, spec in enumerate(session.species):
+        mask = species == index
+        euler[mask] = sample_orientations(spec.orientation, int(mask.sum()), rng)
+    return species.astype(int), euler
+
+
+def _trajectory(n_frames: int, total_A: float, rng: np.random.Generator) -> np.ndarray:
+    from screen.simulate.fields import drift_trajectory
+
+    return drift_trajectory(
+        max(n_frames, 2), total_A, rng.uniform(0, 360), rng.uniform(-1.0, 1.0), rng
+    )

@@ -1,0 +1,128 @@
+"""Typed description of a synthetic screening: structures, species, sessions, the whole screen.
+
+Everything the simulator draws at random is drawn from these specs with a seeded generator, so a
+spec plus its seed fully determines the output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MICROGRAPH_REASONS: tuple[str, ...] = (
+    "good",
+    "empty",
+    "crowded",
+    "aggregated",
+    "contaminated",
+    "carbon",
+    "thick_ice",
+    "drift",
+    "bad_ctf",
+)
+"""Ground-truth labels of a micrograph: ``good`` or the reason it is bad."""
+
+BAD_REASONS: tuple[str, ...] = MICROGRAPH_REASONS[1:]
+
+
+@dataclass(frozen=True)
+class StructureSpec:
+    """A procedural 3D object: a cloud of Gaussian pseudo-atoms with Cn/Dn symmetry.
+
+    Parameters
+    ----------
+    name
+        Label used in ground truth (e.g. ``"prex1"``).
+    diameter_A
+        Diameter of the sphere (centred on the centre of mass) that encloses every pseudo-atom.
+    mass_kDa
+        Total mass; sets the projected potential and so the contrast.
+    symmetry
+        ``"C1"``, ``"Cn"`` or ``"Dn"`` (n >= 1).
+    n_domains
+        Globular domains per asymmetric unit.
+    elongation
+        Aspect ratio (>= 1) of the domain layout along z: elongated particles give distinct views.
+    partner
+        An optional second structure attached to the surface (a bound partner).
+    seed
+        Seed of the shape itself, so the same structure appears in every session that names it.
+    """
+
+    name: str
+    diameter_A: float
+    mass_kDa: float
+    symmetry: str = "C1"
+    n_domains: int = 3
+    elongation: float = 1.3
+    partner: StructureSpec | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class OrientationSpec:
+    """Distribution of particle orientations.
+
+    ``preferred_fraction`` of the particles take a view within ``spread_deg`` of one of the
+    ``preferred_views`` (tilt, rot in degrees); the rest are uniform on the sphere. In-plane
+    rotation is always uniform.
+    """
+
+    preferred_fraction: float = 0.0
+    preferred_views: tuple[tuple[float, float], ...] = ((0.0, 0.0),)
+    spread_deg: float = 10.0
+
+    @property
+    def kind(self) -> str:
+        """``"uniform"`` or ``"preferred"``."""
+        return "preferred" if self.preferred_fraction > 0 else "uniform"
+
+
+@dataclass(frozen=True)
+class SpeciesSpec:
+    """One kind of particle in a session and its share of the particles."""
+
+    structure: StructureSpec
+    fraction: float = 1.0
+    orientation: OrientationSpec = field(default_factory=OrientationSpec)
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """One grid condition: its sample, its grid and the micrograph population it yields.
+
+    ``bad_mix`` gives the share of micrographs of each bad reason; the rest are good.
+    ``particle_snr`` is the range from which each micrograph's particle SNR is drawn (variance of
+    the particle signal inside the particle discs over the noise variance, at the micrograph's
+    pixel size, under good conditions); bad conditions then lower it physically.
+    """
+
+    name: str
+    species: tuple[SpeciesSpec, ...]
+    n_micrographs: int = 10
+    bad_mix: dict[str, float] = field(default_factory=dict)
+    particles_per_um2: float = 9000.0
+    aggregate_fraction: float = 0.03
+    ice_thickness_A: tuple[float, float] = (250.0, 550.0)
+    defocus_um: tuple[float, float] = (0.8, 2.8)
+    astigmatism_A: tuple[float, float] = (50.0, 600.0)
+    dose_e_per_A2: tuple[float, float] = (40.0, 55.0)
+    b_factor_A2: tuple[float, float] = (40.0, 110.0)
+    particle_snr: tuple[float, float] = (0.02, 0.08)
+    good_contamination_prob: float = 0.15
+    good_carbon_edge_prob: float = 0.08
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScreenSpec:
+    """A whole synthetic screening: sessions plus the detector and microscope they share."""
+
+    sessions: tuple[SessionSpec, ...]
+    frame_px: tuple[int, int] = (512, 512)  # (ny, nx)
+    pixel_size_A: float = 2.0
+    voltage_kV: float = 300.0
+    cs_mm: float = 2.7
+    amplitude_contrast: float = 0.1
+    movies: bool = False
+    n_frames: int = 20
+    seed: int = 0
