@@ -92,8 +92,15 @@ def ctf_1d(k_A: np.ndarray, params: CtfParams, angle_deg: float | None = None) -
     """CTF along one direction (default: the mean defocus, i.e. a rotational average's zeros)."""
     if angle_deg is None:
         mean = params.mean_defocus_A
-        params = CtfParams(mean, mean, 0.0, params.voltage_kV, params.cs_mm,
-                           params.amplitude_contrast, params.phase_shift_deg)
+        params = CtfParams(
+            mean,
+            mean,
+            0.0,
+            params.voltage_kV,
+            params.cs_mm,
+            params.amplitude_contrast,
+            params.phase_shift_deg,
+        )
         angle_deg = 0.0
     return -np.sin(ctf_phase_aberration(np.asarray(k_A), np.deg2rad(angle_deg), params))
 
@@ -104,9 +111,17 @@ def ctf_zero_frequencies_A(params: CtfParams, k_max_A: float, angle_deg: float |
     chi = ctf_phase_aberration(
         k,
         np.deg2rad(angle_deg if angle_deg is not None else params.astigmatism_angle_deg),
-        params if angle_deg is not None else CtfParams(
-            params.mean_defocus_A, params.mean_defocus_A, 0.0, params.voltage_kV, params.cs_mm,
-            params.amplitude_contrast, params.phase_shift_deg),
+        params
+        if angle_deg is not None
+        else CtfParams(
+            params.mean_defocus_A,
+            params.mean_defocus_A,
+            0.0,
+            params.voltage_kV,
+            params.cs_mm,
+            params.amplitude_contrast,
+            params.phase_shift_deg,
+        ),
     )
     n = np.floor(chi / np.pi)
     crossings = np.nonzero(np.diff(n) != 0)[0]

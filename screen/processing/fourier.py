@@ -63,6 +63,8 @@ def fourier_crop(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         raise ValueError(f"cannot Fourier-crop {image.shape} up to {shape}")
     spectrum = sfft.rfft2(image.astype(np.float32), workers=-1)
     half_y = my // 2
-    cropped = np.concatenate([spectrum[:half_y, : mx // 2 + 1], spectrum[ny - (my - half_y):, : mx // 2 + 1]])
+    cropped = np.concatenate(
+        [spectrum[:half_y, : mx // 2 + 1], spectrum[ny - (my - half_y) :, : mx // 2 + 1]]
+    )
     out = sfft.irfft2(cropped, s=(my, mx), workers=-1)
     return (out * (my * mx) / (ny * nx)).astype(np.float32)

@@ -62,8 +62,10 @@ def ice_thickness_map(
     gradient_angle_deg: float,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """Ice thickness (Å): a linear gradient (relative change ``gradient`` across the frame) plus
-    gentle undulations (5 % of the mean, correlation ~1/4 of the frame).
+    """Ice thickness map in Å.
+
+    A linear gradient (relative change ``gradient`` across the frame) plus gentle undulations
+    (5 % of the mean, correlation length a quarter of the frame).
     """
     x_A, y_A = pixel_coordinates_A(shape, pixel_size_A)
     angle = np.radians(gradient_angle_deg)
@@ -74,9 +76,7 @@ def ice_thickness_map(
     return np.clip(thickness, 5.0, None).astype(np.float32)
 
 
-def ball_thickness_A(
-    shape: tuple[int, int], pixel_size_A: float, balls: np.ndarray
-) -> np.ndarray:
+def ball_thickness_A(shape: tuple[int, int], pixel_size_A: float, balls: np.ndarray) -> np.ndarray:
     """Projected thickness (Å) of spherical contaminants; ``balls`` rows are (x_A, y_A, radius_A)."""
     x_A, y_A = pixel_coordinates_A(shape, pixel_size_A)
     thickness = np.zeros(shape, dtype=np.float32)
@@ -116,7 +116,12 @@ def ice_lattice_phase(
     x_A, y_A = pixel_coordinates_A(shape, pixel_size_A)
     base = rng.uniform(0, np.pi / 3)
     lattice = sum(
-        np.cos(2 * np.pi / spacing_A * (x_A * np.cos(base + i * np.pi / 3) + y_A * np.sin(base + i * np.pi / 3)))
+        np.cos(
+            2
+            * np.pi
+            / spacing_A
+            * (x_A * np.cos(base + i * np.pi / 3) + y_A * np.sin(base + i * np.pi / 3))
+        )
         for i in range(3)
     )
     return (0.05 * lattice * np.clip(domains, 0, 1)).astype(np.float32)

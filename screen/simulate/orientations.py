@@ -59,7 +59,9 @@ def view_entropy_bits(bins: np.ndarray) -> float:
 
 def _direction_from_tilt_rot(tilt_deg: np.ndarray, rot_deg: np.ndarray) -> np.ndarray:
     tilt, rot = np.radians(tilt_deg), np.radians(rot_deg)
-    return np.stack([-np.sin(tilt) * np.cos(rot), np.sin(tilt) * np.sin(rot), np.cos(tilt)], axis=-1)
+    return np.stack(
+        [-np.sin(tilt) * np.cos(rot), np.sin(tilt) * np.sin(rot), np.cos(tilt)], axis=-1
+    )
 
 
 def _uniform_directions(n: int, rng: np.random.Generator) -> np.ndarray:

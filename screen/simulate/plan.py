@@ -228,8 +228,9 @@ def _place_particles(
         n_edge = int(n_free * 0.4)
         free = placement.along_edge(n_edge, edge_points, normals, diameter_A, extent, rng)
         n_free -= len(free)
-        on_carbon = placement.spread(int(n_free * 0.1), extent, min_distance, rng,
-                                     allowed=lambda x, y: ~off_carbon(x, y))
+        on_carbon = placement.spread(
+            int(n_free * 0.1), extent, min_distance, rng, allowed=lambda x, y: ~off_carbon(x, y)
+        )
         free = free.concat(on_carbon)
         n_free -= len(on_carbon)
     free = free.concat(placement.spread(n_free, extent, min_distance, rng, allowed=off_carbon))

@@ -31,50 +31,117 @@ STRONG_PREFERENCE = OrientationSpec(0.85, ((90.0, 0.0), (90.0, 90.0)), 12.0)
 
 def _prex1_sessions(n: int) -> tuple[SessionSpec, ...]:
     def prex1(fraction: float, preference: float) -> SpeciesSpec:
-        return SpeciesSpec(PREX1, fraction, dataclasses.replace(STRONG_PREFERENCE, preferred_fraction=preference))
+        return SpeciesSpec(
+            PREX1, fraction, dataclasses.replace(STRONG_PREFERENCE, preferred_fraction=preference)
+        )
 
     return (
         SessionSpec(
-            "apo_quantifoil", (prex1(1.0, 0.85),), n, particles_per_um2=1100,
-            bad_mix={"empty": .08, "crowded": .03, "aggregated": .10, "contaminated": .08,
-                     "carbon": .04, "thick_ice": .06, "drift": .02, "bad_ctf": .02},
+            "apo_quantifoil",
+            (prex1(1.0, 0.85),),
+            n,
+            particles_per_um2=1100,
+            bad_mix={
+                "empty": 0.08,
+                "crowded": 0.03,
+                "aggregated": 0.10,
+                "contaminated": 0.08,
+                "carbon": 0.04,
+                "thick_ice": 0.06,
+                "drift": 0.02,
+                "bad_ctf": 0.02,
+            },
             metadata={"grid": "Quantifoil R1.2/1.3", "additive": "none", "partner": "none"},
         ),
         SessionSpec(
-            "apo_lacey", (prex1(1.0, 0.85),), n, particles_per_um2=500,
-            bad_mix={"carbon": .30, "empty": .15, "thick_ice": .12, "contaminated": .08,
-                     "aggregated": .03, "drift": .02},
+            "apo_lacey",
+            (prex1(1.0, 0.85),),
+            n,
+            particles_per_um2=500,
+            bad_mix={
+                "carbon": 0.30,
+                "empty": 0.15,
+                "thick_ice": 0.12,
+                "contaminated": 0.08,
+                "aggregated": 0.03,
+                "drift": 0.02,
+            },
             good_carbon_edge_prob=0.4,
             metadata={"grid": "lacey carbon", "additive": "none", "partner": "none"},
         ),
         SessionSpec(
-            "ddm", (prex1(1.0, 0.8),), n, particles_per_um2=1300,
-            bad_mix={"empty": .06, "aggregated": .06, "contaminated": .06, "thick_ice": .06,
-                     "carbon": .02, "drift": .02, "bad_ctf": .02},
+            "ddm",
+            (prex1(1.0, 0.8),),
+            n,
+            particles_per_um2=1300,
+            bad_mix={
+                "empty": 0.06,
+                "aggregated": 0.06,
+                "contaminated": 0.06,
+                "thick_ice": 0.06,
+                "carbon": 0.02,
+                "drift": 0.02,
+                "bad_ctf": 0.02,
+            },
             metadata={"grid": "Quantifoil R1.2/1.3", "additive": "DDM 0.005%", "partner": "none"},
         ),
         SessionSpec(
-            "lubrol", (prex1(1.0, 0.75),), n, particles_per_um2=1600,
-            bad_mix={"empty": .06, "aggregated": .05, "contaminated": .06, "thick_ice": .06,
-                     "crowded": .02, "drift": .02, "bad_ctf": .02},
-            metadata={"grid": "Quantifoil R1.2/1.3", "additive": "Lubrol 0.005%", "partner": "none"},
+            "lubrol",
+            (prex1(1.0, 0.75),),
+            n,
+            particles_per_um2=1600,
+            bad_mix={
+                "empty": 0.06,
+                "aggregated": 0.05,
+                "contaminated": 0.06,
+                "thick_ice": 0.06,
+                "crowded": 0.02,
+                "drift": 0.02,
+                "bad_ctf": 0.02,
+            },
+            metadata={
+                "grid": "Quantifoil R1.2/1.3",
+                "additive": "Lubrol 0.005%",
+                "partner": "none",
+            },
         ),
         SessionSpec(
             "gbg_60uM",
-            (SpeciesSpec(PREX1_GBG, 0.4, OrientationSpec(0.4, STRONG_PREFERENCE.preferred_views, 15.0)),
-             SpeciesSpec(GBG_OLIGOMER, 0.6)),
-            n, particles_per_um2=2150,
-            bad_mix={"crowded": .03, "aggregated": .03, "contaminated": .02, "thick_ice": .01,
-                     "drift": .01},
+            (
+                SpeciesSpec(
+                    PREX1_GBG, 0.4, OrientationSpec(0.4, STRONG_PREFERENCE.preferred_views, 15.0)
+                ),
+                SpeciesSpec(GBG_OLIGOMER, 0.6),
+            ),
+            n,
+            particles_per_um2=2150,
+            bad_mix={
+                "crowded": 0.03,
+                "aggregated": 0.03,
+                "contaminated": 0.02,
+                "thick_ice": 0.01,
+                "drift": 0.01,
+            },
             metadata={"grid": "Quantifoil R1.2/1.3", "additive": "none", "partner": "Gbg 60 uM"},
         ),
         SessionSpec(
             "gbg_6uM",
-            (SpeciesSpec(PREX1_GBG, 0.85, OrientationSpec(0.1, STRONG_PREFERENCE.preferred_views, 20.0)),
-             SpeciesSpec(GBG, 0.15)),
-            n, particles_per_um2=1370,
-            bad_mix={"empty": .04, "contaminated": .04, "thick_ice": .04, "aggregated": .02,
-                     "drift": .02, "bad_ctf": .01},
+            (
+                SpeciesSpec(
+                    PREX1_GBG, 0.85, OrientationSpec(0.1, STRONG_PREFERENCE.preferred_views, 20.0)
+                ),
+                SpeciesSpec(GBG, 0.15),
+            ),
+            n,
+            particles_per_um2=1370,
+            bad_mix={
+                "empty": 0.04,
+                "contaminated": 0.04,
+                "thick_ice": 0.04,
+                "aggregated": 0.02,
+                "drift": 0.02,
+                "bad_ctf": 0.01,
+            },
             metadata={"grid": "Quantifoil R1.2/1.3", "additive": "none", "partner": "Gbg 6 uM"},
         ),
     )
@@ -82,12 +149,16 @@ def _prex1_sessions(n: int) -> tuple[SessionSpec, ...]:
 
 def prex1(n_micrographs: int = 50) -> ScreenSpec:
     """The six P-Rex1 conditions on K3-sized frames (5760 x 4092 at 0.83 Å/px): for benchmarks."""
-    return ScreenSpec(_prex1_sessions(n_micrographs), frame_px=(4092, 5760), pixel_size_A=0.83, seed=2020)
+    return ScreenSpec(
+        _prex1_sessions(n_micrographs), frame_px=(4092, 5760), pixel_size_A=0.83, seed=2020
+    )
 
 
 def prex1_small(n_micrographs: int = 16) -> ScreenSpec:
     """The six P-Rex1 conditions on tiny frames (512 x 512 at 2.5 Å/px): demo and tests."""
-    return ScreenSpec(_prex1_sessions(n_micrographs), frame_px=(512, 512), pixel_size_A=2.5, seed=2020)
+    return ScreenSpec(
+        _prex1_sessions(n_micrographs), frame_px=(512, 512), pixel_size_A=2.5, seed=2020
+    )
 
 
 def gallery(n_per_reason: int = 2) -> ScreenSpec:
@@ -111,10 +182,17 @@ def realism() -> ScreenSpec:
 
     A beta-galactosidase-like D2 tetramer (465 kDa, ~180 Å) at 1.77 Å/px as in EMPIAR-10017.
     """
-    betagal = StructureSpec("beta-gal-like", 180.0, 465.0, "D2", n_domains=3, elongation=1.2, seed=21)
+    betagal = StructureSpec(
+        "beta-gal-like", 180.0, 465.0, "D2", n_domains=3, elongation=1.2, seed=21
+    )
     session = SessionSpec(
-        "betagal_like", (SpeciesSpec(betagal),), 2, particles_per_um2=1200,
-        defocus_um=(1.5, 2.5), good_contamination_prob=0.0, good_carbon_edge_prob=0.0,
+        "betagal_like",
+        (SpeciesSpec(betagal),),
+        2,
+        particles_per_um2=1200,
+        defocus_um=(1.5, 2.5),
+        good_contamination_prob=0.0,
+        good_carbon_edge_prob=0.0,
     )
     return ScreenSpec((session,), frame_px=(2048, 2048), pixel_size_A=1.77, seed=17)
 

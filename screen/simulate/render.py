@@ -84,16 +84,24 @@ def render_micrograph(
     particle_phase = _particle_phase_fft(plan, models, shape, pixel_size_A, k, sigma)
     mask = _particle_mask(plan, models, shape, pixel_size_A)
     thickness = fields.ice_thickness_map(
-        shape, pixel_size_A, plan.ice_thickness_A, plan.ice_gradient,
-        plan.ice_gradient_angle_deg, rng,
+        shape,
+        pixel_size_A,
+        plan.ice_thickness_A,
+        plan.ice_gradient,
+        plan.ice_gradient_angle_deg,
+        rng,
     )
-    background_phase, transmission = _background(plan, shape, pixel_size_A, k, sigma, thickness, rng)
+    background_phase, transmission = _background(
+        plan, shape, pixel_size_A, k, sigma, thickness, rng
+    )
 
     scale = 1.0
     if mask.any():
         reference = _reference_conditions(plan)
         ref_thickness = thickness * (reference.ice_thickness_A / max(plan.ice_thickness_A, 1e-6))
-        ref_contrast = _contrast(particle_phase, _transfer(reference, shape, pixel_size_A, k, ref_thickness), shape)
+        ref_contrast = _contrast(
+            particle_phase, _transfer(reference, shape, pixel_size_A, k, ref_thickness), shape
+        )
         ref_transmission = np.exp(-ref_thickness / _ice_mfp_A(plan.ctf.voltage_kV))
         dose_px = plan.dose_e_per_A2 * pixel_size_A**2
         signal = dose_px * ref_transmission * 2.0 * ref_contrast
@@ -141,7 +149,11 @@ def _reference_conditions(plan: MicrographPlan) -> _Conditions:
         ctf = dataclasses.replace(ctf, defocus_u_A=15000.0, defocus_v_A=14800.0)
         b_factor = 80.0
     return _Conditions(
-        ctf, b_factor, plan.dose_e_per_A2, min(plan.ice_thickness_A, GOOD_ICE_MAX_A), np.zeros((1, 2))
+        ctf,
+        b_factor,
+        plan.dose_e_per_A2,
+        min(plan.ice_thickness_A, GOOD_ICE_MAX_A),
+        np.zeros((1, 2)),
     )
 
 
@@ -170,8 +182,12 @@ def _splat(x_px: np.ndarray, y_px: np.ndarray, weights: np.ndarray, shape) -> np
     x0, y0 = np.floor(x_px).astype(np.int64), np.floor(y_px).astype(np.int64)
     fx, fy = x_px - x0, y_px - y0
     out = np.zeros(ny * nx, dtype=np.float64)
-    for dx, dy, w in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)),
-                      (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+    for dx, dy, w in (
+        (0, 0, (1 - fx) * (1 - fy)),
+        (1, 0, fx * (1 - fy)),
+        (0, 1, (1 - fx) * fy),
+        (1, 1, fx * fy),
+    ):
         xi, yi = x0 + dx, y0 + dy
         ok = (xi >= 0) & (xi < nx) & (yi >= 0) & (yi < ny)
         out += np.bincount(yi[ok] * nx + xi[ok], weights=(weights * w)[ok], minlength=ny * nx)
@@ -195,13 +211,17 @@ def _particle_phase_fft(plan, models, shape, pixel_size_A, k, sigma) -> np.ndarr
             y = (xy[..., 1] + plan.particle_y_A[chosen][part, None]) / pixel_size_A
             w = np.broadcast_to(model.masses_Da, x.shape)
             grid += _splat(x.ravel(), y.ravel(), w.ravel(), shape)
-        total += (sfft.rfft2(grid * phase_per_Da, workers=-1)
-                  * np.exp(-2 * (np.pi * model.sigma_A * k) ** 2)).astype(np.complex64)
+        total += (
+            sfft.rfft2(grid * phase_per_Da, workers=-1)
+            * np.exp(-2 * (np.pi * model.sigma_A * k) ** 2)
+        ).astype(np.complex64)
     if len(plan.aggregate_blobs):
         x, y, w = _aggregate_beads(plan, models, np.random.default_rng(plan.noise_seed + 1))
         grid = _splat(x / pixel_size_A, y / pixel_size_A, w, shape)
-        total += (sfft.rfft2(grid * phase_per_Da, workers=-1)
-                  * np.exp(-2 * (np.pi * AGGREGATE_BEAD_SIGMA_A * k) ** 2)).astype(np.complex64)
+        total += (
+            sfft.rfft2(grid * phase_per_Da, workers=-1)
+            * np.exp(-2 * (np.pi * AGGREGATE_BEAD_SIGMA_A * k) ** 2)
+        ).astype(np.complex64)
     return total
 
 
@@ -212,7 +232,7 @@ def _aggregate_beads(plan, models, rng):
         n_sub = int(rng.integers(4, 12))
         sub_centres = np.array([bx, by]) + rng.normal(scale=radius / 2, size=(n_sub, 2))
         per_sub = 400
-        points = (sub_centres[:, None, :] + rng.normal(scale=radius / 4, size=(n_sub, per_sub, 2)))
+        points = sub_centres[:, None, :] + rng.normal(scale=radius / 4, size=(n_sub, per_sub, 2))
         mass = 0.4 * 0.81 * (4 / 3) * np.pi * radius**3 / (n_sub * per_sub)
         xs.append(points[..., 0].ravel())
         ys.append(points[..., 1].ravel())
@@ -224,7 +244,9 @@ def _particle_mask(plan, models, shape, pixel_size_A) -> np.ndarray:
     """Union of discs (particle diameter) around every particle centre."""
     ny, nx = shape
     mask = np.zeros(shape, dtype=bool)
-    for x_A, y_A, s in zip(plan.particle_x_A, plan.particle_y_A, plan.particle_species, strict=True):
+    for x_A, y_A, s in zip(
+        plan.particle_x_A, plan.particle_y_A, plan.particle_species, strict=True
+    ):
         radius_px = models[s].diameter_A / 2 / pixel_size_A
         cx, cy = x_A / pixel_size_A, y_A / pixel_size_A
         x0, x1 = max(int(cx - radius_px), 0), min(int(cx + radius_px) + 2, nx)
@@ -240,7 +262,7 @@ def _background(plan, shape, pixel_size_A, k, sigma, thickness, rng):
     """Phase (Fourier) of ice, carbon and contamination edges; and the transmission map."""
     x_A, y_A = fields.pixel_coordinates_A(shape, pixel_size_A)
     centre = (shape[1] * pixel_size_A / 2, shape[0] * pixel_size_A / 2)
-    structure = 0.06 + 0.94 * (1.0 - np.exp(-(3.0 * k) ** 2))
+    structure = 0.06 + 0.94 * (1.0 - np.exp(-((3.0 * k) ** 2)))
     water_px = sigma * WATER_MOLECULE_POTENTIAL_V_A3 / pixel_size_A
     ice_noise = rng.standard_normal(shape).astype(np.float32) * water_px
     ice_noise *= np.sqrt(thickness / WATER_MOLECULE_VOLUME_A3)
@@ -255,7 +277,9 @@ def _background(plan, shape, pixel_size_A, k, sigma, thickness, rng):
         carbon_px = sigma * CARBON_ATOM_POTENTIAL_V_A3 / pixel_size_A
         carbon_noise = rng.standard_normal(shape).astype(np.float32) * carbon_px
         carbon_noise *= np.sqrt(CARBON_ATOMS_PER_A3 * carbon_t)
-        phase_fft = phase_fft + sfft.rfft2(carbon_noise, workers=-1) * np.sqrt(0.5 + 0.5 * structure)
+        phase_fft = phase_fft + sfft.rfft2(carbon_noise, workers=-1) * np.sqrt(
+            0.5 + 0.5 * structure
+        )
         real_phase += sigma * CARBON_MEAN_POTENTIAL_V * carbon_t * CARBON_EDGE_PHASE_FRACTION
         transmission = transmission * np.exp(-carbon_t / CARBON_INELASTIC_MFP_A)
     if len(plan.balls):
@@ -268,7 +292,7 @@ def _background(plan, shape, pixel_size_A, k, sigma, thickness, rng):
         real_phase += 0.3 * np.clip(domains, 0, 2) + fields.ice_lattice_phase(
             shape, pixel_size_A, domains, rng
         )
-        transmission = transmission * np.exp(-1.2 * domains)
+        transmission = transmission * np.exp(-0.6 * domains)
     if real_phase.any():
         phase_fft = phase_fft + sfft.rfft2(real_phase, workers=-1)
     phase_fft[0, 0] = 0.0
@@ -286,7 +310,8 @@ def _movie(expected, plan, pixel_size_A, n_frames, rng) -> np.ndarray:
     for f in range(n_frames):
         shifted = sfft.irfft2(
             spectrum * fields.fourier_shift_transfer(shape, pixel_size_A, trajectory[f]),
-            s=shape, workers=-1,
+            s=shape,
+            workers=-1,
         )
         frames[f] = rng.poisson(np.clip(shifted, 0.0, None))
     return frames

@@ -56,7 +56,11 @@ def session_plans(screen_spec: ScreenSpec, session_index: int) -> list[Micrograp
     reasons = assign_reasons(session, np.random.default_rng([screen_spec.seed, session_index]))
     return [
         plan_micrograph(
-            f"{session.name}_{i + 1:04d}", reason, session, screen_spec, models,
+            f"{session.name}_{i + 1:04d}",
+            reason,
+            session,
+            screen_spec,
+            models,
             micrograph_rng(screen_spec, session_index, i),
         )
         for i, reason in enumerate(reasons)
@@ -69,16 +73,18 @@ def simulate_screen(
     """Simulate every session of ``spec`` into ``out_dir``; return the manifest's path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    summaries = []
-    for index, session in enumerate(spec.sessions):
-        summaries.append(_simulate_session(spec, index, out_dir, jobs, progress))
+    summaries = [
+        _simulate_session(spec, index, out_dir, jobs, progress) for index in range(len(spec.sessions))
+    ]
     manifest = out_dir / "manifest.csv"
     _write_manifest(manifest, spec, summaries)
-    pd.DataFrame([{k: v for k, v in s.items() if not isinstance(v, list | dict)} for s in summaries]).to_csv(
-        out_dir / "ground_truth.csv", index=False
-    )
+    pd.DataFrame(
+        [{k: v for k, v in s.items() if not isinstance(v, list | dict)} for s in summaries]
+    ).to_csv(out_dir / "ground_truth.csv", index=False)
     (out_dir / "scenario.json").write_text(
-        json.dumps({"screen_version": screen.__version__, "spec": dataclasses.asdict(spec)}, indent=2)
+        json.dumps(
+            {"screen_version": screen.__version__, "spec": dataclasses.asdict(spec)}, indent=2
+        )
     )
     return manifest
 
@@ -110,7 +116,11 @@ def _simulate_session(spec, index, out_dir, jobs, progress) -> dict:
     _write_truth_star(truth_dir / "particles.star", spec, particles, micrographs)
     for model in models:
         volume_px = max(spec.pixel_size_A, model.diameter_A / 60)
-        write_mrc(truth_dir / f"species_{_safe(model.name)}.mrc", render_volume(model, volume_px), volume_px)
+        write_mrc(
+            truth_dir / f"species_{_safe(model.name)}.mrc",
+            render_volume(model, volume_px),
+            volume_px,
+        )
     summary = _session_summary(spec, session, models, micrographs, particles)
     (truth_dir / "session.json").write_text(json.dumps(summary, indent=2))
     return summary
@@ -129,9 +139,9 @@ def _render_and_write(task) -> tuple[dict, pd.DataFrame]:
     if rendered.frames is not None:
         dtype = np.uint8 if rendered.frames.max() < 256 else np.uint16
         write_tiff(folder / "movies" / f"{plan.name}.tif", rendered.frames.astype(dtype))
-    return _micrograph_row(plan, rendered, spec, models, mic_path.relative_to(folder)), _particle_rows(
-        plan, models, spec
-    )
+    return _micrograph_row(
+        plan, rendered, spec, models, mic_path.relative_to(folder)
+    ), _particle_rows(plan, models, spec)
 
 
 def _micrograph_row(plan: MicrographPlan, rendered, spec: ScreenSpec, models, rel_path) -> dict:
@@ -143,7 +153,9 @@ def _micrograph_row(plan: MicrographPlan, rendered, spec: ScreenSpec, models, re
         carbon_fraction = float((plan.carbon.signed_distance_A(x_A, y_A, centre) > 0).mean())
     ball_fraction = 0.0
     if len(plan.balls):
-        ball_fraction = float((ball_thickness_A(spec.frame_px, spec.pixel_size_A, plan.balls) > 0).mean())
+        ball_fraction = float(
+            (ball_thickness_A(spec.frame_px, spec.pixel_size_A, plan.balls) > 0).mean()
+        )
     flags = _particle_flags(plan, models, spec)
     return {
         "micrograph": rel_path.name,
@@ -187,69 +199,85 @@ def _particle_flags(plan: MicrographPlan, models, spec: ScreenSpec) -> dict[str,
 def _particle_rows(plan: MicrographPlan, models, spec: ScreenSpec) -> pd.DataFrame:
     flags = _particle_flags(plan, models, spec)
     isolated = flags["nearest_neighbour_A"] >= flags["diameter_A"]
-    return pd.DataFrame({
-        "micrograph": f"{plan.name}.mrc",
-        "x_px": plan.particle_x_A / spec.pixel_size_A,
-        "y_px": plan.particle_y_A / spec.pixel_size_A,
-        "species": [models[s].name for s in plan.particle_species],
-        "species_index": plan.particle_species,
-        "rot_deg": plan.particle_euler_deg[:, 0],
-        "tilt_deg": plan.particle_euler_deg[:, 1],
-        "psi_deg": plan.particle_euler_deg[:, 2],
-        "view_bin": view_bins(plan.particle_euler_deg) if plan.n_particles else np.zeros(0, int),
-        "in_aggregate": plan.particle_in_aggregate,
-        "near_carbon_edge": flags["near_carbon_edge"],
-        "nearest_neighbour_A": flags["nearest_neighbour_A"],
-        "isolated": isolated,
-        "micrograph_good": plan.verdict == "good",
-        "clean": isolated & ~plan.particle_in_aggregate & ~flags["near_carbon_edge"]
-        & (plan.verdict == "good"),
-    })
+    return pd.DataFrame(
+        {
+            "micrograph": f"{plan.name}.mrc",
+            "x_px": plan.particle_x_A / spec.pixel_size_A,
+            "y_px": plan.particle_y_A / spec.pixel_size_A,
+            "species": [models[s].name for s in plan.particle_species],
+            "species_index": plan.particle_species,
+            "rot_deg": plan.particle_euler_deg[:, 0],
+            "tilt_deg": plan.particle_euler_deg[:, 1],
+            "psi_deg": plan.particle_euler_deg[:, 2],
+            "view_bin": view_bins(plan.particle_euler_deg)
+            if plan.n_particles
+            else np.zeros(0, int),
+            "in_aggregate": plan.particle_in_aggregate,
+            "near_carbon_edge": flags["near_carbon_edge"],
+            "nearest_neighbour_A": flags["nearest_neighbour_A"],
+            "isolated": isolated,
+            "micrograph_good": plan.verdict == "good",
+            "clean": isolated
+            & ~plan.particle_in_aggregate
+            & ~flags["near_carbon_edge"]
+            & (plan.verdict == "good"),
+        }
+    )
 
 
 def _write_truth_star(path: Path, spec: ScreenSpec, particles: pd.DataFrame, micrographs) -> None:
     defocus = micrographs.set_index("micrograph")
     names = particles["micrograph"]
-    table = pd.DataFrame({
-        "rlnMicrographName": "micrographs/" + names,
-        "rlnCoordinateX": particles["x_px"].to_numpy(),
-        "rlnCoordinateY": particles["y_px"].to_numpy(),
-        "rlnAngleRot": particles["rot_deg"].to_numpy(),
-        "rlnAngleTilt": particles["tilt_deg"].to_numpy(),
-        "rlnAnglePsi": particles["psi_deg"].to_numpy(),
-        "rlnDefocusU": defocus.loc[names, "defocus_u_um"].to_numpy() * 1e4,
-        "rlnDefocusV": defocus.loc[names, "defocus_v_um"].to_numpy() * 1e4,
-        "rlnDefocusAngle": defocus.loc[names, "defocus_angle_deg"].to_numpy(),
-        "rlnClassNumber": particles["species_index"].to_numpy() + 1,
-    })
+    table = pd.DataFrame(
+        {
+            "rlnMicrographName": "micrographs/" + names,
+            "rlnCoordinateX": particles["x_px"].to_numpy(),
+            "rlnCoordinateY": particles["y_px"].to_numpy(),
+            "rlnAngleRot": particles["rot_deg"].to_numpy(),
+            "rlnAngleTilt": particles["tilt_deg"].to_numpy(),
+            "rlnAnglePsi": particles["psi_deg"].to_numpy(),
+            "rlnDefocusU": defocus.loc[names, "defocus_u_um"].to_numpy() * 1e4,
+            "rlnDefocusV": defocus.loc[names, "defocus_v_um"].to_numpy() * 1e4,
+            "rlnDefocusAngle": defocus.loc[names, "defocus_angle_deg"].to_numpy(),
+            "rlnClassNumber": particles["species_index"].to_numpy() + 1,
+        }
+    )
     optics = OpticsGroup(
-        pixel_size_A=spec.pixel_size_A, voltage_kV=spec.voltage_kV, cs_mm=spec.cs_mm,
+        pixel_size_A=spec.pixel_size_A,
+        voltage_kV=spec.voltage_kV,
+        cs_mm=spec.cs_mm,
         amplitude_contrast=spec.amplitude_contrast,
     )
     write_particles_star(path, optics, table)
 
 
-def _session_summary(spec, session, models, micrographs: pd.DataFrame, particles: pd.DataFrame) -> dict:
+def _session_summary(
+    spec, session, models, micrographs: pd.DataFrame, particles: pd.DataFrame
+) -> dict:
     good = micrographs["verdict"] == "good"
     on_good = particles[particles["micrograph_good"]]
     species = []
     for index, (s, model) in enumerate(zip(session.species, models, strict=True)):
         mine = particles[particles["species_index"] == index]
-        species.append({
-            "name": model.name,
-            "diameter_A": model.diameter_A,
-            "mass_kDa": round(model.mass_kDa, 3),
-            "symmetry": model.symmetry,
-            "fraction": s.fraction,
-            "orientation": {
-                "kind": s.orientation.kind,
-                "preferred_fraction": s.orientation.preferred_fraction,
-                "preferred_views_tilt_rot_deg": [list(v) for v in s.orientation.preferred_views],
-                "spread_deg": s.orientation.spread_deg,
-            },
-            "view_entropy_bits": view_entropy_bits(mine["view_bin"].to_numpy().astype(int)),
-            "n_particles": len(mine),
-        })
+        species.append(
+            {
+                "name": model.name,
+                "diameter_A": model.diameter_A,
+                "mass_kDa": round(model.mass_kDa, 3),
+                "symmetry": model.symmetry,
+                "fraction": s.fraction,
+                "orientation": {
+                    "kind": s.orientation.kind,
+                    "preferred_fraction": s.orientation.preferred_fraction,
+                    "preferred_views_tilt_rot_deg": [
+                        list(v) for v in s.orientation.preferred_views
+                    ],
+                    "spread_deg": s.orientation.spread_deg,
+                },
+                "view_entropy_bits": view_entropy_bits(mine["view_bin"].to_numpy().astype(int)),
+                "n_particles": len(mine),
+            }
+        )
     reason_counts = {r: int((micrographs["reason"] == r).sum()) for r in MICROGRAPH_REASONS}
     n_good = int(good.sum())
     return {
@@ -278,12 +306,28 @@ def _write_manifest(path: Path, spec: ScreenSpec, summaries: list[dict]) -> None
     pattern = "movies/*.tif" if spec.movies else "micrographs/*.mrc"
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["session", column, "pixel_size_A", "voltage_kV", "cs_mm",
-                         "amplitude_contrast", "dose_e_per_A2", *meta_keys])
+        writer.writerow(
+            [
+                "session",
+                column,
+                "pixel_size_A",
+                "voltage_kV",
+                "cs_mm",
+                "amplitude_contrast",
+                "dose_e_per_A2",
+                *meta_keys,
+            ]
+        )
         for session in spec.sessions:
-            writer.writerow([
-                session.name, f"sessions/{session.name}/{pattern}", spec.pixel_size_A,
-                spec.voltage_kV, spec.cs_mm, spec.amplitude_contrast,
-                round(float(np.mean(session.dose_e_per_A2)), 1),
-                *[session.metadata.get(k, "") for k in meta_keys],
-            ])
+            writer.writerow(
+                [
+                    session.name,
+                    f"sessions/{session.name}/{pattern}",
+                    spec.pixel_size_A,
+                    spec.voltage_kV,
+                    spec.cs_mm,
+                    spec.amplitude_contrast,
+                    round(float(np.mean(session.dose_e_per_A2)), 1),
+                    *[session.metadata.get(k, "") for k in meta_keys],
+                ]
+            )

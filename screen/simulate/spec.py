@@ -100,7 +100,7 @@ class SessionSpec:
     species: tuple[SpeciesSpec, ...]
     n_micrographs: int = 10
     bad_mix: dict[str, float] = field(default_factory=dict)
-    particles_per_um2: float = 9000.0
+    particles_per_um2: float = 1200.0
     aggregate_fraction: float = 0.03
     ice_thickness_A: tuple[float, float] = (250.0, 550.0)
     defocus_um: tuple[float, float] = (0.8, 2.8)
