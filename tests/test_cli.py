@@ -1,0 +1,137 @@
+import json
+import subprocess
+import sys
+import time
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from screen.cli import app
+from screen.io.mrc import read_mrc
+from screen.manifest import read_manifest
+
+runner = CliRunner()
+
+TINY_SCENARIO = """
+seed = 5
+frame_px = [192, 192]
+pixel_size_A = 3.0
+[[sessions]]
+name = "apo"
+n_micrographs = 4
+bad_mix = { empty = 0.25, carbon = 0.25 }
+metadata = { grid = "Quantifoil R1.2/1.3", additive = "none" }
+  [[sessions.species]]
+  structure = { name = "p1", diameter_A = 120, mass_kDa = 150, symmetry = "C2" }
+[[sessions]]
+name = "plus_ddm"
+n_micrographs = 3
+metadata = { grid = "Quantifoil R1.2/1.3", additive = "DDM" }
+  [[sessions.species]]
+  structure = { name = "p1", diameter_A = 120, mass_kDa = 150, symmetry = "C2" }
+  orientation = { preferred_fraction = 0.9, preferred_views = [[90, 0]], spread_deg = 8 }
+"""
+
+
+def test_help_is_fast_and_lists_commands():
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "screen", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "simulate" in result.stdout and "gallery" in result.stdout
+    assert time.perf_counter() - start < 5.0  # generous: no TensorFlow at import
+    assert (
+        "tensorflow"
+        not in subprocess.run(
+            [sys.executable, "-c", "import screen.cli, sys; print(sorted(sys.modules))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+
+
+def test_simulate_from_scenario_writes_a_manifest_screen_accepts(tmp_path):
+    scenario = tmp_path / "tiny.toml"
+    scenario.write_text(TINY_SCENARIO)
+    out = tmp_path / "sim"
+    result = runner.invoke(app, ["simulate", "--scenario", str(scenario), "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    manifest = read_manifest(out / "manifest.csv")
+    assert [s.session for s in manifest.sessions] == ["apo", "plus_ddm"]
+    assert [len(s.micrograph_paths) for s in manifest.sessions] == [4, 3]
+    assert manifest.sessions[1].metadata["additive"] == "DDM"
+    image = read_mrc(manifest.sessions[0].micrograph_paths[0])
+    assert image.data.shape == (192, 192)
+    assert abs(image.pixel_size_A - 3.0) < 1e-4
+    truth = pd.read_csv(out / "sessions" / "apo" / "ground_truth" / "micrographs.csv")
+    assert sorted(truth["reason"]) == ["carbon", "empty", "good", "good"]
+    summary = json.loads(
+        (out / "sessions" / "plus_ddm" / "ground_truth" / "session.json").read_text()
+    )
+    assert summary["species"][0]["orientation"]["kind"] == "preferred"
+
+
+def test_simulate_overrides_preset_size_and_count(tmp_path):
+    out = tmp_path / "sim"
+    result = runner.invoke(
+        app,
+        [
+            "simulate",
+            "--preset",
+            "prex1-small",
+            "--micrographs",
+            "1",
+            "--frame",
+            "160x128",
+            "--pixel-size",
+            "4",
+            "--out",
+            str(out),
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    truth = pd.read_csv(out / "ground_truth.csv")
+    assert len(truth) == 6 and (truth["n_micrographs"] == 1).all()
+    image = read_mrc(next((out / "sessions" / "ddm" / "micrographs").glob("*.mrc")))
+    assert image.data.shape == (128, 160)
+
+
+def test_simulate_refuses_bad_input_with_a_clear_message(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('preset = "prex1-small"\npixel_size_A = 50.0\n')
+    result = runner.invoke(app, ["simulate", "--scenario", str(bad), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "pixel_size_A 50.0 is not in 0.3–20 Å" in result.output
+    result = runner.invoke(app, ["simulate", "--preset", "nope", "--out", str(tmp_path / "o")])
+    assert result.exit_code != 0 and "unknown preset 'nope'" in result.output
+    result = runner.invoke(app, ["simulate", "--frame", "big", "--out", str(tmp_path / "o")])
+    assert result.exit_code != 0 and "WIDTHxHEIGHT" in result.output
+    assert not (tmp_path / "o" / "manifest.csv").exists()
+
+
+def test_gallery_draws_every_reason(tmp_path):
+    out = tmp_path / "sim"
+    result = runner.invoke(
+        app,
+        [
+            "simulate",
+            "--preset",
+            "gallery",
+            "--micrographs",
+            "9",
+            "--frame",
+            "256x256",
+            "--out",
+            str(out),
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    png = tmp_path / "gallery.png"
+    result = runner.invoke(app, ["gallery", str(out), "--out", str(png)])
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 50_000
+    result = runner.invoke(app, ["gallery", str(tmp_path), "--out", str(png)])
+    assert result.exit_code == 2 and "screen simulate" in result.output
