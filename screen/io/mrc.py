@@ -165,6 +165,10 @@ def write_mrc(
         if pixel_size_A is not None:
             mrc.voxel_size = float(pixel_size_A)
         mrc.update_header_stats()
+        # mrcfile stamps the creation time in label 0; a fixed label keeps output reproducible
+        # (same data, same bytes), which caching and tests rely on.
+        mrc.header.label[0] = b"Written by screen"
+        mrc.header.nlabl = 1
     return target
 
 

@@ -81,7 +81,16 @@ def write_star(path: str | Path, blocks: dict[str, pd.DataFrame]) -> Path:
         raise StarError(f"{target}: nothing to write (no data blocks)")
     with atomic_path(target) as tmp:
         starfile.write(dict(blocks), tmp)
+        _drop_timestamp_comment(Path(tmp))
     return target
+
+
+def _drop_timestamp_comment(path: Path) -> None:
+    """Replace starfile's "created at <time>" first line so equal data give equal bytes."""
+    text = path.read_text()
+    first, _, rest = text.partition("\n")
+    if first.startswith("# Created by the starfile"):
+        path.write_text("# Written by screen\n" + rest)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -119,7 +119,10 @@ def render_micrograph(
     snr = float("nan")
     if mask.any():
         snr = float(particle_counts[mask].var() / expected[mask].mean())
-    frames = _movie(expected, plan, pixel_size_A, n_frames, rng) if n_frames > 0 else None
+    frames = None
+    if n_frames > 0:
+        inputs = _MovieInputs(particle_phase * scale + background_phase, transmission, thickness, k)
+        frames = _movie(inputs, plan, pixel_size_A, n_frames, rng)
     return RenderedMicrograph(counts, expected, particle_counts, mask, snr, scale, frames)
 
 
@@ -157,19 +160,34 @@ def _reference_conditions(plan: MicrographPlan) -> _Conditions:
     )
 
 
-def _transfer(plan, shape, pixel_size_A, k, thickness_map) -> np.ndarray:
-    """CTF x envelopes x MTF x motion blur on the rfft2 grid."""
+def _transfer(plan, shape, pixel_size_A, k, thickness_map, dose_range=None) -> np.ndarray:
+    """CTF x envelopes x MTF x motion blur on the rfft2 grid.
+
+    ``dose_range`` (start, end) in e/Å² selects the radiation-damage envelope of one movie frame;
+    by default the whole exposure (a non-dose-weighted sum).
+    """
     mean_thickness = float(np.mean(thickness_map))
     b_total = plan.b_factor_A2 + THICK_ICE_BLUR_A2_PER_A * mean_thickness
     envelope = np.exp(-b_total * k**2 / 4.0)
-    critical_dose = (0.245 * np.maximum(k, 1e-4) ** -1.665 + 2.81) * plan.ctf.voltage_kV / 300.0
-    ratio = plan.dose_e_per_A2 / (2.0 * critical_dose)
-    damage = (1.0 - np.exp(-ratio)) / np.maximum(ratio, 1e-9)
+    start, end = dose_range if dose_range is not None else (0.0, plan.dose_e_per_A2)
+    damage = damage_envelope(k, start, end, plan.ctf.voltage_kV)
     mtf = np.sinc(k * pixel_size_A)
     transfer = ctf_2d(shape, pixel_size_A, plan.ctf) * envelope * damage * mtf
     if np.abs(plan.blur_path_A).max() > 0.25 * pixel_size_A:
         transfer = transfer * fields.drift_transfer(shape, pixel_size_A, plan.blur_path_A)
     return transfer.astype(np.complex64)
+
+
+def damage_envelope(k_A: np.ndarray, start_dose: float, end_dose: float, voltage_kV: float):
+    """Mean of exp(-dose / (2 Ne(k))) over a dose interval (Grant & Grigorieff 2015).
+
+    ``Ne(k) = 0.245 k^-1.665 + 2.81`` e/Å² at 300 kV, scaled linearly with voltage.
+    """
+    critical = (0.245 * np.maximum(k_A, 1e-4) ** -1.665 + 2.81) * voltage_kV / 300.0
+    span = max(end_dose - start_dose, 1e-9)
+    return (2.0 * critical / span) * (
+        np.exp(-start_dose / (2.0 * critical)) - np.exp(-end_dose / (2.0 * critical))
+    )
 
 
 def _contrast(phase_fft: np.ndarray, transfer: np.ndarray, shape) -> np.ndarray:
@@ -299,19 +317,42 @@ def _background(plan, shape, pixel_size_A, k, sigma, thickness, rng):
     return phase_fft.astype(np.complex64), transmission.astype(np.float32)
 
 
-def _movie(expected, plan, pixel_size_A, n_frames, rng) -> np.ndarray:
-    """Split the expected image into dose fractions shifted along the stage drift; Poisson each."""
-    shape = expected.shape
-    spectrum = sfft.rfft2(expected / n_frames, workers=-1)
+def _movie(inputs: _MovieInputs, plan, pixel_size_A, n_frames, rng) -> np.ndarray:
+    """Dose fractions of the exposure, in counts.
+
+    Each frame has its own radiation damage, is shifted along the stage drift and gets its own
+    Poisson noise; the frames sum to the micrograph (before motion correction).
+    """
     trajectory = plan.trajectory_A
     if len(trajectory) != n_frames:
         raise ValueError(f"plan has a drift for {len(trajectory)} frames, not {n_frames}")
+    shape = inputs.transmission.shape
+    per_frame = plan.dose_e_per_A2 / n_frames
     frames = np.empty((n_frames, *shape), dtype=np.float32)
     for f in range(n_frames):
+        transfer = _transfer(
+            plan,
+            shape,
+            pixel_size_A,
+            inputs.k,
+            inputs.thickness,
+            (f * per_frame, (f + 1) * per_frame),
+        )
+        contrast = _contrast(inputs.phase, transfer, shape)
+        expected = per_frame * pixel_size_A**2 * inputs.transmission * (1.0 + 2.0 * contrast)
         shifted = sfft.irfft2(
-            spectrum * fields.fourier_shift_transfer(shape, pixel_size_A, trajectory[f]),
+            sfft.rfft2(np.clip(expected, 0.0, None), workers=-1)
+            * fields.fourier_shift_transfer(shape, pixel_size_A, trajectory[f]),
             s=shape,
             workers=-1,
         )
         frames[f] = rng.poisson(np.clip(shifted, 0.0, None))
     return frames
+
+
+@dataclass(frozen=True)
+class _MovieInputs:
+    phase: np.ndarray
+    transmission: np.ndarray
+    thickness: np.ndarray
+    k: np.ndarray
