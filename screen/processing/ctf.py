@@ -55,25 +55,26 @@ def frequency_grid(shape: tuple[int, int], pixel_size_A: float, *, rfft: bool = 
     With ``rfft=True`` the grid matches ``numpy.fft.rfft2`` (half plane along x).
     """
     ny, nx = shape
-    kx = (np.fft.rfftfreq(nx) if rfft else np.fft.fftfreq(nx)) / pixel_size_A
-    ky = np.fft.fftfreq(ny) / pixel_size_A
-    return np.meshgrid(kx, ky, indexing="xy")
+    kx = ((np.fft.rfftfreq(nx) if rfft else np.fft.fftfreq(nx)) / pixel_size_A).astype(np.float32)
+    ky = (np.fft.fftfreq(ny) / pixel_size_A).astype(np.float32)
+    return np.meshgrid(kx, ky, indexing="xy", sparse=False)
 
 
 def ctf_phase_aberration(k_A: np.ndarray, angle_rad: np.ndarray, params: CtfParams) -> np.ndarray:
     """Phase aberration chi(k) in radians, including amplitude contrast and phase shift."""
     wavelength_A = electron_wavelength_A(params.voltage_kV)
     cs_A = params.cs_mm * 1e7
-    defocus_A = 0.5 * (
-        params.defocus_u_A
-        + params.defocus_v_A
-        + (params.defocus_u_A - params.defocus_v_A)
-        * np.cos(2.0 * (angle_rad - np.deg2rad(params.astigmatism_angle_deg)))
-    )
+    # Python floats keep float32 arrays in float32 (NumPy 2 promotion rules).
+    mean_A = 0.5 * float(params.defocus_u_A + params.defocus_v_A)
+    half_diff_A = 0.5 * float(params.defocus_u_A - params.defocus_v_A)
+    astig_rad = float(np.deg2rad(params.astigmatism_angle_deg))
+    defocus_A = mean_A + half_diff_A * np.cos(2.0 * (angle_rad - astig_rad))
     k2 = k_A**2
-    chi = np.pi * wavelength_A * defocus_A * k2 - 0.5 * np.pi * cs_A * wavelength_A**3 * k2**2
-    amplitude_phase = np.arcsin(np.clip(params.amplitude_contrast, 0.0, 1.0))
-    return chi + amplitude_phase + np.deg2rad(params.phase_shift_deg)
+    chi = float(np.pi * wavelength_A) * defocus_A * k2 - float(
+        0.5 * np.pi * cs_A * wavelength_A**3
+    ) * (k2 * k2)
+    amplitude_phase = float(np.arcsin(np.clip(params.amplitude_contrast, 0.0, 1.0)))
+    return chi + (amplitude_phase + float(np.deg2rad(params.phase_shift_deg)))
 
 
 def ctf_2d(shape: tuple[int, int], pixel_size_A: float, params: CtfParams) -> np.ndarray:

@@ -45,11 +45,22 @@ def pixel_coordinates_A(shape: tuple[int, int], pixel_size_A: float):
 def gaussian_random_field(
     shape: tuple[int, int], pixel_size_A: float, correlation_A: float, rng: np.random.Generator
 ) -> np.ndarray:
-    """Zero-mean, unit-variance smooth random field with a Gaussian correlation length."""
-    kx, ky = frequency_grid(shape, pixel_size_A)
+    """Zero-mean, unit-variance smooth random field with a Gaussian correlation length.
+
+    The field is made on a grid binned so that the correlation length spans ~4 coarse pixels,
+    then interpolated: smooth fields cost little even on K3-sized frames.
+    """
+    from scipy.ndimage import zoom
+
+    ny, nx = shape
+    binning = int(max(1, min(correlation_A / pixel_size_A / 4.0, min(shape) / 16)))
+    coarse = (-(-ny // binning), -(-nx // binning))
+    kx, ky = frequency_grid(coarse, pixel_size_A * binning)
     envelope = np.exp(-2.0 * (np.pi * correlation_A) ** 2 * (kx**2 + ky**2))
-    noise = sfft.rfft2(rng.standard_normal(shape).astype(np.float32), workers=-1)
-    field = sfft.irfft2(noise * envelope, s=shape, workers=-1)
+    noise = sfft.rfft2(rng.standard_normal(coarse, dtype=np.float32), workers=-1)
+    field = sfft.irfft2(noise * envelope, s=coarse, workers=-1)
+    if binning > 1:
+        field = zoom(field, binning, order=1, grid_mode=True, mode="grid-wrap")[:ny, :nx]
     field -= field.mean()
     return (field / (field.std() + 1e-12)).astype(np.float32)
 
@@ -67,13 +78,20 @@ def ice_thickness_map(
     A linear gradient (relative change ``gradient`` across the frame) plus gentle undulations
     (5 % of the mean, correlation length a quarter of the frame).
     """
-    x_A, y_A = pixel_coordinates_A(shape, pixel_size_A)
+    ny, nx = shape
     angle = np.radians(gradient_angle_deg)
     extent_A = max(shape) * pixel_size_A
-    along = ((x_A - x_A.mean()) * np.cos(angle) + (y_A - y_A.mean()) * np.sin(angle)) / extent_A
+    x = ((np.arange(nx) - (nx - 1) / 2) * pixel_size_A * np.cos(angle) / extent_A).astype(
+        np.float32
+    )
+    y = ((np.arange(ny) - (ny - 1) / 2) * pixel_size_A * np.sin(angle) / extent_A).astype(
+        np.float32
+    )
     undulation = gaussian_random_field(shape, pixel_size_A, extent_A / 4, rng)
-    thickness = mean_A * (1.0 + gradient * along + 0.05 * undulation)
-    return np.clip(thickness, 5.0, None).astype(np.float32)
+    thickness = np.float32(mean_A) * (
+        1.0 + np.float32(gradient) * (x[None, :] + y[:, None]) + np.float32(0.05) * undulation
+    )
+    return np.clip(thickness, 5.0, None)
 
 
 def ball_thickness_A(shape: tuple[int, int], pixel_size_A: float, balls: np.ndarray) -> np.ndarray:
@@ -132,19 +150,30 @@ def drift_transfer(
 ) -> np.ndarray:
     """Fourier transfer function of summing frames shifted along ``trajectory_A`` (n, 2) in Å.
 
-    The average of the frames' phase ramps: a motion blur along the path.
+    The average of the frames' phase ramps: a motion blur along the path. A path shorter than a
+    pixel is replaced by the Gaussian with the same second moments (exact to second order).
     """
+    path = np.asarray(trajectory_A, dtype=float).reshape(-1, 2)
+    path = path - path.mean(axis=0)
     kx, ky = frequency_grid(shape, pixel_size_A)
+    if np.ptp(path, axis=0).max() < pixel_size_A:
+        cov = path.T @ path / len(path)
+        quad = cov[0, 0] * kx**2 + 2 * cov[0, 1] * kx * ky + cov[1, 1] * ky**2
+        return np.exp(-2.0 * np.pi**2 * quad).astype(np.complex64)
     transfer = np.zeros(kx.shape, dtype=np.complex64)
-    for dx, dy in np.asarray(trajectory_A, dtype=float).reshape(-1, 2):
-        transfer += np.exp(-2j * np.pi * (kx * dx + ky * dy)).astype(np.complex64)
-    return transfer / max(len(trajectory_A), 1)
+    for shift in path:
+        transfer += fourier_shift_transfer(shape, pixel_size_A, shift)
+    return transfer / len(path)
 
 
 def fourier_shift_transfer(shape: tuple[int, int], pixel_size_A: float, shift_A) -> np.ndarray:
-    """Phase ramp that shifts an image by ``shift_A`` (dx, dy) in Å."""
-    kx, ky = frequency_grid(shape, pixel_size_A)
-    return np.exp(-2j * np.pi * (kx * shift_A[0] + ky * shift_A[1])).astype(np.complex64)
+    """Phase ramp (rfft2 grid) that shifts an image by ``shift_A`` (dx, dy) in Å."""
+    ny, nx = shape
+    kx = np.fft.rfftfreq(nx) / pixel_size_A
+    ky = np.fft.fftfreq(ny) / pixel_size_A
+    ramp_x = np.exp(-2j * np.pi * kx * float(shift_A[0])).astype(np.complex64)
+    ramp_y = np.exp(-2j * np.pi * ky * float(shift_A[1])).astype(np.complex64)
+    return np.outer(ramp_y, ramp_x)
 
 
 def drift_trajectory(

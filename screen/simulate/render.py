@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import fft as sfft
+from scipy.special import expit
 
 from screen.processing.ctf import (
     CtfParams,
@@ -52,6 +53,8 @@ CONTAMINATION_ATTENUATION_A = 700.0
 THICK_ICE_BLUR_A2_PER_A = 0.15
 AGGREGATE_BEAD_SIGMA_A = 6.0
 GOOD_ICE_MAX_A = 550.0
+DEGRADING_REASONS = frozenset({"thick_ice", "drift", "bad_ctf"})
+"""Reasons whose particle SNR is set under good conditions, then degraded by the bad ones."""
 
 
 @dataclass(frozen=True)
@@ -95,22 +98,25 @@ def render_micrograph(
         plan, shape, pixel_size_A, k, sigma, thickness, rng
     )
 
-    scale = 1.0
-    if mask.any():
-        reference = _reference_conditions(plan)
-        ref_thickness = thickness * (reference.ice_thickness_A / max(plan.ice_thickness_A, 1e-6))
-        ref_contrast = _contrast(
-            particle_phase, _transfer(reference, shape, pixel_size_A, k, ref_thickness), shape
-        )
-        ref_transmission = np.exp(-ref_thickness / _ice_mfp_A(plan.ctf.voltage_kV))
-        dose_px = plan.dose_e_per_A2 * pixel_size_A**2
-        signal = dose_px * ref_transmission * 2.0 * ref_contrast
-        snr0 = float(signal[mask].var() / (dose_px * ref_transmission[mask].mean()))
-        scale = float(np.sqrt(plan.target_snr / snr0)) if snr0 > 0 else 1.0
-
     transfer = _transfer(plan, shape, pixel_size_A, k, thickness)
     dose_px = plan.dose_e_per_A2 * pixel_size_A**2
-    particle_contrast = _contrast(particle_phase * scale, transfer, shape)
+    unscaled_contrast = _contrast(particle_phase, transfer, shape)
+    scale = 1.0
+    if mask.any():
+        if plan.reason in DEGRADING_REASONS:
+            reference = _reference_conditions(plan)
+            ref_thickness = thickness * (
+                reference.ice_thickness_A / max(plan.ice_thickness_A, 1e-6)
+            )
+            ref_transfer = _transfer(reference, shape, pixel_size_A, k, ref_thickness)
+            ref_contrast = _contrast(particle_phase, ref_transfer, shape)
+            ref_transmission = np.exp(-ref_thickness / _ice_mfp_A(plan.ctf.voltage_kV))
+        else:
+            ref_contrast, ref_transmission = unscaled_contrast, transmission
+        signal = ref_transmission[mask] * ref_contrast[mask]
+        snr0 = float(4.0 * dose_px * signal.var() / ref_transmission[mask].mean())
+        scale = float(np.sqrt(plan.target_snr / snr0)) if snr0 > 0 else 1.0
+    particle_contrast = unscaled_contrast * np.float32(scale)
     other_contrast = _contrast(background_phase, transfer, shape)
     intensity = transmission * (1.0 + 2.0 * (particle_contrast + other_contrast))
     expected = (dose_px * np.clip(intensity, 0.0, None)).astype(np.float32)
@@ -199,17 +205,18 @@ def _splat(x_px: np.ndarray, y_px: np.ndarray, weights: np.ndarray, shape) -> np
     ny, nx = shape
     x0, y0 = np.floor(x_px).astype(np.int64), np.floor(y_px).astype(np.int64)
     fx, fy = x_px - x0, y_px - y0
-    out = np.zeros(ny * nx, dtype=np.float64)
-    for dx, dy, w in (
-        (0, 0, (1 - fx) * (1 - fy)),
-        (1, 0, fx * (1 - fy)),
-        (0, 1, (1 - fx) * fy),
-        (1, 1, fx * fy),
-    ):
-        xi, yi = x0 + dx, y0 + dy
-        ok = (xi >= 0) & (xi < nx) & (yi >= 0) & (yi < ny)
-        out += np.bincount(yi[ok] * nx + xi[ok], weights=(weights * w)[ok], minlength=ny * nx)
-    return out.reshape(shape)
+    xi = np.concatenate([x0, x0 + 1, x0, x0 + 1])
+    yi = np.concatenate([y0, y0, y0 + 1, y0 + 1])
+    w = np.concatenate(
+        [
+            (1 - fx) * (1 - fy) * weights,
+            fx * (1 - fy) * weights,
+            (1 - fx) * fy * weights,
+            fx * fy * weights,
+        ]
+    )
+    ok = (xi >= 0) & (xi < nx) & (yi >= 0) & (yi < ny)
+    return np.bincount(yi[ok] * nx + xi[ok], weights=w[ok], minlength=ny * nx).reshape(shape)
 
 
 def _particle_phase_fft(plan, models, shape, pixel_size_A, k, sigma) -> np.ndarray:
@@ -282,7 +289,7 @@ def _background(plan, shape, pixel_size_A, k, sigma, thickness, rng):
     centre = (shape[1] * pixel_size_A / 2, shape[0] * pixel_size_A / 2)
     structure = 0.06 + 0.94 * (1.0 - np.exp(-((3.0 * k) ** 2)))
     water_px = sigma * WATER_MOLECULE_POTENTIAL_V_A3 / pixel_size_A
-    ice_noise = rng.standard_normal(shape).astype(np.float32) * water_px
+    ice_noise = rng.standard_normal(shape, dtype=np.float32) * water_px
     ice_noise *= np.sqrt(thickness / WATER_MOLECULE_VOLUME_A3)
     phase_fft = sfft.rfft2(ice_noise, workers=-1) * np.sqrt(structure)
     transmission = np.exp(-thickness / _ice_mfp_A(plan.ctf.voltage_kV))
@@ -290,10 +297,10 @@ def _background(plan, shape, pixel_size_A, k, sigma, thickness, rng):
     real_phase = np.zeros(shape, dtype=np.float32)
     if plan.carbon is not None:
         distance = plan.carbon.signed_distance_A(x_A, y_A, centre)
-        cover = (1.0 / (1.0 + np.exp(-distance / 4.0))).astype(np.float32)
+        cover = expit(distance / 4.0).astype(np.float32)
         carbon_t = plan.carbon.thickness_A * cover
         carbon_px = sigma * CARBON_ATOM_POTENTIAL_V_A3 / pixel_size_A
-        carbon_noise = rng.standard_normal(shape).astype(np.float32) * carbon_px
+        carbon_noise = rng.standard_normal(shape, dtype=np.float32) * carbon_px
         carbon_noise *= np.sqrt(CARBON_ATOMS_PER_A3 * carbon_t)
         phase_fft = phase_fft + sfft.rfft2(carbon_noise, workers=-1) * np.sqrt(
             0.5 + 0.5 * structure

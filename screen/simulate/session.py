@@ -74,7 +74,8 @@ def simulate_screen(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summaries = [
-        _simulate_session(spec, index, out_dir, jobs, progress) for index in range(len(spec.sessions))
+        _simulate_session(spec, index, out_dir, jobs, progress)
+        for index in range(len(spec.sessions))
     ]
     manifest = out_dir / "manifest.csv"
     _write_manifest(manifest, spec, summaries)

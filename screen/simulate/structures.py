@@ -110,7 +110,9 @@ def _asymmetric_unit(spec: StructureSpec, n_residues: int, rng: np.random.Genera
 
 def _raw_positions(spec: StructureSpec, rng: np.random.Generator, n_residues: int) -> np.ndarray:
     ops = symmetry_operators(spec.symmetry)
-    asu = _asymmetric_unit(spec, max(n_residues // len(ops), 8), rng)
+    # Large complexes are coarse-grained in the asymmetric unit, so symmetry stays exact.
+    n_asu = max(min(n_residues, MAX_BEADS) // len(ops), 8)
+    asu = _asymmetric_unit(spec, n_asu, rng)
     return np.concatenate([asu @ op.T for op in ops])
 
 
@@ -137,21 +139,12 @@ def build_structure(spec: StructureSpec) -> PseudoAtomModel:
         masses = np.concatenate([main_mass, partner.masses_Da])
     positions = positions - np.average(positions, axis=0, weights=masses)
     positions *= (spec.diameter_A / 2) / _enclosing_radius(positions)
-    positions, masses = _coarsen(positions, masses, rng)
     sigma_A = float(np.clip(2.0 * (masses.mean() / RESIDUE_MASS_DA) ** (1 / 3), 2.0, 6.0))
     return PseudoAtomModel(spec.name, positions, masses, sigma_A, spec.diameter_A, spec.symmetry)
 
 
 def _enclosing_radius(positions: np.ndarray) -> float:
     return float(np.linalg.norm(positions, axis=1).max())
-
-
-def _coarsen(positions: np.ndarray, masses: np.ndarray, rng: np.random.Generator):
-    """Merge pseudo-atoms into at most ``MAX_BEADS`` beads, keeping total mass."""
-    if len(positions) <= MAX_BEADS:
-        return positions, masses
-    keep = np.sort(rng.choice(len(positions), MAX_BEADS, replace=False))
-    return positions[keep], np.full(MAX_BEADS, masses.sum() / MAX_BEADS)
 
 
 def render_volume(model: PseudoAtomModel, pixel_size_A: float, box_px: int | None = None):
