@@ -62,7 +62,7 @@ def fourier_crop(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     if my > ny or mx > nx:
         raise ValueError(f"cannot Fourier-crop {image.shape} up to {shape}")
     spectrum = sfft.rfft2(image.astype(np.float32), workers=-1)
-    half_y = my // 2
+    half_y = (my + 1) // 2
     cropped = np.concatenate(
         [spectrum[:half_y, : mx // 2 + 1], spectrum[ny - (my - half_y) :, : mx // 2 + 1]]
     )

@@ -88,17 +88,19 @@ def _dart_throw(candidates: np.ndarray, n: int, min_distance_A: float) -> np.nda
 
 
 def clumps(
-    n_clumps: int,
-    mean_size: float,
+    sizes: list[int],
     extent_A: tuple[float, float],
     diameter_A: float,
     rng: np.random.Generator,
 ) -> Placement:
-    """Aggregates: ``n_clumps`` tight, overlapping clusters of particles."""
+    """Aggregates: tight, overlapping clusters of particles, one per entry of ``sizes``.
+
+    Clump centres keep a clump's radius from the frame edge, so every clumped particle is seen.
+    """
     xs, ys = [], []
-    for _ in range(n_clumps):
-        size = max(3, int(rng.poisson(mean_size)))
-        centre = rng.random(2) * extent_A
+    for size in sizes:
+        margin = np.minimum(0.45 * diameter_A * np.sqrt(size) * 2.0, np.asarray(extent_A) / 4)
+        centre = margin + rng.random(2) * (np.asarray(extent_A) - 2 * margin)
         spread_A = 0.45 * diameter_A * np.sqrt(size)
         points = centre + rng.normal(scale=spread_A, size=(size, 2))
         xs.append(points[:, 0])

@@ -209,11 +209,17 @@ def _place_particles(
     n_target, aggregate_fraction, min_distance, extent, diameter_A, carbon, balls, rng
 ) -> placement.Placement:
     centre = (extent[0] / 2, extent[1] / 2)
-    n_clumped = int(round(n_target * aggregate_fraction))
+    # Clumps of ~12 particles, as many as give ``aggregate_fraction`` on average; a micrograph
+    # labelled aggregated (fraction >= 0.5) always has at least one.
     mean_clump = 12.0
-    clumped = placement.clumps(
-        int(np.ceil(n_clumped / mean_clump)), mean_clump, extent, diameter_A, rng
-    )
+    if aggregate_fraction >= 0.5:  # an aggregated micrograph: exactly that share, split in clumps
+        n_clumped = max(int(round(n_target * aggregate_fraction)), 3)
+        n_clumps = max(int(round(n_clumped / mean_clump)), 1)
+        sizes = rng.multinomial(n_clumped - 3 * n_clumps, np.full(n_clumps, 1 / n_clumps)) + 3
+    else:
+        n_clumps = int(rng.poisson(n_target * aggregate_fraction / mean_clump))
+        sizes = np.maximum(rng.poisson(mean_clump, size=n_clumps), 3)
+    clumped = placement.clumps([int(s) for s in sizes], extent, diameter_A, rng)
     n_free = max(n_target - len(clumped), 0)
 
     def off_carbon(x, y):
