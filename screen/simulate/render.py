@@ -166,17 +166,19 @@ def _reference_conditions(plan: MicrographPlan) -> _Conditions:
     )
 
 
-def _transfer(plan, shape, pixel_size_A, k, thickness_map, dose_range=None) -> np.ndarray:
+def _transfer(plan, shape, pixel_size_A, k, thickness_map, with_damage=True) -> np.ndarray:
     """CTF x envelopes x MTF x motion blur on the rfft2 grid.
 
-    ``dose_range`` (start, end) in e/Å² selects the radiation-damage envelope of one movie frame;
-    by default the whole exposure (a non-dose-weighted sum).
+    The radiation-damage envelope is that of the whole exposure (a non-dose-weighted sum);
+    ``with_damage=False`` leaves it out, for movie frames that apply their own.
     """
     mean_thickness = float(np.mean(thickness_map))
     b_total = plan.b_factor_A2 + THICK_ICE_BLUR_A2_PER_A * mean_thickness
     envelope = np.exp(-b_total * k**2 / 4.0)
-    start, end = dose_range if dose_range is not None else (0.0, plan.dose_e_per_A2)
-    damage = damage_envelope(k, start, end, plan.ctf.voltage_kV)
+    damage = 1.0
+    if with_damage:
+        critical = critical_dose(k, plan.ctf.voltage_kV)
+        damage = damage_envelope(critical, 0.0, plan.dose_e_per_A2)
     mtf = np.sinc(k * pixel_size_A)
     transfer = ctf_2d(shape, pixel_size_A, plan.ctf) * envelope * damage * mtf
     if np.abs(plan.blur_path_A).max() > 0.25 * pixel_size_A:
@@ -184,12 +186,16 @@ def _transfer(plan, shape, pixel_size_A, k, thickness_map, dose_range=None) -> n
     return transfer.astype(np.complex64)
 
 
-def damage_envelope(k_A: np.ndarray, start_dose: float, end_dose: float, voltage_kV: float):
-    """Mean of exp(-dose / (2 Ne(k))) over a dose interval (Grant & Grigorieff 2015).
+def critical_dose(k_A: np.ndarray, voltage_kV: float) -> np.ndarray:
+    """Critical exposure Ne(k) in e/Å² (Grant & Grigorieff 2015).
 
-    ``Ne(k) = 0.245 k^-1.665 + 2.81`` e/Å² at 300 kV, scaled linearly with voltage.
+    ``Ne(k) = 0.245 k^-1.665 + 2.81`` at 300 kV, scaled linearly with voltage.
     """
-    critical = (0.245 * np.maximum(k_A, 1e-4) ** -1.665 + 2.81) * voltage_kV / 300.0
+    return (0.245 * np.maximum(k_A, 1e-4) ** -1.665 + 2.81) * np.float32(voltage_kV / 300.0)
+
+
+def damage_envelope(critical: np.ndarray, start_dose: float, end_dose: float) -> np.ndarray:
+    """Mean of exp(-dose / (2 Ne(k))) over the dose interval [start_dose, end_dose] (e/Å²)."""
     span = max(end_dose - start_dose, 1e-9)
     return (2.0 * critical / span) * (
         np.exp(-start_dose / (2.0 * critical)) - np.exp(-end_dose / (2.0 * critical))
@@ -335,17 +341,14 @@ def _movie(inputs: _MovieInputs, plan, pixel_size_A, n_frames, rng) -> np.ndarra
         raise ValueError(f"plan has a drift for {len(trajectory)} frames, not {n_frames}")
     shape = inputs.transmission.shape
     per_frame = plan.dose_e_per_A2 / n_frames
+    undamaged = inputs.phase * _transfer(
+        plan, shape, pixel_size_A, inputs.k, inputs.thickness, with_damage=False
+    )
+    critical = critical_dose(inputs.k, plan.ctf.voltage_kV)
     frames = np.empty((n_frames, *shape), dtype=np.float32)
     for f in range(n_frames):
-        transfer = _transfer(
-            plan,
-            shape,
-            pixel_size_A,
-            inputs.k,
-            inputs.thickness,
-            (f * per_frame, (f + 1) * per_frame),
-        )
-        contrast = _contrast(inputs.phase, transfer, shape)
+        damage = damage_envelope(critical, f * per_frame, (f + 1) * per_frame)
+        contrast = sfft.irfft2(undamaged * damage, s=shape, workers=-1)
         expected = per_frame * pixel_size_A**2 * inputs.transmission * (1.0 + 2.0 * contrast)
         shifted = sfft.irfft2(
             sfft.rfft2(np.clip(expected, 0.0, None), workers=-1)
