@@ -7,6 +7,7 @@ perpendicular axis. Spatial frequencies are in 1/Å.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,49 +90,34 @@ def ctf_2d(shape: tuple[int, int], pixel_size_A: float, params: CtfParams) -> np
     return -np.sin(ctf_phase_aberration(k, angle, params))
 
 
+def _direction(params: CtfParams, angle_deg: float | None) -> tuple[CtfParams, float]:
+    """Parameters and angle (rad) for a 1D CTF: along ``angle_deg``, or the mean defocus."""
+    if angle_deg is not None:
+        return params, float(np.deg2rad(angle_deg))
+    mean = params.mean_defocus_A
+    return dataclasses.replace(params, defocus_u_A=mean, defocus_v_A=mean), 0.0
+
+
 def ctf_1d(k_A: np.ndarray, params: CtfParams, angle_deg: float | None = None) -> np.ndarray:
     """CTF along one direction (default: the mean defocus, i.e. a rotational average's zeros)."""
-    if angle_deg is None:
-        mean = params.mean_defocus_A
-        params = CtfParams(
-            mean,
-            mean,
-            0.0,
-            params.voltage_kV,
-            params.cs_mm,
-            params.amplitude_contrast,
-            params.phase_shift_deg,
-        )
-        angle_deg = 0.0
-    return -np.sin(ctf_phase_aberration(np.asarray(k_A), np.deg2rad(angle_deg), params))
+    params, angle = _direction(params, angle_deg)
+    return -np.sin(ctf_phase_aberration(np.asarray(k_A), angle, params))
 
 
 def ctf_zero_frequencies_A(params: CtfParams, k_max_A: float, angle_deg: float | None = None):
-    """Spatial frequencies (1/Å) of the CTF zeros up to ``k_max_A`` along one direction."""
+    """Spatial frequencies (1/Å) of the CTF zeros up to ``k_max_A`` along one direction.
+
+    Zeros are where the phase aberration crosses a multiple of pi, found on a fine grid and
+    refined by linear interpolation.
+    """
+    params, angle = _direction(params, angle_deg)
     k = np.linspace(0.0, k_max_A, 20001)
-    chi = ctf_phase_aberration(
-        k,
-        np.deg2rad(angle_deg if angle_deg is not None else params.astigmatism_angle_deg),
-        params
-        if angle_deg is not None
-        else CtfParams(
-            params.mean_defocus_A,
-            params.mean_defocus_A,
-            0.0,
-            params.voltage_kV,
-            params.cs_mm,
-            params.amplitude_contrast,
-            params.phase_shift_deg,
-        ),
-    )
+    chi = ctf_phase_aberration(k, angle, params)
     n = np.floor(chi / np.pi)
     crossings = np.nonzero(np.diff(n) != 0)[0]
-    out = []
-    for i in crossings:
-        target = max(n[i], n[i + 1]) * np.pi
-        frac = (target - chi[i]) / (chi[i + 1] - chi[i])
-        out.append(k[i] + frac * (k[i + 1] - k[i]))
-    return np.asarray(out)
+    targets = np.maximum(n[crossings], n[crossings + 1]) * np.pi
+    frac = (targets - chi[crossings]) / (chi[crossings + 1] - chi[crossings])
+    return k[crossings] + frac * (k[crossings + 1] - k[crossings])
 
 
 def defocus_from_zero_A(k_A: float, zero_index: int, params: CtfParams) -> float:

@@ -11,7 +11,7 @@ import numpy as np
 
 from screen.processing.ctf import CtfParams
 from screen.simulate import placement
-from screen.simulate.fields import CarbonFilm
+from screen.simulate.fields import CarbonFilm, drift_trajectory
 from screen.simulate.orientations import sample_orientations
 from screen.simulate.spec import ScreenSpec, SessionSpec
 from screen.simulate.structures import PseudoAtomModel
@@ -276,8 +276,6 @@ def _species_and_views(n: int, session: SessionSpec, rng: np.random.Generator):
 
 
 def _trajectory(n_frames: int, total_A: float, rng: np.random.Generator) -> np.ndarray:
-    from screen.simulate.fields import drift_trajectory
-
     return drift_trajectory(
         max(n_frames, 2), total_A, rng.uniform(0, 360), rng.uniform(-1.0, 1.0), rng
     )

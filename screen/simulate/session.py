@@ -140,12 +140,12 @@ def _render_and_write(task) -> tuple[dict, pd.DataFrame]:
     if rendered.frames is not None:
         dtype = np.uint8 if rendered.frames.max() < 256 else np.uint16
         write_tiff(folder / "movies" / f"{plan.name}.tif", rendered.frames.astype(dtype))
-    return _micrograph_row(
-        plan, rendered, spec, models, mic_path.relative_to(folder)
-    ), _particle_rows(plan, models, spec)
+    flags = _particle_flags(plan, models, spec)
+    row = _micrograph_row(plan, rendered, spec, flags, mic_path.relative_to(folder))
+    return row, _particle_rows(plan, models, spec, flags)
 
 
-def _micrograph_row(plan: MicrographPlan, rendered, spec: ScreenSpec, models, rel_path) -> dict:
+def _micrograph_row(plan: MicrographPlan, rendered, spec: ScreenSpec, flags, rel_path) -> dict:
     ny, nx = spec.frame_px
     x_A, y_A = pixel_coordinates_A(spec.frame_px, spec.pixel_size_A)
     carbon_fraction = 0.0
@@ -157,7 +157,6 @@ def _micrograph_row(plan: MicrographPlan, rendered, spec: ScreenSpec, models, re
         ball_fraction = float(
             (ball_thickness_A(spec.frame_px, spec.pixel_size_A, plan.balls) > 0).mean()
         )
-    flags = _particle_flags(plan, models, spec)
     return {
         "micrograph": rel_path.name,
         "path": str(rel_path),
@@ -197,8 +196,7 @@ def _particle_flags(plan: MicrographPlan, models, spec: ScreenSpec) -> dict[str,
     return {"near_carbon_edge": near_edge, "nearest_neighbour_A": nn, "diameter_A": diameters}
 
 
-def _particle_rows(plan: MicrographPlan, models, spec: ScreenSpec) -> pd.DataFrame:
-    flags = _particle_flags(plan, models, spec)
+def _particle_rows(plan: MicrographPlan, models, spec: ScreenSpec, flags) -> pd.DataFrame:
     isolated = flags["nearest_neighbour_A"] >= flags["diameter_A"]
     return pd.DataFrame(
         {
