@@ -73,10 +73,14 @@ def simulate(
     ] = False,
     frames: Annotated[int | None, typer.Option(help="Frames per movie.")] = None,
     jobs: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace a simulated screening already in --out.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
     """Make synthetic screening sessions with full ground truth, and a manifest for them."""
     import dataclasses
+    import functools
 
     from screen.simulate.presets import PRESETS
     from screen.simulate.scenario import (
@@ -108,7 +112,8 @@ def simulate(
         problems = validate_screen_spec(spec)
         if problems:
             raise ScreenError("; ".join(problems))
-        manifest = _run_with_progress(spec, out, jobs, quiet, simulate_screen)
+        run = functools.partial(simulate_screen, overwrite=overwrite, jobs=jobs)
+        manifest = _run_with_progress(spec, out, quiet, run)
     except ScreenError as error:
         raise _fail(error) from None
     typer.echo(
@@ -116,9 +121,9 @@ def simulate(
     )
 
 
-def _run_with_progress(spec, out: Path, jobs: int, quiet: bool, simulate_screen) -> Path:
+def _run_with_progress(spec, out: Path, quiet: bool, simulate_screen) -> Path:
     if quiet or not sys.stderr.isatty():
-        return simulate_screen(spec, out, jobs=jobs)
+        return simulate_screen(spec, out)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (
@@ -133,7 +138,7 @@ def _run_with_progress(spec, out: Path, jobs: int, quiet: bool, simulate_screen)
         def update(session: str, done: int, total: int) -> None:
             progress.update(tasks[session], completed=done)
 
-        return simulate_screen(spec, out, jobs=jobs, progress=update)
+        return simulate_screen(spec, out, progress=update)
 
 
 @app.command()

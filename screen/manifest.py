@@ -409,20 +409,25 @@ def _width_problems(line: int, cells: list[str], width: int) -> list[str]:
     return [f"line {line}: {len(cells)} values but the header has {width} columns ({extra[0]!r})"]
 
 
-def _session_name_problems(line: int, column: _Column, name: str) -> list[str]:
-    """Return problems that stop ``name`` being used as a folder name."""
-    where = f"line {line}, column {column.label}"
+def session_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a session (folder) name, or None when it can."""
     if not name:
-        return [f"{where}: empty session name"]
+        return "empty session name"
     if len(name) > MAX_SESSION_NAME:
-        return [f"{where}: session name is {len(name)} characters (at most {MAX_SESSION_NAME})"]
+        return f"session name is {len(name)} characters (at most {MAX_SESSION_NAME})"
     if name.startswith("."):
-        return [f"{where}: '{name}' cannot be a folder name (starts with '.')"]
+        return f"'{name}' cannot be a folder name (starts with '.')"
     bad = sorted({c for c in name if c in _FORBIDDEN_IN_NAMES or not c.isprintable()})
     if bad:
         shown = " ".join(repr(c) for c in bad)
-        return [f"{where}: '{name}' cannot be a folder name (contains {shown})"]
-    return []
+        return f"'{name}' cannot be a folder name (contains {shown})"
+    return None
+
+
+def _session_name_problems(line: int, column: _Column, name: str) -> list[str]:
+    """Return problems that stop ``name`` being used as a folder name."""
+    problem = session_name_problem(name)
+    return [] if problem is None else [f"line {line}, column {column.label}: {problem}"]
 
 
 def _duplicate_problems(

@@ -98,6 +98,27 @@ def test_simulate_overrides_preset_size_and_count(tmp_path):
     assert image.data.shape == (128, 160)
 
 
+def test_simulate_refuses_to_mix_with_an_earlier_screening(tmp_path):
+    out = tmp_path / "sim"
+    args = ["simulate", "--preset", "prex1-small", "--frame", "192x192", "--out", str(out), "-q"]
+    assert runner.invoke(app, [*args, "--micrographs", "2"]).exit_code == 0
+    result = runner.invoke(app, [*args, "--micrographs", "1"])
+    assert result.exit_code == 2 and "--overwrite" in result.output
+    result = runner.invoke(app, [*args, "--micrographs", "1", "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert len(list((out / "sessions" / "ddm" / "micrographs").glob("*.mrc"))) == 1
+    assert len(read_manifest(out / "manifest.csv").sessions[0].micrograph_paths) == 1
+
+
+def test_movies_with_one_frame_and_refused_zero_frames(tmp_path):
+    args = ["simulate", "--preset", "prex1-small", "--frame", "192x192", "--micrographs", "1", "-q"]
+    result = runner.invoke(app, [*args, "--movies", "--frames", "1", "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "a").glob("sessions/*/movies/*.tif"))) == 6
+    result = runner.invoke(app, [*args, "--movies", "--frames", "0", "--out", str(tmp_path / "b")])
+    assert result.exit_code == 2 and "n_frames 0 must be at least 1" in result.output
+
+
 def test_simulate_refuses_bad_input_with_a_clear_message(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('preset = "prex1-small"\npixel_size_A = 50.0\n')
@@ -122,7 +143,7 @@ def test_gallery_draws_every_reason(tmp_path):
             "--micrographs",
             "9",
             "--frame",
-            "256x256",
+            "320x320",
             "--out",
             str(out),
             "-q",

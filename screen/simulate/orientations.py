@@ -1,14 +1,14 @@
-"""Particle orientations: uniform or preferred views, as ZYZ Euler angles (RELION naming).
+"""Particle orientations: uniform or preferred views, as RELION Euler angles (rot, tilt, psi).
 
-A particle with angles (rot, tilt, psi) is made by rotating the model's pseudo-atoms with
-``R = Rz(psi) @ Ry(tilt) @ Rz(rot)`` and projecting along z. Its viewing direction in the model's
-frame is ``R.T @ z``, which depends on (rot, tilt) only.
+A particle with angles (rot, tilt, psi) is made by rotating the model's pseudo-atoms with RELION's
+matrix ``A = Euler_angles2matrix(rot, tilt, psi)`` (image coordinates = A @ model coordinates) and
+projecting along z, as RELION projects a map. Its viewing direction in the model's frame is
+``A.T @ z = (sin tilt cos rot, sin tilt sin rot, cos tilt)``.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from screen.simulate.spec import OrientationSpec
 
@@ -16,10 +16,26 @@ N_VIEW_BINS = 60
 
 
 def rotation_matrices(euler_deg: np.ndarray) -> np.ndarray:
-    """Matrices ``Rz(psi) @ Ry(tilt) @ Rz(rot)`` for (n, 3) angles (rot, tilt, psi) in degrees."""
-    euler = np.atleast_2d(euler_deg)
-    # scipy's intrinsic "ZYZ" with angles (a, b, c) is Rz(a) Ry(b) Rz(c).
-    return Rotation.from_euler("ZYZ", euler[:, ::-1], degrees=True).as_matrix()
+    """RELION rotation matrices (n, 3, 3) for (n, 3) angles (rot, tilt, psi) in degrees."""
+    rot, tilt, psi = np.radians(np.atleast_2d(euler_deg)).T
+    ca, sa, cb, sb, cg, sg = (
+        np.cos(rot),
+        np.sin(rot),
+        np.cos(tilt),
+        np.sin(tilt),
+        np.cos(psi),
+        np.sin(psi),
+    )
+    cc, cs, sc, ss = cb * ca, cb * sa, sb * ca, sb * sa
+    # RELION's Euler_angles2matrix: image coordinates = A @ model coordinates.
+    return np.stack(
+        [
+            np.stack([cg * cc - sg * sa, cg * cs + sg * ca, -cg * sb], axis=-1),
+            np.stack([-sg * cc - cg * sa, -sg * cs + cg * ca, sg * sb], axis=-1),
+            np.stack([sc, ss, cb], axis=-1),
+        ],
+        axis=1,
+    )
 
 
 def sample_orientations(spec: OrientationSpec, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -32,7 +48,7 @@ def sample_orientations(spec: OrientationSpec, n: int, rng: np.random.Generator)
         centres = _direction_from_tilt_rot(views[choice, 0], views[choice, 1])
         directions[preferred] = _perturb(centres, spec.spread_deg, rng)
     tilt = np.degrees(np.arccos(np.clip(directions[:, 2], -1.0, 1.0)))
-    rot = np.degrees(np.arctan2(directions[:, 1], -directions[:, 0]))
+    rot = np.degrees(np.arctan2(directions[:, 1], directions[:, 0]))
     psi = rng.uniform(-180.0, 180.0, size=n)
     return np.stack([rot, tilt, psi], axis=1)
 
@@ -59,9 +75,7 @@ def view_entropy_bits(bins: np.ndarray) -> float:
 
 def _direction_from_tilt_rot(tilt_deg: np.ndarray, rot_deg: np.ndarray) -> np.ndarray:
     tilt, rot = np.radians(tilt_deg), np.radians(rot_deg)
-    return np.stack(
-        [-np.sin(tilt) * np.cos(rot), np.sin(tilt) * np.sin(rot), np.cos(tilt)], axis=-1
-    )
+    return np.stack([np.sin(tilt) * np.cos(rot), np.sin(tilt) * np.sin(rot), np.cos(tilt)], axis=-1)
 
 
 def _uniform_directions(n: int, rng: np.random.Generator) -> np.ndarray:

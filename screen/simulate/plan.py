@@ -276,6 +276,4 @@ def _species_and_views(n: int, session: SessionSpec, rng: np.random.Generator):
 
 
 def _trajectory(n_frames: int, total_A: float, rng: np.random.Generator) -> np.ndarray:
-    return drift_trajectory(
-        max(n_frames, 2), total_A, rng.uniform(0, 360), rng.uniform(-1.0, 1.0), rng
-    )
+    return drift_trajectory(n_frames, total_A, rng.uniform(0, 360), rng.uniform(-1.0, 1.0), rng)

@@ -100,23 +100,25 @@ def render_micrograph(
 
     transfer = _transfer(plan, shape, pixel_size_A, k, thickness)
     dose_px = plan.dose_e_per_A2 * pixel_size_A**2
-    unscaled_contrast = _contrast(particle_phase, transfer, shape)
     scale = 1.0
-    if mask.any():
+    isolated = _isolated_layout(plan, models, shape, pixel_size_A)
+    if isolated is not None:
+        # The SNR a particle of this micrograph has when alone, under good conditions: it sets
+        # the contrast per dalton, the same for crowded, clumped and aggregate protein.
+        ref_phase = _particle_phase_fft(isolated, models, shape, pixel_size_A, k, sigma)
+        ref_mask = _particle_mask(isolated, models, shape, pixel_size_A)
+        ref_transfer, ref_transmission = transfer, transmission
         if plan.reason in DEGRADING_REASONS:
             reference = _reference_conditions(plan)
             ref_thickness = thickness * (
                 reference.ice_thickness_A / max(plan.ice_thickness_A, 1e-6)
             )
             ref_transfer = _transfer(reference, shape, pixel_size_A, k, ref_thickness)
-            ref_contrast = _contrast(particle_phase, ref_transfer, shape)
             ref_transmission = np.exp(-ref_thickness / _ice_mfp_A(plan.ctf.voltage_kV))
-        else:
-            ref_contrast, ref_transmission = unscaled_contrast, transmission
-        signal = ref_transmission[mask] * ref_contrast[mask]
-        snr0 = float(4.0 * dose_px * signal.var() / ref_transmission[mask].mean())
+        signal = ref_transmission[ref_mask] * _contrast(ref_phase, ref_transfer, shape)[ref_mask]
+        snr0 = float(4.0 * dose_px * signal.var() / ref_transmission[ref_mask].mean())
         scale = float(np.sqrt(plan.target_snr / snr0)) if snr0 > 0 else 1.0
-    particle_contrast = unscaled_contrast * np.float32(scale)
+    particle_contrast = _contrast(particle_phase, transfer, shape) * np.float32(scale)
     other_contrast = _contrast(background_phase, transfer, shape)
     intensity = transmission * (1.0 + 2.0 * (particle_contrast + other_contrast))
     expected = (dose_px * np.clip(intensity, 0.0, None)).astype(np.float32)
@@ -130,6 +132,32 @@ def render_micrograph(
         inputs = _MovieInputs(particle_phase * scale + background_phase, transmission, thickness, k)
         frames = _movie(inputs, plan, pixel_size_A, n_frames, rng)
     return RenderedMicrograph(counts, expected, particle_counts, mask, snr, scale, frames)
+
+
+def _isolated_layout(plan: MicrographPlan, models, shape, pixel_size_A) -> MicrographPlan | None:
+    """The micrograph's particles (same species and views) moved onto a grid, apart, no aggregates.
+
+    None when the micrograph has no particles.
+    """
+    if plan.n_particles == 0:
+        return None
+    spacing_A = 1.6 * max(m.diameter_A for m in models)
+    ny, nx = shape
+    columns = max(int(nx * pixel_size_A // spacing_A), 1)
+    rows = max(int(ny * pixel_size_A // spacing_A), 1)
+    n = min(plan.n_particles, columns * rows)
+    index = np.arange(n)
+    offset_x = (nx * pixel_size_A - columns * spacing_A) / 2 + spacing_A / 2
+    offset_y = (ny * pixel_size_A - rows * spacing_A) / 2 + spacing_A / 2
+    return dataclasses.replace(
+        plan,
+        particle_x_A=offset_x + (index % columns) * spacing_A,
+        particle_y_A=offset_y + (index // columns) * spacing_A,
+        particle_species=plan.particle_species[:n],
+        particle_euler_deg=plan.particle_euler_deg[:n],
+        particle_in_aggregate=np.zeros(n, dtype=bool),
+        aggregate_blobs=np.zeros((0, 3)),
+    )
 
 
 def _ice_mfp_A(voltage_kV: float) -> float:
@@ -189,9 +217,11 @@ def _transfer(plan, shape, pixel_size_A, k, thickness_map, with_damage=True) -> 
 def critical_dose(k_A: np.ndarray, voltage_kV: float) -> np.ndarray:
     """Critical exposure Ne(k) in e/Å² (Grant & Grigorieff 2015).
 
-    ``Ne(k) = 0.245 k^-1.665 + 2.81`` at 300 kV, scaled linearly with voltage.
+    ``Ne(k) = 0.245 k^-1.665 + 2.81`` at 300 kV, times 0.8 at 200 kV as in cisTEM (linear in
+    between and beyond, never below 0.4).
     """
-    return (0.245 * np.maximum(k_A, 1e-4) ** -1.665 + 2.81) * np.float32(voltage_kV / 300.0)
+    voltage_factor = max(0.4, 0.8 + 0.2 * (voltage_kV - 200.0) / 100.0)
+    return (0.245 * np.maximum(k_A, 1e-4) ** -1.665 + 2.81) * np.float32(voltage_factor)
 
 
 def damage_envelope(critical: np.ndarray, start_dose: float, end_dose: float) -> np.ndarray:

@@ -28,6 +28,7 @@ import typing
 from pathlib import Path
 
 from screen.errors import ScreenError
+from screen.manifest import session_name_problem
 from screen.simulate.presets import PRESETS
 from screen.simulate.spec import BAD_REASONS, ScreenSpec, SessionSpec
 from screen.simulate.structures import parse_symmetry
@@ -89,6 +90,16 @@ def validate_screen_spec(spec: ScreenSpec) -> list[str]:
         problems.append(f"frame_px {spec.frame_px} must be two sizes of at least 64 pixels")
     if not 60 <= spec.voltage_kV <= 400:
         problems.append(f"voltage_kV {spec.voltage_kV} is not in 60–400 kV")
+    if spec.n_frames < 1:
+        problems.append(f"n_frames {spec.n_frames} must be at least 1")
+    extent_A = min(spec.frame_px) * spec.pixel_size_A
+    for session in spec.sessions:
+        largest = max((s.structure.diameter_A for s in session.species), default=0.0)
+        if extent_A < 3 * largest:
+            problems.append(
+                f"session {session.name!r}: the frame ({extent_A:.0f} Å across) must be at least "
+                f"3 particle diameters ({3 * largest:.0f} Å): use a larger frame or pixel size"
+            )
     names = [s.name for s in spec.sessions]
     for name in {n for n in names if names.count(n) > 1}:
         problems.append(f"session name {name!r} is used twice")
@@ -99,6 +110,9 @@ def validate_screen_spec(spec: ScreenSpec) -> list[str]:
 
 def _session_problems(session: SessionSpec) -> list[str]:
     problems = []
+    name_problem = session_name_problem(session.name)
+    if name_problem:
+        problems.append(name_problem)
     if session.n_micrographs < 1:
         problems.append("n_micrographs must be at least 1")
     unknown = set(session.bad_mix) - set(BAD_REASONS)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import shutil
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 import screen
+from screen.errors import ScreenError
 from screen.io.mrc import write_mrc
 from screen.io.star import OpticsGroup, write_particles_star
 from screen.io.tiff import write_tiff
@@ -34,6 +36,9 @@ from screen.simulate.plan import MicrographPlan, assign_reasons, plan_micrograph
 from screen.simulate.render import render_micrograph
 from screen.simulate.spec import MICROGRAPH_REASONS, ScreenSpec, SessionSpec
 from screen.simulate.structures import PseudoAtomModel, build_structure, render_volume
+
+OUTPUT_NAMES = ("sessions", "manifest.csv", "ground_truth.csv", "scenario.json")
+"""What ``simulate_screen`` writes at the top of its output folder."""
 
 ProgressCallback = Callable[[str, int, int], None]
 """Called as ``(session_name, micrographs_done, micrographs_total)``."""
@@ -68,10 +73,30 @@ def session_plans(screen_spec: ScreenSpec, session_index: int) -> list[Micrograp
 
 
 def simulate_screen(
-    spec: ScreenSpec, out_dir: Path, *, jobs: int = 1, progress: ProgressCallback | None = None
+    spec: ScreenSpec,
+    out_dir: Path,
+    *,
+    jobs: int = 1,
+    progress: ProgressCallback | None = None,
+    overwrite: bool = False,
 ) -> Path:
-    """Simulate every session of ``spec`` into ``out_dir``; return the manifest's path."""
+    """Simulate every session of ``spec`` into ``out_dir``; return the manifest's path.
+
+    An ``out_dir`` that already holds a simulated screening is refused (stale micrographs would
+    mix with new ones) unless ``overwrite``, which first removes that screening.
+    """
     out_dir = Path(out_dir)
+    previous = [out_dir / name for name in OUTPUT_NAMES if (out_dir / name).exists()]
+    if previous and not overwrite:
+        raise ScreenError(
+            f"{out_dir} already holds a simulated screening ({previous[0].name}); "
+            "choose another folder or pass --overwrite"
+        )
+    for path in previous:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
     summaries = [
         _simulate_session(spec, index, out_dir, jobs, progress)

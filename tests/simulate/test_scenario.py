@@ -23,10 +23,10 @@ def test_prex1_preset_mirrors_the_paper_screen():
 def test_overrides_and_per_session_count(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text(
-        'preset = "prex1-small"\nseed = 9\nmicrographs_per_session = 3\nframe_px = [128, 256]\n'
+        'preset = "prex1-small"\nseed = 9\nmicrographs_per_session = 3\nframe_px = [192, 256]\n'
     )
     spec = load_scenario(path)
-    assert spec.seed == 9 and spec.frame_px == (128, 256)
+    assert spec.seed == 9 and spec.frame_px == (192, 256)
     assert all(s.n_micrographs == 3 for s in spec.sessions)
 
 
