@@ -1,0 +1,1 @@
+"""Pipeline stages: pure functions of arrays and parameters, one module per stage."""

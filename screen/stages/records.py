@@ -1,0 +1,118 @@
+"""Typed results that stages return and the pipeline stores.
+
+Coordinates are in micrograph pixels: ``x_px`` is the column, ``y_px`` the row, pixel (0, 0) has its
+centre at (0, 0) (the simulator's ground truth uses the same convention). Defocus follows
+CTFFIND/RELION (Å, positive underfocus, ``defocus_u_A`` along ``astigmatism_angle_deg``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+MICROGRAPH_REASONS: tuple[str, ...] = (
+    "empty",
+    "crowded",
+    "aggregated",
+    "contaminated",
+    "carbon",
+    "thick_ice",
+    "drift",
+    "bad_ctf",
+)
+"""Reasons a micrograph is bad (the simulator's labels)."""
+
+CLASS_LABELS: tuple[str, ...] = ("good", "clip", "edge", "noise")
+"""2DAssess labels of a class average."""
+
+
+@dataclass(frozen=True)
+class Optics:
+    """Microscope optics of a session (from the manifest)."""
+
+    pixel_size_A: float
+    voltage_kV: float = 300.0
+    cs_mm: float = 2.7
+    amplitude_contrast: float = 0.1
+
+
+@dataclass(frozen=True)
+class MicrographVerdict:
+    """Micrograph assessment: P(good), the verdict at the threshold, and the likeliest bad reason."""
+
+    p_good: float
+    verdict: str  # "good" or "bad"
+    reason: str | None  # one of MICROGRAPH_REASONS when bad
+    reason_scores: dict[str, float]
+
+
+@dataclass(frozen=True)
+class CtfFit:
+    """CTF estimate of one micrograph."""
+
+    defocus_u_A: float
+    defocus_v_A: float
+    astigmatism_angle_deg: float
+    fit_resolution_A: float  # highest resolution where the fitted CTF still matches the spectrum
+    score: float  # correlation of model and spectrum over the fitted band (0..1)
+
+    @property
+    def mean_defocus_A(self) -> float:
+        """Mean of the two principal defoci, in Å."""
+        return 0.5 * (self.defocus_u_A + self.defocus_v_A)
+
+
+@dataclass(frozen=True)
+class Picks:
+    """Particle picks on one micrograph (arrays of equal length)."""
+
+    x_px: np.ndarray
+    y_px: np.ndarray
+    score: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.x_px)
+
+
+@dataclass(frozen=True)
+class DiameterEstimate:
+    """Particle diameter from averaged picks (Li et al. 2020: Canny edge x 1.5)."""
+
+    diameter_A: float
+    edge_diameter_A: float
+    average: np.ndarray  # the unaligned average the edge was found on
+    pixel_size_A: float
+
+
+@dataclass(frozen=True)
+class ParticleStack:
+    """Extracted, normalised particle images of one session (or one micrograph)."""
+
+    images: np.ndarray  # (n, box, box) float32, zero mean and unit variance outside the particle
+    pixel_size_A: float
+    micrograph_index: np.ndarray  # (n,) index of the source micrograph
+    x_px: np.ndarray  # (n,) centre in the source micrograph's pixels
+    y_px: np.ndarray
+
+
+@dataclass(frozen=True)
+class ClassAverages:
+    """Result of one 2D classification at one mask diameter."""
+
+    averages: np.ndarray  # (k, box, box) float32
+    assignments: np.ndarray  # (n,) class of each particle, -1 when discarded
+    counts: np.ndarray  # (k,) particles per class
+    mask_diameter_A: float
+    pixel_size_A: float
+    psi_deg: np.ndarray  # (n,) in-plane angle that aligns each particle to its class
+    shift_px: np.ndarray  # (n, 2) shift (dx, dy) that aligns each particle to its class
+
+
+@dataclass(frozen=True)
+class ClassVerdicts:
+    """2DAssess labels of the class averages of one classification."""
+
+    labels: tuple[str, ...]  # one of CLASS_LABELS per class
+    scores: np.ndarray  # (k, 4) probabilities in CLASS_LABELS order
+    moved_by_saliency: np.ndarray  # (k,) bool: "good" moved to "clip" by the saliency check
