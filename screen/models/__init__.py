@@ -1,0 +1,1 @@
+"""Keras model definitions, the weights registry and training. TensorFlow is imported lazily."""
