@@ -1,0 +1,84 @@
+"""Per-stage result cache: a result is stored under a key made of its inputs, parameters and the
+stage backend's version, written atomically, so re-running skips finished work and a run killed
+midway (even with kill -9) resumes without losing what was finished.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from screen.io.atomic import atomic_path
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in sorted(value.items())}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()
+    return value
+
+
+def cache_key(*parts: Any) -> str:
+    """Stable hex key of any mix of dataclasses, dicts, paths, numbers, strings and arrays."""
+    text = json.dumps(_plain(list(parts)), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def file_identity(path: Path) -> dict[str, Any]:
+    """What identifies an input file's content cheaply: path, size and modification time."""
+    stat = os.stat(path)
+    return {"path": str(Path(path).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+class StageCache:
+    """Cached stage results under ``root/<stage>/<name>.<key>.{json,npz}``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, stage: str, name: str, key: str, suffix: str) -> Path:
+        return self.root / stage / f"{name}.{key}{suffix}"
+
+    def get_json(self, stage: str, name: str, key: str) -> Any | None:
+        """The stored JSON value, or None when absent or unreadable."""
+        path = self._path(stage, name, key, ".json")
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def put_json(self, stage: str, name: str, key: str, value: Any) -> None:
+        """Store a JSON-able value atomically."""
+        with atomic_path(self._path(stage, name, key, ".json")) as tmp:
+            tmp.write_text(json.dumps(_plain(value)))
+
+    def get_arrays(self, stage: str, name: str, key: str) -> dict[str, np.ndarray] | None:
+        """The stored arrays, or None when absent or unreadable."""
+        path = self._path(stage, name, key, ".npz")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+            return None
+
+    def put_arrays(self, stage: str, name: str, key: str, arrays: dict[str, np.ndarray]) -> None:
+        """Store named arrays atomically (uncompressed npz)."""
+        with atomic_path(self._path(stage, name, key, ".npz")) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **arrays)
