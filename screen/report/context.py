@@ -1,0 +1,363 @@
+"""Stored run results -> the plain dict the report template renders.
+
+Only the files that `screen run` wrote are read (see `screen.store.layout`); nothing is
+recomputed except the verdict sentences, which are re-derived from the stored numbers and good
+class averages so that the cross-condition verdicts always see every condition of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from screen.errors import ScreenError
+from screen.report.verdicts import TITLES, has_title, session_verdicts
+from screen.store.layout import RunLayout, SessionLayout
+
+TABLE_COLUMNS_PER_PAGE = 6
+"""Conditions per comparison table; more conditions continue in a further table."""
+
+
+@dataclass(frozen=True)
+class ClassSet:
+    """One stored 2D classification: its table and averages (n, y, x)."""
+
+    mask_diameter_A: float
+    table: pd.DataFrame
+    averages: np.ndarray
+
+
+@dataclass(frozen=True)
+class SessionResults:
+    """Everything stored for one condition."""
+
+    name: str
+    layout: SessionLayout
+    summary: dict
+    micrographs: pd.DataFrame | None
+    classes: dict[float, ClassSet] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when the session finished."""
+        return self.summary.get("status", "ok") == "ok"
+
+    def best_classes(self) -> ClassSet | None:
+        """The classification at the best mask diameter, if stored."""
+        best = self.summary.get("best_mask_diameter_A")
+        if best is None:
+            return None
+        return next((c for d, c in self.classes.items() if abs(d - float(best)) < 0.5), None)
+
+    def good_averages(self) -> tuple[list[np.ndarray], list[int]]:
+        """Good averages at the best mask diameter, most populated first, and their particles."""
+        best = self.best_classes()
+        if best is None:
+            return [], []
+        good = best.table[best.table["label"] == "good"].sort_values(
+            ["n_particles", "class_index"], ascending=[False, True]
+        )
+        indices = [int(i) for i in good["class_index"] if 0 <= int(i) < len(best.averages)]
+        counts = [
+            int(n)
+            for i, n in zip(good["class_index"], good["n_particles"], strict=True)
+            if 0 <= int(i) < len(best.averages)
+        ]
+        return [best.averages[i] for i in indices], counts
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ScreenError(f"{path}: cannot read the session summary ({error})") from error
+
+
+def _read_classes(layout: SessionLayout, summary: dict) -> dict[float, ClassSet]:
+    from screen.io.mrc import read_mrc
+
+    diameters = [float(r["mask_diameter_A"]) for r in summary.get("diameter_search") or []]
+    out: dict[float, ClassSet] = {}
+    for diameter in diameters:
+        folder = layout.classes_dir(diameter)
+        table_path, stack_path = folder / "classes.csv", folder / "averages.mrcs"
+        if not (table_path.is_file() and stack_path.is_file()):
+            continue
+        stack = read_mrc(stack_path).data
+        stack = stack[None] if stack.ndim == 2 else stack
+        out[diameter] = ClassSet(diameter, pd.read_csv(table_path), stack)
+    return out
+
+
+def load_run(run_root: Path) -> list[SessionResults]:
+    """Read every stored session of a run (sorted by name).
+
+    Raises
+    ------
+    ScreenError
+        If the run folder holds no ``sessions/<name>/summary.json``.
+    """
+    layout = RunLayout(Path(run_root))
+    folders = sorted(p for p in (layout.root / "sessions").glob("*") if p.is_dir())
+    sessions = []
+    for folder in folders:
+        session_layout = layout.session(folder.name)
+        if not session_layout.summary.is_file():
+            continue
+        summary = _read_json(session_layout.summary)
+        summary.setdefault("session", folder.name)
+        micrographs = (
+            pd.read_csv(session_layout.micrographs, keep_default_na=False)
+            if session_layout.micrographs.is_file()
+            else None
+        )
+        classes = (
+            _read_classes(session_layout, summary) if summary.get("status", "ok") == "ok" else {}
+        )
+        sessions.append(SessionResults(folder.name, session_layout, summary, micrographs, classes))
+    if not sessions:
+        raise ScreenError(
+            f"{layout.root}: no sessions/<name>/summary.json found; is it a folder written by "
+            "`screen run`?"
+        )
+    return sessions
+
+
+def rank_key(summary: dict) -> tuple:
+    """Sort key: finished conditions by good particles per micrograph (best first), failed last."""
+    ok = summary.get("status", "ok") == "ok"
+    return (not ok, -float(summary.get("good_particles_per_micrograph") or 0.0), summary["session"])
+
+
+def _reason_counts(micrographs: pd.DataFrame | None) -> dict[str, int]:
+    if micrographs is None or "verdict" not in micrographs:
+        return {}
+    bad = micrographs[micrographs["verdict"] == "bad"]
+    return dict(Counter(str(r) for r in bad.get("reason", []) if str(r)))
+
+
+def all_verdicts(sessions: list[SessionResults]) -> dict[str, list[str]]:
+    """Verdicts per session: every rule, with the best candidate chosen among all conditions.
+
+    Stored verdicts that no rule of `screen.report.verdicts` produced (pipeline notes) are kept.
+    """
+    summaries = [s.summary for s in sessions]
+    inputs = {}
+    for s in sessions:
+        averages, counts = s.good_averages()
+        pixel = s.summary.get("pixel_size_2d_A") or 0.0
+        inputs[s.name] = (averages, counts, float(pixel), _reason_counts(s.micrographs))
+    first = {
+        s.name: session_verdicts(
+            s.summary,
+            inputs[s.name][0],
+            inputs[s.name][2],
+            summaries,
+            good_counts=inputs[s.name][1],
+            reason_counts=inputs[s.name][3],
+            flags={},
+        )
+        for s in sessions
+    }
+    out = {}
+    for s in sessions:
+        averages, counts, pixel, reasons = inputs[s.name]
+        ours = session_verdicts(
+            s.summary,
+            averages,
+            pixel,
+            summaries,
+            good_counts=counts,
+            reason_counts=reasons,
+            flags=first,
+        )
+        stored = [
+            str(v)
+            for v in s.summary.get("verdicts") or []
+            if not any(has_title(str(v), t) for t in TITLES) and str(v) not in ours
+        ]
+        out[s.name] = ours + stored
+    return out
+
+
+def _fmt_int(value) -> str:
+    return "—" if value is None else f"{int(value):,}"
+
+
+def _fmt_float(value, digits: int = 1, unit: str = "") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{float(value):,.{digits}f}{unit}"
+
+
+def _fmt_fraction(value) -> str:
+    return "—" if value is None else f"{float(value):.0%}"
+
+
+def _fmt_seconds(value) -> str:
+    if value is None:
+        return "—"
+    seconds = float(value)
+    return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
+NUMBER_ROWS: tuple[tuple[str, str, object], ...] = (
+    ("Micrographs", "n_micrographs", _fmt_int),
+    ("Good micrographs", "n_good_micrographs", _fmt_int),
+    ("Good-micrograph fraction", "good_micrograph_fraction", _fmt_fraction),
+    ("Estimated diameter (Å)", "diameter_A", lambda v: _fmt_float(v, 0)),
+    ("Picked particles", "picked_particles", _fmt_int),
+    ("Particles per micrograph", "particles_per_micrograph", lambda v: _fmt_float(v, 1)),
+    ("Good particles", "good_particles", _fmt_int),
+    ("Good-particle fraction", "good_particle_fraction", _fmt_fraction),
+    ("Good particles per micrograph", "good_particles_per_micrograph", lambda v: _fmt_float(v, 1)),
+    ("2D pixel size (Å)", "pixel_size_2d_A", lambda v: _fmt_float(v, 2)),
+    ("Best mask diameter (Å)", "best_mask_diameter_A", lambda v: _fmt_float(v, 0)),
+    ("CPU time", "cpu_seconds", _fmt_seconds),
+)
+"""Rows of the comparison table: label, summary key, formatter."""
+
+
+def _table(ranked: list[dict]) -> list[dict]:
+    """Comparison tables (one column per condition), split every `TABLE_COLUMNS_PER_PAGE`."""
+    metadata_keys: list[str] = []
+    for summary in ranked:
+        for key in (summary.get("metadata") or {}).keys():
+            if key not in metadata_keys:
+                metadata_keys.append(key)
+    tables = []
+    for start in range(0, len(ranked), TABLE_COLUMNS_PER_PAGE):
+        chunk = ranked[start : start + TABLE_COLUMNS_PER_PAGE]
+        rows = [
+            {
+                "label": "Rank",
+                "values": [
+                    str(start + i + 1) if s.get("status", "ok") == "ok" else "failed"
+                    for i, s in enumerate(chunk)
+                ],
+                "metadata": False,
+            }
+        ]
+        for key in metadata_keys:
+            rows.append(
+                {
+                    "label": key,
+                    "values": [str((s.get("metadata") or {}).get(key, "")) for s in chunk],
+                    "metadata": True,
+                }
+            )
+        for label, key, fmt in NUMBER_ROWS:
+            rows.append(
+                {
+                    "label": label,
+                    "values": [
+                        fmt(s.get(key)) if s.get("status", "ok") == "ok" else "—" for s in chunk
+                    ],
+                    "metadata": False,
+                }
+            )
+        tables.append({"conditions": [s["session"] for s in chunk], "rows": rows})
+    return tables
+
+
+def context_from_sessions(sessions: list[SessionResults], provenance: dict | None = None) -> dict:
+    """The template's dict from loaded sessions (see `build_context`)."""
+    verdicts = all_verdicts(sessions)
+    ranked = sorted((s.summary for s in sessions), key=rank_key)
+    by_name = {s.name: s for s in sessions}
+    conditions = []
+    for rank, summary in enumerate(ranked, start=1):
+        session = by_name[summary["session"]]
+        micrographs = session.micrographs
+        n_unreadable = int(summary.get("n_unreadable") or 0)
+        conditions.append(
+            {
+                "name": summary["session"],
+                "rank": rank if session.ok else None,
+                "ok": session.ok,
+                "error": summary.get("error"),
+                "metadata": {str(k): str(v) for k, v in (summary.get("metadata") or {}).items()},
+                "verdicts": verdicts[session.name],
+                "n_micrographs": int(summary.get("n_micrographs") or 0),
+                "n_unreadable": n_unreadable,
+                "bad_reasons": sorted(
+                    _reason_counts(micrographs).items(), key=lambda kv: (-kv[1], kv[0])
+                ),
+                "good_micrograph_fraction": _fmt_fraction(summary.get("good_micrograph_fraction")),
+                "good_particle_fraction": _fmt_fraction(summary.get("good_particle_fraction")),
+                "good_particles_per_micrograph": _fmt_float(
+                    summary.get("good_particles_per_micrograph"), 1
+                ),
+                "best_mask_diameter": _fmt_float(summary.get("best_mask_diameter_A"), 0),
+                "diameter_search": [
+                    {
+                        "mask_diameter": _fmt_float(r.get("mask_diameter_A"), 0),
+                        "n_classes": int(r.get("n_classes") or 0),
+                        "n_good_classes": int(r.get("n_good_classes") or 0),
+                        "good_particles": _fmt_int(r.get("good_particles")),
+                        "labels": ", ".join(f"{k} {v}" for k, v in (r.get("labels") or {}).items()),
+                        "best": summary.get("best_mask_diameter_A") is not None
+                        and abs(
+                            float(r["mask_diameter_A"]) - float(summary["best_mask_diameter_A"])
+                        )
+                        < 0.5,
+                    }
+                    for r in summary.get("diameter_search") or []
+                ],
+                "stage_seconds": [
+                    (stage, _fmt_seconds(sec))
+                    for stage, sec in (summary.get("stage_seconds") or {}).items()
+                ],
+                "wall_time": _fmt_seconds(summary.get("wall_seconds")),
+                "cpu_time": _fmt_seconds(summary.get("cpu_seconds")),
+            }
+        )
+    provenance = provenance or {}
+    return {
+        "title": "Cryo-EM screening report",
+        "version": str(provenance.get("version", provenance.get("screen_version", ""))),
+        "created": str(provenance.get("created", provenance.get("started", ""))),
+        "n_conditions": len(conditions),
+        "n_failed": sum(not c["ok"] for c in conditions),
+        "conditions": conditions,
+        "ranking": [c for c in conditions if c["ok"]],
+        "failed": [c for c in conditions if not c["ok"]],
+        "tables": _table(ranked),
+    }
+
+
+def build_context(run_root: Path) -> dict:
+    """Read a run folder's stored results into the plain dict the report template renders.
+
+    Parameters
+    ----------
+    run_root : Path
+        Output folder of `screen run` (see `screen.store.layout.RunLayout`).
+
+    Returns
+    -------
+    dict
+        ``conditions`` (ranked by good particles per micrograph; failed ones last, with their
+        error), ``tables`` (the comparison: one column per condition, at most
+        `TABLE_COLUMNS_PER_PAGE` per table), ``ranking``, ``failed``, and run facts (``version``,
+        ``created``) from run.json when present. Values are display strings.
+    """
+    layout = RunLayout(Path(run_root))
+    return context_from_sessions(load_run(layout.root), read_provenance(layout))
+
+
+def read_provenance(layout: RunLayout) -> dict:
+    """run.json as a dict; empty when absent or unreadable (the report does without it)."""
+    if not layout.provenance.is_file():
+        return {}
+    try:
+        data = json.loads(layout.provenance.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -1,0 +1,566 @@
+"""Plain-language verdicts on a screening condition, from its measured numbers and good classes.
+
+Every rule is a small pure function that returns one sentence (or None when it does not fire); its
+threshold is a named module constant. Each sentence starts with a fixed title (``TITLE_*``) followed
+by a colon, so a verdict can be recognised whatever numbers it quotes.
+
+The image-based rules look at the good class averages of the best mask diameter:
+
+- *views*: averages are compared by rotation- and mirror-invariant correlation (polar resampling,
+  circular cross-correlation over the angle), grouped by average-linkage clustering, and the groups
+  weighted by particles. Few effective groups, or one group holding most particles, means the good
+  classes show few distinct views: preferred orientation.
+- *sizes*: the object in each average is segmented (low-pass, threshold at a fraction of its peak,
+  central connected component); its equivalent-circle diameter is one size. Two well separated groups
+  of sizes (ratio of their means above ``HETEROGENEITY_SIZE_RATIO``) mean two species.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+MOSTLY_BAD_GOOD_FRACTION = 0.4
+"""Fewer good micrographs than this fraction: "mostly bad micrographs"."""
+
+FEW_PARTICLES_PER_MICROGRAPH = 30.0
+"""Fewer picks per micrograph than this is "few particles", whatever the other conditions do."""
+
+FEW_PARTICLES_RELATIVE = 0.5
+"""Fewer picks per micrograph than this fraction of the median of the other conditions is "few"."""
+
+LOW_GOOD_PARTICLE_FRACTION = 0.35
+"""Fewer picked particles in good classes than this fraction: many false picks or aggregates."""
+
+VIEW_DISTANCE = 0.1
+"""Rotation-invariant distance (beyond noise, see `view_distance`) below which two good averages
+show the same view."""
+
+MAX_NOISE_SHARE = 0.5
+"""Views are not judged when noise makes up more than this share of the median average's features."""
+
+MIN_AVERAGES_FOR_VIEWS = 4
+"""Views are judged only with at least this many good averages."""
+
+FEW_VIEWS_EFFECTIVE = 2.5
+"""Fewer effective view groups (exp of the particle-weighted entropy) than this: few views."""
+
+LARGEST_VIEW_SHARE = 0.6
+"""One view group holding more than this share of the good particles: preferred orientation."""
+
+OBJECT_THRESHOLD = 0.12
+"""Object mask of an average: pixels above this fraction of its (low-passed) peak."""
+
+HETEROGENEITY_SIZE_RATIO = 1.3
+"""Two size groups whose mean diameters differ by more than this ratio: heterogeneity."""
+
+SIZE_GAP_RATIO = 1.1
+"""Smallest size of the large group over the largest of the small group must exceed this."""
+
+MIN_SIZE_GROUP_SHARE = 0.15
+"""Each of the two size groups must hold at least this share of the good particles."""
+
+AGGREGATED_SHARE_OF_BAD = 0.3
+"""Aggregated micrographs above this share of the bad ones..."""
+
+AGGREGATED_SHARE_OF_ALL = 0.1
+"""...and above this share of all micrographs: "aggregation"."""
+
+NOISE_CLASS_SHARE = 0.6
+"""Noise classes above this share of all classes at the best mask diameter: "aggregation"."""
+
+BEST_MIN_GOOD_FRACTION = 0.5
+"""A condition is a candidate for collection only with at least this good-micrograph fraction."""
+
+TITLE_MOSTLY_BAD = "Mostly bad micrographs"
+TITLE_FEW_PARTICLES = "Few particles per micrograph"
+TITLE_LOW_GOOD_PARTICLES = "Low good-particle fraction"
+TITLE_FEW_VIEWS = "Few distinct views among good classes"
+TITLE_TWO_SIZES = "Two particle sizes among good classes"
+TITLE_AGGREGATION = "Aggregation"
+TITLE_BEST = "Best candidate for high-resolution collection"
+
+TITLES: tuple[str, ...] = (
+    TITLE_MOSTLY_BAD,
+    TITLE_FEW_PARTICLES,
+    TITLE_LOW_GOOD_PARTICLES,
+    TITLE_FEW_VIEWS,
+    TITLE_TWO_SIZES,
+    TITLE_AGGREGATION,
+    TITLE_BEST,
+)
+"""Titles of every rule, in the order `session_verdicts` reports them."""
+
+DISQUALIFYING_TITLES: tuple[str, ...] = (TITLE_FEW_VIEWS, TITLE_TWO_SIZES)
+"""Flags that make a condition a worse candidate for collection than an unflagged one."""
+
+
+def has_title(verdict: str, title: str) -> bool:
+    """True when ``verdict`` is a sentence of the rule named ``title``."""
+    return verdict.startswith(title + ":")
+
+
+def _ok(summary: Mapping) -> bool:
+    return summary.get("status", "ok") == "ok"
+
+
+# --------------------------------------------------------------------------- number-based rules
+
+
+def mostly_bad_micrographs(summary: Mapping) -> str | None:
+    """Fires when the good-micrograph fraction is below `MOSTLY_BAD_GOOD_FRACTION`."""
+    fraction = float(summary.get("good_micrograph_fraction") or 0.0)
+    if int(summary.get("n_micrographs") or 0) == 0 or fraction >= MOSTLY_BAD_GOOD_FRACTION:
+        return None
+    return (
+        f"{TITLE_MOSTLY_BAD}: only {fraction:.0%} of {summary['n_micrographs']} micrographs are "
+        "usable; check ice thickness, blotting and the grid type."
+    )
+
+
+def few_particles(summary: Mapping, all_summaries: Sequence[Mapping]) -> str | None:
+    """Fires when picks per micrograph are few, absolutely or against the other conditions.
+
+    Few means below `FEW_PARTICLES_PER_MICROGRAPH`, or below `FEW_PARTICLES_RELATIVE` times the
+    median of the other successful conditions of the run.
+    """
+    per_mic = float(summary.get("particles_per_micrograph") or 0.0)
+    if int(summary.get("n_micrographs") or 0) == 0:
+        return None
+    others = [
+        float(s.get("particles_per_micrograph") or 0.0)
+        for s in all_summaries
+        if _ok(s) and s.get("session") != summary.get("session")
+    ]
+    median = float(np.median(others)) if others else None
+    relative = median is not None and per_mic < FEW_PARTICLES_RELATIVE * median
+    if per_mic >= FEW_PARTICLES_PER_MICROGRAPH and not relative:
+        return None
+    against = f" (median of the other conditions: {median:.0f})" if median is not None else ""
+    return (
+        f"{TITLE_FEW_PARTICLES}: {per_mic:.0f} picks per micrograph{against}; "
+        "consider a higher protein concentration or a different grid."
+    )
+
+
+def low_good_particle_fraction(summary: Mapping) -> str | None:
+    """Fires when the good-particle fraction is below `LOW_GOOD_PARTICLE_FRACTION`."""
+    fraction = float(summary.get("good_particle_fraction") or 0.0)
+    if int(summary.get("picked_particles") or 0) == 0 or fraction >= LOW_GOOD_PARTICLE_FRACTION:
+        return None
+    return (
+        f"{TITLE_LOW_GOOD_PARTICLES}: only {fraction:.0%} of the picked particles are in good "
+        "classes; many false picks or aggregates."
+    )
+
+
+def aggregation(summary: Mapping, reason_counts: Mapping[str, int] | None = None) -> str | None:
+    """Fires when many micrographs are aggregated, or noise classes dominate.
+
+    Parameters
+    ----------
+    summary : Mapping
+        The session's summary (``n_micrographs``, ``n_good_micrographs``, ``diameter_search``,
+        ``best_mask_diameter_A``).
+    reason_counts : Mapping[str, int], optional
+        How many bad micrographs carry each reason (``"aggregated"``, ``"empty"``, ...).
+
+    Returns
+    -------
+    str or None
+        The sentence, when aggregated micrographs exceed `AGGREGATED_SHARE_OF_BAD` of the bad and
+        `AGGREGATED_SHARE_OF_ALL` of all micrographs, or noise classes exceed `NOISE_CLASS_SHARE`
+        of the classes at the best mask diameter.
+    """
+    n_mics = int(summary.get("n_micrographs") or 0)
+    n_bad = n_mics - int(summary.get("n_good_micrographs") or 0)
+    aggregated = int((reason_counts or {}).get("aggregated", 0))
+    if n_bad > 0 and n_mics > 0:
+        if (
+            aggregated / n_bad > AGGREGATED_SHARE_OF_BAD
+            and aggregated / n_mics > AGGREGATED_SHARE_OF_ALL
+        ):
+            return (
+                f"{TITLE_AGGREGATION}: {aggregated} of {n_bad} bad micrographs "
+                f"({aggregated / n_mics:.0%} of all) show aggregated protein; "
+                "try a detergent or additive, or a lower concentration."
+            )
+    best = _best_search_row(summary)
+    if best is not None:
+        labels = best.get("labels") or {}
+        n_classes = sum(int(v) for v in labels.values()) or int(best.get("n_classes") or 0)
+        noise = int(labels.get("noise", 0))
+        if n_classes > 0 and noise / n_classes > NOISE_CLASS_SHARE:
+            return (
+                f"{TITLE_AGGREGATION}: {noise} of {n_classes} 2D classes are noise or blobs; "
+                "aggregates or very low contrast likely."
+            )
+    return None
+
+
+def _best_search_row(summary: Mapping) -> Mapping | None:
+    rows = summary.get("diameter_search") or []
+    if not rows:
+        return None
+    best = summary.get("best_mask_diameter_A")
+    if best is not None:
+        for row in rows:
+            if abs(float(row["mask_diameter_A"]) - float(best)) < 0.5:
+                return row
+    return max(rows, key=lambda r: int(r.get("good_particles") or 0))
+
+
+def best_candidate(
+    summary: Mapping,
+    all_summaries: Sequence[Mapping],
+    flags: Mapping[str, Sequence[str]] | None = None,
+) -> str | None:
+    """Fires for the condition to collect on: most good particles per micrograph.
+
+    Candidates are the successful conditions with a good-micrograph fraction of at least
+    `BEST_MIN_GOOD_FRACTION`. Those flagged with preferred orientation or two sizes
+    (`DISQUALIFYING_TITLES`) are passed over while an unflagged candidate exists.
+
+    Parameters
+    ----------
+    summary : Mapping
+        The condition judged.
+    all_summaries : Sequence[Mapping]
+        Every condition of the run (``summary`` included).
+    flags : Mapping[str, Sequence[str]], optional
+        Verdicts per session name; when absent, each summary's stored ``"verdicts"`` are used.
+    """
+    candidates = [
+        s
+        for s in all_summaries
+        if _ok(s)
+        and int(s.get("n_micrographs") or 0) > 0
+        and float(s.get("good_micrograph_fraction") or 0.0) >= BEST_MIN_GOOD_FRACTION
+        and float(s.get("good_particles_per_micrograph") or 0.0) > 0
+    ]
+    if not candidates:
+        return None
+
+    def flagged(s: Mapping) -> bool:
+        verdicts = (flags or {}).get(s["session"], s.get("verdicts") or [])
+        return any(has_title(v, t) for v in verdicts for t in DISQUALIFYING_TITLES)
+
+    clean = [s for s in candidates if not flagged(s)]
+    pool = clean or candidates
+    best = max(pool, key=lambda s: (float(s["good_particles_per_micrograph"]), s["session"]))
+    if best["session"] != summary.get("session"):
+        return None
+    caveat = "" if clean else " (every candidate has flags: check its class averages)"
+    return (
+        f"{TITLE_BEST}: most good particles per micrograph "
+        f"({float(best['good_particles_per_micrograph']):.0f}) among conditions with at least "
+        f"{BEST_MIN_GOOD_FRACTION:.0%} good micrographs{caveat}."
+    )
+
+
+# --------------------------------------------------------------------------- image-based rules
+
+
+def _prepared(average: np.ndarray) -> np.ndarray:
+    """Average with protein bright, background 0, low-passed, centred on its object, masked."""
+    from scipy.ndimage import center_of_mass, shift
+
+    image = np.asarray(average, dtype=np.float64)
+    n = min(image.shape)
+    image = image[:n, :n]
+    yy, xx = np.indices(image.shape) - (n - 1) / 2
+    radius = np.hypot(yy, xx)
+    image = image - np.median(image[radius > 0.42 * n]) if (radius > 0.42 * n).any() else image
+    if image[radius < 0.2 * n].mean() < 0:
+        image = -image
+    image = _smoothed(image)
+    weights = np.clip(image, 0, None) * (radius < 0.45 * n)
+    if weights.sum() > 0:
+        cy, cx = center_of_mass(weights)
+        image = shift(image, ((n - 1) / 2 - cy, (n - 1) / 2 - cx), order=1, mode="constant")
+    return image * _soft_mask(n)
+
+
+def _polar(image: np.ndarray, n_angles: int = 128) -> np.ndarray:
+    """(radius, angle) resampling about the centre, rings weighted by sqrt(radius)."""
+    from scipy.ndimage import map_coordinates
+
+    n = image.shape[0]
+    radii = np.arange(1, n // 2)
+    angles = np.linspace(0, 2 * np.pi, n_angles, endpoint=False)
+    c = (n - 1) / 2
+    y = c + radii[:, None] * np.sin(angles)[None, :]
+    x = c + radii[:, None] * np.cos(angles)[None, :]
+    polar = map_coordinates(image, [y, x], order=1, mode="constant")
+    return polar * np.sqrt(radii)[:, None]
+
+
+def _band_pass(image: np.ndarray) -> np.ndarray:
+    """Remove the round blob (Gaussian of sigma box/16) so that internal structure dominates."""
+    from scipy.ndimage import gaussian_filter
+
+    return image - gaussian_filter(image, image.shape[0] / 16)
+
+
+def _smoothed(image: np.ndarray) -> np.ndarray:
+    from scipy.ndimage import gaussian_filter
+
+    return gaussian_filter(image, max(image.shape[0] / 64, 1.0))
+
+
+def _soft_mask(n: int) -> np.ndarray:
+    yy, xx = np.indices((n, n)) - (n - 1) / 2
+    return np.clip((0.48 * n - np.hypot(yy, xx)) / (0.06 * n), 0, 1)
+
+
+def _corner_sigma(filtered: np.ndarray) -> float:
+    n = filtered.shape[0]
+    yy, xx = np.indices(filtered.shape) - (n - 1) / 2
+    outside = np.hypot(yy, xx) > 0.5 * n
+    return float(filtered[outside].std()) if outside.sum() > 8 else 0.0
+
+
+def _noise_energy(average: np.ndarray) -> float:
+    """Energy that pixel noise alone puts into an average's polar features.
+
+    The noise level is measured in the corners (outside the inscribed circle, where no object
+    is) after the same filters as the features; the energy per unit of that level comes from
+    passing a seeded white-noise field through the same filters and polar resampling.
+    """
+    image = np.asarray(average, dtype=np.float64)
+    n = min(image.shape)
+    sigma = _corner_sigma(_band_pass(_smoothed(image[:n, :n])))
+    white = np.random.default_rng(0).normal(size=(n, n))
+    filtered = _band_pass(_smoothed(white))
+    unit = (
+        float((_polar(filtered * _soft_mask(n)) ** 2).sum())
+        / max(_corner_sigma(filtered), 1e-12) ** 2
+    )
+    return sigma**2 * unit
+
+
+def _features(averages: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[float]]:
+    """Unit-norm polar features of the averages and the share of each that is noise."""
+    polars, shares = [], []
+    for average in averages:
+        p = _polar(_band_pass(_prepared(average)) * _soft_mask(min(np.shape(average))))
+        energy = max(float((p**2).sum()), 1e-12)
+        shares.append(min(_noise_energy(average) / energy, 1.0))
+        polars.append(p / np.sqrt(energy))
+    n_rings = min(p.shape[0] for p in polars)  # averages of different boxes: common rings
+    return [p[:n_rings] for p in polars], shares
+
+
+def noise_shares(averages: Sequence[np.ndarray]) -> np.ndarray:
+    """Share (0..1) of each average's view features that pixel noise accounts for."""
+    return np.asarray(_features(averages)[1])
+
+
+def view_distance(averages: Sequence[np.ndarray]) -> np.ndarray:
+    """Rotation- and mirror-invariant distance (n, n) between class averages, beyond noise.
+
+    Each average is prepared (protein bright, low-passed, centred on its object), band-passed
+    (its round low-resolution blob removed, which all views share) and resampled
+    on a polar grid (rings weighted by sqrt(radius), so every sample stands for its area) and
+    scaled to unit norm. For every pair the squared distance ``2 - 2 c`` is taken at the best
+    in-plane rotation, with or without a mirror (``c``: correlation, FFT over the angle). The
+    part expected from noise alone (each average's noise energy share, from its corners) is
+    subtracted, so two noisy copies of one view are at distance about 0 whatever their SNR.
+    """
+    polars, noise_share = _features(averages)
+    spectra = np.fft.fft(np.stack(polars), axis=2)
+    mirrored = np.fft.fft(np.stack([p[:, ::-1] for p in polars]), axis=2)
+    n = len(polars)
+    distance = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i + 1, n):
+            direct = np.fft.ifft((np.conj(spectra[i]) * spectra[j]).sum(axis=0)).real.max()
+            mirror = np.fft.ifft((np.conj(spectra[i]) * mirrored[j]).sum(axis=0)).real.max()
+            excess = 2 - 2 * max(direct, mirror) - noise_share[i] - noise_share[j]
+            distance[i, j] = distance[j, i] = max(excess, 0.0)
+    return distance
+
+
+def view_groups(averages: Sequence[np.ndarray]) -> np.ndarray:
+    """Group label (0, 1, ...) per average: averages closer than `VIEW_DISTANCE` share a view."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    if len(averages) < 2:
+        return np.zeros(len(averages), dtype=int)
+    tree = linkage(squareform(view_distance(averages), checks=False), method="average")
+    return fcluster(tree, t=VIEW_DISTANCE, criterion="distance") - 1
+
+
+def view_diversity(
+    averages: Sequence[np.ndarray], weights: Sequence[float] | None = None
+) -> tuple[float, float]:
+    """Effective number of distinct views and the largest view group's share of particles.
+
+    Returns
+    -------
+    effective_views : float
+        exp of the entropy of the particle shares of the view groups (1 = one view).
+    largest_share : float
+        Share of the particles in the most populated view group.
+    """
+    groups = view_groups(averages)
+    w = np.ones(len(groups)) if weights is None else np.asarray(weights, dtype=float)
+    shares = np.bincount(groups, weights=w) / max(float(w.sum()), 1e-12)
+    shares = shares[shares > 0]
+    return float(np.exp(-(shares * np.log(shares)).sum())), float(shares.max())
+
+
+def few_views(averages: Sequence[np.ndarray], weights: Sequence[float] | None = None) -> str | None:
+    """Fires when the good averages show few distinct views (preferred orientation).
+
+    Needs at least `MIN_AVERAGES_FOR_VIEWS` averages whose median noise share is at most
+    `MAX_NOISE_SHARE` (noisier averages all look alike); fires when the effective number of view
+    groups is below `FEW_VIEWS_EFFECTIVE` or one group holds more than `LARGEST_VIEW_SHARE`.
+    """
+    if (
+        len(averages) < MIN_AVERAGES_FOR_VIEWS
+        or np.median(noise_shares(averages)) > MAX_NOISE_SHARE
+    ):
+        return None
+    effective, largest = view_diversity(averages, weights)
+    if effective >= FEW_VIEWS_EFFECTIVE and largest <= LARGEST_VIEW_SHARE:
+        return None
+    return (
+        f"{TITLE_FEW_VIEWS}: preferred orientation likely (about {effective:.1f} distinct views; "
+        f"{largest:.0%} of good particles share one view)."
+    )
+
+
+def object_diameter_A(average: np.ndarray, pixel_size_A: float) -> float:
+    """Equivalent-circle diameter (Å) of the central object of a class average.
+
+    The prepared average (protein bright, low-passed, centred) is thresholded at
+    `OBJECT_THRESHOLD` of its peak; the connected component nearest the centre, holes filled,
+    gives the area.
+    """
+    from scipy.ndimage import binary_fill_holes, label
+
+    image = _prepared(average)
+    peak = float(image.max())
+    if peak <= 0:
+        return 0.0
+    mask, n_parts = label(image > OBJECT_THRESHOLD * peak)
+    if n_parts == 0:
+        return 0.0
+    n = image.shape[0]
+    yy, xx = np.indices(image.shape) - (n - 1) / 2
+    distance = np.hypot(yy, xx)
+    nearest = min(range(1, n_parts + 1), key=lambda k: distance[mask == k].min())
+    area = binary_fill_holes(mask == nearest).sum()
+    return float(2 * np.sqrt(area / np.pi) * pixel_size_A)
+
+
+def size_groups(
+    diameters_A: Sequence[float], weights: Sequence[float] | None = None
+) -> tuple[float, float, float] | None:
+    """Best split of sizes into a small and a large group (Otsu on the sorted sizes).
+
+    Returns
+    -------
+    tuple of (small_mean_A, large_mean_A, large_share) or None
+        Weighted mean diameter of each group and the large group's share, for the split that
+        maximises the between-group variance while each group holds at least
+        `MIN_SIZE_GROUP_SHARE` of the weight and the groups are separated by `SIZE_GAP_RATIO`;
+        None if no split qualifies.
+    """
+    d = np.asarray(diameters_A, dtype=float)
+    w = np.ones(len(d)) if weights is None else np.asarray(weights, dtype=float)
+    keep = d > 0
+    d, w = d[keep], w[keep]
+    if len(d) < 2:
+        return None
+    order = np.argsort(d)
+    d, w = d[order], w[order] / w.sum()
+    best: tuple[float, tuple[float, float, float]] | None = None
+    for k in range(1, len(d)):
+        w_small, w_large = w[:k].sum(), w[k:].sum()
+        if min(w_small, w_large) < MIN_SIZE_GROUP_SHARE or d[k] / d[k - 1] <= SIZE_GAP_RATIO:
+            continue
+        m_small = float((d[:k] * w[:k]).sum() / w_small)
+        m_large = float((d[k:] * w[k:]).sum() / w_large)
+        between = w_small * w_large * (m_large - m_small) ** 2
+        if best is None or between > best[0]:
+            best = (between, (m_small, m_large, float(w_large)))
+    return None if best is None else best[1]
+
+
+def two_sizes(
+    averages: Sequence[np.ndarray],
+    pixel_size_A: float,
+    weights: Sequence[float] | None = None,
+) -> str | None:
+    """Fires when the good averages hold two object sizes (ratio > `HETEROGENEITY_SIZE_RATIO`)."""
+    if len(averages) < 2:
+        return None
+    diameters = [object_diameter_A(a, pixel_size_A) for a in averages]
+    split = size_groups(diameters, weights)
+    if split is None or split[1] / split[0] <= HETEROGENEITY_SIZE_RATIO:
+        return None
+    small, large, share = split
+    return (
+        f"{TITLE_TWO_SIZES}: heterogeneity (objects of about {small:.0f} Å and {large:.0f} Å; "
+        f"{share:.0%} of good particles in the larger); check for complexes, oligomers or "
+        "dissociation."
+    )
+
+
+# --------------------------------------------------------------------------- all rules
+
+
+def session_verdicts(
+    summary: dict,
+    good_averages: list[np.ndarray],
+    pixel_size_A: float,
+    all_summaries: list[dict],
+    *,
+    good_counts: Sequence[float] | None = None,
+    reason_counts: Mapping[str, int] | None = None,
+    flags: Mapping[str, Sequence[str]] | None = None,
+) -> list[str]:
+    """Every verdict that applies to one condition, in the order of `TITLES`.
+
+    Parameters
+    ----------
+    summary : dict
+        The condition's summary.json content.
+    good_averages : list of np.ndarray
+        Good class averages at the best mask diameter.
+    pixel_size_A : float
+        Å per pixel of the averages (the 2D pixel size).
+    all_summaries : list of dict
+        Every condition of the run (for the relative rules and the best candidate).
+    good_counts : Sequence[float], optional
+        Particles in each good average (weights); equal weights when absent.
+    reason_counts : Mapping[str, int], optional
+        Bad micrographs per reason (for the aggregation rule).
+    flags : Mapping[str, Sequence[str]], optional
+        Verdicts of the other conditions, for choosing the best candidate; their stored
+        ``"verdicts"`` when absent.
+
+    Returns
+    -------
+    list of str
+        Plain-language sentences; empty for a failed session.
+    """
+    if not _ok(summary):
+        return []
+    own = [
+        mostly_bad_micrographs(summary),
+        few_particles(summary, all_summaries),
+        low_good_particle_fraction(summary),
+        few_views(good_averages, good_counts),
+        two_sizes(good_averages, pixel_size_A, good_counts) if pixel_size_A else None,
+        aggregation(summary, reason_counts),
+    ]
+    verdicts = [v for v in own if v]
+    merged = dict(flags or {})
+    merged.setdefault(summary["session"], verdicts)
+    best = best_candidate(summary, all_summaries, merged)
+    return verdicts + ([best] if best else [])

@@ -1,0 +1,244 @@
+"""Report rendering on a fake run folder: escaping, table columns, PDF pages, determinism."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from screen.io.mrc import write_mrc
+from screen.report.context import build_context
+from screen.report.render import render_report, templates_dir
+from screen.report.verdicts import TITLE_BEST, TITLE_FEW_PARTICLES, TITLE_MOSTLY_BAD
+from screen.store.layout import RunLayout
+
+EVIL = '<script>alert("x")</script> & 5 µM'
+BOX = 32
+PIXEL_2D_A = 4.0
+
+
+def _blob(rng, radius_px, offset=(0.0, 0.0)):
+    yy, xx = np.indices((BOX, BOX)) - (BOX - 1) / 2
+    r2 = (yy - offset[0]) ** 2 + (xx - offset[1]) ** 2
+    return np.exp(-r2 / (2 * radius_px**2)) + rng.normal(0, 0.02, (BOX, BOX))
+
+
+def _write_session(layout: RunLayout, name, rng, *, n_mics, n_good, picked, good, metadata):
+    session = layout.session(name)
+    session.root.mkdir(parents=True)
+    rows = []
+    for i in range(n_mics):
+        path = session.root / "mics" / f"{name}_{i:03d}.mrc"
+        write_mrc(path, rng.normal(size=(96, 96)).astype(np.float32), 1.0)
+        is_good = i < n_good
+        rows.append(
+            {
+                "micrograph": path.stem,
+                "path": str(path),
+                "status": "ok",
+                "error": "",
+                "p_good": 0.9 if is_good else 0.02,
+                "verdict": "good" if is_good else "bad",
+                "reason": "" if is_good else ("aggregated" if i % 2 else "empty"),
+                "defocus_u_um": 1.5 + 0.1 * i,
+                "defocus_v_um": 1.4 + 0.1 * i,
+                "astigmatism_angle_deg": 10.0,
+                "ctf_fit_resolution_A": 4.0 + (0 if is_good else 6) + 0.2 * i,
+                "ctf_score": 0.5,
+                "n_picks": picked // n_mics,
+            }
+        )
+    pd.DataFrame(rows).to_csv(session.micrographs, index=False)
+    search = []
+    for diameter in (100.0, 150.0):
+        labels = ["good"] * 5 + ["clip", "edge", "noise", "noise", "noise"]
+        averages = [_blob(rng, 3 + (k % 3)) for k in range(5)]
+        averages += [_blob(rng, 3, (0, 9)), _blob(rng, 3, (9, 0))]
+        averages += [rng.normal(0, 0.3, (BOX, BOX)) for _ in range(3)]
+        counts = [100 * (10 - k) for k in range(10)]
+        folder = session.classes_dir(diameter)
+        write_mrc(folder / "averages.mrcs", np.stack(averages).astype(np.float32), PIXEL_2D_A)
+        pd.DataFrame(
+            {
+                "class_index": range(10),
+                "n_particles": counts,
+                "label": labels,
+                "p_good": [0.9] * 5 + [0.1] * 5,
+                "p_clip": 0.0,
+                "p_edge": 0.0,
+                "p_noise": 0.1,
+                "moved_by_saliency": False,
+            }
+        ).to_csv(folder / "classes.csv", index=False)
+        search.append(
+            {
+                "mask_diameter_A": diameter,
+                "n_classes": 10,
+                "n_good_classes": 5,
+                "good_particles": good if diameter == 150.0 else good // 2,
+                "labels": {"good": 5, "clip": 1, "edge": 1, "noise": 3},
+            }
+        )
+    summary = {
+        "session": name,
+        "metadata": metadata,
+        "optics": {"pixel_size_A": 1.0, "voltage_kV": 300, "cs_mm": 2.7, "amplitude_contrast": 0.1},
+        "status": "ok",
+        "error": None,
+        "n_micrographs": n_mics,
+        "n_unreadable": 0,
+        "n_good_micrographs": n_good,
+        "good_micrograph_fraction": n_good / n_mics,
+        "diameter_A": 120.0,
+        "picked_particles": picked,
+        "particles_per_micrograph": picked / n_mics,
+        "good_particles": good,
+        "good_particle_fraction": good / picked,
+        "good_particles_per_micrograph": good / n_mics,
+        "pixel_size_2d_A": PIXEL_2D_A,
+        "best_mask_diameter_A": 150.0,
+        "diameter_search": search,
+        "top_good_classes": [
+            {"mask_diameter_A": 150.0, "class_index": k, "n_particles": 100 * (10 - k)}
+            for k in range(5)
+        ],
+        "cpu_seconds": 1234.0,
+        "wall_seconds": 700.0,
+        "stage_seconds": {"ctf": 10.0, "classify": 600.0},
+        "verdicts": [],
+    }
+    session.summary.write_text(json.dumps(summary))
+
+
+@pytest.fixture(scope="module")
+def run_root(tmp_path_factory) -> Path:
+    rng = np.random.default_rng(7)
+    layout = RunLayout(tmp_path_factory.mktemp("run"))
+    _write_session(
+        layout,
+        "apo_quantifoil",
+        rng,
+        n_mics=10,
+        n_good=6,
+        picked=1000,
+        good=530,
+        metadata={"grid": "Quantifoil", "additive": "none"},
+    )
+    _write_session(
+        layout,
+        "apo_lacey",
+        rng,
+        n_mics=10,
+        n_good=3,
+        picked=200,
+        good=50,
+        metadata={"grid": "lacey carbon", "additive": "none"},
+    )
+    _write_session(
+        layout,
+        "gbg_6uM",
+        rng,
+        n_mics=10,
+        n_good=9,
+        picked=1800,
+        good=980,
+        metadata={"grid": "Quantifoil", "additive": EVIL},
+    )
+    failed = layout.session("broken")
+    failed.root.mkdir(parents=True)
+    failed.summary.write_text(
+        json.dumps(
+            {
+                "session": "broken",
+                "metadata": {"grid": "C-flat"},
+                "status": "failed",
+                "error": "no micrographs match /data/broken/*.mrc",
+                "verdicts": [],
+            }
+        )
+    )
+    return layout.root
+
+
+@pytest.fixture(scope="module")
+def rendered(run_root):
+    html_path, pdf_path = render_report(run_root)
+    return html_path, pdf_path, html_path.read_text()
+
+
+def test_context_table_has_one_column_per_condition_ranked(run_root):
+    context = build_context(run_root)
+    (table,) = context["tables"]
+    assert table["conditions"] == ["gbg_6uM", "apo_quantifoil", "apo_lacey", "broken"]
+    rows = {row["label"]: row["values"] for row in table["rows"]}
+    assert all(len(values) == 4 for values in rows.values())
+    assert rows["Micrographs"] == ["10", "10", "10", "—"]
+    assert rows["Good micrographs"] == ["9", "6", "3", "—"]
+    assert rows["Picked particles"] == ["1,800", "1,000", "200", "—"]
+    assert rows["Good particles"] == ["980", "530", "50", "—"]
+    assert rows["Good-particle fraction"] == ["54%", "53%", "25%", "—"]
+    assert rows["Best mask diameter (Å)"] == ["150", "150", "150", "—"]
+    assert rows["grid"] == ["Quantifoil", "Quantifoil", "lacey carbon", "C-flat"]
+    assert rows["additive"][0] == EVIL  # escaping is the template's job
+    assert context["failed"][0]["error"] == "no micrographs match /data/broken/*.mrc"
+
+
+def test_context_verdicts(run_root):
+    verdicts = {c["name"]: c["verdicts"] for c in build_context(run_root)["conditions"]}
+    assert any(v.startswith(TITLE_BEST) for v in verdicts["gbg_6uM"])
+    assert not any(v.startswith(TITLE_BEST) for v in verdicts["apo_quantifoil"])
+    assert any(v.startswith(TITLE_MOSTLY_BAD) for v in verdicts["apo_lacey"])
+    assert any(v.startswith(TITLE_FEW_PARTICLES) for v in verdicts["apo_lacey"])
+    assert not any(v.startswith(TITLE_MOSTLY_BAD) for v in verdicts["gbg_6uM"])
+    assert verdicts["broken"] == []
+
+
+def test_html_escapes_manifest_text(rendered):
+    _, _, html = rendered
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; 5 µM" in html
+    assert "no micrographs match /data/broken/*.mrc" in html
+
+
+def test_html_links_existing_assets(rendered, run_root):
+    html_path, _, html = rendered
+    links = re.findall(r'src="([^"]+)"', html)
+    assert len(links) >= 3 + 3 * 2  # run figures + ctf/examples per finished session
+    for link in links:
+        assert not Path(link).is_absolute()
+        assert (html_path.parent / link).is_file()
+
+
+def test_pdf_has_several_pages(rendered):
+    _, pdf_path, _ = rendered
+    data = pdf_path.read_bytes()
+    assert data.startswith(b"%PDF")
+    if shutil.which("pdfinfo"):
+        info = subprocess.run(["pdfinfo", str(pdf_path)], capture_output=True, text=True).stdout
+        pages = int(re.search(r"Pages:\s+(\d+)", info).group(1))
+    else:
+        pages = len(re.findall(rb"/Type\s*/Page\b", data))
+    assert pages > 4  # summary, table, bars, classes, one page per condition
+
+
+def test_rendering_twice_gives_the_same_html(rendered, run_root):
+    html_path, _, html = rendered
+    render_report(run_root)
+    assert html_path.read_text() == html
+
+
+def test_missing_run_folder_is_a_clear_error(tmp_path):
+    from screen.errors import ScreenError
+
+    with pytest.raises(ScreenError, match="summary.json"):
+        build_context(tmp_path)
+
+
+def test_templates_dir_found():
+    assert (templates_dir() / "report.html.j2").is_file()

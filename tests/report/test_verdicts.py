@@ -1,0 +1,163 @@
+"""Verdict rules on synthetic sessions whose truth is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from screen.report import verdicts as V
+from screen.simulate.orientations import _fibonacci_sphere, rotation_matrices
+from screen.simulate.spec import StructureSpec
+from screen.simulate.structures import build_structure
+
+PIXEL_A = 3.0
+BOX = 64
+
+
+def project(model, euler_deg, pixel_size_A=PIXEL_A, box=BOX):
+    """Projection of a pseudo-atom model along z after RELION rotation ``euler_deg``."""
+    matrix = rotation_matrices(np.asarray(euler_deg, dtype=float))[0]
+    xyz = model.positions_A @ matrix.T
+    edges = (np.arange(box + 1) - box / 2) * pixel_size_A
+    image, _, _ = np.histogram2d(xyz[:, 1], xyz[:, 0], bins=(edges, edges), weights=model.masses_Da)
+    image = gaussian_filter(image, max(model.sigma_A / pixel_size_A, 2.5))
+    return image / image.max()
+
+
+def hemisphere(n):
+    """n well-spread viewing directions on the upper hemisphere (opposite views are mirrors)."""
+    points = _fibonacci_sphere(2 * n)
+    return points[points[:, 2] > 0][:n]
+
+
+def class_averages(model, n_views, n_averages, rng, noise=0.03, jitter_deg=4.0):
+    """Noisy averages of ``n_views`` distinct views, each at a random in-plane rotation."""
+    directions = hemisphere(n_views)
+    out = []
+    for i in range(n_averages):
+        d = directions[i % n_views]
+        tilt = np.degrees(np.arccos(d[2])) + rng.normal(0, jitter_deg)
+        rot = np.degrees(np.arctan2(d[1], d[0])) + rng.normal(0, jitter_deg)
+        image = project(model, [rot, tilt, rng.uniform(-180, 180)])
+        out.append(image + rng.normal(0, noise, image.shape))
+    return out
+
+
+def summary(name="s", n_mics=100, n_good=80, per_mic=150.0, good_fraction=0.6, **extra):
+    base = {
+        "session": name,
+        "status": "ok",
+        "n_micrographs": n_mics,
+        "n_good_micrographs": n_good,
+        "good_micrograph_fraction": n_good / n_mics,
+        "picked_particles": int(per_mic * n_mics),
+        "particles_per_micrograph": per_mic,
+        "good_particle_fraction": good_fraction,
+        "good_particles_per_micrograph": per_mic * good_fraction,
+        "best_mask_diameter_A": 150.0,
+        "diameter_search": [
+            {
+                "mask_diameter_A": 150.0,
+                "n_classes": 50,
+                "n_good_classes": 20,
+                "good_particles": 1,
+                "labels": {"good": 20, "clip": 10, "edge": 5, "noise": 15},
+            }
+        ],
+        "verdicts": [],
+    }
+    return base | extra
+
+
+@pytest.fixture(scope="module")
+def models():
+    return {
+        "big": build_structure(StructureSpec("big", 120.0, 150.0, seed=1)),
+        "small": build_structure(StructureSpec("small", 70.0, 35.0, seed=11)),
+    }
+
+
+def test_number_rules_fire_only_on_their_session():
+    good = summary("good")
+    lacey = summary("lacey", n_good=30, per_mic=20.0, good_fraction=0.25)
+    assert V.mostly_bad_micrographs(lacey).startswith(V.TITLE_MOSTLY_BAD)
+    assert V.mostly_bad_micrographs(good) is None
+    assert V.few_particles(lacey, [good, lacey]).startswith(V.TITLE_FEW_PARTICLES)
+    assert V.few_particles(good, [good, lacey]) is None
+    assert V.low_good_particle_fraction(lacey).startswith(V.TITLE_LOW_GOOD_PARTICLES)
+    assert V.low_good_particle_fraction(good) is None
+
+
+def test_few_particles_relative_to_other_conditions():
+    crowded = summary("crowded", per_mic=300.0)
+    sparse = summary("sparse", per_mic=100.0)  # above the absolute floor, a third of the others
+    assert V.few_particles(sparse, [crowded, sparse, summary("c", per_mic=310.0)]) is not None
+    assert V.few_particles(sparse, [sparse, summary("c", per_mic=120.0)]) is None
+
+
+def test_aggregation_from_reasons_and_from_noise_classes():
+    s = summary(n_mics=100, n_good=60)
+    assert V.aggregation(s, {"aggregated": 20, "empty": 20}).startswith(V.TITLE_AGGREGATION)
+    assert V.aggregation(s, {"aggregated": 5, "empty": 35}) is None
+    noisy = summary()
+    noisy["diameter_search"][0]["labels"] = {"good": 5, "clip": 5, "edge": 0, "noise": 40}
+    assert V.aggregation(noisy) is not None
+
+
+def test_best_candidate_is_first_by_good_particles_among_mostly_good():
+    a = summary("a", per_mic=100.0, good_fraction=0.5)  # 50 good per micrograph
+    b = summary("b", per_mic=200.0, good_fraction=0.5)  # 100, the best
+    c = summary("c", n_good=40, per_mic=400.0, good_fraction=0.5)  # 200 but only 40% good mics
+    failed = {"session": "f", "status": "failed", "error": "boom"}
+    runs = [a, b, c, failed]
+    assert V.best_candidate(b, runs).startswith(V.TITLE_BEST)
+    assert V.best_candidate(a, runs) is None and V.best_candidate(c, runs) is None
+    # A flagged (preferred orientation) condition yields to an unflagged one.
+    flags = {"b": [V.TITLE_FEW_VIEWS + ": preferred orientation likely"]}
+    assert V.best_candidate(a, runs, flags) is not None
+    assert V.best_candidate(b, runs, flags) is None
+    assert V.session_verdicts(failed, [], 0.0, runs) == []
+
+
+def test_few_views_fires_for_two_views_not_for_eight(models):
+    rng = np.random.default_rng(0)
+    two = class_averages(models["big"], 2, 10, rng)
+    eight = class_averages(models["big"], 8, 10, rng)
+    effective_two, largest_two = V.view_diversity(two)
+    effective_eight, largest_eight = V.view_diversity(eight)
+    assert effective_two < V.FEW_VIEWS_EFFECTIVE
+    assert effective_eight > 5 and largest_eight <= 0.3
+    assert V.few_views(two).startswith(V.TITLE_FEW_VIEWS)
+    assert V.few_views(eight) is None
+    # Particle weights: 8 views, but most particles in view 0 (averages 0 and 8).
+    weights = [90 if i in (0, 8) else 1 for i in range(10)]
+    assert V.few_views(eight, weights) is not None
+
+
+def test_two_sizes_fires_for_two_species_only(models):
+    rng = np.random.default_rng(1)
+    one = class_averages(models["big"], 8, 10, rng)
+    mixed = class_averages(models["big"], 8, 6, rng) + class_averages(models["small"], 8, 4, rng)
+    diameters = [V.object_diameter_A(a, PIXEL_A) for a in mixed]
+    assert np.mean(diameters[:6]) / np.mean(diameters[6:]) > V.HETEROGENEITY_SIZE_RATIO
+    assert V.two_sizes(mixed, PIXEL_A).startswith(V.TITLE_TWO_SIZES)
+    assert V.two_sizes(one, PIXEL_A) is None
+
+
+def test_session_verdicts_combines_rules(models):
+    rng = np.random.default_rng(2)
+    preferred = summary("preferred", per_mic=200.0, good_fraction=0.6)
+    diverse = summary("diverse", per_mic=180.0, good_fraction=0.6)
+    runs = [preferred, diverse]
+    flagged = V.session_verdicts(preferred, class_averages(models["big"], 2, 8, rng), PIXEL_A, runs)
+    assert [v.split(":")[0] for v in flagged] == [V.TITLE_FEW_VIEWS]
+    clean = V.session_verdicts(
+        diverse,
+        class_averages(models["big"], 8, 8, rng),
+        PIXEL_A,
+        runs,
+        flags={"preferred": flagged},
+    )
+    # The preferred-orientation condition has more good particles, but the diverse one wins.
+    assert [v.split(":")[0] for v in clean] == [V.TITLE_BEST]

@@ -1,0 +1,153 @@
+import dataclasses
+
+import numpy as np
+import pytest
+
+from screen.simulate.presets import prex1_small
+from screen.simulate.render import render_micrograph
+from screen.simulate.session import session_models, session_plans
+from screen.stages.ctf import BACKEND, CtfSearch, estimate_ctf
+from screen.stages.records import CtfFit, Optics
+
+PARAMS = CtfSearch()
+SESSION = 5  # gbg_6uM: mostly good micrographs
+
+
+def _good_plans(spec, session_index, n):
+    return [p for p in session_plans(spec, session_index) if p.reason == "good"][:n]
+
+
+def _render(spec, plan, session_index=SESSION):
+    models = session_models(spec.sessions[session_index])
+    return render_micrograph(plan, models, spec.frame_px, spec.pixel_size_A).counts
+
+
+def _with_astigmatism(plan, astigmatism_A, angle_deg):
+    mean = plan.ctf.mean_defocus_A
+    ctf = dataclasses.replace(
+        plan.ctf,
+        defocus_u_A=mean + astigmatism_A / 2,
+        defocus_v_A=mean - astigmatism_A / 2,
+        astigmatism_angle_deg=angle_deg,
+    )
+    return dataclasses.replace(plan, ctf=ctf)
+
+
+def _angle_error_deg(a, b):
+    return abs((a - b + 90.0) % 180.0 - 90.0)
+
+
+def test_backend_contract():
+    assert BACKEND.key == "ctf/builtin@1"
+    assert BACKEND.params_type is CtfSearch
+    assert BACKEND.compute is estimate_ctf
+
+
+def test_mean_defocus_of_good_small_micrographs_within_3_percent():
+    spec = prex1_small(8)  # 512 x 512 at 2.5 Å/px
+    errors = []
+    for session_index in (3, 5):
+        for plan in _good_plans(spec, session_index, 5):
+            fit = estimate_ctf(_render(spec, plan, session_index), Optics(2.5), PARAMS)
+            truth = plan.ctf.mean_defocus_A
+            errors.append((fit.mean_defocus_A - truth) / truth)
+            assert isinstance(fit, CtfFit)
+            assert fit.defocus_u_A >= fit.defocus_v_A
+            assert 0.1 < fit.score <= 1.0
+    errors = np.abs(errors)
+    assert len(errors) >= 8
+    assert errors.max() < 0.03
+    assert np.median(errors) < 0.01
+
+
+@pytest.mark.parametrize(("frame_px", "pixel_size_A"), [((1024, 1024), 1.2), ((512, 512), 2.5)])
+def test_astigmatism_of_good_micrographs(frame_px, pixel_size_A):
+    spec = dataclasses.replace(prex1_small(8), frame_px=frame_px, pixel_size_A=pixel_size_A)
+    cases = [(1500.0, 30.0), (3000.0, -60.0), (2500.0, 80.0), (4000.0, -10.0)]
+    astigmatism_errors_A = []
+    for plan, (astigmatism_A, angle_deg) in zip(_good_plans(spec, SESSION, 4), cases, strict=True):
+        plan = _with_astigmatism(plan, astigmatism_A, angle_deg)
+        fit = estimate_ctf(_render(spec, plan), Optics(pixel_size_A), PARAMS)
+        truth = plan.ctf.mean_defocus_A
+        assert abs(fit.mean_defocus_A - truth) / truth < 0.03
+        astigmatism_errors_A.append(abs(fit.defocus_u_A - fit.defocus_v_A - astigmatism_A))
+        assert _angle_error_deg(fit.astigmatism_angle_deg, angle_deg) < 15.0
+    # Typically within 300 Å; the worst case (1500 Å at 0.86 µm, few rings) is ~500 Å off.
+    assert np.median(astigmatism_errors_A) < 300.0
+    assert max(astigmatism_errors_A) < 600.0
+
+
+def test_without_astigmatism_search_u_equals_v():
+    spec = prex1_small(8)
+    plan = _good_plans(spec, SESSION, 1)[0]
+    params = dataclasses.replace(PARAMS, astigmatism=False)
+    fit = estimate_ctf(_render(spec, plan), Optics(2.5), params)
+    assert fit.defocus_u_A == fit.defocus_v_A
+    assert abs(fit.mean_defocus_A - plan.ctf.mean_defocus_A) / plan.ctf.mean_defocus_A < 0.03
+
+
+def test_bad_ctf_and_drift_have_worse_fit_resolution_than_good():
+    spec = prex1_small(8)
+    plans = _good_plans(spec, SESSION, 4)
+    variants = {
+        "good": plans,
+        "near_focus": [
+            dataclasses.replace(
+                p,
+                reason="bad_ctf",
+                ctf=dataclasses.replace(p.ctf, defocus_u_A=1550.0, defocus_v_A=1450.0),
+            )
+            for p in plans
+        ],
+        "high_b": [dataclasses.replace(p, reason="bad_ctf", b_factor_A2=600.0) for p in plans],
+        "drift": [
+            dataclasses.replace(
+                p,
+                reason="drift",
+                blur_path_A=p.blur_path_A * 60.0 / max(np.ptp(p.blur_path_A, axis=0).max(), 1e-6),
+            )
+            for p in plans
+        ],
+    }
+    resolution_A = {
+        name: np.array(
+            [estimate_ctf(_render(spec, p), Optics(2.5), PARAMS).fit_resolution_A for p in group]
+        )
+        for name, group in variants.items()
+    }
+    good = resolution_A["good"].mean()
+    assert good < 10.0
+    for name in ("near_focus", "high_b", "drift"):
+        assert resolution_A[name].mean() > good + 3.0, (name, resolution_A)
+
+
+def test_pure_noise_gets_a_low_score_and_no_fitted_rings():
+    image = np.random.default_rng(0).poisson(30.0, (512, 512)).astype(np.float32)
+    fit = estimate_ctf(image, Optics(1.5), PARAMS)
+    assert fit.score < 0.15
+    assert fit.fit_resolution_A > 10.0
+
+
+def test_constant_image_is_a_clear_error():
+    with pytest.raises(ValueError, match="constant"):
+        estimate_ctf(np.full((256, 256), 7.0, np.float32), Optics(1.0), PARAMS)
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (np.ones((32, 512)), "too small"),
+        (np.ones((4, 64, 64)), "2D"),
+        (np.full((128, 128), np.nan), "non-finite"),
+    ],
+)
+def test_unusable_images_are_refused_with_a_reason(image, message):
+    with pytest.raises(ValueError, match=message):
+        estimate_ctf(image, Optics(1.0), PARAMS)
+
+
+def test_tiny_image_does_not_crash():
+    image = np.random.default_rng(1).poisson(30.0, (64, 100)).astype(np.float32)
+    fit = estimate_ctf(image, Optics(1.2), PARAMS)
+    assert np.isfinite(fit.mean_defocus_A)
+    assert PARAMS.low_res_A >= fit.fit_resolution_A >= 2.0 * 1.2
