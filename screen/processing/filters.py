@@ -1,0 +1,144 @@
+"""Fourier-space filters of images: Gaussian low/high/band-pass, Laplacian of Gaussian, binning.
+
+Every filter multiplies the image's ``rfft2`` by a real, radially symmetric transfer function, so
+the output has the input's shape (periodic boundaries: keep features of interest away from edges).
+Lengths are in Å with the image's pixel size, or in pixels where the name says ``_px``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import fft as sfft
+
+from screen.processing.ctf import frequency_grid
+from screen.processing.fourier import fourier_crop
+
+
+def radial_frequency_A(shape: tuple[int, int], pixel_size_A: float) -> np.ndarray:
+    """Spatial frequency magnitude (1/Å) on the ``rfft2`` grid of an image of ``shape``."""
+    kx, ky = frequency_grid(shape, pixel_size_A)
+    return np.hypot(kx, ky)
+
+
+def apply_transfer(image: np.ndarray, transfer: np.ndarray) -> np.ndarray:
+    """Multiply the ``rfft2`` of ``image`` by ``transfer``; return the float32 real image."""
+    spectrum = sfft.rfft2(np.asarray(image, dtype=np.float32), workers=-1)
+    return sfft.irfft2(spectrum * transfer, s=image.shape, workers=-1).astype(np.float32)
+
+
+def gaussian_lowpass_transfer(k_A: np.ndarray, resolution_A: float) -> np.ndarray:
+    """Gaussian low-pass whose amplitude falls to 1/2 at frequency ``1 / resolution_A``."""
+    k_half = 1.0 / resolution_A
+    return np.exp(-np.log(2.0) * (k_A / k_half) ** 2).astype(np.float32)
+
+
+def gaussian_highpass_transfer(k_A: np.ndarray, resolution_A: float) -> np.ndarray:
+    """Gaussian high-pass whose amplitude reaches 1/2 at frequency ``1 / resolution_A``."""
+    return (1.0 - gaussian_lowpass_transfer(k_A, resolution_A)).astype(np.float32)
+
+
+def lowpass(image: np.ndarray, pixel_size_A: float, resolution_A: float) -> np.ndarray:
+    """Gaussian low-pass filter to ``resolution_A`` (amplitude 1/2 there)."""
+    k = radial_frequency_A(image.shape, pixel_size_A)
+    return apply_transfer(image, gaussian_lowpass_transfer(k, resolution_A))
+
+
+def bandpass(
+    image: np.ndarray, pixel_size_A: float, low_resolution_A: float, high_resolution_A: float
+) -> np.ndarray:
+    """Keep detail between ``low_resolution_A`` (coarse limit) and ``high_resolution_A`` (fine).
+
+    Gaussian edges at both ends (amplitude 1/2 at each limit); the mean is removed.
+    """
+    if high_resolution_A >= low_resolution_A:
+        raise ValueError(
+            f"band-pass limits {low_resolution_A} Å and {high_resolution_A} Å: the coarse limit "
+            "must be the larger length"
+        )
+    k = radial_frequency_A(image.shape, pixel_size_A)
+    transfer = gaussian_highpass_transfer(k, low_resolution_A) * gaussian_lowpass_transfer(
+        k, high_resolution_A
+    )
+    return apply_transfer(image, transfer)
+
+
+def log_transfer(k_A: np.ndarray, sigma_A: float) -> np.ndarray:
+    """Scale-normalised negative Laplacian of Gaussian, ``-sigma^2 * lap(G_sigma)``, in Fourier space.
+
+    Its response is positive at the centre of a bright blob of radius ``sqrt(2) * sigma`` and
+    negative at a dark one; the ``sigma^2`` factor makes responses comparable across scales.
+    """
+    k2 = (2.0 * np.pi * k_A) ** 2
+    return (sigma_A**2 * k2 * np.exp(-0.5 * sigma_A**2 * k2)).astype(np.float32)
+
+
+def laplacian_of_gaussian(image: np.ndarray, pixel_size_A: float, sigma_A: float) -> np.ndarray:
+    """Scale-normalised negative Laplacian of Gaussian of ``image`` (see ``log_transfer``)."""
+    k = radial_frequency_A(image.shape, pixel_size_A)
+    return apply_transfer(image, log_transfer(k, sigma_A))
+
+
+def bin_to_pixel_size(image: np.ndarray, pixel_size_A: float, target_pixel_size_A: float):
+    """Fourier-crop ``image`` to about ``target_pixel_size_A`` (never finer than the input).
+
+    Returns
+    -------
+    binned : ndarray
+        The down-sampled image (float32); the input unchanged (as float32) when no binning helps.
+    binned_pixel_size_A : float
+        Its pixel size along x (the same along y up to rounding of the shape).
+    """
+    ny, nx = image.shape
+    factor = max(target_pixel_size_A / pixel_size_A, 1.0)
+    shape = (max(int(round(ny / factor / 2)) * 2, 2), max(int(round(nx / factor / 2)) * 2, 2))
+    shape = (min(shape[0], ny), min(shape[1], nx))
+    if shape == (ny, nx):
+        return np.asarray(image, dtype=np.float32), float(pixel_size_A)
+    return fourier_crop(image, shape), float(pixel_size_A * nx / shape[1])
+
+
+def robust_standardise(values: np.ndarray, sample: np.ndarray | None = None) -> np.ndarray:
+    """``(values - median) / (1.4826 * MAD)``: a z-score that a few outliers do not move.
+
+    ``sample`` (default ``values``) gives the median and MAD.
+    """
+    sample = values if sample is None else sample
+    median = float(np.median(sample))
+    mad = float(np.median(np.abs(sample - median))) * 1.4826
+    return ((values - median) / (mad if mad > 0 else 1.0)).astype(np.float32)
+
+
+def _rfft_weights(shape: tuple[int, int]) -> np.ndarray:
+    """Multiplicity of each ``rfft2`` column in the full spectrum (1 or 2)."""
+    nx = shape[1]
+    weights = np.full(nx // 2 + 1, 2.0)
+    weights[0] = 1.0
+    if nx % 2 == 0:
+        weights[-1] = 1.0
+    return weights
+
+
+def mean_square_transfer(transfer: np.ndarray, shape: tuple[int, int]) -> float:
+    """Mean of ``|transfer|^2`` over the full 2D spectrum of an image of ``shape``.
+
+    A filter with this transfer turns white noise of variance ``s^2`` into noise of variance
+    ``s^2 * mean_square_transfer``.
+    """
+    weights = _rfft_weights(shape)
+    return float(np.sum(np.abs(transfer) ** 2 * weights) / (shape[0] * shape[1]))
+
+
+def white_noise_std(image: np.ndarray, band: tuple[float, float] = (0.6, 0.95)) -> float:
+    """Standard deviation of white noise whose power matches the image's in a frequency band.
+
+    ``band`` is given as fractions of the Nyquist frequency; at high frequency a micrograph's
+    power is mostly shot noise, so this measures the noise level independently of the
+    particles, the ice and contamination (which live at low frequency).
+    """
+    ny, nx = image.shape
+    spectrum = sfft.rfft2(np.asarray(image, dtype=np.float32) - np.mean(image), workers=-1)
+    k = radial_frequency_A(image.shape, 0.5)  # in units of the Nyquist frequency
+    ring = (k >= band[0]) & (k < band[1])
+    weights = np.broadcast_to(_rfft_weights(image.shape), k.shape)[ring]
+    power = np.sum(np.abs(spectrum[ring]) ** 2 * weights) / max(np.sum(weights), 1.0)
+    return float(np.sqrt(power / (ny * nx)))

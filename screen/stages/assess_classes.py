@@ -1,0 +1,121 @@
+"""2DAssess: label class averages good / clip / edge / noise (Li et al. 2020, SPEC §2.7).
+
+A small CNN scores each average (cropped to the mask diameter, normalised, resized); optionally a
+"good" average then has to pass the saliency check (one salient object near the centre), else it is
+moved to "clip". Averages that are flat (all zeros: empty classes) are "noise" without asking the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from screen.errors import ScreenError
+from screen.processing.saliency import SaliencyParams, find_salient_objects
+from screen.stages.base import Backend
+from screen.stages.records import CLASS_LABELS, ClassVerdicts
+
+
+@dataclass(frozen=True)
+class ClassAssessParams:
+    """Parameters of the class-average assessment.
+
+    Parameters
+    ----------
+    model
+        Shipped model name (``models/<name>.keras``) or a path to user weights.
+    input_px
+        Side of the square network input; must match the model.
+    use_saliency
+        Apply the saliency check to averages the CNN calls "good". Off by default: on the
+        synthetic held-out set it moved ~12% of true good classes to "clip" for a ~2-point gain
+        in good precision (models/class_assess_v0.md); turn it on for crowded samples.
+    saliency
+        Thresholds of the saliency check (see ``screen.processing.saliency.SaliencyParams``).
+    """
+
+    model: str = "class_assess_v0"
+    input_px: int = 64
+    use_saliency: bool = False
+    saliency: SaliencyParams = SaliencyParams()
+
+
+def load_class_model(params: ClassAssessParams = ClassAssessParams()):
+    """Load the Keras model named by ``params.model`` and check its input size."""
+    from screen.models.class_assess import model_input_px
+    from screen.models.registry import load_keras_model
+
+    model = load_keras_model(params.model)
+    if model_input_px(model) != params.input_px:
+        raise ScreenError(
+            f"class model {params.model!r} expects {model_input_px(model)} px inputs, "
+            f"but input_px is {params.input_px}"
+        )
+    return model
+
+
+def assess_classes(
+    averages: np.ndarray,
+    mask_diameter_A: float,
+    pixel_size_A: float,
+    params: ClassAssessParams,
+    model,
+) -> ClassVerdicts:
+    """Label each class average of one classification.
+
+    Parameters
+    ----------
+    averages
+        (k, box, box) class averages (protein white), as a 2D classification returns them.
+    mask_diameter_A
+        Mask diameter the classification used; averages are cropped to it.
+    pixel_size_A
+        Pixel size of the averages.
+    params
+        Model name, input size and saliency thresholds.
+    model
+        The loaded Keras model (``load_class_model(params)``).
+
+    Returns
+    -------
+    ClassVerdicts
+        Labels, CNN probabilities (k, 4) in ``CLASS_LABELS`` order, and which averages the
+        saliency check moved from "good" to "clip".
+    """
+    from screen.models.class_assess import predict_class_scores, preprocess_average
+
+    averages = np.nan_to_num(np.asarray(averages, dtype=np.float32))
+    if averages.ndim != 3:
+        raise ScreenError(f"class averages must be (k, box, box), got shape {averages.shape}")
+    k = averages.shape[0]
+    noise = CLASS_LABELS.index("noise")
+    scores = np.zeros((k, len(CLASS_LABELS)), np.float32)
+    flat = np.array([not np.any(a != a.flat[0]) for a in averages], bool)
+    scores[flat, noise] = 1.0
+    live = np.flatnonzero(~flat)
+    if live.size:
+        inputs = np.stack(
+            [
+                preprocess_average(averages[i], mask_diameter_A, pixel_size_A, params.input_px)
+                for i in live
+            ]
+        )
+        scores[live] = predict_class_scores(model, inputs)
+    labels = [CLASS_LABELS[i] for i in scores.argmax(axis=1)]
+    moved = np.zeros(k, bool)
+    if params.use_saliency:
+        for j, i in enumerate(live):
+            if labels[i] == "good" and not find_salient_objects(inputs[j], params.saliency).passes:
+                labels[i] = "clip"
+                moved[i] = True
+    return ClassVerdicts(labels=tuple(labels), scores=scores, moved_by_saliency=moved)
+
+
+BACKEND = Backend(
+    stage="assess_classes",
+    name="builtin",
+    version="1",
+    params_type=ClassAssessParams,
+    compute=assess_classes,
+)

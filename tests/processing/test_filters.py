@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from screen.processing.filters import (
+    bandpass,
+    bin_to_pixel_size,
+    gaussian_lowpass_transfer,
+    laplacian_of_gaussian,
+    lowpass,
+    mean_square_transfer,
+    radial_frequency_A,
+    robust_standardise,
+    white_noise_std,
+)
+
+
+def test_lowpass_halves_amplitude_at_its_resolution():
+    n, pixel_size_A, resolution_A = 128, 2.0, 16.0
+    x = np.arange(n)
+    wave = np.tile(np.cos(2 * np.pi * x * pixel_size_A / resolution_A), (n, 1))
+    out = lowpass(wave, pixel_size_A, resolution_A)
+    assert np.abs(out).max() == pytest.approx(0.5, abs=0.01)
+
+
+def test_bandpass_removes_mean_and_rejects_wrong_order():
+    image = np.random.default_rng(0).normal(5.0, 1.0, size=(64, 64))
+    assert abs(bandpass(image, 1.0, 20.0, 4.0).mean()) < 1e-4
+    with pytest.raises(ValueError, match="coarse limit"):
+        bandpass(image, 1.0, 4.0, 20.0)
+
+
+def test_log_responds_most_at_the_matching_scale():
+    n, radius = 128, 10.0
+    y, x = np.indices((n, n))
+    disc = (np.hypot(x - n // 2, y - n // 2) <= radius).astype(float)
+    responses = {s: laplacian_of_gaussian(disc, 1.0, s)[n // 2, n // 2] for s in (3, 7, 15)}
+    assert max(responses, key=responses.get) == 7  # sigma = r / sqrt(2)
+    assert responses[7] > 0  # bright blob: positive
+
+
+def test_bin_to_pixel_size_keeps_coordinates_and_never_upsamples():
+    image = np.random.default_rng(1).normal(size=(200, 300))
+    binned, px = bin_to_pixel_size(image, 1.0, 4.0)
+    assert binned.shape == (50, 76) and px == pytest.approx(300 / 76)
+    same, px_same = bin_to_pixel_size(image, 5.0, 4.0)
+    assert same.shape == image.shape and px_same == 5.0
+
+
+def test_white_noise_level_and_filtered_variance():
+    rng = np.random.default_rng(2)
+    noise = rng.normal(0.0, 3.0, size=(256, 256))
+    assert white_noise_std(noise) == pytest.approx(3.0, rel=0.03)
+    transfer = gaussian_lowpass_transfer(radial_frequency_A(noise.shape, 1.0), 8.0)
+    predicted = 3.0 * np.sqrt(mean_square_transfer(transfer, noise.shape))
+    assert lowpass(noise, 1.0, 8.0).std() == pytest.approx(predicted, rel=0.05)
+
+
+def test_robust_standardise_ignores_outliers():
+    values = np.random.default_rng(3).normal(10.0, 2.0, size=10000)
+    values[:100] = 1e6
+    z = robust_standardise(values)
+    assert np.median(z) == pytest.approx(0.0, abs=0.05)
+    assert np.median(np.abs(z[100:])) == pytest.approx(0.674, abs=0.05)

@@ -1,0 +1,87 @@
+"""Extraction on simulated micrographs: shape, pixel size, normalisation, centred particles."""
+
+import numpy as np
+import pytest
+
+from screen.processing.boxes import circular_mask, radial_profile
+from screen.simulate.presets import prex1_small
+from screen.simulate.render import render_micrograph
+from screen.simulate.session import session_models, session_plans
+from screen.stages.extraction import BACKEND, ExtractParams, box_size_px, extract_particles
+from screen.stages.records import CtfFit, Optics, Picks
+
+DIAMETER_A = 140.0
+PIXEL_SIZE_A = 2.5
+
+
+@pytest.fixture(scope="module")
+def truth_stacks():
+    spec = prex1_small()
+    optics = Optics(PIXEL_SIZE_A, spec.voltage_kV, spec.cs_mm, spec.amplitude_contrast)
+    plans = [p for p in session_plans(spec, 5) if p.reason == "good"][:5]
+    models = session_models(spec.sessions[5])
+    stacks = []
+    for plan in plans:
+        rendered = render_micrograph(plan, models, spec.frame_px, PIXEL_SIZE_A)
+        picks = Picks(
+            plan.particle_x_A / PIXEL_SIZE_A,
+            plan.particle_y_A / PIXEL_SIZE_A,
+            np.ones(plan.n_particles, dtype=np.float32),
+        )
+        ctf = CtfFit(
+            plan.ctf.defocus_u_A, plan.ctf.defocus_v_A, plan.ctf.astigmatism_angle_deg, 4.0, 1.0
+        )
+        stacks.append(
+            extract_particles(
+                rendered.counts, picks, PIXEL_SIZE_A, DIAMETER_A, ctf, optics, ExtractParams()
+            )
+        )
+    return stacks
+
+
+def test_shape_pixel_size_and_indices(truth_stacks):
+    stack = truth_stacks[0]
+    params = ExtractParams()
+    assert stack.pixel_size_A == pytest.approx(params.target_pixel_size_A, rel=0.05)
+    box = box_size_px(DIAMETER_A, stack.pixel_size_A, params)
+    assert box % 2 == 0 and box * stack.pixel_size_A >= 2 * DIAMETER_A
+    assert stack.images.shape == (len(stack.x_px), box, box)
+    assert stack.images.dtype == np.float32
+    assert np.all(stack.micrograph_index == 0)
+
+
+def test_background_is_normalised(truth_stacks):
+    stack = truth_stacks[0]
+    outside = ~circular_mask(stack.images.shape[-1], DIAMETER_A / stack.pixel_size_A / 2)
+    values = stack.images[:, outside]
+    np.testing.assert_allclose(values.mean(axis=1), 0.0, atol=1e-4)
+    np.testing.assert_allclose(values.std(axis=1), 1.0, atol=1e-3)
+
+
+def test_particles_are_white_and_centred(truth_stacks):
+    images = np.concatenate([s.images for s in truth_stacks])
+    pixel_size_A = truth_stacks[0].pixel_size_A
+    profile = radial_profile(images.mean(axis=0))
+    radius_A = np.arange(len(profile)) * pixel_size_A
+    # The visible protein of a P-Rex1 projection spans ~0.6 of its enclosing sphere.
+    disc = (radius_A <= 0.3 * DIAMETER_A).astype(float)
+    assert np.corrcoef(profile, disc)[0, 1] > 0.7  # a centred round blob
+    inner = profile[radius_A <= 0.25 * DIAMETER_A].mean()
+    outer = profile[radius_A >= 0.6 * DIAMETER_A]
+    assert inner > 0.1  # protein white (RELION), well above the normalised background
+    assert inner > 5 * np.abs(outer).max()
+
+
+def test_no_picks_give_an_empty_stack():
+    image = np.random.default_rng(0).poisson(50.0, size=(256, 256)).astype(np.float32)
+    empty = Picks(np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.float32))
+    stack = extract_particles(
+        image, empty, 1.0, 100.0, CtfFit(15000, 15000, 0, 5, 1), Optics(1.0), ExtractParams()
+    )
+    assert stack.images.shape[0] == 0 and stack.images.shape[1] == stack.images.shape[2]
+
+
+def test_backend_contract():
+    assert BACKEND.stage == "extraction"
+    assert BACKEND.params_type is ExtractParams
+    assert BACKEND.compute is extract_particles

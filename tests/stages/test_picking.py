@@ -1,0 +1,105 @@
+"""The DoG picker against simulated ground truth (prex1_small: 512 x 512 at 2.5 Å/px)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from screen.processing.boxes import inside_frame, match_picks
+from screen.simulate.presets import gallery, prex1_small
+from screen.simulate.render import render_micrograph
+from screen.simulate.session import session_models, session_plans
+from screen.stages.picking import BACKEND, PickParams, pick_particles
+
+DIAMETER_A = 140.0  # P-Rex1's diameter_A in the presets
+
+
+def _rendered(spec, session_index, reasons, limit):
+    plans = [p for p in session_plans(spec, session_index) if p.reason in reasons][:limit]
+    models = session_models(spec.sessions[session_index])
+    return [(p, render_micrograph(p, models, spec.frame_px, spec.pixel_size_A)) for p in plans]
+
+
+@pytest.fixture(scope="module")
+def good_micrographs():
+    spec = prex1_small()
+    return [m for s in (0, 2, 3, 5) for m in _rendered(spec, s, {"good"}, 4)]
+
+
+def test_recall_and_precision_on_good_micrographs(good_micrographs):
+    params = PickParams()
+    pixel_size_A = prex1_small().pixel_size_A
+    margin_px = params.edge_margin_fraction * DIAMETER_A / pixel_size_A
+    match_px = 0.5 * DIAMETER_A / pixel_size_A
+    tp = fp = fn = 0
+    for plan, rendered in good_micrographs:
+        picks = pick_particles(rendered.counts, pixel_size_A, DIAMETER_A, params)
+        pred = np.column_stack([picks.x_px, picks.y_px])
+        true_x, true_y = plan.particle_x_A / pixel_size_A, plan.particle_y_A / pixel_size_A
+        # Precision against every particle; recall against those the edge margin allows.
+        matched, wrong, _ = match_picks(pred, np.column_stack([true_x, true_y]), match_px)
+        allowed = inside_frame(true_x, true_y, rendered.counts.shape, margin_px)
+        missed = match_picks(pred, np.column_stack([true_x[allowed], true_y[allowed]]), match_px)[2]
+        tp, fp, fn = tp + matched, fp + wrong, fn + missed
+    precision = tp / (tp + fp)
+    recall = 1.0 - fn / (tp + fn)
+    assert recall >= 0.8, (precision, recall)
+    assert precision >= 0.5, (precision, recall)
+
+
+def test_picks_are_in_original_pixels_inside_the_margin(good_micrographs):
+    plan, rendered = good_micrographs[0]
+    params = PickParams()
+    picks = pick_particles(rendered.counts, 2.5, DIAMETER_A, params)
+    margin = params.edge_margin_fraction * DIAMETER_A / 2.5
+    assert len(picks) > 5
+    assert np.all(inside_frame(picks.x_px, picks.y_px, rendered.counts.shape, margin))
+    assert np.all(np.diff(picks.score) <= 0)  # best first
+    assert np.all(picks.score >= params.threshold_sigma)
+    xy = np.column_stack([picks.x_px, picks.y_px])
+    distances = np.hypot(*(xy[:, None] - xy[None]).transpose(2, 0, 1))
+    np.fill_diagonal(distances, np.inf)
+    assert distances.min() > params.min_distance_fraction * DIAMETER_A / 2.5 * 0.9
+
+
+def test_empty_micrographs_get_few_confident_picks(good_micrographs):
+    # The default threshold is low on purpose (2D cleans up), so empty ice gets weak picks; at a
+    # confident threshold it gets almost none while good micrographs keep most of theirs.
+    spec = gallery(n_per_reason=3)
+    spec = dataclasses.replace(spec, frame_px=(512, 512), pixel_size_A=2.5)
+    empty = [r.counts for _, r in _rendered(spec, 0, {"empty"}, 3)]
+    good = [r.counts for _, r in good_micrographs]
+    strict = PickParams(threshold_sigma=3.5)
+
+    def mean_picks(images, params):
+        return np.mean([len(pick_particles(im, 2.5, DIAMETER_A, params)) for im in images])
+
+    assert mean_picks(empty, strict) <= 3.0
+    assert mean_picks(good, strict) >= 4 * max(mean_picks(empty, strict), 1.0)
+    assert mean_picks(good, PickParams()) > mean_picks(empty, PickParams())
+
+
+def test_few_picks_inside_contamination_balls():
+    spec = prex1_small()
+    contaminated = [
+        m
+        for s in range(6)
+        for m in _rendered(spec, s, {"contaminated", "good"}, 16)
+        if len(m[0].balls)
+    ]
+    assert len(contaminated) >= 3
+    inside = total_area_px = 0
+    for plan, rendered in contaminated:
+        picks = pick_particles(rendered.counts, 2.5, DIAMETER_A, PickParams())
+        for bx, by, radius in plan.balls / 2.5:
+            inside += int(np.sum(np.hypot(picks.x_px - bx, picks.y_px - by) < radius))
+            total_area_px += np.pi * radius**2
+    # Fewer than one pick per ten particle areas of contamination (good ice: ~one per 3).
+    particle_area_px = np.pi * (DIAMETER_A / 2.5 / 2) ** 2
+    assert inside < 0.1 * total_area_px / particle_area_px, inside
+
+
+def test_backend_contract():
+    assert BACKEND.stage == "picking"
+    assert BACKEND.params_type is PickParams
+    assert BACKEND.compute is pick_particles
