@@ -1,0 +1,119 @@
+"""Stage: micrograph assessment (MicAssess) -- P(good) per micrograph, the verdict and a reason.
+
+Li et al. (2020) call a micrograph bad only when P(good) < 0.1: throwing away good data costs
+more than keeping some bad. The threshold is a parameter; the model is chosen by shipped name or
+path and loaded once by the pipeline with :func:`load_micrograph_model`.
+
+Images that cannot be assessed (not finite, constant, or under ``MIN_SIDE_PX`` on a side) get
+``verdict="bad"``, ``reason=None``, ``p_good=0.0`` and empty ``reason_scores``: they never reach
+TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from screen.models import micassess
+from screen.stages.base import Backend
+from screen.stages.records import MICROGRAPH_REASONS, MicrographVerdict
+
+
+@dataclass(frozen=True)
+class MicrographAssessParams:
+    """Parameters of micrograph assessment.
+
+    Parameters
+    ----------
+    threshold
+        A micrograph is bad when P(good) < ``threshold`` (0.1, as in Li et al. 2020).
+    model
+        Shipped model name (``"micassess_small_v0"``) or path to ``.keras`` weights.
+    batch_size
+        Crops per forward pass.
+    """
+
+    threshold: float = 0.1
+    model: str = "micassess_small_v0"
+    batch_size: int = 32
+
+
+def load_micrograph_model(params: MicrographAssessParams):
+    """Load the Keras model named by ``params.model`` (imports TensorFlow)."""
+    return micassess.load_micassess(params.model)
+
+
+def assess_micrographs(
+    images: list[np.ndarray],
+    pixel_sizes_A: list[float],
+    params: MicrographAssessParams,
+    model,
+) -> list[MicrographVerdict]:
+    """Assess micrographs in batches.
+
+    Parameters
+    ----------
+    images
+        Motion-corrected micrographs (any size >= 64 px a side; non-square frames are scored
+        on several square crops whose P(good) are averaged).
+    pixel_sizes_A
+        Pixel size of each micrograph, in Å.
+    params
+        Threshold, model name and batch size.
+    model
+        The loaded model (:func:`load_micrograph_model`).
+
+    Returns
+    -------
+    list of MicrographVerdict
+        One per image, in order.
+
+    Raises
+    ------
+    ValueError
+        When the lists differ in length, a pixel size is not positive, or the threshold is
+        outside [0, 1].
+    """
+    if len(images) != len(pixel_sizes_A):
+        raise ValueError(f"{len(images)} images but {len(pixel_sizes_A)} pixel sizes")
+    if not 0.0 <= params.threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {params.threshold}")
+    if params.batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {params.batch_size}")
+    for index, pixel_size_A in enumerate(pixel_sizes_A):
+        if not pixel_size_A > 0:
+            raise ValueError(f"micrograph {index}: pixel size must be positive, got {pixel_size_A}")
+    usable = [i for i, image in enumerate(images) if micassess.is_assessable(image)]
+    scores = micassess.predict_micrographs(
+        model,
+        [np.asarray(images[i]) for i in usable],
+        [float(pixel_sizes_A[i]) for i in usable],
+        params.batch_size,
+    )
+    verdicts = [MicrographVerdict(p_good=0.0, verdict="bad", reason=None, reason_scores={})] * len(
+        images
+    )
+    for row, index in enumerate(usable):
+        p_good = float(scores["p_good"][row])
+        reason_scores = {
+            name: float(value)
+            for name, value in zip(MICROGRAPH_REASONS, scores["reason"][row], strict=True)
+        }
+        bad = p_good < params.threshold
+        verdicts[index] = MicrographVerdict(
+            p_good=p_good,
+            verdict="bad" if bad else "good",
+            reason=max(reason_scores, key=reason_scores.__getitem__) if bad else None,
+            reason_scores=reason_scores,
+        )
+    return verdicts
+
+
+BACKEND = Backend(
+    stage="assess_micrographs",
+    name="builtin",
+    version="1",
+    params_type=MicrographAssessParams,
+    compute=assess_micrographs,
+)

@@ -1,0 +1,105 @@
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from screen.models import micassess as ma
+from screen.simulate.render import render_micrograph
+from screen.simulate.session import session_models, session_plans
+from screen.stages.assess_micrographs import (
+    BACKEND,
+    MicrographAssessParams,
+    assess_micrographs,
+    load_micrograph_model,
+)
+from screen.stages.records import MICROGRAPH_REASONS
+
+PARAMS = MicrographAssessParams()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_micrograph_model(PARAMS)
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    spec = replace(
+        ma.HELD_OUT_SET,
+        n_micrographs=12,
+        seed=31337,
+        micrographs_per_session=12,
+        structure_seeds=(9000, 9100),
+        bad_reasons=("empty", "carbon"),
+    )
+    (screen_spec,) = ma.session_specs(spec)
+    models = session_models(screen_spec.sessions[0])
+    plans = session_plans(screen_spec, 0)
+    images = [
+        render_micrograph(p, models, screen_spec.frame_px, screen_spec.pixel_size_A).counts
+        for p in plans
+    ]
+    return images, [screen_spec.pixel_size_A] * len(images), [p.reason for p in plans]
+
+
+def test_backend_contract():
+    assert BACKEND.key == "assess_micrographs/builtin@1"
+    assert BACKEND.params_type is MicrographAssessParams
+    assert BACKEND.compute is assess_micrographs
+    assert PARAMS.threshold == 0.1
+
+
+def test_verdicts_follow_ground_truth_and_threshold(model, simulated):
+    images, pixel_sizes, reasons = simulated
+    verdicts = assess_micrographs(images, pixel_sizes, replace(PARAMS, batch_size=5), model)
+    assert len(verdicts) == len(images)
+    truth_good = np.array([r == "good" for r in reasons])
+    p_good = np.array([v.p_good for v in verdicts])
+    # Ranking: the good micrographs score above the empty / carbon ones on average.
+    assert p_good[truth_good].mean() > p_good[~truth_good].mean() + 0.3
+    for v in verdicts:
+        assert v.verdict == ("bad" if v.p_good < 0.1 else "good")
+        assert (v.reason is None) == (v.verdict == "good")
+        assert set(v.reason_scores) == set(MICROGRAPH_REASONS)
+    # The user's threshold is honoured: 0 keeps everything, a high one rejects more.
+    assert all(
+        v.verdict == "good"
+        for v in assess_micrographs(images, pixel_sizes, replace(PARAMS, threshold=0.0), model)
+    )
+    strict = assess_micrographs(images, pixel_sizes, replace(PARAMS, threshold=0.9), model)
+    assert sum(v.verdict == "bad" for v in strict) >= sum(v.verdict == "bad" for v in verdicts)
+    # Batching does not change the scores.
+    single = assess_micrographs(images[:3], pixel_sizes[:3], replace(PARAMS, batch_size=1), model)
+    np.testing.assert_allclose([v.p_good for v in single], p_good[:3], atol=1e-5)
+
+
+def test_unusable_images_are_bad_without_reason(model, simulated):
+    images, pixel_sizes, _ = simulated
+    nan_image = images[0].copy()
+    nan_image[10:20, 10:20] = np.nan
+    batch = [
+        np.full((512, 512), np.nan, np.float32),
+        np.zeros((512, 512)),
+        np.ones((20, 20)),
+        nan_image,
+        images[1],
+    ]
+    verdicts = assess_micrographs(batch, [2.0] * 4 + [pixel_sizes[1]], PARAMS, model)
+    for v in verdicts[:4]:
+        assert v.verdict == "bad" and v.reason is None and v.p_good == 0.0
+    alone = assess_micrographs(images[1:2], pixel_sizes[1:2], PARAMS, model)[0]
+    assert verdicts[4].p_good == pytest.approx(alone.p_good, abs=1e-5)
+    assert assess_micrographs([], [], PARAMS, model) == []
+
+
+def test_non_square_frame_and_errors(model):
+    rng = np.random.default_rng(3)
+    frame = rng.poisson(4.0, (400, 700)).astype(np.float32)
+    (verdict,) = assess_micrographs([frame], [1.0], PARAMS, model)
+    assert 0.0 <= verdict.p_good <= 1.0
+    with pytest.raises(ValueError, match="pixel sizes"):
+        assess_micrographs([frame], [], PARAMS, model)
+    with pytest.raises(ValueError, match="positive"):
+        assess_micrographs([frame], [-1.0], PARAMS, model)
+    with pytest.raises(ValueError, match="threshold"):
+        assess_micrographs([frame], [1.0], replace(PARAMS, threshold=2.0), model)
