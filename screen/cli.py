@@ -52,6 +52,114 @@ def _parse_frame(text: str) -> tuple[int, int]:
 
 
 @app.command()
+def run(
+    manifest: Annotated[Path, typer.Argument(help="Manifest CSV: one row per grid condition.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Results folder.")] = Path(
+        "screen-results"
+    ),
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="Micrograph is bad when P(good) < threshold (default 0.1, the paper's)."),
+    ] = None,
+    micassess_weights: Annotated[
+        str | None, typer.Option(help="Micrograph-assessment weights: shipped name or .keras path.")
+    ] = None,
+    class_weights: Annotated[
+        str | None, typer.Option(help="Class-assessment weights: shipped name or .keras path.")
+    ] = None,
+    no_report: Annotated[
+        bool, typer.Option("--no-report", help="Skip the HTML/PDF report.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Print each stage's timing per session.")
+    ] = False,
+) -> None:
+    """Screen every grid condition of MANIFEST and write the comparative report."""
+    import dataclasses
+
+    from screen.config import RunConfig
+    from screen.manifest import read_manifest
+    from screen.pipeline import run_screen
+
+    try:
+        parsed = read_manifest(manifest)
+        config = RunConfig()
+        assess = config.assess
+        if threshold is not None:
+            assess = dataclasses.replace(assess, threshold=threshold)
+        if micassess_weights is not None:
+            assess = dataclasses.replace(assess, model=micassess_weights)
+        class_assess = config.class_assess
+        if class_weights is not None:
+            class_assess = dataclasses.replace(class_assess, model=class_weights)
+        config = dataclasses.replace(config, assess=assess, class_assess=class_assess)
+        summaries = _with_stage_progress(
+            parsed,
+            quiet,
+            lambda progress: run_screen(
+                parsed, out, config, progress=progress, argv=sys.argv, render=not no_report
+            ),
+        )
+    except ScreenError as error:
+        raise _fail(error) from None
+    for summary in summaries:
+        line = f"{summary['session']}: {summary.get('status')}"
+        if summary.get("status") == "ok":
+            line += (
+                f", {summary['n_good_micrographs']}/{summary['n_micrographs']} good micrographs, "
+                f"{summary['good_particles']} good particles, "
+                f"best mask {summary['best_mask_diameter_A']} Å"
+            )
+        else:
+            line += f" ({summary.get('error')})"
+        typer.echo(line, err=True)
+        if verbose and summary.get("stage_seconds"):
+            timings = ", ".join(f"{k} {v:.1f} s" for k, v in summary["stage_seconds"].items())
+            typer.echo(f"    {timings}", err=True)
+    if not no_report:
+        typer.echo(f"report: {out / 'report.html'} and {out / 'report.pdf'}")
+
+
+def _with_stage_progress(manifest, quiet: bool, work):
+    """Run ``work(progress)`` with a rich progress display per session and stage (TTY only)."""
+    if quiet or not sys.stderr.isatty():
+        return work(None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, transient=False) as progress:
+        tasks: dict[tuple[str, str], int] = {}
+
+        def update(session: str, stage: str, done: int, total: int) -> None:
+            key = (session, stage)
+            if key not in tasks:
+                tasks[key] = progress.add_task(f"{session}: {stage}", total=total)
+            progress.update(tasks[key], completed=done, total=total)
+
+        return work(update)
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="Results folder written by `screen run`.")],
+) -> None:
+    """Re-render the HTML and PDF report from stored results (nothing is recomputed)."""
+    from screen.report.render import render_report
+
+    try:
+        html, pdf = render_report(results)
+    except ScreenError as error:
+        raise _fail(error) from None
+    typer.echo(f"report: {html} and {pdf}")
+
+
+@app.command()
 def simulate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("screen-sim"),
     preset: Annotated[

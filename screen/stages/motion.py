@@ -1,5 +1,4 @@
-"""Built-in motion correction: global frame alignment by iterative cross-correlation, then a
-(dose-weighted) sum.
+"""Built-in motion correction: global frame alignment by iterative cross-correlation, then a sum.
 
 Each frame is aligned to the sum of all other frames (leave-one-out, as MotionCor2's global
 alignment), on a Fourier-binned, B-factor-filtered copy; shifts are refined for a few iterations

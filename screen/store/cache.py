@@ -1,6 +1,8 @@
-"""Per-stage result cache: a result is stored under a key made of its inputs, parameters and the
-stage backend's version, written atomically, so re-running skips finished work and a run killed
-midway (even with kill -9) resumes without losing what was finished.
+"""Per-stage result cache.
+
+A result is stored under a key made of its inputs, parameters and the stage backend's version,
+written atomically, so re-running skips finished work and a run killed midway (even with kill -9)
+resumes without losing what was finished.
 """
 
 from __future__ import annotations

@@ -1,0 +1,38 @@
+"""Typed, frozen parameters of a whole `screen run`: one dataclass per stage, defaults are ours."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from screen.stages.assess_classes import ClassAssessParams
+from screen.stages.assess_micrographs import MicrographAssessParams
+from screen.stages.classify2d import Classify2DParams
+from screen.stages.ctf import CtfSearch
+from screen.stages.diameter import DiameterParams
+from screen.stages.extraction import ExtractParams
+from screen.stages.motion import MotionParams
+from screen.stages.picking import PickParams
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every parameter of a run (recorded in run.json and in each stage's cache key).
+
+    ``mask_factors`` are the mask diameters of the 2D classifications, as multiples of the
+    estimated particle diameter (the paper: 0.5x to 2x). ``diameter_micrographs`` good micrographs
+    are used for the diameter estimate. ``max_particles_2d`` caps the particles classified per
+    session (a random subset, seeded), which bounds the 2D cost of huge sessions.
+    """
+
+    motion: MotionParams = field(default_factory=MotionParams)
+    assess: MicrographAssessParams = field(default_factory=MicrographAssessParams)
+    ctf: CtfSearch = field(default_factory=CtfSearch)
+    diameter: DiameterParams = field(default_factory=DiameterParams)
+    picking: PickParams = field(default_factory=PickParams)
+    extraction: ExtractParams = field(default_factory=ExtractParams)
+    classify: Classify2DParams = field(default_factory=Classify2DParams)
+    class_assess: ClassAssessParams = field(default_factory=ClassAssessParams)
+    mask_factors: tuple[float, ...] = (0.5, 0.75, 1.0, 1.5, 2.0)
+    diameter_micrographs: int = 10
+    max_particles_2d: int = 20000
+    seed: int = 0

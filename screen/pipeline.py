@@ -1,0 +1,781 @@
+"""`screen run`: the order of stages for each session, caching and resume, fault isolation, progress.
+
+For each session (grid condition) of the manifest, independently:
+
+1. read each micrograph (movies are motion-corrected first);
+2. micrograph assessment (P(good), verdict at the threshold, reason) and CTF estimation;
+3. particle diameter from a subset of good micrographs (averaged picks, Canny edge x 1.5);
+4. template-free picking on the good micrographs, extraction at ~3.5-4 Å/px, normalised;
+5. 2D classification at several mask diameters (0.5x-2x the diameter), class assessment;
+6. best mask diameter = most good particles; its good classes' particles are the output stack.
+
+Every stage result is cached under the session's ``cache/`` folder, keyed by the input file's
+identity, the stage's parameters and the backend's version, and written atomically: re-running
+skips finished work, and a killed run resumes. A micrograph that cannot be read or processed is
+recorded with its reason and skipped; a session that fails is recorded and the others go on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import screen
+from screen.config import RunConfig
+from screen.io.atomic import atomic_path
+from screen.io.images import read_image
+from screen.io.mrc import write_mrc
+from screen.io.star import OpticsGroup, write_particles_star, write_star
+from screen.manifest import Manifest, SessionRow
+from screen.models.registry import sha256, weights_path
+from screen.stages import (
+    assess_classes,
+    assess_micrographs,
+    classify2d,
+    ctf,
+    diameter,
+    extraction,
+    motion,
+    picking,
+)
+from screen.stages.records import (
+    ClassAverages,
+    ClassVerdicts,
+    CtfFit,
+    MicrographVerdict,
+    Optics,
+    ParticleStack,
+    Picks,
+)
+from screen.store.cache import StageCache, cache_key, file_identity
+from screen.store.layout import RunLayout, SessionLayout
+
+ProgressCallback = Callable[[str, str, int, int], None]
+"""Called as ``(session, stage, done, total)``."""
+
+CHUNK = 16  # micrographs read and assessed together (bounded memory)
+
+
+@dataclass
+class _Models:
+    """Keras models, loaded on first use and shared by all sessions of a run."""
+
+    config: RunConfig
+    _micrograph: object | None = None
+    _classes: object | None = None
+
+    @property
+    def micrograph(self):
+        if self._micrograph is None:
+            self._micrograph = assess_micrographs.load_micrograph_model(self.config.assess)
+        return self._micrograph
+
+    @property
+    def classes(self):
+        if self._classes is None:
+            self._classes = assess_classes.load_class_model(self.config.class_assess)
+        return self._classes
+
+
+@dataclass
+class _MicrographResult:
+    name: str
+    path: Path
+    identity: dict
+    status: str = "ok"
+    error: str = ""
+    verdict: MicrographVerdict | None = None
+    ctf: CtfFit | None = None
+    n_picks: int = 0
+
+
+@dataclass
+class _Session:
+    row: SessionRow
+    layout: SessionLayout
+    cache: StageCache
+    config: RunConfig
+    models: _Models
+    progress: ProgressCallback | None
+    optics: Optics
+    stage_seconds: dict[str, float]
+
+    def tick(self, stage: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(self.row.session, stage, done, total)
+
+    def timed(self, stage: str, seconds: float) -> None:
+        self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
+
+
+def run_screen(
+    manifest: Manifest,
+    out_dir: Path,
+    config: RunConfig | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    argv: list[str] | None = None,
+    render: bool = True,
+) -> list[dict]:
+    """Run every session of ``manifest`` into ``out_dir``; return the session summaries."""
+    config = config or RunConfig()
+    layout = RunLayout(Path(out_dir))
+    layout.root.mkdir(parents=True, exist_ok=True)
+    models = _Models(config)
+    started = time.time()
+    summaries = []
+    for row in manifest.sessions:
+        session_layout = layout.session(row.session)
+        try:
+            summary = _run_session(row, session_layout, config, models, progress)
+        except Exception as exc:  # one failing session never stops the others
+            summary = _failed_summary(row, exc)
+        _write_json(session_layout.summary, summary)
+        summaries.append(summary)
+    _add_verdicts(layout, summaries)
+    _write_provenance(layout, config, models, argv, time.time() - started)
+    if render:
+        from screen.report.render import render_report
+
+        render_report(layout.root)
+    return summaries
+
+
+@functools.cache
+def model_identity(name_or_path: str) -> dict[str, str]:
+    """Weights file and its SHA-256: part of cache keys and provenance."""
+    path = weights_path(name_or_path)
+    return {"path": str(path), "sha256": sha256(path)}
+
+
+def _write_json(path: Path, value) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(value, indent=2, default=_json_default))
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON-serialisable: {type(value)}")
+
+
+def _failed_summary(row: SessionRow, exc: Exception) -> dict:
+    return {
+        "session": row.session,
+        "metadata": dict(row.metadata),
+        "status": "failed",
+        "error": f"{type(exc).__name__}: {exc}",
+        "n_micrographs": len(row.micrograph_paths),
+        "verdicts": [],
+    }
+
+
+def _run_session(row, layout: SessionLayout, config: RunConfig, models: _Models, progress) -> dict:
+    cpu_start, wall_start = time.process_time(), time.time()
+    session = _Session(
+        row=row,
+        layout=layout,
+        cache=StageCache(layout.cache_dir),
+        config=config,
+        models=models,
+        progress=progress,
+        optics=Optics(row.pixel_size_A, row.voltage_kV, row.cs_mm, row.amplitude_contrast),
+        stage_seconds={},
+    )
+    results = _assess_and_ctf(session)
+    good = [r for r in results if r.status == "ok" and r.verdict and r.verdict.verdict == "good"]
+    estimate = _estimate_diameter(session, good)
+    stack, pick_counts = _pick_and_extract(session, good, estimate.diameter_A if estimate else None)
+    for result in results:
+        result.n_picks = pick_counts.get(result.name, 0)
+    _write_micrograph_table(layout, results)
+    search, best = _classify_all(session, stack, estimate.diameter_A if estimate else None, good)
+    summary = _summary(session, results, good, estimate, stack, search, best)
+    summary["cpu_seconds"] = time.process_time() - cpu_start
+    summary["wall_seconds"] = time.time() - wall_start
+    summary["stage_seconds"] = dict(session.stage_seconds)
+    return summary
+
+
+# --- micrographs: read (motion-correct), assess, CTF ------------------------------------------
+
+
+def _read_micrograph(session: _Session, path: Path, identity: dict) -> np.ndarray:
+    """The micrograph as float32; movies are motion-corrected (cached as MRC)."""
+    if session.row.kind != "movies":
+        data = read_image(path).data
+        return data if data.ndim == 2 else data.sum(axis=0)  # an unaligned stack: plain sum
+    key = cache_key(
+        identity, session.config.motion, motion.BACKEND.key, session.optics.pixel_size_A
+    )
+    corrected = session.layout.root / "motion_corrected" / f"{path.stem}.mrc"
+    done = session.cache.get_json("motion", path.stem, key)
+    if done is not None and corrected.exists():
+        return read_image(corrected).data
+    frames = read_image(path).data
+    if frames.ndim == 2:
+        frames = frames[None]
+    start = time.time()
+    result = motion.align_frames(frames, session.optics.pixel_size_A, session.config.motion)
+    session.timed("motion", time.time() - start)
+    write_mrc(corrected, result.micrograph, session.optics.pixel_size_A)
+    session.cache.put_json("motion", path.stem, key, {"shifts_A": result.shifts_A.tolist()})
+    return result.micrograph
+
+
+def _assess_and_ctf(session: _Session) -> list[_MicrographResult]:
+    paths = list(session.row.micrograph_paths)
+    results = [_MicrographResult(p.stem, p, file_identity(p)) for p in paths]
+    assess_version = (
+        session.config.assess,
+        assess_micrographs.BACKEND.key,
+        model_identity(session.config.assess.model),
+    )
+    ctf_version = (session.config.ctf, ctf.BACKEND.key, session.optics)
+    done = 0
+    for start in range(0, len(results), CHUNK):
+        chunk = results[start : start + CHUNK]
+        images: dict[int, np.ndarray] = {}
+        pending_assess = []
+        for i, result in enumerate(chunk):
+            cached = session.cache.get_json(
+                "assess", result.name, cache_key(result.identity, assess_version)
+            )
+            cached_ctf = session.cache.get_json(
+                "ctf", result.name, cache_key(result.identity, ctf_version)
+            )
+            if cached is not None:
+                result.verdict = MicrographVerdict(**cached)
+            if cached_ctf is not None:
+                result.ctf = CtfFit(**cached_ctf)
+            if result.verdict is not None and result.ctf is not None:
+                continue
+            try:
+                images[i] = _read_micrograph(session, result.path, result.identity)
+            except Exception as exc:
+                result.status, result.error = "unreadable", f"{type(exc).__name__}: {exc}"
+                continue
+            if result.verdict is None:
+                pending_assess.append(i)
+        if pending_assess:
+            begin = time.time()
+            verdicts = assess_micrographs.assess_micrographs(
+                [images[i] for i in pending_assess],
+                [session.optics.pixel_size_A] * len(pending_assess),
+                session.config.assess,
+                session.models.micrograph,
+            )
+            session.timed("assess_micrographs", time.time() - begin)
+            for i, verdict in zip(pending_assess, verdicts, strict=True):
+                chunk[i].verdict = verdict
+                session.cache.put_json(
+                    "assess", chunk[i].name, cache_key(chunk[i].identity, assess_version), verdict
+                )
+        for i, image in images.items():
+            result = chunk[i]
+            if result.ctf is not None:
+                continue
+            begin = time.time()
+            try:
+                result.ctf = ctf.estimate_ctf(image, session.optics, session.config.ctf)
+            except Exception as exc:
+                result.status, result.error = "failed", f"CTF: {type(exc).__name__}: {exc}"
+                continue
+            finally:
+                session.timed("ctf", time.time() - begin)
+            session.cache.put_json(
+                "ctf", result.name, cache_key(result.identity, ctf_version), result.ctf
+            )
+        done += len(chunk)
+        session.tick("assess + CTF", done, len(results))
+    return results
+
+
+# --- diameter, picking, extraction ---------------------------------------------------------------
+
+
+def _estimate_diameter(session: _Session, good: list[_MicrographResult]):
+    if not good:
+        return None
+    subset = good[: session.config.diameter_micrographs]
+    key = cache_key(
+        [r.identity for r in subset],
+        [r.ctf for r in subset],
+        session.config.diameter,
+        diameter.BACKEND.key,
+    )
+    cached = session.cache.get_json("diameter", "session", key)
+    if cached is not None:
+        return diameter_estimate_from(cached)
+    begin = time.time()
+    images = [_read_micrograph(session, r.path, r.identity) for r in subset]
+    estimate = diameter.estimate_diameter(
+        images,
+        session.optics.pixel_size_A,
+        session.config.diameter,
+        ctfs=[r.ctf for r in subset],
+        optics=session.optics,
+    )
+    session.timed("diameter", time.time() - begin)
+    session.cache.put_json(
+        "diameter",
+        "session",
+        key,
+        {
+            "diameter_A": estimate.diameter_A,
+            "edge_diameter_A": estimate.edge_diameter_A,
+            "pixel_size_A": estimate.pixel_size_A,
+        },
+    )
+    session.tick("diameter", 1, 1)
+    return estimate
+
+
+def diameter_estimate_from(cached: dict):
+    """A DiameterEstimate rebuilt from its cached numbers (the average image is not kept)."""
+    from screen.stages.records import DiameterEstimate
+
+    return DiameterEstimate(
+        cached["diameter_A"], cached["edge_diameter_A"], np.zeros((0, 0)), cached["pixel_size_A"]
+    )
+
+
+def _pick_and_extract(session: _Session, good: list[_MicrographResult], diameter_A):
+    """Picks on every good micrograph and the session's particle stack (None when empty)."""
+    if not good or diameter_A is None:
+        return None, {}
+    counts: dict[str, int] = {}
+    parts: list[ParticleStack] = []
+    pick_version = (diameter_A, session.config.picking, picking.BACKEND.key)
+    for done, (index, result) in enumerate(enumerate(good), 1):
+        pick_key = cache_key(result.identity, pick_version)
+        extract_key = cache_key(
+            pick_key,
+            result.ctf,
+            session.optics,
+            diameter_A,
+            session.config.extraction,
+            extraction.BACKEND.key,
+        )
+        picks_arrays = session.cache.get_arrays("picking", result.name, pick_key)
+        stack_arrays = session.cache.get_arrays("extraction", result.name, extract_key)
+        try:
+            image = None
+            if picks_arrays is None:
+                image = _read_micrograph(session, result.path, result.identity)
+                begin = time.time()
+                found = picking.pick_particles(
+                    image, session.optics.pixel_size_A, diameter_A, session.config.picking
+                )
+                session.timed("picking", time.time() - begin)
+                picks_arrays = {"x_px": found.x_px, "y_px": found.y_px, "score": found.score}
+                session.cache.put_arrays("picking", result.name, pick_key, picks_arrays)
+                _write_picks(session.layout, result.name, picks_arrays)
+            picks = Picks(**picks_arrays)
+            if stack_arrays is None:
+                image = (
+                    image
+                    if image is not None
+                    else _read_micrograph(session, result.path, result.identity)
+                )
+                begin = time.time()
+                stack = extraction.extract_particles(
+                    image,
+                    picks,
+                    session.optics.pixel_size_A,
+                    diameter_A,
+                    result.ctf,
+                    session.optics,
+                    session.config.extraction,
+                )
+                session.timed("extraction", time.time() - begin)
+                stack_arrays = {
+                    "images": stack.images,
+                    "pixel_size_A": np.array(stack.pixel_size_A),
+                    "x_px": stack.x_px,
+                    "y_px": stack.y_px,
+                }
+                session.cache.put_arrays("extraction", result.name, extract_key, stack_arrays)
+        except Exception as exc:
+            result.status, result.error = (
+                "failed",
+                f"picking/extraction: {type(exc).__name__}: {exc}",
+            )
+            continue
+        counts[result.name] = len(picks)
+        n = len(stack_arrays["images"])
+        parts.append(
+            ParticleStack(
+                stack_arrays["images"],
+                float(stack_arrays["pixel_size_A"]),
+                np.full(n, index),
+                stack_arrays["x_px"],
+                stack_arrays["y_px"],
+            )
+        )
+        session.tick("picking + extraction", done, len(good))
+    parts = [p for p in parts if len(p.images)]
+    if not parts:
+        return None, counts
+    stack = ParticleStack(
+        np.concatenate([p.images for p in parts]),
+        parts[0].pixel_size_A,
+        np.concatenate([p.micrograph_index for p in parts]),
+        np.concatenate([p.x_px for p in parts]),
+        np.concatenate([p.y_px for p in parts]),
+    )
+    return stack, counts
+
+
+def _write_picks(layout: SessionLayout, name: str, picks: dict) -> None:
+    table = pd.DataFrame(
+        {
+            "rlnCoordinateX": picks["x_px"],
+            "rlnCoordinateY": picks["y_px"],
+            "rlnAutopickFigureOfMerit": picks["score"],
+        }
+    )
+    write_star(layout.picks_dir / f"{name}.star", {"": table})
+
+
+# --- 2D classification over mask diameters, class assessment, best diameter --------------------
+
+
+def _subset(stack: ParticleStack, limit: int, seed: int) -> np.ndarray:
+    n = len(stack.images)
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
+
+
+def _classify_all(session: _Session, stack: ParticleStack | None, diameter_A, good):
+    """Classify at every mask diameter; return the search table and the best entry (or None)."""
+    if stack is None or diameter_A is None or len(stack.images) == 0:
+        return [], None
+    chosen = _subset(stack, session.config.max_particles_2d, session.config.seed)
+    sub = ParticleStack(
+        stack.images[chosen],
+        stack.pixel_size_A,
+        stack.micrograph_index[chosen],
+        stack.x_px[chosen],
+        stack.y_px[chosen],
+    )
+    stack_id = cache_key(sub.images)
+    search = []
+    factors = session.config.mask_factors
+    for done, factor in enumerate(factors, 1):
+        mask_A = float(round(factor * diameter_A))
+        classes = _classify(session, sub, stack_id, mask_A)
+        verdicts = _assess(session, classes, stack_id, mask_A)
+        good_classes = [i for i, label in enumerate(verdicts.labels) if label == "good"]
+        good_particles = int(sum(int(classes.counts[i]) for i in good_classes))
+        _write_classes(session.layout, classes, verdicts)
+        search.append(
+            {
+                "mask_diameter_A": mask_A,
+                "n_classes": len(classes.counts),
+                "n_good_classes": len(good_classes),
+                "good_particles": good_particles,
+                "labels": {
+                    label: verdicts.labels.count(label)
+                    for label in ("good", "clip", "edge", "noise")
+                },
+                "_classes": classes,
+                "_verdicts": verdicts,
+                "_chosen": chosen,
+            }
+        )
+        session.tick("2D classification", done, len(factors))
+    best = max(
+        search,
+        key=lambda entry: (entry["good_particles"], -abs(entry["mask_diameter_A"] - diameter_A)),
+    )
+    _write_particles(session, stack, best, good)
+    return search, best
+
+
+def _classify(
+    session: _Session, stack: ParticleStack, stack_id: str, mask_A: float
+) -> ClassAverages:
+    key = cache_key(stack_id, mask_A, session.config.classify, classify2d.BACKEND.key)
+    cached = session.cache.get_arrays("classify2d", f"d{int(mask_A)}", key)
+    if cached is not None:
+        return ClassAverages(
+            cached["averages"],
+            cached["assignments"],
+            cached["counts"],
+            float(cached["mask_diameter_A"]),
+            float(cached["pixel_size_A"]),
+            cached["psi_deg"],
+            cached["shift_px"],
+        )
+    begin = time.time()
+    classes = classify2d.classify_2d(stack, mask_A, session.config.classify)
+    session.timed("classify2d", time.time() - begin)
+    session.cache.put_arrays(
+        "classify2d",
+        f"d{int(mask_A)}",
+        key,
+        {
+            "averages": classes.averages,
+            "assignments": classes.assignments,
+            "counts": classes.counts,
+            "mask_diameter_A": np.array(classes.mask_diameter_A),
+            "pixel_size_A": np.array(classes.pixel_size_A),
+            "psi_deg": classes.psi_deg,
+            "shift_px": classes.shift_px,
+        },
+    )
+    return classes
+
+
+def _assess(
+    session: _Session, classes: ClassAverages, stack_id: str, mask_A: float
+) -> ClassVerdicts:
+    key = cache_key(
+        stack_id,
+        mask_A,
+        session.config.classify,
+        session.config.class_assess,
+        assess_classes.BACKEND.key,
+        model_identity(session.config.class_assess.model),
+    )
+    cached = session.cache.get_json("assess_classes", f"d{int(mask_A)}", key)
+    if cached is not None:
+        return ClassVerdicts(
+            tuple(cached["labels"]),
+            np.asarray(cached["scores"]),
+            np.asarray(cached["moved_by_saliency"], dtype=bool),
+        )
+    begin = time.time()
+    verdicts = assess_classes.assess_classes(
+        classes.averages,
+        mask_A,
+        classes.pixel_size_A,
+        session.config.class_assess,
+        session.models.classes,
+    )
+    session.timed("assess_classes", time.time() - begin)
+    session.cache.put_json(
+        "assess_classes",
+        f"d{int(mask_A)}",
+        key,
+        {
+            "labels": list(verdicts.labels),
+            "scores": np.asarray(verdicts.scores).tolist(),
+            "moved_by_saliency": np.asarray(verdicts.moved_by_saliency).tolist(),
+        },
+    )
+    return verdicts
+
+
+def _write_classes(layout: SessionLayout, classes: ClassAverages, verdicts: ClassVerdicts) -> None:
+    folder = layout.classes_dir(classes.mask_diameter_A)
+    if len(classes.averages):
+        write_mrc(folder / "averages.mrcs", classes.averages, classes.pixel_size_A)
+    scores = np.asarray(verdicts.scores).reshape(len(verdicts.labels), -1)
+    table = pd.DataFrame(
+        {
+            "class_index": np.arange(len(classes.counts)),
+            "n_particles": classes.counts,
+            "label": list(verdicts.labels),
+            "p_good": scores[:, 0],
+            "p_clip": scores[:, 1],
+            "p_edge": scores[:, 2],
+            "p_noise": scores[:, 3],
+            "moved_by_saliency": np.asarray(verdicts.moved_by_saliency, dtype=bool),
+        }
+    )
+    with atomic_path(folder / "classes.csv") as tmp:
+        table.to_csv(tmp, index=False)
+
+
+def _write_particles(session: _Session, stack: ParticleStack, best: dict, good) -> None:
+    """The good classes' particles at the best mask diameter: particles.mrcs + particles.star.
+
+    ``stack.micrograph_index`` indexes ``good`` (the good micrographs, in order).
+    """
+    classes, verdicts, chosen = best["_classes"], best["_verdicts"], best["_chosen"]
+    good_classes = [i for i, label in enumerate(verdicts.labels) if label == "good"]
+    keep = np.isin(classes.assignments, good_classes)
+    index = chosen[keep]
+    if index.size == 0:
+        return
+    images = stack.images[index]
+    folder = session.layout.particles_dir
+    write_mrc(folder / "particles.mrcs", images, stack.pixel_size_A)
+    sources = [good[i] for i in stack.micrograph_index[index]]
+    particles = pd.DataFrame(
+        {
+            "rlnImageName": [f"{i + 1:06d}@particles.mrcs" for i in range(index.size)],
+            "rlnMicrographName": [str(r.path) for r in sources],
+            "rlnCoordinateX": stack.x_px[index],
+            "rlnCoordinateY": stack.y_px[index],
+            "rlnDefocusU": [r.ctf.defocus_u_A for r in sources],
+            "rlnDefocusV": [r.ctf.defocus_v_A for r in sources],
+            "rlnDefocusAngle": [r.ctf.astigmatism_angle_deg for r in sources],
+            "rlnClassNumber": classes.assignments[keep] + 1,
+            "rlnAnglePsi": classes.psi_deg[keep],
+        }
+    )
+    optics = OpticsGroup(
+        pixel_size_A=stack.pixel_size_A,
+        voltage_kV=session.optics.voltage_kV,
+        cs_mm=session.optics.cs_mm,
+        amplitude_contrast=session.optics.amplitude_contrast,
+        image_size_px=int(images.shape[-1]),
+    )
+    write_particles_star(folder / "particles.star", optics, particles)
+
+
+# --- tables, summary, verdicts, provenance -------------------------------------------------------
+
+
+def _write_micrograph_table(layout: SessionLayout, results: list[_MicrographResult]) -> None:
+    rows = []
+    for r in results:
+        rows.append(
+            {
+                "micrograph": r.name,
+                "path": str(r.path),
+                "status": r.status,
+                "error": r.error,
+                "p_good": r.verdict.p_good if r.verdict else np.nan,
+                "verdict": r.verdict.verdict if r.verdict and r.status == "ok" else "",
+                "reason": (r.verdict.reason or "") if r.verdict else "",
+                "defocus_u_um": r.ctf.defocus_u_A / 1e4 if r.ctf else np.nan,
+                "defocus_v_um": r.ctf.defocus_v_A / 1e4 if r.ctf else np.nan,
+                "astigmatism_angle_deg": r.ctf.astigmatism_angle_deg if r.ctf else np.nan,
+                "ctf_fit_resolution_A": r.ctf.fit_resolution_A if r.ctf else np.nan,
+                "ctf_score": r.ctf.score if r.ctf else np.nan,
+                "n_picks": r.n_picks,
+            }
+        )
+    with atomic_path(layout.micrographs) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
+
+
+def _summary(session: _Session, results, good, estimate, stack, search, best) -> dict:
+    readable = [r for r in results if r.status != "unreadable"]
+    picked = sum(r.n_picks for r in good)
+    n_good = len(good)
+    classified = len(best["_chosen"]) if best else 0
+    good_in_subset = best["good_particles"] if best else 0
+    good_fraction = good_in_subset / classified if classified else 0.0
+    good_particles = int(round(good_fraction * picked))
+    top = []
+    if best:
+        classes, verdicts = best["_classes"], best["_verdicts"]
+        order = [i for i in np.argsort(-classes.counts) if verdicts.labels[i] == "good"][:5]
+        top = [
+            {
+                "mask_diameter_A": best["mask_diameter_A"],
+                "class_index": int(i),
+                "n_particles": int(classes.counts[i]),
+            }
+            for i in order
+        ]
+    return {
+        "session": session.row.session,
+        "metadata": dict(session.row.metadata),
+        "optics": dataclasses.asdict(session.optics),
+        "status": "ok",
+        "error": None,
+        "n_micrographs": len(results),
+        "n_unreadable": len(results) - len(readable),
+        "n_failed": sum(r.status == "failed" for r in results),
+        "n_good_micrographs": n_good,
+        "good_micrograph_fraction": n_good / len(readable) if readable else 0.0,
+        "diameter_A": estimate.diameter_A if estimate else None,
+        "picked_particles": int(picked),
+        "particles_per_micrograph": picked / n_good if n_good else 0.0,
+        "classified_particles": int(classified),
+        "good_particles": good_particles,
+        "good_particle_fraction": good_fraction,
+        "good_particles_per_micrograph": good_particles / n_good if n_good else 0.0,
+        "pixel_size_2d_A": float(stack.pixel_size_A) if stack is not None else None,
+        "best_mask_diameter_A": best["mask_diameter_A"] if best else None,
+        "diameter_search": [{k: v for k, v in e.items() if not k.startswith("_")} for e in search],
+        "top_good_classes": top,
+        "reason_counts": _reason_counts(results),
+        "verdicts": [],
+    }
+
+
+def _reason_counts(results) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in results:
+        if r.verdict is not None and r.verdict.verdict == "bad" and r.verdict.reason:
+            counts[r.verdict.reason] = counts.get(r.verdict.reason, 0) + 1
+    return counts
+
+
+def _add_verdicts(layout: RunLayout, summaries: list[dict]) -> None:
+    """Plain-language verdicts need every session's numbers (ranking), so they come last."""
+    from screen.io.mrc import read_mrc
+    from screen.report.verdicts import session_verdicts
+
+    for summary in summaries:
+        if summary.get("status") != "ok":
+            continue
+        session = layout.session(summary["session"])
+        averages = []
+        if summary.get("best_mask_diameter_A"):
+            path = session.classes_dir(summary["best_mask_diameter_A"]) / "averages.mrcs"
+            if path.exists():
+                stack = read_mrc(path).data
+                stack = stack if stack.ndim == 3 else stack[None]
+                averages = [stack[c["class_index"]] for c in summary["top_good_classes"]]
+        summary["verdicts"] = session_verdicts(
+            summary, averages, summary.get("pixel_size_2d_A") or 1.0, summaries
+        )
+        _write_json(session.summary, summary)
+
+
+def _write_provenance(
+    layout: RunLayout, config: RunConfig, models: _Models, argv, seconds: float
+) -> None:
+    import scipy
+
+    record = {
+        "screen_version": screen.__version__,
+        "argv": argv if argv is not None else sys.argv,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "platform": platform.platform(),
+        "config": dataclasses.asdict(config),
+        "backends": [
+            b.key
+            for b in (
+                motion.BACKEND,
+                assess_micrographs.BACKEND,
+                ctf.BACKEND,
+                diameter.BACKEND,
+                picking.BACKEND,
+                extraction.BACKEND,
+                classify2d.BACKEND,
+                assess_classes.BACKEND,
+            )
+        ],
+        "models": {
+            "micrograph": model_identity(config.assess.model),
+            "classes": model_identity(config.class_assess.model),
+        },
+        "wall_seconds": seconds,
+    }
+    _write_json(layout.provenance, record)
