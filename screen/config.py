@@ -21,7 +21,8 @@ class RunConfig:
     ``mask_factors`` are the mask diameters of the 2D classifications, as multiples of the
     estimated particle diameter (the paper: 0.5x to 2x). ``diameter_micrographs`` good micrographs
     are used for the diameter estimate. ``max_particles_2d`` caps the particles classified per
-    session (a random subset, seeded), which bounds the 2D cost of huge sessions.
+    session (a random subset, seeded), which bounds the 2D cost of huge sessions; particle boxes
+    larger than ``max_box_2d_px`` are Fourier-binned for 2D (the output stack keeps full size).
     """
 
     motion: MotionParams = field(default_factory=MotionParams)
@@ -35,4 +36,5 @@ class RunConfig:
     mask_factors: tuple[float, ...] = (0.5, 0.75, 1.0, 1.5, 2.0)
     diameter_micrographs: int = 10
     max_particles_2d: int = 20000
+    max_box_2d_px: int = 96
     seed: int = 0
