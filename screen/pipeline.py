@@ -713,6 +713,7 @@ def _summary(session: _Session, results, good, estimate, stack, search, best) ->
         "n_unreadable": len(results) - len(readable),
         "n_failed": sum(r.status == "failed" for r in results),
         "n_good_micrographs": n_good,
+        "micrograph_area_um2": _micrograph_area_um2(session, readable),
         "good_micrograph_fraction": n_good / len(readable) if readable else 0.0,
         "diameter_A": estimate.diameter_A if estimate else None,
         "picked_particles": int(picked),
@@ -728,6 +729,17 @@ def _summary(session: _Session, results, good, estimate, stack, search, best) ->
         "reason_counts": _reason_counts(results),
         "verdicts": [],
     }
+
+
+def _micrograph_area_um2(session: _Session, readable) -> float | None:
+    """Area of one micrograph in µm² (from the first readable one), for densities."""
+    for result in readable:
+        try:
+            shape = read_image(result.path).data.shape[-2:]
+        except Exception:
+            continue
+        return float(shape[0] * shape[1] * session.optics.pixel_size_A**2 / 1e8)
+    return None
 
 
 def _reason_counts(results) -> dict[str, int]:

@@ -25,7 +25,12 @@ MOSTLY_BAD_GOOD_FRACTION = 0.4
 """Fewer good micrographs than this fraction: "mostly bad micrographs"."""
 
 FEW_PARTICLES_PER_MICROGRAPH = 30.0
-"""Fewer picks per micrograph than this is "few particles", whatever the other conditions do."""
+"""Fewer picks per micrograph than this is "few particles", whatever the other conditions do
+(used when the micrograph area is unknown)."""
+
+FEW_PARTICLES_PER_UM2 = 200.0
+"""Fewer picks per µm² than this is "few particles" (about 30 on a K3 frame at 0.83 Å/px); used
+when the summary gives ``micrograph_area_um2``, so small and large frames are judged alike."""
 
 FEW_PARTICLES_RELATIVE = 0.5
 """Fewer picks per micrograph than this fraction of the median of the other conditions is "few"."""
@@ -135,7 +140,13 @@ def few_particles(summary: Mapping, all_summaries: Sequence[Mapping]) -> str | N
     ]
     median = float(np.median(others)) if others else None
     relative = median is not None and per_mic < FEW_PARTICLES_RELATIVE * median
-    if per_mic >= FEW_PARTICLES_PER_MICROGRAPH and not relative:
+    area_um2 = float(summary.get("micrograph_area_um2") or 0.0)
+    absolute = (
+        per_mic / area_um2 < FEW_PARTICLES_PER_UM2
+        if area_um2 > 0
+        else per_mic < FEW_PARTICLES_PER_MICROGRAPH
+    )
+    if not absolute and not relative:
         return None
     against = f" (median of the other conditions: {median:.0f})" if median is not None else ""
     return (
