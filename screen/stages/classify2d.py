@@ -74,8 +74,8 @@ class Classify2DParams:
 
 
 def default_n_classes(n_particles: int) -> int:
-    """Adaptive class count: about 40 particles per class, between 5 and 50 classes."""
-    return max(5, min(50, n_particles // 40))
+    """Adaptive class count: about 80 particles per class, between 5 and 50 classes."""
+    return max(5, min(50, n_particles // 80))
 
 
 def classify_2d(
@@ -162,7 +162,7 @@ def classify_2d(
 BACKEND = Backend(
     stage="classify2d",
     name="builtin",
-    version="1",
+    version="2",
     params_type=Classify2DParams,
     compute=classify_2d,
 )

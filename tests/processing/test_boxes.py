@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 
 from screen.processing.boxes import (
     circular_mask,
