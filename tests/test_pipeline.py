@@ -73,3 +73,17 @@ def test_a_run_killed_midway_resumes_without_losing_finished_work(manifest, tmp_
     after, before = _summary(killed), _summary(reference)
     for key in NUMBERS:
         assert after[key] == before[key], key
+
+
+def test_movies_are_motion_corrected_then_screened(tmp_path):
+    spec = with_micrographs_per_session(prex1_small(), 3)
+    spec = dataclasses.replace(spec, sessions=spec.sessions[5:6], movies=True, n_frames=4)
+    manifest = simulate_screen(spec, tmp_path / "sim")
+    out = tmp_path / "out"
+    assert _run(manifest, out).wait(timeout=600) == 0
+    session = out / "sessions" / "gbg_6uM"
+    corrected = sorted((session / "motion_corrected").glob("*.mrc"))
+    assert len(corrected) == 3
+    summary = _summary(out)
+    assert summary["status"] == "ok" and summary["n_micrographs"] == 3
+    assert "motion" in summary["stage_seconds"]
