@@ -125,15 +125,7 @@ def _with_stage_progress(manifest, quiet: bool, work):
     """Run ``work(progress)`` with a rich progress display per session and stage (TTY only)."""
     if quiet or not sys.stderr.isatty():
         return work(None)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, transient=False) as progress:
+    with _progress_display() as progress:
         tasks: dict[tuple[str, str], int] = {}
 
         def update(session: str, stage: str, done: int, total: int) -> None:
@@ -143,6 +135,19 @@ def _with_stage_progress(manifest, quiet: bool, work):
             progress.update(tasks[key], completed=done, total=total)
 
         return work(update)
+
+
+def _progress_display():
+    """A rich progress display: description, bar, done/total, elapsed time."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=False,
+    )
 
 
 @app.command()
@@ -232,15 +237,7 @@ def simulate(
 def _run_with_progress(spec, out: Path, quiet: bool, simulate_screen) -> Path:
     if quiet or not sys.stderr.isatty():
         return simulate_screen(spec, out)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, transient=False) as progress:
+    with _progress_display() as progress:
         tasks = {s.name: progress.add_task(s.name, total=s.n_micrographs) for s in spec.sessions}
 
         def update(session: str, done: int, total: int) -> None:

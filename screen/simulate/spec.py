@@ -8,20 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-MICROGRAPH_REASONS: tuple[str, ...] = (
-    "good",
-    "empty",
-    "crowded",
-    "aggregated",
-    "contaminated",
-    "carbon",
-    "thick_ice",
-    "drift",
-    "bad_ctf",
-)
-"""Ground-truth labels of a micrograph: ``good`` or the reason it is bad."""
+from screen.stages import records
 
-BAD_REASONS: tuple[str, ...] = MICROGRAPH_REASONS[1:]
+BAD_REASONS: tuple[str, ...] = records.MICROGRAPH_REASONS
+"""Why a micrograph is bad: the same labels the micrograph-assessment stage predicts."""
+
+MICROGRAPH_REASONS: tuple[str, ...] = ("good", *BAD_REASONS)
+"""Ground-truth labels of a micrograph: ``good`` or the reason it is bad."""
 
 
 @dataclass(frozen=True)
