@@ -110,13 +110,22 @@ class _Session:
     progress: ProgressCallback | None
     optics: Optics
     stage_seconds: dict[str, float]
+    stage_cpu_seconds: dict[str, float]
 
     def tick(self, stage: str, done: int, total: int) -> None:
         if self.progress is not None:
             self.progress(self.row.session, stage, done, total)
 
-    def timed(self, stage: str, seconds: float) -> None:
-        self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
+    def computed(self, stage: str, entry: tuple[str, str, str], cpu_seconds: float) -> None:
+        """Account for a stage result computed now (``entry``: cache stage, name, key)."""
+        self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + cpu_seconds
+        self.stage_cpu_seconds[stage] = self.stage_cpu_seconds.get(stage, 0.0) + cpu_seconds
+        self.cache.put_cpu_seconds(*entry, cpu_seconds)
+
+    def reused(self, stage: str, entry: tuple[str, str, str]) -> None:
+        """Account for a cached stage result: its original CPU cost counts in the totals."""
+        seconds = self.cache.get_cpu_seconds(*entry)
+        self.stage_cpu_seconds[stage] = self.stage_cpu_seconds.get(stage, 0.0) + seconds
 
 
 def run_screen(
@@ -196,6 +205,7 @@ def _run_session(row, layout: SessionLayout, config: RunConfig, models: _Models,
         progress=progress,
         optics=Optics(row.pixel_size_A, row.voltage_kV, row.cs_mm, row.amplitude_contrast),
         stage_seconds={},
+        stage_cpu_seconds={},
     )
     results = _assess_and_ctf(session)
     good = [r for r in results if r.status == "ok" and r.verdict and r.verdict.verdict == "good"]
@@ -206,9 +216,11 @@ def _run_session(row, layout: SessionLayout, config: RunConfig, models: _Models,
     _write_micrograph_table(layout, results)
     search, best = _classify_all(session, stack, estimate.diameter_A if estimate else None, good)
     summary = _summary(session, results, good, estimate, stack, search, best)
-    summary["cpu_seconds"] = time.process_time() - cpu_start
+    summary["cpu_seconds"] = sum(session.stage_cpu_seconds.values())
     summary["wall_seconds"] = time.time() - wall_start
+    summary["run_cpu_seconds"] = time.process_time() - cpu_start
     summary["stage_seconds"] = dict(session.stage_seconds)
+    summary["stage_cpu_seconds"] = dict(session.stage_cpu_seconds)
     return summary
 
 
@@ -226,15 +238,16 @@ def _read_micrograph(session: _Session, path: Path, identity: dict) -> np.ndarra
     corrected = session.layout.root / "motion_corrected" / f"{path.stem}.mrc"
     done = session.cache.get_json("motion", path.stem, key)
     if done is not None and corrected.exists():
+        session.reused("motion", ("motion", path.stem, key))
         return read_image(corrected).data
     frames = read_image(path).data
     if frames.ndim == 2:
         frames = frames[None]
-    start = time.time()
+    start = time.process_time()
     result = motion.align_frames(frames, session.optics.pixel_size_A, session.config.motion)
-    session.timed("motion", time.time() - start)
     write_mrc(corrected, result.micrograph, session.optics.pixel_size_A)
     session.cache.put_json("motion", path.stem, key, {"shifts_A": result.shifts_A.tolist()})
+    session.computed("motion", ("motion", path.stem, key), time.process_time() - start)
     return result.micrograph
 
 
@@ -261,8 +274,11 @@ def _assess_and_ctf(session: _Session) -> list[_MicrographResult]:
             )
             if cached is not None:
                 result.verdict = MicrographVerdict(**cached)
+                entry = ("assess", result.name, cache_key(result.identity, assess_version))
+                session.reused("assess_micrographs", entry)
             if cached_ctf is not None:
                 result.ctf = CtfFit(**cached_ctf)
+                session.reused("ctf", ("ctf", result.name, cache_key(result.identity, ctf_version)))
             if result.verdict is not None and result.ctf is not None:
                 continue
             try:
@@ -273,34 +289,32 @@ def _assess_and_ctf(session: _Session) -> list[_MicrographResult]:
             if result.verdict is None:
                 pending_assess.append(i)
         if pending_assess:
-            begin = time.time()
+            begin = time.process_time()
             verdicts = assess_micrographs.assess_micrographs(
                 [images[i] for i in pending_assess],
                 [session.optics.pixel_size_A] * len(pending_assess),
                 session.config.assess,
                 session.models.micrograph,
             )
-            session.timed("assess_micrographs", time.time() - begin)
+            each = (time.process_time() - begin) / len(pending_assess)
             for i, verdict in zip(pending_assess, verdicts, strict=True):
                 chunk[i].verdict = verdict
-                session.cache.put_json(
-                    "assess", chunk[i].name, cache_key(chunk[i].identity, assess_version), verdict
-                )
+                entry = ("assess", chunk[i].name, cache_key(chunk[i].identity, assess_version))
+                session.cache.put_json(*entry, verdict)
+                session.computed("assess_micrographs", entry, each)
         for i, image in images.items():
             result = chunk[i]
             if result.ctf is not None:
                 continue
-            begin = time.time()
+            begin = time.process_time()
             try:
                 result.ctf = ctf.estimate_ctf(image, session.optics, session.config.ctf)
             except Exception as exc:
                 result.status, result.error = "failed", f"CTF: {type(exc).__name__}: {exc}"
                 continue
-            finally:
-                session.timed("ctf", time.time() - begin)
-            session.cache.put_json(
-                "ctf", result.name, cache_key(result.identity, ctf_version), result.ctf
-            )
+            entry = ("ctf", result.name, cache_key(result.identity, ctf_version))
+            session.cache.put_json(*entry, result.ctf)
+            session.computed("ctf", entry, time.process_time() - begin)
         done += len(chunk)
         session.tick("assess + CTF", done, len(results))
     return results
@@ -321,8 +335,9 @@ def _estimate_diameter(session: _Session, good: list[_MicrographResult]):
     )
     cached = session.cache.get_json("diameter", "session", key)
     if cached is not None:
+        session.reused("diameter", ("diameter", "session", key))
         return diameter_estimate_from(cached)
-    begin = time.time()
+    begin = time.process_time()
     images = [_read_micrograph(session, r.path, r.identity) for r in subset]
     estimate = diameter.estimate_diameter(
         images,
@@ -331,7 +346,6 @@ def _estimate_diameter(session: _Session, good: list[_MicrographResult]):
         ctfs=[r.ctf for r in subset],
         optics=session.optics,
     )
-    session.timed("diameter", time.time() - begin)
     session.cache.put_json(
         "diameter",
         "session",
@@ -342,6 +356,7 @@ def _estimate_diameter(session: _Session, good: list[_MicrographResult]):
             "pixel_size_A": estimate.pixel_size_A,
         },
     )
+    session.computed("diameter", ("diameter", "session", key), time.process_time() - begin)
     session.tick("diameter", 1, 1)
     return estimate
 
@@ -372,19 +387,25 @@ def _pick_and_extract(session: _Session, good: list[_MicrographResult], diameter
             session.config.extraction,
             extraction.BACKEND.key,
         )
-        picks_arrays = session.cache.get_arrays("picking", result.name, pick_key)
-        stack_arrays = session.cache.get_arrays("extraction", result.name, extract_key)
+        pick_entry = ("picking", result.name, pick_key)
+        extract_entry = ("extraction", result.name, extract_key)
+        picks_arrays = session.cache.get_arrays(*pick_entry)
+        stack_arrays = session.cache.get_arrays(*extract_entry)
+        if picks_arrays is not None:
+            session.reused("picking", pick_entry)
+        if stack_arrays is not None:
+            session.reused("extraction", extract_entry)
         try:
             image = None
             if picks_arrays is None:
                 image = _read_micrograph(session, result.path, result.identity)
-                begin = time.time()
+                begin = time.process_time()
                 found = picking.pick_particles(
                     image, session.optics.pixel_size_A, diameter_A, session.config.picking
                 )
-                session.timed("picking", time.time() - begin)
                 picks_arrays = {"x_px": found.x_px, "y_px": found.y_px, "score": found.score}
-                session.cache.put_arrays("picking", result.name, pick_key, picks_arrays)
+                session.cache.put_arrays(*pick_entry, picks_arrays)
+                session.computed("picking", pick_entry, time.process_time() - begin)
                 _write_picks(session.layout, result.name, picks_arrays)
             picks = Picks(**picks_arrays)
             if stack_arrays is None:
@@ -393,7 +414,7 @@ def _pick_and_extract(session: _Session, good: list[_MicrographResult], diameter
                     if image is not None
                     else _read_micrograph(session, result.path, result.identity)
                 )
-                begin = time.time()
+                begin = time.process_time()
                 stack = extraction.extract_particles(
                     image,
                     picks,
@@ -403,14 +424,14 @@ def _pick_and_extract(session: _Session, good: list[_MicrographResult], diameter
                     session.optics,
                     session.config.extraction,
                 )
-                session.timed("extraction", time.time() - begin)
                 stack_arrays = {
                     "images": stack.images,
                     "pixel_size_A": np.array(stack.pixel_size_A),
                     "x_px": stack.x_px,
                     "y_px": stack.y_px,
                 }
-                session.cache.put_arrays("extraction", result.name, extract_key, stack_arrays)
+                session.cache.put_arrays(*extract_entry, stack_arrays)
+                session.computed("extraction", extract_entry, time.process_time() - begin)
         except Exception as exc:
             result.status, result.error = (
                 "failed",
@@ -526,8 +547,10 @@ def _classify(
     session: _Session, stack: ParticleStack, stack_id: str, mask_A: float
 ) -> ClassAverages:
     key = cache_key(stack_id, mask_A, session.config.classify, classify2d.BACKEND.key)
-    cached = session.cache.get_arrays("classify2d", f"d{int(mask_A)}", key)
+    entry = ("classify2d", f"d{int(mask_A)}", key)
+    cached = session.cache.get_arrays(*entry)
     if cached is not None:
+        session.reused("classify2d", entry)
         return ClassAverages(
             cached["averages"],
             cached["assignments"],
@@ -537,13 +560,10 @@ def _classify(
             cached["psi_deg"],
             cached["shift_px"],
         )
-    begin = time.time()
+    begin = time.process_time()
     classes = classify2d.classify_2d(stack, mask_A, session.config.classify)
-    session.timed("classify2d", time.time() - begin)
     session.cache.put_arrays(
-        "classify2d",
-        f"d{int(mask_A)}",
-        key,
+        *entry,
         {
             "averages": classes.averages,
             "assignments": classes.assignments,
@@ -554,6 +574,7 @@ def _classify(
             "shift_px": classes.shift_px,
         },
     )
+    session.computed("classify2d", entry, time.process_time() - begin)
     return classes
 
 
@@ -568,14 +589,16 @@ def _assess(
         assess_classes.BACKEND.key,
         model_identity(session.config.class_assess.model),
     )
-    cached = session.cache.get_json("assess_classes", f"d{int(mask_A)}", key)
+    entry = ("assess_classes", f"d{int(mask_A)}", key)
+    cached = session.cache.get_json(*entry)
     if cached is not None:
+        session.reused("assess_classes", entry)
         return ClassVerdicts(
             tuple(cached["labels"]),
             np.asarray(cached["scores"]),
             np.asarray(cached["moved_by_saliency"], dtype=bool),
         )
-    begin = time.time()
+    begin = time.process_time()
     verdicts = assess_classes.assess_classes(
         classes.averages,
         mask_A,
@@ -583,17 +606,15 @@ def _assess(
         session.config.class_assess,
         session.models.classes,
     )
-    session.timed("assess_classes", time.time() - begin)
     session.cache.put_json(
-        "assess_classes",
-        f"d{int(mask_A)}",
-        key,
+        *entry,
         {
             "labels": list(verdicts.labels),
             "scores": np.asarray(verdicts.scores).tolist(),
             "moved_by_saliency": np.asarray(verdicts.moved_by_saliency).tolist(),
         },
     )
+    session.computed("assess_classes", entry, time.process_time() - begin)
     return verdicts
 
 

@@ -132,6 +132,9 @@ def test_rerun_reuses_the_cache_and_gives_the_same_numbers(screen_run):
         assert not {"ctf", "picking", "classify2d", "assess_micrographs"} & set(
             after["stage_seconds"]
         )
+        # The CPU time of the cached work still counts in the condition's CPU time.
+        assert after["cpu_seconds"] == pytest.approx(before["cpu_seconds"], rel=1e-3, abs=0.01)
+        assert before["cpu_seconds"] > 0
 
 
 def test_report_is_re_rendered_from_stored_results(screen_run):

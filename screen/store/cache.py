@@ -70,6 +70,18 @@ class StageCache:
         with atomic_path(self._path(stage, name, key, ".json")) as tmp:
             tmp.write_text(json.dumps(_plain(value)))
 
+    def get_cpu_seconds(self, stage: str, name: str, key: str) -> float:
+        """CPU seconds the entry cost when it was computed (0 when unknown)."""
+        try:
+            return float(self._path(stage, name, key, ".cpu").read_text())
+        except (OSError, ValueError):
+            return 0.0
+
+    def put_cpu_seconds(self, stage: str, name: str, key: str, seconds: float) -> None:
+        """Record what an entry cost, so CPU totals survive cached re-runs."""
+        with atomic_path(self._path(stage, name, key, ".cpu")) as tmp:
+            tmp.write_text(f"{seconds:.6f}")
+
     def get_arrays(self, stage: str, name: str, key: str) -> dict[str, np.ndarray] | None:
         """The stored arrays, or None when absent or unreadable."""
         path = self._path(stage, name, key, ".npz")

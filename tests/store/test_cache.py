@@ -33,6 +33,13 @@ def test_round_trips_and_missing_entries(tmp_path):
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
 
 
+def test_cpu_seconds_are_kept_beside_an_entry(tmp_path):
+    cache = StageCache(tmp_path)
+    assert cache.get_cpu_seconds("ctf", "m1", "k") == 0.0
+    cache.put_cpu_seconds("ctf", "m1", "k", 1.25)
+    assert cache.get_cpu_seconds("ctf", "m1", "k") == 1.25
+
+
 def test_a_truncated_entry_reads_as_missing(tmp_path):
     cache = StageCache(tmp_path)
     cache.put_arrays("pick", "m1", "k", {"x_px": np.arange(1000.0)})
