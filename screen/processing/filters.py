@@ -88,8 +88,10 @@ def bin_to_pixel_size(image: np.ndarray, pixel_size_A: float, target_pixel_size_
     binned_pixel_size_A : float
         Its pixel size along x (the same along y up to rounding of the shape).
     """
+    if pixel_size_A >= target_pixel_size_A:
+        return np.asarray(image, dtype=np.float32), float(pixel_size_A)
     ny, nx = image.shape
-    factor = max(target_pixel_size_A / pixel_size_A, 1.0)
+    factor = target_pixel_size_A / pixel_size_A
     shape = (max(int(round(ny / factor / 2)) * 2, 2), max(int(round(nx / factor / 2)) * 2, 2))
     shape = (min(shape[0], ny), min(shape[1], nx))
     if shape == (ny, nx):

@@ -8,33 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from screen.processing.fourier import fourier_crop
-
-
-def bin_to_pixel_size(
-    image: np.ndarray, pixel_size_A: float, target_pixel_size_A: float
-) -> tuple[np.ndarray, float]:
-    """Fourier-crop ``image`` so that its pixel is about ``target_pixel_size_A``.
-
-    Images whose pixel is already at least ``target_pixel_size_A`` are returned unchanged.
-
-    Returns
-    -------
-    image : ndarray
-        The (possibly) binned image, float32.
-    pixel_size_A : float
-        Its exact pixel size (the cropped shape is rounded to even sizes).
-    """
-    image = np.asarray(image, dtype=np.float32)
-    if pixel_size_A >= target_pixel_size_A:
-        return image, float(pixel_size_A)
-    ny, nx = image.shape
-    factor = pixel_size_A / target_pixel_size_A
-    shape = (max(2, 2 * round(ny * factor / 2)), max(2, 2 * round(nx * factor / 2)))
-    binned = fourier_crop(image, shape)
-    # The pixel size along x; y differs by at most the rounding of one pixel in ~1000.
-    return binned, float(pixel_size_A * nx / shape[1])
-
 
 def half_plane_polar(n: int, pixel_size_A: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Polar coordinates of the kx >= 0 half of a centred ``n`` x ``n`` spectrum.

@@ -13,24 +13,12 @@ import numpy as np
 import pandas as pd
 
 from screen.errors import ScreenError
-from screen.processing.fourier import fourier_crop, periodogram_average
+from screen.processing.fourier import periodogram_average
+from screen.report.plots import display_image
 from screen.simulate.spec import MICROGRAPH_REASONS
 
 DISPLAY_PX = 640
 REAL_SUFFIXES = (".mrc", ".tif", ".tiff", ".jpg", ".jpeg", ".png")
-
-
-def display_image(image: np.ndarray) -> np.ndarray:
-    """Binned, low-passed, percentile-clipped view of a micrograph in [0, 1]."""
-    from scipy.ndimage import gaussian_filter
-
-    factor = max(image.shape) / DISPLAY_PX
-    if factor > 1:
-        shape = (int(image.shape[0] / factor) // 2 * 2, int(image.shape[1] / factor) // 2 * 2)
-        image = fourier_crop(image, shape)
-    image = gaussian_filter(image.astype(np.float32), 1.0)
-    low, high = np.percentile(image, [1, 99])
-    return np.clip((image - low) / max(high - low, 1e-9), 0, 1)
 
 
 def display_spectrum(image: np.ndarray, tile_px: int = 384) -> np.ndarray:
@@ -104,7 +92,7 @@ def write_gallery(simulated: Path, out: Path, real_dir: Path | None = None) -> P
             if col >= len(group):
                 continue
             title, image = group[col]
-            axes[row_offset, col].imshow(display_image(image), cmap="gray")
+            axes[row_offset, col].imshow(display_image(image, DISPLAY_PX), cmap="gray")
             axes[row_offset, col].set_title(title, fontsize=8)
             axes[row_offset + 1, col].imshow(display_spectrum(image), cmap="gray")
     fig.suptitle("screen simulate: micrographs (top) and their power spectra (below)", fontsize=11)

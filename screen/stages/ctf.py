@@ -35,9 +35,9 @@ import numpy as np
 from scipy import optimize
 
 from screen.processing.ctf import electron_wavelength_A
+from screen.processing.filters import bin_to_pixel_size
 from screen.processing.fourier import periodogram_average
 from screen.processing.spectrum import (
-    bin_to_pixel_size,
     binned_mean,
     chebyshev_basis,
     first_drop,

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from screen.processing.filters import bin_to_pixel_size
 from screen.processing.spectrum import (
-    bin_to_pixel_size,
     binned_mean,
     chebyshev_basis,
     first_drop,
