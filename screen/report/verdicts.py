@@ -11,8 +11,10 @@ The image-based rules look at the good class averages of the best mask diameter:
   weighted by particles. Few effective groups, or one group holding most particles, means the good
   classes show few distinct views: preferred orientation.
 - *sizes*: the object in each average is segmented (low-pass, threshold at a fraction of its peak,
-  central connected component); its equivalent-circle diameter is one size. Two well separated groups
-  of sizes (ratio of their means above ``HETEROGENEITY_SIZE_RATIO``) mean two species.
+  central connected component); its length and width are its second-moment axes. Two groups of
+  lengths (ratio of their means above ``HETEROGENEITY_SIZE_RATIO``) whose long objects are also
+  wider than the short ones are long mean two species (the views of one elongated particle never
+  satisfy the second condition).
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ LARGEST_VIEW_SHARE = 0.6
 
 OBJECT_THRESHOLD = 0.12
 """Object mask of an average: pixels above this fraction of its (low-passed) peak."""
+
+SIZE_LOWPASS_A = 20.0
+"""FWHM (Å) of the Gaussian low-pass before an average's object is segmented for its size."""
 
 HETEROGENEITY_SIZE_RATIO = 1.3
 """Two size groups whose mean diameters differ by more than this ratio: heterogeneity."""
@@ -444,28 +449,40 @@ def few_views(averages: Sequence[np.ndarray], weights: Sequence[float] | None = 
     )
 
 
-def object_diameter_A(average: np.ndarray, pixel_size_A: float) -> float:
-    """Equivalent-circle diameter (Å) of the central object of a class average.
+def object_axes_A(average: np.ndarray, pixel_size_A: float) -> tuple[float, float]:
+    """Width and length (Å) of the central object of a class average: its minor and major axes.
 
-    The prepared average (protein bright, low-passed, centred) is thresholded at
-    `OBJECT_THRESHOLD` of its peak; the connected component nearest the centre, holes filled,
-    gives the area.
+    The prepared average (protein bright, centred) is low-passed to `SIZE_LOWPASS_A` (so that a
+    particle's domains merge into one object) and thresholded at `OBJECT_THRESHOLD` of its peak;
+    the connected component nearest the centre, holes filled, is the object. Its axes are those of
+    the ellipse with the same second moments (both equal a disc's diameter). ``(0, 0)`` when no
+    object is found.
     """
-    from scipy.ndimage import binary_fill_holes, label
+    from scipy.ndimage import binary_fill_holes, gaussian_filter, label
+    from skimage.measure import regionprops
 
     image = _prepared(average)
+    image = gaussian_filter(image, SIZE_LOWPASS_A / 2.355 / max(pixel_size_A, 1e-6))
     peak = float(image.max())
     if peak <= 0:
-        return 0.0
+        return 0.0, 0.0
     mask, n_parts = label(image > OBJECT_THRESHOLD * peak)
     if n_parts == 0:
-        return 0.0
+        return 0.0, 0.0
     n = image.shape[0]
     yy, xx = np.indices(image.shape) - (n - 1) / 2
     distance = np.hypot(yy, xx)
     nearest = min(range(1, n_parts + 1), key=lambda k: distance[mask == k].min())
-    area = binary_fill_holes(mask == nearest).sum()
-    return float(2 * np.sqrt(area / np.pi) * pixel_size_A)
+    region = regionprops(binary_fill_holes(mask == nearest).astype(np.uint8))[0]
+    return (
+        float(region.axis_minor_length * pixel_size_A),
+        float(region.axis_major_length * pixel_size_A),
+    )
+
+
+def object_diameter_A(average: np.ndarray, pixel_size_A: float) -> float:
+    """Length (Å) of the central object of a class average (its major axis, `object_axes_A`)."""
+    return object_axes_A(average, pixel_size_A)[1]
 
 
 def size_groups(
@@ -507,16 +524,33 @@ def two_sizes(
     pixel_size_A: float,
     weights: Sequence[float] | None = None,
 ) -> str | None:
-    """Fires when the good averages hold two object sizes (ratio > `HETEROGENEITY_SIZE_RATIO`)."""
+    """Fires when the good averages show two particles of different sizes.
+
+    The averages are split into a short and a long group by their objects' lengths (`size_groups`);
+    the rule fires when the lengths differ by more than `HETEROGENEITY_SIZE_RATIO` *and* the long
+    objects are at least as wide as the short ones are long. The second condition keeps the views
+    of one elongated particle together: every projection of a convex particle is at most as wide
+    as any other projection of it is long (for an ellipsoid, the axes of its projections interlace
+    with its own), so end views (short) and side views (long) of a rod never fire.
+    """
     if len(averages) < 2:
         return None
-    diameters = [object_diameter_A(a, pixel_size_A) for a in averages]
-    split = size_groups(diameters, weights)
+    axes = np.array([object_axes_A(a, pixel_size_A) for a in averages])
+    lengths = axes[:, 1]
+    split = size_groups(lengths, weights)
     if split is None or split[1] / split[0] <= HETEROGENEITY_SIZE_RATIO:
         return None
     small, large, share = split
+    threshold = 0.5 * (small + large)
+    w = np.ones(len(axes)) if weights is None else np.asarray(weights, dtype=float)
+    long_ = (lengths > threshold) & (lengths > 0)
+    short = (lengths <= threshold) & (lengths > 0)
+    long_width = float(np.average(axes[long_, 0], weights=w[long_]))
+    short_length = float(np.average(axes[short, 1], weights=w[short]))
+    if long_width < short_length:
+        return None
     return (
-        f"{TITLE_TWO_SIZES}: heterogeneity (objects of about {small:.0f} Å and {large:.0f} Å; "
+        f"{TITLE_TWO_SIZES}: heterogeneity (objects about {small:.0f} Å and {large:.0f} Å long; "
         f"{share:.0%} of good particles in the larger); check for complexes, oligomers or "
         "dissociation."
     )

@@ -145,6 +145,28 @@ def test_two_sizes_fires_for_two_species_only(models):
     assert V.two_sizes(one, PIXEL_A) is None
 
 
+def test_two_sizes_keeps_end_and_side_views_of_one_rod_together(models):
+    """A P-Rex1-like particle (elongation 1.8): its views differ in length, not one species."""
+    rod = build_structure(
+        StructureSpec("rod", 140.0, 186.0, "C1", n_domains=5, elongation=1.8, seed=11)
+    )
+    rng = np.random.default_rng(3)
+    views = class_averages(rod, 8, 12, rng)
+    lengths = [V.object_axes_A(a, PIXEL_A)[1] for a in views]
+    assert max(lengths) / min(lengths) > 1.15  # its views do show different lengths
+    assert V.two_sizes(views, PIXEL_A) is None
+    mixed = class_averages(rod, 8, 6, rng) + class_averages(models["small"], 8, 4, rng)
+    assert V.two_sizes(mixed, PIXEL_A).startswith(V.TITLE_TWO_SIZES)
+
+
+def test_object_axes_of_a_disc_are_its_diameter():
+    y, x = np.indices((64, 64))
+    disc = (np.hypot(x - 32, y - 32) <= 15).astype(float)
+    width, length = V.object_axes_A(disc, 2.0)
+    assert width == pytest.approx(length, rel=0.05)
+    assert 60.0 <= length <= 80.0  # a 60 Å disc, widened by the 20 Å low-pass
+
+
 def test_session_verdicts_combines_rules(models):
     rng = np.random.default_rng(2)
     preferred = summary("preferred", per_mic=200.0, good_fraction=0.6)
