@@ -38,7 +38,6 @@ from screen.io.mrc import write_mrc
 from screen.io.star import OpticsGroup, write_particles_star, write_star
 from screen.manifest import Manifest, SessionRow
 from screen.models.registry import sha256, weights_path
-from screen.processing.fourier import fourier_crop
 from screen.stages import (
     assess_classes,
     assess_micrographs,
@@ -484,22 +483,12 @@ def _subset(stack: ParticleStack, limit: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
 
 
-def _binned_for_2d(stack: ParticleStack, max_box_px: int) -> ParticleStack:
-    """The stack Fourier-binned to at most ``max_box_px`` (2D cost grows with the box squared)."""
-    box = stack.images.shape[-1]
-    if box <= max_box_px:
-        return stack
-    size = max_box_px // 2 * 2
-    images = np.stack([fourier_crop(image, (size, size)) for image in stack.images])
-    return dataclasses.replace(stack, images=images, pixel_size_A=stack.pixel_size_A * box / size)
-
-
 def _classify_all(session: _Session, stack: ParticleStack | None, diameter_A, good):
     """Classify at every mask diameter; return the search table and the best entry (or None)."""
     if stack is None or diameter_A is None or len(stack.images) == 0:
         return [], None
     chosen = _subset(stack, session.config.max_particles_2d, session.config.seed)
-    sub = _binned_for_2d(
+    sub = extraction.binned_stack(
         ParticleStack(
             stack.images[chosen],
             stack.pixel_size_A,

@@ -54,13 +54,6 @@ def test_mostly_bad_grid_ranked_last(screen_run):
     assert min(fractions, key=fractions.get) == "apo_lacey"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 3 open: the near-uniform-view gbg_6uM condition (most particles by construction) "
-    "ranks 2nd (14.5 good particles/micrograph vs 22.9 for lubrol): with ~300 particles, its many "
-    "views give noisy class averages that 2DAssess v0 calls noise, while lubrol's preferred views "
-    "give clean ones",
-)
 def test_best_condition_ranked_first(screen_run):
     _, _, summaries = screen_run
     assert _ranked(summaries)[0] == "gbg_6uM", _ranked(summaries)

@@ -29,13 +29,13 @@ class ClassAssessParams:
         Side of the square network input; must match the model.
     use_saliency
         Apply the saliency check to averages the CNN calls "good". Off by default: on the
-        synthetic held-out set it moved ~12% of true good classes to "clip" for a ~2-point gain
-        in good precision (models/class_assess_v0.md); turn it on for crowded samples.
+        drawn held-out set it moved ~12% of true good classes to "clip" for a ~3-point gain
+        in good precision (models/class_assess_v1.md); turn it on for crowded samples.
     saliency
         Thresholds of the saliency check (see ``screen.processing.saliency.SaliencyParams``).
     """
 
-    model: str = "class_assess_v0"
+    model: str = "class_assess_v1"
     input_px: int = 64
     use_saliency: bool = False
     saliency: SaliencyParams = SaliencyParams()

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,7 @@ import numpy as np
 from screen.processing.boxes import circular_mask, extract_boxes
 from screen.processing.ctf import CtfParams, ctf_2d
 from screen.processing.filters import apply_transfer, bin_to_pixel_size
+from screen.processing.fourier import fourier_crop
 from screen.stages.base import Backend
 from screen.stages.records import CtfFit, Optics, ParticleStack, Picks
 
@@ -137,6 +139,16 @@ def extract_particles(
         x_px=np.asarray(picks.x_px, dtype=np.float64),
         y_px=np.asarray(picks.y_px, dtype=np.float64),
     )
+
+
+def binned_stack(stack: ParticleStack, max_box_px: int) -> ParticleStack:
+    """The stack Fourier-binned to at most ``max_box_px`` (2D cost grows with the box squared)."""
+    box = stack.images.shape[-1]
+    if box <= max_box_px:
+        return stack
+    size = max_box_px // 2 * 2
+    images = np.stack([fourier_crop(image, (size, size)) for image in stack.images])
+    return dataclasses.replace(stack, images=images, pixel_size_A=stack.pixel_size_A * box / size)
 
 
 BACKEND = Backend(

@@ -19,7 +19,8 @@ from screen.stages.records import CLASS_LABELS
 TEST_STRUCTURES = tuple(range(200_000, 200_010))
 
 
-# Measured on this set: accuracy 0.92, good precision 0.86, recall 0.80 (60 averages, so a margin).
+# Measured on this set (class_assess_v1): accuracy 0.88, good precision 0.86, recall 0.80
+# (60 averages, so a margin).
 ACCURACY_MIN = 0.8
 GOOD_RECALL_MIN = 0.65
 GOOD_PRECISION_MIN = 0.7
@@ -27,7 +28,7 @@ GOOD_PRECISION_MIN = 0.7
 
 @pytest.fixture(scope="module")
 def shipped():
-    return load_keras_model("class_assess_v0")
+    return load_keras_model("class_assess_v1")
 
 
 def test_crop_to_mask_keeps_the_centre():

@@ -19,7 +19,9 @@ from screen.stages.diameter import (
     corrected_contrast,
     detrended,
     estimate_diameter,
+    first_peak,
     object_feret_px,
+    scale_space_diameter,
     self_consistent_diameter,
 )
 from screen.stages.extraction import phase_flip
@@ -97,12 +99,39 @@ def test_synthetic_discs_diameter_within_25_percent():
     true_A = 120.0
     images = [_dark_discs(seed, true_A) for seed in range(3)]
     params = DiameterParams(
-        trial_diameters_A=(60.0, 80.0, 100.0, 130.0, 170.0, 220.0), edge_factor=1.0
+        trial_diameters_A=(60.0, 80.0, 100.0, 130.0, 170.0, 220.0),
+        edge_factor=1.0,
+        coarse_method="canny",
     )
     estimate = estimate_diameter(images, 2.5, params)
     assert estimate.diameter_A == pytest.approx(true_A, rel=0.25)
     assert estimate.edge_diameter_A == pytest.approx(estimate.diameter_A / params.edge_factor)
     assert estimate.average.ndim == 2
+
+
+def test_first_peak_ignores_a_later_rise():
+    trials = np.geomspace(50.0, 400.0, 19)
+    log_d = np.log(trials)
+    curve = 6.0 * np.exp(-0.5 * ((log_d - np.log(100.0)) / 0.3) ** 2) + 3.0
+    curve += np.where(trials > 250.0, (trials - 250.0) / 10.0, 0.0)  # aggregates, gradients
+    assert np.argmax(curve) == len(curve) - 1
+    assert first_peak(trials, curve, 0.05) == pytest.approx(100.0, rel=0.05)
+    curve[-3:] = np.nan  # too few picks at the largest trials
+    assert first_peak(trials, curve, 0.05) == pytest.approx(100.0, rel=0.05)
+
+
+def test_first_peak_without_a_drop_is_the_maximum():
+    trials = np.geomspace(50.0, 400.0, 10)
+    rising = np.linspace(3.0, 8.0, 10)
+    assert first_peak(trials, rising, 0.05) == pytest.approx(400.0)
+    with pytest.raises(ValueError, match="picks"):
+        first_peak(trials, np.full(10, np.nan), 0.05)
+
+
+def test_unknown_coarse_method_is_refused():
+    images = [_dark_discs(0, 60.0, shape=(128, 128), n=1)]
+    with pytest.raises(ValueError, match="coarse_method"):
+        estimate_diameter(images, 2.5, DiameterParams(coarse_method="magic"))
 
 
 def test_ctfs_must_cover_the_micrographs():
@@ -164,13 +193,14 @@ def sessions():
     return {
         "apo_quantifoil": _session_data(spec, 0),
         "lubrol": _session_data(spec, 3),
+        "gbg_60uM": _session_data(spec, 4),
         "custom_250": _session_data(_custom(250.0, 400.0, (768, 768), 3.0, 500.0, 31), 0),
     }
 
 
 @pytest.mark.parametrize(
     ("name", "tolerance"),
-    [("apo_quantifoil", 0.25), ("lubrol", 0.25), ("custom_250", 0.25)],
+    [("apo_quantifoil", 0.25), ("lubrol", 0.25), ("gbg_60uM", 0.3), ("custom_250", 0.25)],
 )
 def test_simulated_sessions_within_tolerance(sessions, name, tolerance):
     images, pixel_size_A, ctfs, optics, truth = sessions[name]
@@ -181,9 +211,20 @@ def test_simulated_sessions_within_tolerance(sessions, name, tolerance):
     )
 
 
+@pytest.mark.parametrize("name", ["apo_quantifoil", "lubrol", "gbg_60uM"])
+def test_scale_space_coarse_estimate_on_simulated_sessions(sessions, name):
+    images, pixel_size_A, ctfs, optics, truth = sessions[name]
+    contrasts = [
+        corrected_contrast(i, pixel_size_A, c, optics) for i, c in zip(images, ctfs, strict=True)
+    ]
+    diameter_A, curve = scale_space_diameter(contrasts, pixel_size_A, DiameterParams())
+    assert len(curve) == len(DiameterParams().scale_trials_A)
+    assert diameter_A == pytest.approx(truth, rel=0.3), name
+
+
 def test_backend_contract():
     assert BACKEND.stage == "diameter"
-    assert BACKEND.version == "3"
+    assert BACKEND.version == "4"
     assert BACKEND.params_type is DiameterParams
     assert BACKEND.compute is estimate_diameter
     assert dataclasses.is_dataclass(DiameterParams())

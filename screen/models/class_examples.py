@@ -1,0 +1,241 @@
+"""Class averages made by the built-in picker + 2D classification, labelled from ground truth.
+
+2DAssess v0 learnt from drawn class averages only (``class_assess.synthetic_class_average``): one
+clean projection plus a little noise. The averages ``screen run`` shows it are different: a few
+dozen particles of several nearby views, some false picks mixed in, the residual noise of a small
+class. Trained on the drawings alone, it called many classes of real particles "noise" or "clip"
+(p_good 0.2-0.6 on classes with 70-90% true particles) and the ranking of conditions followed
+those coin flips.
+
+This module makes training examples the way the pipeline makes class averages: pick a simulated
+micrograph set at a (slightly wrong) diameter, extract, classify at several mask diameters, and
+label every class by what its members are, from the simulator's ground truth:
+
+- *purity* = fraction of members within ``match_diameters`` of a true particle centre;
+- ``good`` when purity >= ``purity_good`` and the mask is at most ``max_good_mask_ratio`` true
+  diameters (beyond it neighbours fill the mask and the label is ambiguous: not used);
+- ``noise`` when purity <= ``purity_noise``; classes in between are not used.
+
+``clip`` and ``edge`` examples still come from the drawn generator (their truth is a property of
+the image, not of the members).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from screen.models.class_assess import SyntheticAverage
+from screen.stages.classify2d import Classify2DParams, classify_2d
+from screen.stages.extraction import ExtractParams, binned_stack, extract_particles
+from screen.stages.picking import PickParams, pick_particles
+from screen.stages.records import ClassAverages, CtfFit, Optics, ParticleStack
+
+
+@dataclass(frozen=True)
+class ExampleParams:
+    """How pipeline class averages are made and labelled.
+
+    Attributes
+    ----------
+    mask_factors
+        Mask diameters of the classifications, in estimated diameters.
+    diameter_error
+        The diameter used for picking is the true one times a factor drawn from this range
+        (the pipeline's estimate is not exact).
+    match_diameters
+        A pick is a true particle when a true centre lies within this many true diameters.
+    purity_good, purity_noise
+        Purity thresholds of the ``good`` and ``noise`` labels.
+    max_good_mask_ratio
+        Largest mask (in true diameters) at which a pure class is labelled ``good``.
+    max_box_px
+        Boxes are Fourier-binned to at most this size, as the pipeline does for 2D.
+    """
+
+    mask_factors: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+    diameter_error: tuple[float, float] = (0.8, 1.25)
+    match_diameters: float = 0.25
+    purity_good: float = 0.7
+    purity_noise: float = 0.35
+    max_good_mask_ratio: float = 1.3
+    max_box_px: int = 96
+
+
+def true_pick_flags(
+    x_px: np.ndarray,
+    y_px: np.ndarray,
+    micrograph_index: np.ndarray,
+    truth_xy_px: list[np.ndarray],
+    radius_px: float,
+) -> np.ndarray:
+    """Whether each pick lies within ``radius_px`` of a true particle centre of its micrograph.
+
+    ``truth_xy_px[m]`` is an ``(n_m, 2)`` array of true (x, y) centres on micrograph ``m``.
+    """
+    flags = np.zeros(len(x_px), bool)
+    for m, truth in enumerate(truth_xy_px):
+        here = np.flatnonzero(micrograph_index == m)
+        if here.size == 0 or len(truth) == 0:
+            continue
+        dx = x_px[here, None] - truth[None, :, 0]
+        dy = y_px[here, None] - truth[None, :, 1]
+        flags[here] = np.hypot(dx, dy).min(axis=1) <= radius_px
+    return flags
+
+
+def class_label(purity: float, mask_ratio: float, params: ExampleParams) -> str | None:
+    """Training label of a class from its purity and mask / true diameter (None: not used)."""
+    if purity <= params.purity_noise:
+        return "noise"
+    if purity >= params.purity_good and mask_ratio <= params.max_good_mask_ratio:
+        return "good"
+    return None
+
+
+def labelled_classes(
+    classes: ClassAverages, is_true: np.ndarray, true_diameter_A: float, params: ExampleParams
+) -> list[SyntheticAverage]:
+    """Every usable class average of one classification, labelled from its members."""
+    out = []
+    ratio = classes.mask_diameter_A / true_diameter_A
+    for k, average in enumerate(classes.averages):
+        members = classes.assignments == k
+        if members.sum() < 2:
+            continue
+        label = class_label(float(is_true[members].mean()), ratio, params)
+        if label is None:
+            continue
+        out.append(
+            SyntheticAverage(
+                np.asarray(average, np.float32),
+                label,
+                classes.mask_diameter_A,
+                classes.pixel_size_A,
+                true_diameter_A,
+            )
+        )
+    return out
+
+
+def pipeline_examples(
+    micrographs: list[np.ndarray],
+    ctfs: list[CtfFit],
+    truth_xy_px: list[np.ndarray],
+    optics: Optics,
+    true_diameter_A: float,
+    rng: np.random.Generator,
+    params: ExampleParams = ExampleParams(),
+) -> list[SyntheticAverage]:
+    """Labelled class averages of one simulated session, made as ``screen run`` makes them.
+
+    Parameters
+    ----------
+    micrographs
+        The session's micrographs (particles dark), all at ``optics.pixel_size_A``.
+    ctfs
+        Their CTFs (true or estimated).
+    truth_xy_px
+        True particle centres (x, y) per micrograph, in its pixels.
+    optics
+        Pixel size and microscope.
+    true_diameter_A
+        The particle's true diameter (the largest species' in a mixture).
+    rng
+        Draws the diameter error and the classification seed.
+    params
+        Masks, labelling thresholds.
+    """
+    diameter_A = true_diameter_A * float(rng.uniform(*params.diameter_error))
+    stacks = []
+    for m, (image, ctf) in enumerate(zip(micrographs, ctfs, strict=True)):
+        picks = pick_particles(image, optics.pixel_size_A, diameter_A, PickParams())
+        if len(picks) == 0:
+            continue
+        stack = extract_particles(
+            image, picks, optics.pixel_size_A, diameter_A, ctf, optics, ExtractParams()
+        )
+        stacks.append(
+            ParticleStack(
+                stack.images, stack.pixel_size_A, np.full(len(picks), m), stack.x_px, stack.y_px
+            )
+        )
+    if not stacks:
+        return []
+    stack = binned_stack(
+        ParticleStack(
+            np.concatenate([s.images for s in stacks]),
+            stacks[0].pixel_size_A,
+            np.concatenate([s.micrograph_index for s in stacks]),
+            np.concatenate([s.x_px for s in stacks]),
+            np.concatenate([s.y_px for s in stacks]),
+        ),
+        params.max_box_px,
+    )
+    if len(stack.images) < 10:
+        return []
+    is_true = true_pick_flags(
+        stack.x_px,
+        stack.y_px,
+        stack.micrograph_index,
+        truth_xy_px,
+        params.match_diameters * true_diameter_A / optics.pixel_size_A,
+    )
+    out = []
+    seed = int(rng.integers(0, 2**31))
+    for factor in params.mask_factors:
+        classes = classify_2d(stack, factor * diameter_A, Classify2DParams(seed=seed))
+        out.extend(labelled_classes(classes, is_true, true_diameter_A, params))
+    return out
+
+
+def random_session_spec(seed: int, n_micrographs: int = 10):
+    """A simulated screening session of a random procedural particle, for training examples.
+
+    Diameter 80-260 Å, one or two species, uniform to strongly preferred views, 500-2500
+    particles per µm², and some micrographs with aggregates, contamination or carbon (their
+    junk is picked too, as it is when micrograph assessment lets a bad one through).
+    """
+    from screen.simulate.spec import OrientationSpec, SessionSpec, SpeciesSpec, StructureSpec
+
+    rng = np.random.default_rng(seed)
+
+    def structure(index: int, diameter_A: float) -> StructureSpec:
+        solid_kDa = np.pi * diameter_A**3 / 6 / 1.21 / 1e3
+        return StructureSpec(
+            name=f"train-{seed}-{index}",
+            diameter_A=diameter_A,
+            mass_kDa=float(solid_kDa * rng.uniform(0.15, 0.4)),
+            symmetry=str(rng.choice(("C1", "C1", "C1", "C2", "C3", "C4", "D2", "D3"))),
+            n_domains=int(rng.integers(1, 6)),
+            elongation=float(rng.uniform(1.0, 2.2)),
+            seed=10_000 + seed * 10 + index,
+        )
+
+    def orientation() -> OrientationSpec:
+        views = tuple(
+            (float(rng.uniform(0, 90)), float(rng.uniform(0, 360)))
+            for _ in range(int(rng.integers(1, 3)))
+        )
+        return OrientationSpec(float(rng.choice((0.0, 0.3, 0.6, 0.85))), views, 15.0)
+
+    diameter_A = float(rng.uniform(80.0, 260.0))
+    species = [SpeciesSpec(structure(0, diameter_A), 1.0, orientation())]
+    if rng.random() < 0.3:
+        small = diameter_A * float(rng.uniform(0.4, 0.8))
+        share = float(rng.uniform(0.2, 0.6))
+        species = [
+            SpeciesSpec(species[0].structure, 1.0 - share, species[0].orientation),
+            SpeciesSpec(structure(1, small), share, orientation()),
+        ]
+    bad = float(rng.uniform(0.0, 0.3))
+    return SessionSpec(
+        name=f"train{seed}",
+        species=tuple(species),
+        n_micrographs=n_micrographs,
+        particles_per_um2=float(rng.uniform(500.0, 2500.0)) * (140.0 / diameter_A) ** 2,
+        bad_mix={"aggregated": bad / 3, "contaminated": bad / 3, "carbon": bad / 3},
+        good_contamination_prob=0.2,
+        good_carbon_edge_prob=0.15,
+    )

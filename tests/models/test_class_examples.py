@@ -1,0 +1,70 @@
+"""Pipeline-made 2DAssess training examples, labelled from ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from screen.models.class_examples import (
+    ExampleParams,
+    class_label,
+    labelled_classes,
+    pipeline_examples,
+    random_session_spec,
+    true_pick_flags,
+)
+from screen.simulate.render import render_micrograph
+from screen.simulate.session import session_models, session_plans
+from screen.simulate.spec import ScreenSpec
+from screen.stages.records import ClassAverages, CtfFit, Optics
+
+
+def test_true_pick_flags_match_within_the_radius_on_the_same_micrograph():
+    truth = [np.array([[10.0, 10.0], [50.0, 50.0]]), np.array([[100.0, 100.0]])]
+    x = np.array([12.0, 30.0, 100.0, 10.0])
+    y = np.array([11.0, 30.0, 103.0, 10.0])
+    micrograph = np.array([0, 0, 1, 1])  # the last pick is at a true spot of the other micrograph
+    assert true_pick_flags(x, y, micrograph, truth, 5.0).tolist() == [True, False, True, False]
+
+
+def test_class_label_by_purity_and_mask():
+    params = ExampleParams()
+    assert class_label(0.9, 1.0, params) == "good"
+    assert class_label(0.9, 1.8, params) is None  # pure but a large mask: ambiguous
+    assert class_label(0.5, 1.0, params) is None
+    assert class_label(0.2, 1.0, params) == "noise"
+    assert class_label(0.2, 2.0, params) == "noise"
+
+
+def test_labelled_classes_use_their_members():
+    averages = np.random.default_rng(0).normal(size=(3, 16, 16)).astype(np.float32)
+    assignments = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2])
+    is_true = np.array([1, 1, 1, 0, 0, 0, 0, 1, 1], bool)
+    classes = ClassAverages(
+        averages, assignments, np.array([4, 4, 1]), 100.0, 4.0, np.zeros(9), np.zeros((9, 2))
+    )
+    out = labelled_classes(classes, is_true, 100.0, ExampleParams())
+    assert [e.label for e in out] == ["good", "noise"]  # 75 %, 25 %; the singleton is skipped
+    assert out[0].mask_diameter_A == 100.0 and out[0].pixel_size_A == 4.0
+
+
+def test_pipeline_examples_of_a_simulated_session_are_labelled_from_truth():
+    session = random_session_spec(3, n_micrographs=4)
+    spec = ScreenSpec((session,), frame_px=(384, 384), pixel_size_A=2.5, seed=3)
+    models = session_models(session)
+    plans = session_plans(spec, 0)
+    images, ctfs, truth = [], [], []
+    for plan in plans:
+        images.append(render_micrograph(plan, models, spec.frame_px, spec.pixel_size_A).counts)
+        c = plan.ctf
+        ctfs.append(CtfFit(c.defocus_u_A, c.defocus_v_A, c.astigmatism_angle_deg, 8.0, 1.0))
+        truth.append(np.column_stack([plan.particle_x_A, plan.particle_y_A]) / 2.5)
+    diameter_A = max(s.structure.diameter_A for s in session.species)
+    params = ExampleParams(mask_factors=(0.75, 1.0))
+    examples = pipeline_examples(
+        images, ctfs, truth, Optics(2.5), diameter_A, np.random.default_rng(0), params
+    )
+    assert examples, "no class could be labelled"
+    assert {e.label for e in examples} <= {"good", "noise"}
+    for e in examples:
+        assert e.image.ndim == 2 and np.isfinite(e.image).all()
+        assert e.mask_diameter_A / diameter_A < 1.0 * params.diameter_error[1] + 1e-6
