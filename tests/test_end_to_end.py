@@ -59,10 +59,6 @@ def test_best_condition_ranked_first(screen_run):
     assert _ranked(summaries)[0] == "gbg_6uM", _ranked(summaries)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 3 open: the diameter estimate is off on the gbg_60uM mixture (281 Å for 150 Å)",
-)
 def test_estimated_diameter_within_a_factor_of_truth(screen_run):
     _, truth, summaries = screen_run
     for session, summary in summaries.items():

@@ -12,9 +12,15 @@ micrograph set at a (slightly wrong) diameter, extract, classify at several mask
 label every class by what its members are, from the simulator's ground truth:
 
 - *purity* = fraction of members within ``match_diameters`` of a true particle centre;
-- ``good`` when purity >= ``purity_good`` and the mask is at most ``max_good_mask_ratio`` true
-  diameters (beyond it neighbours fill the mask and the label is ambiguous: not used);
-- ``noise`` when purity <= ``purity_noise``; classes in between are not used.
+- ``good`` when purity >= ``purity_good`` and the mask is ``min_good_mask_ratio`` to
+  ``max_good_mask_ratio`` true diameters (beyond it neighbours fill the mask and the label is
+  ambiguous: not used);
+- ``noise`` when purity <= ``purity_noise``, or when the mask is under ``min_good_mask_ratio``
+  true diameters whatever the members: the mask cuts the particle, so the average shows texture
+  without the particle's boundary, which 2DAssess does not call good (Li et al.: good classes show
+  a clear boundary). Without this, the smallest mask, where junk and particles look alike, held
+  the most "good" particles in every condition;
+- other classes are not used.
 
 ``clip`` and ``edge`` examples still come from the drawn generator (their truth is a property of
 the image, not of the members).
@@ -48,8 +54,9 @@ class ExampleParams:
         A pick is a true particle when a true centre lies within this many true diameters.
     purity_good, purity_noise
         Purity thresholds of the ``good`` and ``noise`` labels.
-    max_good_mask_ratio
-        Largest mask (in true diameters) at which a pure class is labelled ``good``.
+    min_good_mask_ratio, max_good_mask_ratio
+        Masks (in true diameters) at which a pure class is labelled ``good``; under the minimum
+        every class is ``noise`` (the mask cuts the particle).
     max_box_px
         Boxes are Fourier-binned to at most this size, as the pipeline does for 2D.
     """
@@ -59,6 +66,7 @@ class ExampleParams:
     match_diameters: float = 0.25
     purity_good: float = 0.7
     purity_noise: float = 0.35
+    min_good_mask_ratio: float = 0.65
     max_good_mask_ratio: float = 1.3
     max_box_px: int = 96
 
@@ -87,7 +95,7 @@ def true_pick_flags(
 
 def class_label(purity: float, mask_ratio: float, params: ExampleParams) -> str | None:
     """Training label of a class from its purity and mask / true diameter (None: not used)."""
-    if purity <= params.purity_noise:
+    if purity <= params.purity_noise or mask_ratio < params.min_good_mask_ratio:
         return "noise"
     if purity >= params.purity_good and mask_ratio <= params.max_good_mask_ratio:
         return "good"

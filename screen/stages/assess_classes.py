@@ -29,7 +29,7 @@ class ClassAssessParams:
         Side of the square network input; must match the model.
     use_saliency
         Apply the saliency check to averages the CNN calls "good". Off by default: on the
-        drawn held-out set it moved ~12% of true good classes to "clip" for a ~3-point gain
+        drawn held-out set it moved ~11% of true good classes to "clip" for a ~3-point gain
         in good precision (models/class_assess_v1.md); turn it on for crowded samples.
     saliency
         Thresholds of the saliency check (see ``screen.processing.saliency.SaliencyParams``).

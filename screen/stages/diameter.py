@@ -1,25 +1,35 @@
-"""Particle diameter: coarse estimate from unaligned averages, refined on 2D class averages.
+"""Particle diameter: two coarse estimates, each refined on 2D class averages, the consistent one kept.
 
-The coarse step is Li et al. (2020, SPEC §2.3); the refinement is a deviation from the paper.
+The paper's method (Li et al. 2020, SPEC §2.3) is one of the coarse estimates; the scale-space
+estimate and the refinement are deviations from the paper.
 
-Step 1, the paper's method (coarse estimate d0). For each trial diameter (log-spaced),
-micrographs are phase-flipped (when CTFs are given), picked at that scale, and boxes of two
-trial diameters are cut around the picks, translationally centred and averaged without rotation.
-A Canny detector finds the blob's edge; edge x ``edge_factor`` is that trial's estimate, and d0
-is the self-consistent trial (where the estimate crosses the trial diameter, in log space).
+Coarse estimate 1, the paper's method (``_canny_estimate``). For each trial diameter
+(log-spaced), micrographs are phase-flipped, picked at that scale, and boxes of two trial
+diameters are cut around the picks, translationally centred and averaged without rotation. A
+Canny detector finds the blob's edge; edge x ``edge_factor`` is that trial's estimate, and d0 is
+the self-consistent trial (where the estimate crosses the trial diameter, in log space). In
+crowded samples the averages at large trials show a ring of neighbours, whose edge the detector
+finds: on gbg_60uM it gave 312 Å for 150 Å.
 
-Step 2, refinement (needs the CTFs). Picks sit ~0.16 diameters off the particles' centres, so an
-unaligned average is a narrow core and d0 is off by up to ~2x (0.46x on a 250 Å particle,
-1.63x on gbg_60uM). The refinement picks at d0 (at most ``refine_max_particles``, best scores),
-extracts phase-flipped boxes of 2.5 d0 (``extract_particles``; 4 Å/px or coarser so the box
-stays within ``refine_max_box_px``), removes each box's plane (fitted outside d0: ice gradients
-and edges otherwise drive the classification), and runs a quick seeded ``classify_2d`` (4-10
-classes, 8 iterations, mask 2 d0): alignment centres the particles. In the most populated
+Coarse estimate 2, scale space (``scale_space_diameter``): a high percentile of the picker's
+scores (in noise sigmas) as a function of the trial diameter peaks near the particle's scale;
+the first clear peak x ``scale_factor`` is d0.
+
+Refinement (``refine_from``, needs the CTFs). Picks sit ~0.16 diameters off the particles'
+centres, so a coarse estimate is off by up to ~2x. The refinement picks at d0 (at most
+``refine_max_particles``, best scores), extracts phase-flipped boxes of 2.5 d0 (4 Å/px or coarser
+so the box stays within ``refine_max_box_px``), removes each box's plane (fitted outside d0: ice
+gradients and edges otherwise drive the classification), and runs a quick seeded ``classify_2d``
+(4-10 classes, 8 iterations, mask 2 d0): alignment centres the particles. In the most populated
 classes (up to 3, each with at least a quarter of the largest's particles) the bright central
 object is segmented (Gaussian low-pass of fixed width in pixels, rim median subtracted,
 threshold at half the peak, connected component at the centre, rejected if it reaches the mask's
 rim) and its maximal Feret diameter is taken; their particle-weighted mean x ``feret_factor`` is
-the new estimate. A second round is run from it when it differs from d0 by more than 25%.
+the new estimate. Rounds repeat until one changes the estimate by at most 25%.
+
+Each coarse estimate starts its own refinement (one only when they agree within 25%); the chain
+whose last round changed least is kept. A refinement that runs away (the measure grows with the
+picking diameter when neighbours enter the boxes) or finds no object loses.
 
 The low-pass and the pixel size are fixed, not scaled with d0: scaled, the measure followed the
 trial diameter and the iteration drifted away from the truth.
@@ -31,16 +41,18 @@ mass sits in a few compact domains: at half-peak threshold the class average sho
 domains, about a quarter of the enclosing diameter the simulator defines, so the factor is tied
 to this kind of structure (real particles with evenly spread mass would need a smaller one).
 
-Measured (10 good micrographs, true CTFs; ratio estimate / truth, time on 2 shared cores):
-prex1_small sessions (512² at 2.5 Å/px) apo_quantifoil 0.95, apo_lacey 0.80 (5 micrographs),
-ddm 1.02, lubrol 0.95, gbg_60uM 1.33, gbg_6uM 0.72 (gbg truth 150 Å; mixtures); a 250 Å particle
-(768² at 3 Å/px) 0.94; a 90 Å particle (512² at 2 Å/px) 1.32. 8-10 s per 512² session
-(the coarse step ~6 s of it), 26 s for the 768² one.
+Measured (10 good micrographs, true CTFs; ratio estimate / truth): the six prex1_small sessions
+(512² at 2.5 Å/px) apo_quantifoil 0.92, apo_lacey 0.80, ddm 1.01, lubrol 0.94, gbg_60uM 0.78
+(the paper's step alone: 1.33), gbg_6uM 0.78; a 250 Å particle (768² at 3 Å/px) 1.14; a 90 Å
+particle (512² at 2 Å/px) 1.53; 16 random structures of 97-258 Å (512² at 2.5 Å/px,
+``class_examples.random_session_spec`` seeds 200-215) within 0.7-1.4 for 11 of 16 (on the nine of
+them also run with the paper's step + refinement alone: 4 of 9 against its 5 of 9, so the gain
+is on crowded mixtures like gbg_60uM, not across the board). Over all 24: 18 within 0.7-1.4.
+15-35 s per 512² session on 2 shared cores (two refinements when the coarse estimates differ).
 
-Limitations: the measure is noisy (class averages of ~100-300 particles at the simulator's
-SNR), and a small change of parameters changes which round is kept (one parameter set gave
-1.26 on apo_quantifoil); small particles are overestimated (the fixed blur and the 4 Å pixels
-inflate their ~20 Å core); gbg_60uM's oligomer mixture is overestimated.
+Limitations: particles of 235 Å and more on 1280 Å frames (only ~5 particles across) come out
+1.8-2.5x too large, small particles (90 Å) ~1.5x too large (the picker's 4 Å working pixels
+and the fixed blur inflate them); the measure is noisy (class averages of ~100-300 particles).
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ def test_class_label_by_purity_and_mask():
     assert class_label(0.5, 1.0, params) is None
     assert class_label(0.2, 1.0, params) == "noise"
     assert class_label(0.2, 2.0, params) == "noise"
+    assert class_label(0.95, 0.5, params) == "noise"  # the mask cuts the particle
 
 
 def test_labelled_classes_use_their_members():
