@@ -518,6 +518,16 @@ def _classify_all(session: _Session, stack: ParticleStack | None, diameter_A, go
                     label: verdicts.labels.count(label)
                     for label in ("good", "clip", "edge", "noise")
                 },
+                "label_particles": {
+                    label: int(
+                        sum(
+                            int(classes.counts[i])
+                            for i, given in enumerate(verdicts.labels)
+                            if given == label
+                        )
+                    )
+                    for label in ("good", "clip", "edge", "noise")
+                },
                 "_classes": classes,
                 "_verdicts": verdicts,
                 "_chosen": chosen,

@@ -78,7 +78,8 @@ AGGREGATED_SHARE_OF_ALL = 0.1
 """...and above this share of all micrographs: "aggregation"."""
 
 NOISE_CLASS_SHARE = 0.6
-"""Noise classes above this share of all classes at the best mask diameter: "aggregation"."""
+"""Noise classes holding more than this share of the classified particles at the best mask
+diameter (of the classes, for summaries without particle counts per label): "aggregation"."""
 
 BEST_MIN_GOOD_FRACTION = 0.5
 """A condition is a candidate for collection only with at least this good-micrograph fraction."""
@@ -186,8 +187,9 @@ def aggregation(summary: Mapping, reason_counts: Mapping[str, int] | None = None
     -------
     str or None
         The sentence, when aggregated micrographs exceed `AGGREGATED_SHARE_OF_BAD` of the bad and
-        `AGGREGATED_SHARE_OF_ALL` of all micrographs, or noise classes exceed `NOISE_CLASS_SHARE`
-        of the classes at the best mask diameter.
+        `AGGREGATED_SHARE_OF_ALL` of all micrographs, or noise classes hold more than
+        `NOISE_CLASS_SHARE` of the particles classified at the best mask diameter (of the classes
+        when the summary has no ``label_particles``).
     """
     n_mics = int(summary.get("n_micrographs") or 0)
     n_bad = n_mics - int(summary.get("n_good_micrographs") or 0)
@@ -203,15 +205,26 @@ def aggregation(summary: Mapping, reason_counts: Mapping[str, int] | None = None
                 "try a detergent or additive, or a lower concentration."
             )
     best = _best_search_row(summary)
-    if best is not None:
-        labels = best.get("labels") or {}
-        n_classes = sum(int(v) for v in labels.values()) or int(best.get("n_classes") or 0)
-        noise = int(labels.get("noise", 0))
-        if n_classes > 0 and noise / n_classes > NOISE_CLASS_SHARE:
+    if best is None:
+        return None
+    particles = best.get("label_particles")
+    if particles:  # particle-weighted: many tiny junk classes beside one big good one are fine
+        total = sum(int(v) for v in particles.values())
+        noise = int(particles.get("noise", 0))
+        if total > 0 and noise / total > NOISE_CLASS_SHARE:
             return (
-                f"{TITLE_AGGREGATION}: {noise} of {n_classes} 2D classes are noise or blobs; "
-                "aggregates or very low contrast likely."
+                f"{TITLE_AGGREGATION}: {noise / total:.0%} of the classified particles are in "
+                "noise or blob classes; aggregates or very low contrast likely."
             )
+        return None
+    labels = best.get("labels") or {}
+    n_classes = sum(int(v) for v in labels.values()) or int(best.get("n_classes") or 0)
+    noise = int(labels.get("noise", 0))
+    if n_classes > 0 and noise / n_classes > NOISE_CLASS_SHARE:
+        return (
+            f"{TITLE_AGGREGATION}: {noise} of {n_classes} 2D classes are noise or blobs; "
+            "aggregates or very low contrast likely."
+        )
     return None
 
 

@@ -105,6 +105,17 @@ def test_aggregation_from_reasons_and_from_noise_classes():
     assert V.aggregation(noisy) is not None
 
 
+def test_aggregation_from_noise_classes_is_weighted_by_particles():
+    """One big good class and four tiny junk classes (the lubrol demo at a 2x mask): fine."""
+    s = summary()
+    row = s["diameter_search"][0]
+    row["labels"] = {"good": 1, "clip": 0, "edge": 0, "noise": 4}
+    row["label_particles"] = {"good": 138, "clip": 0, "edge": 0, "noise": 57}
+    assert V.aggregation(s) is None
+    row["label_particles"] = {"good": 30, "clip": 0, "edge": 0, "noise": 170}
+    assert V.aggregation(s).startswith(V.TITLE_AGGREGATION)
+
+
 def test_best_candidate_is_first_by_good_particles_among_mostly_good():
     a = summary("a", per_mic=100.0, good_fraction=0.5)  # 50 good per micrograph
     b = summary("b", per_mic=200.0, good_fraction=0.5)  # 100, the best
