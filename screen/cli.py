@@ -20,6 +20,12 @@ app = typer.Typer(
 )
 
 
+evaluate_app = typer.Typer(
+    help="Measure a classifier against labels.", no_args_is_help=True, add_completion=False
+)
+app.add_typer(evaluate_app, name="evaluate")
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"screen {__version__}")
@@ -263,3 +269,52 @@ def gallery(
     except ScreenError as error:
         raise _fail(error) from None
     typer.echo(f"wrote {path}")
+
+
+@evaluate_app.command("micrographs")
+def evaluate_micrographs_command(
+    labels: Annotated[
+        Path,
+        typer.Argument(
+            help="A `screen simulate` folder (ground truth) or a CSV of "
+            "path,label[,reason][,pixel_size_A] (label: good or bad)."
+        ),
+    ],
+    figure: Annotated[
+        Path,
+        typer.Option(help="Histogram of CTF fit resolution coloured by true verdict (PNG/PDF)."),
+    ] = Path("micrograph_evaluation.png"),
+    threshold: Annotated[
+        float, typer.Option(help="Micrograph is bad when P(good) < threshold.")
+    ] = 0.1,
+    micassess_weights: Annotated[
+        str | None, typer.Option(help="Micrograph-assessment weights: shipped name or .keras path.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """Accuracy of micrograph assessment on a labelled set, beside a CTF-resolution cutoff."""
+    import dataclasses
+
+    from screen import evaluation
+    from screen.stages import assess_micrographs
+    from screen.stages.ctf import CtfSearch
+
+    try:
+        items = evaluation.load_labelled_set(labels)
+        params = dataclasses.replace(
+            assess_micrographs.MicrographAssessParams(), threshold=threshold
+        )
+        if micassess_weights is not None:
+            params = dataclasses.replace(params, model=micassess_weights)
+        model = assess_micrographs.load_micrograph_model(params)
+
+        def report(done: int, total: int) -> None:
+            if not quiet:
+                typer.echo(f"assessed {done}/{total}", err=True)
+
+        result = evaluation.evaluate_micrographs(items, params, model, CtfSearch(), report)
+    except ScreenError as error:
+        raise _fail(error) from None
+    typer.echo(evaluation.format_evaluation(result))
+    evaluation.resolution_figure(result, figure)
+    typer.echo(f"figure: {figure}", err=True)

@@ -1,0 +1,258 @@
+"""`screen evaluate micrographs`: the micrograph-assessment model against labels, beside the baseline.
+
+A labelled set is either a simulated screening (``screen simulate`` output: its ground truth gives
+every micrograph's verdict and reason) or a CSV with columns ``path,label[,reason][,pixel_size_A]``
+(``label`` is ``good`` or ``bad``; paths relative to the CSV; the pixel size defaults to the MRC
+header's). Each micrograph is read, assessed at the threshold and its CTF fitted; the model's
+verdicts and the CTF-fit-resolution cutoff's verdicts are scored against the labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from screen.errors import ScreenError
+from screen.io.images import read_image
+from screen.models.micrograph_metrics import (
+    BinaryMetrics,
+    best_resolution_cutoff,
+    binary_metrics,
+    reason_metrics,
+)
+from screen.stages import assess_micrographs, ctf
+from screen.stages.records import Optics
+
+CHUNK = 16  # micrographs held in memory at once
+
+
+@dataclass(frozen=True)
+class LabelledMicrograph:
+    """One micrograph of a labelled set."""
+
+    path: Path
+    label: str  # "good" or "bad"
+    reason: str  # the bad reason when known, "good" for good ones, "" when unknown
+    optics: Optics
+
+
+@dataclass(frozen=True)
+class MicrographEvaluation:
+    """Verdicts and metrics of a labelled set."""
+
+    items: tuple[LabelledMicrograph, ...]
+    p_good: np.ndarray
+    predicted_reasons: tuple[str, ...]
+    fit_resolution_A: np.ndarray
+    threshold: float
+    model: BinaryMetrics
+    cutoff_A: float
+    baseline: BinaryMetrics
+    reasons: dict[str, dict[str, float]]
+    unreadable: tuple[str, ...]
+
+
+def load_labelled_set(path: str | Path) -> list[LabelledMicrograph]:
+    """Read a labelled set: a simulated screening folder or a labels CSV."""
+    path = Path(path)
+    if path.is_dir():
+        return _simulated_set(path)
+    if path.suffix.lower() in (".csv", ".tsv", ".txt") and path.exists():
+        return _csv_set(path)
+    raise ScreenError(
+        f"{path}: expected a simulated screening folder (screen simulate output) or a CSV of "
+        "path,label[,reason][,pixel_size_A]"
+    )
+
+
+def _simulated_set(folder: Path) -> list[LabelledMicrograph]:
+    from screen.manifest import read_manifest
+
+    manifest_path = folder / "manifest.csv"
+    if not manifest_path.exists():
+        raise ScreenError(f"{folder}: no manifest.csv; is this a `screen simulate` folder?")
+    items = []
+    for row in read_manifest(manifest_path).sessions:
+        truth_path = folder / "sessions" / row.session / "ground_truth" / "micrographs.csv"
+        if not truth_path.exists():
+            raise ScreenError(f"{truth_path}: missing (no ground truth for {row.session})")
+        truth = pd.read_csv(truth_path)
+        optics = Optics(row.pixel_size_A, row.voltage_kV, row.cs_mm, row.amplitude_contrast)
+        for record in truth.itertuples():
+            items.append(
+                LabelledMicrograph(
+                    folder / "sessions" / row.session / record.path,
+                    str(record.verdict),
+                    str(record.reason),
+                    optics,
+                )
+            )
+    return items
+
+
+def _csv_set(path: Path) -> list[LabelledMicrograph]:
+    table = pd.read_csv(path, sep=None, engine="python", dtype=str).fillna("")
+    table.columns = [c.strip().lower() for c in table.columns]
+    missing = {"path", "label"} - set(table.columns)
+    if missing:
+        raise ScreenError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+    items, problems = [], []
+    for line, record in enumerate(table.to_dict("records"), start=2):
+        label = record["label"].strip().lower()
+        if label not in ("good", "bad"):
+            problems.append(f"line {line}: label {record['label']!r} is not good or bad")
+            continue
+        image_path = Path(record["path"].strip())
+        image_path = image_path if image_path.is_absolute() else path.parent / image_path
+        pixel_text = record.get("pixel_size_a", "").strip()
+        try:
+            pixel_size_A = float(pixel_text) if pixel_text else None
+        except ValueError:
+            problems.append(f"line {line}: pixel_size_A {pixel_text!r} is not a number")
+            continue
+        reason = record.get("reason", "").strip().lower() or ("good" if label == "good" else "")
+        items.append(LabelledMicrograph(image_path, label, reason, Optics(pixel_size_A or 0.0)))
+    if problems:
+        raise ScreenError(f"{path}: " + "; ".join(problems))
+    return items
+
+
+def evaluate_micrographs(
+    items: list[LabelledMicrograph],
+    params: assess_micrographs.MicrographAssessParams,
+    model,
+    ctf_search: ctf.CtfSearch,
+    progress=None,
+) -> MicrographEvaluation:
+    """Assess and CTF-fit every micrograph (streamed in chunks), then score both methods.
+
+    Unreadable micrographs are left out of the metrics and listed in ``unreadable``.
+    """
+    kept, p_good, reasons, resolution, unreadable = [], [], [], [], []
+    for start in range(0, len(items), CHUNK):
+        chunk, images = [], []
+        for item in items[start : start + CHUNK]:
+            try:
+                image = read_image(item.path)
+            except Exception as exc:
+                unreadable.append(f"{item.path}: {type(exc).__name__}: {exc}")
+                continue
+            pixel_size_A = item.optics.pixel_size_A or image.pixel_size_A
+            if not pixel_size_A:
+                unreadable.append(f"{item.path}: no pixel size (header or pixel_size_A column)")
+                continue
+            data = image.data if image.data.ndim == 2 else image.data.sum(axis=0)
+            optics = Optics(
+                pixel_size_A,
+                item.optics.voltage_kV,
+                item.optics.cs_mm,
+                item.optics.amplitude_contrast,
+            )
+            chunk.append(LabelledMicrograph(item.path, item.label, item.reason, optics))
+            images.append(data)
+        if not chunk:
+            continue
+        verdicts = assess_micrographs.assess_micrographs(
+            images, [c.optics.pixel_size_A for c in chunk], params, model
+        )
+        for item, image, verdict in zip(chunk, images, verdicts, strict=True):
+            try:
+                fit = ctf.estimate_ctf(image, item.optics, ctf_search).fit_resolution_A
+            except Exception:
+                fit = float("nan")
+            kept.append(item)
+            p_good.append(verdict.p_good)
+            reasons.append(verdict.reason or "good")
+            resolution.append(fit)
+        if progress is not None:
+            progress(min(start + CHUNK, len(items)), len(items))
+    if not kept:
+        raise ScreenError("no micrograph of the labelled set could be read")
+    truth = np.array([item.label == "good" for item in kept])
+    scores = np.asarray(p_good, float)
+    called = scores >= params.threshold
+    fit_resolution = np.asarray(resolution, float)
+    cutoff = best_resolution_cutoff(fit_resolution, truth)
+    baseline_called = np.isfinite(fit_resolution) & (fit_resolution <= cutoff)
+    return MicrographEvaluation(
+        items=tuple(kept),
+        p_good=scores,
+        predicted_reasons=tuple(reasons),
+        fit_resolution_A=fit_resolution,
+        threshold=params.threshold,
+        model=binary_metrics(truth, called),
+        cutoff_A=cutoff,
+        baseline=binary_metrics(truth, baseline_called),
+        reasons=reason_metrics([i.reason for i in kept], reasons, called),
+        unreadable=tuple(unreadable),
+    )
+
+
+def format_evaluation(result: MicrographEvaluation) -> str:
+    """The metrics as a plain-text report (markdown tables)."""
+    model, base = result.model, result.baseline
+    rows = [
+        f"{model.n} micrographs ({model.n_good} good); model verdict bad when "
+        f"P(good) < {result.threshold:g}; baseline bad when CTF fit resolution is worse than "
+        f"{result.cutoff_A:.2f} Å (the best cutoff on this set)",
+        "",
+        "| metric | model | CTF cutoff |",
+        "| --- | --- | --- |",
+    ]
+    for name, key in (
+        ("accuracy", "accuracy"),
+        ("good precision", "good_precision"),
+        ("good recall", "good_recall"),
+        ("bad precision", "bad_precision"),
+        ("bad recall", "bad_recall"),
+        ("good called bad", "good_called_bad"),
+    ):
+        rows.append(f"| {name} | {getattr(model, key):.3f} | {getattr(base, key):.3f} |")
+    rows += ["", "| confusion (truth \\ called) | good | bad |", "| --- | --- | --- |"]
+    for label, (good, bad) in zip(("good", "bad"), model.confusion, strict=True):
+        rows.append(f"| {label} | {good} | {bad} |")
+    if result.reasons:
+        rows += [
+            "",
+            "| true reason | n | called bad | reason right |",
+            "| --- | --- | --- | --- |",
+        ]
+        for reason, m in result.reasons.items():
+            rows.append(
+                f"| {reason or 'unknown'} | {m['n']} | {m['called_bad']:.3f} | "
+                f"{m['reason_right']:.3f} |"
+            )
+    if result.unreadable:
+        rows += ["", f"{len(result.unreadable)} unreadable (left out):"]
+        rows += [f"- {line}" for line in result.unreadable]
+    return "\n".join(rows)
+
+
+def resolution_figure(result: MicrographEvaluation, path: Path) -> None:
+    """Histogram of CTF fit resolution coloured by true verdict (Li et al. 2020, Fig. 3C)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from screen.io.atomic import atomic_path
+
+    truth = np.array([item.label == "good" for item in result.items])
+    finite = np.isfinite(result.fit_resolution_A)
+    values = result.fit_resolution_A[finite]
+    bins = np.linspace(values.min(), values.max(), 30) if values.size else 10
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.hist(result.fit_resolution_A[finite & truth], bins=bins, alpha=0.7, label="good (truth)")
+    ax.hist(result.fit_resolution_A[finite & ~truth], bins=bins, alpha=0.7, label="bad (truth)")
+    if np.isfinite(result.cutoff_A):
+        ax.axvline(result.cutoff_A, color="k", linestyle="--", label="best cutoff")
+    ax.set_xlabel("CTF fit resolution (Å)")
+    ax.set_ylabel("micrographs")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, dpi=120, format=Path(path).suffix.lstrip(".") or "png")
+    plt.close(fig)

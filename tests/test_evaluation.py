@@ -1,0 +1,74 @@
+"""`screen evaluate micrographs` on a small simulated set and on a labels CSV."""
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from screen.cli import app
+from screen.evaluation import load_labelled_set
+from screen.simulate.presets import prex1_small
+from screen.simulate.scenario import with_micrographs_per_session
+from screen.simulate.session import simulate_screen
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evaluate")
+    simulate_screen(with_micrographs_per_session(prex1_small(), 3), root / "sim")
+    return root / "sim"
+
+
+def test_simulated_folder_is_labelled_from_ground_truth(simulated):
+    items = load_labelled_set(simulated)
+    truth = pd.read_csv(simulated / "ground_truth.csv")
+    assert len(items) == truth["n_micrographs"].sum() == 18
+    assert sum(i.label == "good" for i in items) == truth["n_good_micrographs"].sum()
+    assert all(i.path.exists() and i.optics.pixel_size_A == 2.5 for i in items)
+    assert {i.reason for i in items if i.label == "bad"} <= {
+        "empty",
+        "crowded",
+        "aggregated",
+        "contaminated",
+        "carbon",
+        "thick_ice",
+        "drift",
+        "bad_ctf",
+    }
+
+
+def test_evaluate_prints_model_and_baseline_metrics(simulated, tmp_path):
+    figure = tmp_path / "fig.png"
+    result = runner.invoke(
+        app, ["evaluate", "micrographs", str(simulated), "--figure", str(figure), "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "| accuracy |" in result.output and "CTF cutoff" in result.output
+    assert "| good called bad |" in result.output and "true reason" in result.output
+    assert figure.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_labels_csv_with_errors_is_refused_with_line_numbers(simulated, tmp_path):
+    mic = next((simulated / "sessions" / "ddm" / "micrographs").glob("*.mrc"))
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"path,label,pixel_size_A\n{mic},good,2.5\n{mic},maybe,2.5\n{mic},bad,x\n")
+    result = runner.invoke(app, ["evaluate", "micrographs", str(labels), "-q"])
+    assert result.exit_code == 2
+    assert "line 3" in result.output and "line 4" in result.output
+
+
+def test_labels_csv_is_evaluated(simulated, tmp_path):
+    truth = pd.read_csv(simulated / "sessions" / "ddm" / "ground_truth" / "micrographs.csv")
+    rows = [
+        f"{simulated / 'sessions' / 'ddm' / p},{v},{r}"
+        for p, v, r in zip(truth["path"], truth["verdict"], truth["reason"], strict=True)
+    ]
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label,reason\n" + "\n".join(rows) + "\nmissing.mrc,bad,empty\n")
+    result = runner.invoke(
+        app, ["evaluate", "micrographs", str(labels), "--figure", str(tmp_path / "f.png"), "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"{len(rows)} micrographs" in result.output
+    assert "1 unreadable" in result.output and "missing.mrc" in result.output
