@@ -24,6 +24,10 @@ evaluate_app = typer.Typer(
     help="Measure a classifier against labels.", no_args_is_help=True, add_completion=False
 )
 app.add_typer(evaluate_app, name="evaluate")
+train_app = typer.Typer(
+    help="Train or fine-tune a classifier on labels.", no_args_is_help=True, add_completion=False
+)
+app.add_typer(train_app, name="train")
 
 
 def _version(value: bool) -> None:
@@ -318,3 +322,61 @@ def evaluate_micrographs_command(
     typer.echo(evaluation.format_evaluation(result))
     evaluation.resolution_figure(result, figure)
     typer.echo(f"figure: {figure}", err=True)
+
+
+@train_app.command("micrographs")
+def train_micrographs_command(
+    labels: Annotated[
+        Path,
+        typer.Argument(
+            help="A `screen simulate` folder (ground truth) or a CSV of "
+            "path,label[,reason][,pixel_size_A] (label: good or bad)."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Trained weights (.keras).")] = Path(
+        "micassess_finetuned.keras"
+    ),
+    base: Annotated[
+        str,
+        typer.Option(help="Weights to start from (shipped name or .keras path)."),
+    ] = "micassess_small_v0",
+    from_scratch: Annotated[
+        bool, typer.Option("--from-scratch", help="Train a fresh network instead.")
+    ] = False,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the labelled set.")] = 8,
+    learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-4,
+    seed: Annotated[int, typer.Option(help="Seed of shuffling, augmentation, init.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """Fine-tune micrograph assessment (or train it afresh) on your own labelled micrographs."""
+    from screen import evaluation, training
+    from screen.io.atomic import atomic_path
+    from screen.models.micassess import TrainingConfig
+
+    if out.suffix != ".keras":
+        raise _fail(ScreenError(f"{out}: the weights file must end in .keras"))
+
+    def report(done: int, total: int) -> None:
+        if not quiet and (done == total or done % 25 == 0):
+            typer.echo(f"prepared {done}/{total}", err=True)
+
+    try:
+        prepared = training.prepare_labelled_set(evaluation.load_labelled_set(labels), report)
+        config = TrainingConfig(epochs=epochs, learning_rate=learning_rate, seed=seed)
+        result = training.train_micrographs(prepared, config, None if from_scratch else base)
+    except ScreenError as error:
+        raise _fail(error) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        keras_tmp = tmp.with_name(tmp.name + ".keras")
+        result.model.save(keras_tmp)
+        keras_tmp.replace(tmp)
+    data = prepared.data
+    typer.echo(
+        f"trained on {len(data.good)} crops ({int(data.good.sum())} good) for {epochs} epochs "
+        f"in {result.seconds:.0f} s; loss {result.loss_per_epoch[0]:.3f} -> "
+        f"{result.loss_per_epoch[-1]:.3f}"
+    )
+    for line in prepared.skipped:
+        typer.echo(f"skipped {line}", err=True)
+    typer.echo(f"weights: {out} (use: screen run ... --micassess-weights {out})")

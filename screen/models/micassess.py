@@ -477,7 +477,8 @@ def train_micassess(
         "p_good": data.good.astype(np.float32)[:, None],
         "reason": np.maximum(data.reason_index, 0).astype(np.int32),
     }
-    reason_weight = (~data.good).astype(np.float32) * 2.0  # bad are ~half: keep its scale
+    # Bad ones with a known reason train the reason head (bad are ~half: x2 keeps its scale).
+    reason_weight = ((~data.good) & (data.reason_index >= 0)).astype(np.float32) * 2.0
     weights = {"p_good": np.ones(len(data.good), np.float32), "reason": reason_weight}
     losses = []
     start = time.perf_counter()
