@@ -49,6 +49,7 @@ from screen.stages import (
     picking,
 )
 from screen.stages.records import (
+    CLASS_LABELS,
     ClassAverages,
     ClassVerdicts,
     CtfFit,
@@ -505,29 +506,19 @@ def _classify_all(session: _Session, stack: ParticleStack | None, diameter_A, go
         mask_A = float(round(factor * diameter_A))
         classes = _classify(session, sub, stack_id, mask_A)
         verdicts = _assess(session, classes, stack_id, mask_A)
-        good_classes = [i for i, label in enumerate(verdicts.labels) if label == "good"]
-        good_particles = int(sum(int(classes.counts[i]) for i in good_classes))
+        labels = np.asarray(verdicts.labels, dtype=object)
+        particles_by_label = {
+            label: int(np.asarray(classes.counts)[labels == label].sum()) for label in CLASS_LABELS
+        }
         _write_classes(session.layout, classes, verdicts)
         search.append(
             {
                 "mask_diameter_A": mask_A,
                 "n_classes": len(classes.counts),
-                "n_good_classes": len(good_classes),
-                "good_particles": good_particles,
-                "labels": {
-                    label: verdicts.labels.count(label)
-                    for label in ("good", "clip", "edge", "noise")
-                },
-                "label_particles": {
-                    label: int(
-                        sum(
-                            int(classes.counts[i])
-                            for i, given in enumerate(verdicts.labels)
-                            if given == label
-                        )
-                    )
-                    for label in ("good", "clip", "edge", "noise")
-                },
+                "n_good_classes": int(np.sum(labels == "good")),
+                "good_particles": particles_by_label["good"],
+                "labels": {label: int(np.sum(labels == label)) for label in CLASS_LABELS},
+                "label_particles": particles_by_label,
                 "_classes": classes,
                 "_verdicts": verdicts,
                 "_chosen": chosen,

@@ -9,6 +9,7 @@ from screen.evaluation import load_labelled_set
 from screen.simulate.presets import prex1_small
 from screen.simulate.scenario import with_micrographs_per_session
 from screen.simulate.session import simulate_screen
+from screen.stages.records import MICROGRAPH_REASONS
 
 runner = CliRunner()
 
@@ -26,16 +27,7 @@ def test_simulated_folder_is_labelled_from_ground_truth(simulated):
     assert len(items) == truth["n_micrographs"].sum() == 18
     assert sum(i.label == "good" for i in items) == truth["n_good_micrographs"].sum()
     assert all(i.path.exists() and i.optics.pixel_size_A == 2.5 for i in items)
-    assert {i.reason for i in items if i.label == "bad"} <= {
-        "empty",
-        "crowded",
-        "aggregated",
-        "contaminated",
-        "carbon",
-        "thick_ice",
-        "drift",
-        "bad_ctf",
-    }
+    assert {i.reason for i in items if i.label == "bad"} <= set(MICROGRAPH_REASONS)
 
 
 def test_evaluate_prints_model_and_baseline_metrics(simulated, tmp_path):
