@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from screen.errors import ScreenError
-from screen.io.images import read_image
+from screen.io.images import read_image, summed_frames
 from screen.models.micrograph_metrics import (
     BinaryMetrics,
     best_resolution_cutoff,
@@ -144,7 +144,7 @@ def evaluate_micrographs(
             if not pixel_size_A:
                 unreadable.append(f"{item.path}: no pixel size (header or pixel_size_A column)")
                 continue
-            data = image.data if image.data.ndim == 2 else image.data.sum(axis=0)
+            data = summed_frames(image.data)
             optics = Optics(
                 pixel_size_A,
                 item.optics.voltage_kV,

@@ -33,7 +33,7 @@ import pandas as pd
 import screen
 from screen.config import RunConfig
 from screen.io.atomic import atomic_path
-from screen.io.images import read_image
+from screen.io.images import read_image, summed_frames
 from screen.io.mrc import write_mrc
 from screen.io.star import OpticsGroup, write_particles_star, write_star
 from screen.manifest import Manifest, SessionRow
@@ -231,7 +231,7 @@ def _read_micrograph(session: _Session, path: Path, identity: dict) -> np.ndarra
     """The micrograph as float32; movies are motion-corrected (cached as MRC)."""
     if session.row.kind != "movies":
         data = read_image(path).data
-        return data if data.ndim == 2 else data.sum(axis=0)  # an unaligned stack: plain sum
+        return summed_frames(data)
     key = cache_key(
         identity, session.config.motion, motion.BACKEND.key, session.optics.pixel_size_A
     )

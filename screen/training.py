@@ -16,7 +16,7 @@ import numpy as np
 
 from screen.errors import ScreenError
 from screen.evaluation import LabelledMicrograph
-from screen.io.images import read_image
+from screen.io.images import read_image, summed_frames
 from screen.models import micassess
 from screen.stages.records import MICROGRAPH_REASONS
 
@@ -36,7 +36,7 @@ def prepare_labelled_set(items: list[LabelledMicrograph], progress=None) -> Prep
         try:
             image = read_image(item.path)
             pixel_size_A = item.optics.pixel_size_A or image.pixel_size_A or 0.0
-            data = image.data if image.data.ndim == 2 else image.data.sum(axis=0)
+            data = summed_frames(image.data)
             crops, spectrum = micassess.preprocess(data, pixel_size_A)
         except Exception as exc:
             skipped.append(f"{item.path}: {type(exc).__name__}: {exc}")

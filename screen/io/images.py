@@ -88,6 +88,11 @@ def image_kind(path: str | Path) -> str:
     )
 
 
+def summed_frames(data: np.ndarray) -> np.ndarray:
+    """A 2D image as it is; a stack (an unaligned movie) as the plain sum of its frames."""
+    return data if data.ndim == 2 else data.sum(axis=0)
+
+
 def read_image(path: str | Path) -> MrcImage:
     """Read an MRC or TIFF image, choosing the reader by extension.
 

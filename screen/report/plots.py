@@ -227,7 +227,7 @@ def _example_rows(table: pd.DataFrame) -> list[pd.Series]:
 def examples_figure(session: SessionResults, path: Path) -> Path | None:
     """A strip of example good and bad micrographs captioned with verdict and reason."""
     from screen.errors import ScreenError
-    from screen.io.images import read_image
+    from screen.io.images import read_image, summed_frames
 
     table = session.micrographs
     if table is None or not len(table) or "verdict" not in table:
@@ -238,7 +238,7 @@ def examples_figure(session: SessionResults, path: Path) -> Path | None:
             data = read_image(Path(str(row["path"]))).data
         except (ScreenError, OSError, ValueError):
             continue
-        data = data if data.ndim == 2 else data.sum(axis=0)
+        data = summed_frames(data)
         reason = str(row.get("reason") or "")
         caption = f"{row['verdict']}{': ' + reason if reason and row['verdict'] == 'bad' else ''}"
         panels.append((display_image(data), caption, str(row["micrograph"])))

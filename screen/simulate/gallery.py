@@ -53,10 +53,9 @@ def _read_any(path: Path) -> np.ndarray:
 
         data = mpimg.imread(path).astype(np.float32)
         return data.mean(axis=2) if data.ndim == 3 else data
-    from screen.io.images import read_image
+    from screen.io.images import read_image, summed_frames
 
-    data = read_image(path).data
-    return data if data.ndim == 2 else data.sum(axis=0)
+    return summed_frames(read_image(path).data)
 
 
 def _caption(row: pd.Series) -> str:
