@@ -1,12 +1,15 @@
-"""Regenerate the shipped MicAssess v0 weights and model card; print held-out metrics and speed.
+"""Regenerate the shipped MicAssess weights and model card; print held-out metrics and speed.
 
-    python bench/train_micassess.py [--jobs 2] [--epochs 12] [--name micassess_small_v0]
+    python bench/train_micassess.py [--jobs 2] [--epochs 16] [--name micassess_small_v1]
+        [--cache /tmp/micassess_sets]
     python bench/train_micassess.py --speed-only      # time the shipped weights only
 
 Simulates the training set (``screen.models.micassess.TRAIN_SET``) and a held-out set with other
-structures, seeds and condition ranges (``HELD_OUT_SET``) in memory, trains, evaluates at the
-pipeline's threshold (0.1) and at 0.5, times prediction on 512x512 and K3-sized frames, and writes
-``models/<name>.keras`` and ``models/<name>.md``.
+structures, seeds, frame sizes and condition ranges (``HELD_OUT_SET``) in memory (kept as
+``.npz`` in ``--cache`` when given, so a second run trains without simulating), trains,
+evaluates at the pipeline's threshold (0.1) and at 0.5, times prediction on 512x512 and
+K3-sized frames, and writes ``models/<name>.keras`` and ``models/<name>.md``. The end-to-end
+held-out evaluation from MRC files with the CTF baseline is ``bench/micassess_heldout.py``.
 """
 
 from __future__ import annotations
@@ -82,22 +85,36 @@ def speed_table(model) -> str:
 
 MODEL_CARD = """# {name}
 
-MicAssess v0: a small two-branch CNN (about {n_params:,} parameters) that gives P(good) of a
+MicAssess v1: a small three-branch CNN (about {n_params:,} parameters) that gives P(good) of a
 micrograph and, for bad ones, the likeliest reason among {reasons}.
 
-- **Inputs**: the micrograph's central square crop Fourier-cropped to {image_px}x{image_px}, mean 0 /
-  std 1, clipped at +-{clip:g} sigma, circular mask; non-square frames are scored on
-  {crops_note} and P(good) averaged. Second input: the rotationally averaged log power spectrum at
-  {n_bins} fixed physical frequencies (1/200 to 1/7.2 1/Å), normalised.
-- **Outputs**: `p_good` (sigmoid), `reason` (softmax; trained on bad micrographs only).
-- **Training data**: {n_train} simulated 512x512 micrographs (`screen.simulate`, in memory),
-  {train_sessions} sessions, one random structure each (diameter {train_diam}, mass ~ diameter^2.5,
-  C1/C2/C3/C4/D2/D3), uniform or preferred views, coverage {train_cov}, pixel size {train_px} Å/px,
-  defocus {train_def} µm, dose {train_dose} e/Å², particle SNR {train_snr}; half good, half bad split
-  equally over the bad reasons. Simulation seed {train_seed}; spec `screen.models.micassess.TRAIN_SET`.
-- **Training**: Adam lr {lr:g} (cosine decay to 5%), {epochs} epochs, batch {batch}, BCE on P(good) + {rw:g} x CE on the
-  reason of bad micrographs, random 90° rotations/flips each epoch, `keras.utils.set_random_seed({seed})`.
-  Simulation {sim_s:.0f} s, training {train_s:.0f} s on 2 CPU cores.
+- **Image input**: the whole frame Fourier-cropped to about {target_px:g} Å/px (short side rounded
+  to a multiple of {step} px, {min_px}-{max_px} px: a 512-px frame at 2 Å/px gives 128 px, a K3
+  frame at 0.83 Å/px 432 px), so a particle, an ice gradient or a carbon edge has the same size
+  in pixels on any detector. Square crops (one for a square frame, two for K2/K3 shapes), each
+  mean 0 / std 1 in its inscribed circle, clipped at +-{clip:g} sigma, zero outside the circle;
+  the network is fully convolutional (global average + max pooling), so any side is accepted.
+  A micrograph's P(good) is the mean over its crops.
+- **Spectrum inputs**: at {n_bins} fixed physical frequencies (1/200 to 1/7.2 1/Å) from the averaged
+  periodogram (256-px tiles of the central 2048-px square at full resolution): the rotationally
+  averaged log power (normalised; Thon rings, ice, damping) and the amplitude of its 2-fold
+  angular harmonic (directional damping of drift, elliptical rings of strong astigmatism),
+  and the 2D log power spectrum resampled to 65x65 fixed physical frequencies out to 7.2 Å
+  (smoothed when finer; a small CNN reads it: ring ellipses, ring extent, directional fading).
+- **Output**: one softmax over good + the 8 reasons: P(good) is its first entry, the reason of a
+  bad micrograph the likeliest of the others (renormalised).
+- **Training data**: {n_train} simulated square micrographs (`screen.simulate`, in memory), frames
+  {train_frames} px, {train_sessions} sessions, one random structure each (diameter {train_diam},
+  mass ~ diameter^2.5, C1/C2/C3/C4/D2/D3), uniform or preferred views, coverage {train_cov}, pixel
+  size {train_px} Å/px, defocus {train_def} µm, dose {train_dose} e/Å², particle SNR {train_snr},
+  ice {train_ice} Å at the thin end; half good, half bad split equally over the bad reasons.
+  Simulation seed {train_seed}; spec `screen.models.micassess.TRAIN_SET`. The variety of
+  defocus, dose, pixel size, frame size and structure comes from the simulator (a new
+  micrograph each time, not copies); rotations/flips are redrawn each epoch.
+- **Training**: Adam lr {lr:g} (cosine decay to 5%), {epochs} epochs, batch {batch} (crops of one
+  side per batch), cross-entropy of one softmax over good + the 8 reasons,
+  `keras.utils.set_random_seed({seed})`. Simulation {sim_s:.0f} s, training {train_s:.0f} s on 2
+  CPU cores.
 - **Command**: `python bench/train_micassess.py --jobs {jobs} --epochs {epochs}`
 - **Date**: {date}
 - **sha256** of `{name}.keras`: `{digest}`
@@ -105,9 +122,10 @@ micrograph and, for bad ones, the likeliest reason among {reasons}.
 ## Held-out simulated set
 
 {n_held} micrographs, spec `HELD_OUT_SET`: seed {held_seed}, other structures (shape seeds
-{held_struct}), diameters {held_diam}, pixel size {held_px} Å/px, defocus {held_def} µm, dose
-{held_dose} e/Å², SNR {held_snr}. The pipeline calls a micrograph bad only when P(good) < 0.1 (Li et
-al. 2020): throwing away good data is worse than keeping some bad.
+{held_struct}), other frame sizes ({held_frames} px), diameters {held_diam}, pixel size {held_px} Å/px,
+defocus {held_def} µm, dose {held_dose} e/Å², SNR {held_snr}, ice {held_ice} Å at the thin end.
+The pipeline calls a micrograph bad only when P(good) < 0.1 (Li et al. 2020): throwing away good
+data is worse than keeping some bad.
 
 {metrics}
 
@@ -115,23 +133,36 @@ Share of each bad reason called bad:
 
 {recall}
 
+The same set written as MRC files and run through `screen evaluate micrographs` (with the
+CTF-fit-resolution cutoff baseline) is `bench/micassess_heldout.py`; its numbers are in the
+README and `bench/README.md`.
+
 ## Prediction speed (2 CPU cores, preprocessing included)
 
 {speed}
 
 ## Limitations
 
-- Trained and measured on *simulated* micrographs only; accuracy on real data is unmeasured.
-- Trained on 512x512 frames covering 770-1800 Å; a whole K3 frame (square crop ~3400 Å wide)
-  is seen at a coarser scale than any training image, so its P(good) is less reliable.
+- Trained and measured on *simulated* micrographs only; accuracy on real data is unmeasured
+  beyond the smoke check below.
 - The reason head is a hint, not a measured classifier of real defects.
-- P(good) is cautious on unseen structures: held-out good micrographs often score 0.2-0.5
-  (hence the higher false-negative rate at 0.5); at the pipeline's 0.1 rule most are kept.
-  Empty micrographs and bad CTF (strong astigmatism, near-focus, high B-factor) are the reasons
-  it misses most often at 0.1.
-- The spectrum input is averaged over 256-px tiles (half the frame below 512 px), so its
-  frequency resolution differs a little with pixel size.
+- Frames coarser than {target_px:g} Å/px are seen at their own sampling (no up-sampling).
 """
+
+
+def labelled_set(spec: ma.SimulatedSetSpec, label: str, args) -> ma.LabelledSet:
+    """Simulate a set, or load it from ``args.cache`` when it was simulated with this spec."""
+    cached = None
+    if args.cache is not None:
+        args.cache.mkdir(parents=True, exist_ok=True)
+        cached = args.cache / f"{label}_{spec.seed}_{spec.n_micrographs}.npz"
+        if cached.exists():
+            print(f"{label} set: {cached}", file=sys.stderr)
+            return ma.load_labelled_set(cached)
+    data = ma.simulate_labelled_set(spec, args.jobs, _progress(f"{label} set"))
+    if cached is not None:
+        ma.save_labelled_set(data, cached)
+    return data
 
 
 def write_card(path: Path, **values) -> None:
@@ -142,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=ma.TrainingConfig().epochs)
-    parser.add_argument("--name", default="micassess_small_v0")
+    parser.add_argument("--name", default="micassess_small_v1")
+    parser.add_argument("--cache", type=Path, default=None, help="Folder for simulated sets.")
     parser.add_argument("--n-train", type=int, default=ma.TRAIN_SET.n_micrographs)
     parser.add_argument("--speed-only", action="store_true")
     args = parser.parse_args(argv)
@@ -154,13 +186,19 @@ def main(argv: list[str] | None = None) -> int:
 
     train_spec = replace(ma.TRAIN_SET, n_micrographs=args.n_train)
     start = time.perf_counter()
-    train = ma.simulate_labelled_set(train_spec, args.jobs, _progress("train set"))
-    held = ma.simulate_labelled_set(ma.HELD_OUT_SET, args.jobs, _progress("held-out set"))
+    train = labelled_set(train_spec, "train", args)
+    held = labelled_set(ma.HELD_OUT_SET, "held", args)
     sim_s = time.perf_counter() - start
     print(f"simulated {len(train.good)} + {len(held.good)} micrographs in {sim_s:.0f} s")
 
     config = replace(ma.TrainingConfig(), epochs=args.epochs)
-    result = ma.train_micassess(train, config)
+    result = ma.train_micassess(
+        train,
+        config,
+        progress=lambda e, n, loss: print(
+            f"epoch {e}/{n} loss {loss:.4f}", file=sys.stderr, flush=True
+        ),
+    )
     print(f"trained {config.epochs} epochs in {result.seconds:.0f} s; loss per epoch:")
     print(" ".join(f"{x:.3f}" for x in result.loss_per_epoch))
 
@@ -184,9 +222,15 @@ def main(argv: list[str] | None = None) -> int:
         name=args.name,
         n_params=result.model.count_params(),
         reasons=", ".join(MICROGRAPH_REASONS),
-        image_px=ma.IMAGE_PX,
+        target_px=ma.TARGET_PIXEL_A,
+        step=ma.SIZE_STEP_PX,
+        min_px=ma.MIN_IMAGE_PX,
+        max_px=ma.MAX_IMAGE_PX,
         clip=ma.CLIP_SIGMA,
-        crops_note="evenly spaced square crops (2 for a K3 frame)",
+        train_frames="/".join(str(f) for f in train_spec.frame_px),
+        train_ice=span(train_spec.ice_low_A),
+        held_frames="/".join(str(f) for f in held_spec.frame_px),
+        held_ice=span(held_spec.ice_low_A),
         n_bins=ma.N_SPECTRUM_BINS,
         n_train=len(train.good),
         train_sessions=len(ma.session_specs(train_spec)),
@@ -200,7 +244,6 @@ def main(argv: list[str] | None = None) -> int:
         lr=config.learning_rate,
         epochs=config.epochs,
         batch=config.batch_size,
-        rw=config.reason_loss_weight,
         seed=config.seed,
         sim_s=sim_s,
         train_s=result.seconds,

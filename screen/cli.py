@@ -72,7 +72,11 @@ def run(
         typer.Option(help="Micrograph is bad when P(good) < threshold (default 0.1, the paper's)."),
     ] = None,
     micassess_weights: Annotated[
-        str | None, typer.Option(help="Micrograph-assessment weights: shipped name or .keras path.")
+        str | None,
+        typer.Option(
+            help="Micrograph-assessment weights: shipped name, .keras path, or the paper's "
+            "MicAssess .h5 (ResNet34, 494 px)."
+        ),
     ] = None,
     class_weights: Annotated[
         str | None, typer.Option(help="Class-assessment weights: shipped name or .keras path.")
@@ -292,7 +296,11 @@ def evaluate_micrographs_command(
         float, typer.Option(help="Micrograph is bad when P(good) < threshold.")
     ] = 0.1,
     micassess_weights: Annotated[
-        str | None, typer.Option(help="Micrograph-assessment weights: shipped name or .keras path.")
+        str | None,
+        typer.Option(
+            help="Micrograph-assessment weights: shipped name, .keras path, or the paper's "
+            "MicAssess .h5 (ResNet34, 494 px)."
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
@@ -339,7 +347,7 @@ def train_micrographs_command(
     base: Annotated[
         str,
         typer.Option(help="Weights to start from (shipped name or .keras path)."),
-    ] = "micassess_small_v0",
+    ] = "micassess_small_v1",
     from_scratch: Annotated[
         bool, typer.Option("--from-scratch", help="Train a fresh network instead.")
     ] = False,
@@ -360,10 +368,16 @@ def train_micrographs_command(
         if not quiet and (done == total or done % 25 == 0):
             typer.echo(f"prepared {done}/{total}", err=True)
 
+    def epoch_report(epoch: int, total: int, loss: float) -> None:
+        if not quiet:
+            typer.echo(f"epoch {epoch}/{total}: loss {loss:.4f}", err=True)
+
     try:
         prepared = training.prepare_labelled_set(evaluation.load_labelled_set(labels), report)
         config = TrainingConfig(epochs=epochs, learning_rate=learning_rate, seed=seed)
-        result = training.train_micrographs(prepared, config, None if from_scratch else base)
+        result = training.train_micrographs(
+            prepared, config, None if from_scratch else base, epoch_report
+        )
     except ScreenError as error:
         raise _fail(error) from None
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from screen.models.micrograph_metrics import (
     reason_metrics,
 )
 from screen.stages import assess_micrographs, ctf
-from screen.stages.records import Optics
+from screen.stages.records import MICROGRAPH_REASONS, Optics
 
 CHUNK = 16  # micrographs held in memory at once
 
@@ -55,9 +55,20 @@ class MicrographEvaluation:
     unreadable: tuple[str, ...]
 
 
+IMAGE_SUFFIXES = (".mrc", ".tif", ".tiff")
+"""Micrograph files picked up from folders per label."""
+
+
 def load_labelled_set(path: str | Path) -> list[LabelledMicrograph]:
-    """Read a labelled set: a simulated screening folder or a labels CSV."""
+    """Read a labelled set: a simulated screening folder, folders per label, or a labels CSV.
+
+    Folders per label: ``path/good/*.mrc`` and ``path/bad/*.mrc``, optionally sorted further
+    into ``path/bad/<reason>/`` (a reason of ``MICROGRAPH_REASONS``); pixel sizes come from the
+    file headers.
+    """
     path = Path(path)
+    if path.is_dir() and ((path / "good").is_dir() or (path / "bad").is_dir()):
+        return _folder_set(path)
     if path.is_dir():
         return _simulated_set(path)
     if path.suffix.lower() in (".csv", ".tsv", ".txt") and path.exists():
@@ -66,6 +77,31 @@ def load_labelled_set(path: str | Path) -> list[LabelledMicrograph]:
         f"{path}: expected a simulated screening folder (screen simulate output) or a CSV of "
         "path,label[,reason][,pixel_size_A]"
     )
+
+
+def _folder_set(folder: Path) -> list[LabelledMicrograph]:
+    items, problems = [], []
+    for label in ("good", "bad"):
+        root = folder / label
+        if not root.is_dir():
+            continue
+        for image_path in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+            parts = image_path.relative_to(root).parts
+            reason = "good" if label == "good" else ""
+            if label == "bad" and len(parts) > 1:
+                reason = parts[0].lower()
+                if reason not in MICROGRAPH_REASONS:
+                    problems.append(
+                        f"{root / parts[0]}: {parts[0]!r} is not a bad reason "
+                        f"({', '.join(MICROGRAPH_REASONS)})"
+                    )
+                    continue
+            items.append(LabelledMicrograph(image_path, label, reason, Optics(0.0)))
+    if problems:
+        raise ScreenError("; ".join(sorted(set(problems))))
+    if not items:
+        raise ScreenError(f"{folder}: no {'/'.join(IMAGE_SUFFIXES)} files under good/ or bad/")
+    return items
 
 
 def _simulated_set(folder: Path) -> list[LabelledMicrograph]:
@@ -225,6 +261,16 @@ def format_evaluation(result: MicrographEvaluation) -> str:
                 f"| {reason or 'unknown'} | {m['n']} | {m['called_bad']:.3f} | "
                 f"{m['reason_right']:.3f} |"
             )
+        known = [m for reason, m in result.reasons.items() if reason]
+        right = sum(m["n"] * m["reason_right"] for m in known)
+        n_bad = sum(m["n"] for m in known)
+        n_called = sum(m["n"] * m["called_bad"] for m in known)
+        if n_bad:
+            rows += [
+                "",
+                f"reason right: {right / n_bad:.3f} of the bad micrographs with a known reason "
+                f"({right:.0f}/{n_bad}), {right / max(n_called, 1):.3f} of those called bad",
+            ]
     if result.unreadable:
         rows += ["", f"{len(result.unreadable)} unreadable (left out):"]
         rows += [f"- {line}" for line in result.unreadable]

@@ -1,10 +1,13 @@
 """`screen evaluate micrographs` on a small simulated set and on a labels CSV."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from screen.cli import app
+from screen.errors import ScreenError
 from screen.evaluation import load_labelled_set
 from screen.simulate.presets import prex1_small
 from screen.simulate.scenario import with_micrographs_per_session
@@ -64,3 +67,18 @@ def test_labels_csv_is_evaluated(simulated, tmp_path):
     assert result.exit_code == 0, result.output
     assert f"{len(rows)} micrographs" in result.output
     assert "1 unreadable" in result.output and "missing.mrc" in result.output
+
+
+def test_folders_per_label(simulated, tmp_path):
+    truth = pd.read_csv(simulated / "sessions" / "ddm" / "ground_truth" / "micrographs.csv")
+    for path, verdict, reason in zip(truth["path"], truth["verdict"], truth["reason"], strict=True):
+        folder = tmp_path / "labels" / ("good" if verdict == "good" else f"bad/{reason}")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / Path(path).name).symlink_to(simulated / "sessions" / "ddm" / path)
+    items = load_labelled_set(tmp_path / "labels")
+    assert len(items) == len(truth)
+    assert sorted(i.reason for i in items) == sorted(truth["reason"])
+    (tmp_path / "labels" / "bad" / "blurry").mkdir()
+    (tmp_path / "labels" / "bad" / "blurry" / "x.mrc").write_bytes(b"")
+    with pytest.raises(ScreenError, match="'blurry' is not a bad reason"):
+        load_labelled_set(tmp_path / "labels")

@@ -26,7 +26,8 @@ def test_prepared_set_keeps_labels_and_unknown_reasons(simulated, tmp_path):
     prepared = prepare_labelled_set(items)
     data = prepared.data
     assert len(data.good) == len(items) == 12  # square frames: one crop each
-    assert data.features.image.shape[1:] == (128, 128, 1)
+    # 512 px at 2.5 Å/px: seen at 8 Å/px, a 160-px square
+    assert {image.shape for image in data.features.image} == {(160, 160)}
     assert data.good.sum() == sum(i.label == "good" for i in items)
     assert np.all(data.reason_index[data.good] == -1)
     assert np.all(data.reason_index[~data.good] >= 0)
@@ -71,3 +72,17 @@ def test_training_needs_both_classes_and_a_keras_path(simulated, tmp_path):
     assert result.exit_code == 2 and "both good and bad" in result.output
     result = runner.invoke(app, ["train", "micrographs", str(labels), "--out", "w.h5", "-q"])
     assert result.exit_code == 2 and ".keras" in result.output
+
+
+def test_a_paper_style_network_is_not_a_fine_tuning_base(simulated, tmp_path):
+    import keras
+
+    inputs = keras.Input((494, 494, 1), name="image")
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    tiny = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(pooled))
+    tiny.save(tmp_path / "paper.h5")
+    result = runner.invoke(
+        app,
+        ["train", "micrographs", str(simulated), "--base", str(tmp_path / "paper.h5"), "-q"],
+    )
+    assert result.exit_code == 2 and "paper-style" in result.output

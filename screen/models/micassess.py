@@ -1,16 +1,25 @@
-"""MicAssess v0: a small two-branch Keras CNN that scores micrographs good/bad and names the reason.
+"""MicAssess v1: a small Keras CNN that scores micrographs good/bad and names the reason.
 
 Inputs (made by :func:`preprocess`, pure numpy):
 
-* ``image``: the micrograph (a central square crop) Fourier-cropped to ``IMAGE_PX`` squared,
-  normalised to mean 0 / std 1, clipped to +-``CLIP_SIGMA`` and zeroed outside a circular mask
-  (Li et al. 2020 use a 494-px disc; we use a much smaller image for speed on CPUs);
+* ``image``: the whole frame Fourier-cropped to about ``TARGET_PIXEL_A`` (8 Å) per pixel, so
+  particles, ice gradients and carbon edges have the same size in pixels on any detector; square
+  crops of it (one for a square frame, two for K2/K3 shapes), normalised to mean 0 / std 1,
+  clipped to +-``CLIP_SIGMA`` and zeroed outside the inscribed circle (as Li et al. 2020 do at
+  494 px). The network is fully convolutional, so the square's side may vary;
 * ``spectrum``: the rotationally averaged log power spectrum on a fixed grid of *physical*
   frequencies (``SPECTRUM_K_A``, 1/Å), so that micrographs of different pixel sizes give the
-  same feature for the same physics (Thon rings, drift and ice fall-off, low-frequency texture).
+  same feature for the same physics (Thon rings, ice and damping fall-off, low-frequency texture);
+* ``anisotropy``: the 2-fold angular harmonic of the log power on the same grid (directional
+  damping of drift, elliptical rings of strong astigmatism);
+* ``power``: the 2D log power spectrum resampled to fixed physical frequencies (``POWER_PX``
+  squared, out to 7.2 Å), the picture of Thon rings a person reads.
 
-Outputs: ``p_good`` (sigmoid) and ``reason`` (softmax over
-:data:`screen.stages.records.MICROGRAPH_REASONS`, trained on bad micrographs only).
+Output: one softmax ``classes`` over good + :data:`screen.stages.records.MICROGRAPH_REASONS`;
+P(good) is its first entry, the reason of a bad micrograph the likeliest of the others
+(:func:`scores_from_outputs`). A micrograph is bad when P(good) < 0.1 (the paper's rule).
+Networks with separate ``p_good``/``reason`` heads, and the paper's one-output ResNet34
+(:mod:`screen.models.micassess_paper`), are read too.
 
 Training data come from the simulator (:func:`simulate_labelled_set`); TensorFlow/Keras are
 imported inside the functions that need them, never at import time.
@@ -20,7 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -29,12 +38,18 @@ import numpy as np
 from screen.processing.fourier import fourier_crop, periodogram_average, rotational_average
 from screen.stages.records import MICROGRAPH_REASONS
 
-IMAGE_PX = 128
-"""Side of the down-sampled square image the CNN sees."""
+TARGET_PIXEL_A = 8.0
+"""Pixel size (Å) the CNN sees: every frame is Fourier-cropped to about this sampling, so a
+particle, an ice gradient or a carbon edge has the same size in pixels whatever the detector."""
+SIZE_STEP_PX = 16
+"""Square sides are rounded to a multiple of this (few distinct shapes: batching, tracing)."""
+MIN_IMAGE_PX = 64
+MAX_IMAGE_PX = 640
+"""Bounds of the square side the CNN sees (a 5760x4092 K3 frame at 0.83 Å/px gives 416)."""
 N_SPECTRUM_BINS = 64
-"""Number of physical-frequency bins of the 1D spectrum input."""
+"""Number of physical-frequency bins of the 1D spectrum inputs."""
 SPECTRUM_K_A = np.linspace(1.0 / 200.0, 1.0 / 7.2, N_SPECTRUM_BINS)
-"""Frequencies (1/Å) of the spectrum input: 200 Å to 7.2 Å (Nyquist of 3.6 Å/px)."""
+"""Frequencies (1/Å) of the spectrum inputs: 200 Å to 7.2 Å (Nyquist of 3.6 Å/px)."""
 SPECTRUM_TILE_PX = 256
 """Tile of the averaged periodogram (half the frame's side for frames under 512 px)."""
 SPECTRUM_MAX_PX = 2048
@@ -42,21 +57,100 @@ SPECTRUM_MAX_PX = 2048
 CLIP_SIGMA = 5.0
 MIN_SIDE_PX = 64
 """Micrographs whose short side is below this cannot be assessed."""
+PREPROCESS_THREADS = 2
+"""Micrographs preprocessed at once in :func:`predict_micrographs`."""
+POWER_PX = 65
+"""Side of the 2D log power spectrum input (odd: its centre is a pixel, so 90-degree turns of
+it are exact), sampled at fixed physical frequencies out to ``POWER_K_MAX_A``."""
+POWER_K_MAX_A = 1.0 / 7.2
+INPUT_NAMES = ("image", "spectrum", "anisotropy", "power")
+
+
+@dataclass(frozen=True)
+class Spectra:
+    """Spectral inputs of one micrograph (shared by its square crops)."""
+
+    spectrum: np.ndarray  # (N_SPECTRUM_BINS,) normalised log rotational average
+    anisotropy: np.ndarray  # (N_SPECTRUM_BINS,) 2-fold harmonic amplitude of the log power
+    power: np.ndarray  # (POWER_PX, POWER_PX) normalised 2D log power, physical frequencies
 
 
 @dataclass(frozen=True)
 class Features:
-    """Preprocessed inputs of a batch of micrograph crops."""
+    """Preprocessed inputs of micrograph crops.
 
-    image: np.ndarray  # (n, IMAGE_PX, IMAGE_PX, 1) float32
+    ``image`` holds one ``(side, side)`` float32 array per crop; sides may differ between
+    micrographs of different frame or pixel sizes (the network is fully convolutional), and
+    batches are made of crops of one side.
+    """
+
+    image: tuple[np.ndarray, ...]
     spectrum: np.ndarray  # (n, N_SPECTRUM_BINS) float32
+    anisotropy: np.ndarray  # (n, N_SPECTRUM_BINS) float32
+    power: np.ndarray  # (n, POWER_PX, POWER_PX) float32
 
     def __len__(self) -> int:
         return len(self.image)
 
-    def as_inputs(self) -> dict[str, np.ndarray]:
-        """The dict of named inputs the Keras model takes."""
-        return {"image": self.image, "spectrum": self.spectrum}
+    @staticmethod
+    def from_crops(crops: list[np.ndarray], spectra: list[Spectra]) -> Features:
+        """Features of crops, each with its micrograph's spectra."""
+        bins = N_SPECTRUM_BINS
+        return Features(
+            tuple(crops),
+            np.asarray([s.spectrum for s in spectra], np.float32).reshape(-1, bins),
+            np.asarray([s.anisotropy for s in spectra], np.float32).reshape(-1, bins),
+            np.asarray([s.power for s in spectra], np.float32).reshape(-1, POWER_PX, POWER_PX),
+        )
+
+    def take(self, indices) -> Features:
+        """The features of the crops ``indices`` (any order)."""
+        indices = np.asarray(indices, dtype=int)
+        return Features(
+            tuple(self.image[i] for i in indices),
+            self.spectrum[indices],
+            self.anisotropy[indices],
+            self.power[indices],
+        )
+
+    def same_side_groups(self) -> list[np.ndarray]:
+        """Indices of the crops grouped by image side (one batchable group per side)."""
+        sides = np.array([image.shape[0] for image in self.image], dtype=int)
+        return [np.flatnonzero(sides == side) for side in np.unique(sides)]
+
+    def inputs(
+        self,
+        indices,
+        input_names,
+        images: np.ndarray | None = None,
+        power: np.ndarray | None = None,
+    ) -> dict:
+        """The named model inputs of the crops ``indices`` (all of one side).
+
+        ``images`` and ``power`` replace the stored ones (augmented copies, in training).
+        """
+        indices = np.asarray(indices, dtype=int)
+        if images is None:
+            images = np.stack([self.image[i] for i in indices])
+        if power is None:
+            power = self.power[indices]
+        available = {
+            "image": images[..., None].astype(np.float32),
+            "spectrum": self.spectrum[indices],
+            "anisotropy": self.anisotropy[indices],
+            "power": power[..., None].astype(np.float32),
+        }
+        return {name: available[name] for name in input_names}
+
+    @staticmethod
+    def concatenate(parts: list[Features]) -> Features:
+        """The crops of several feature sets, in order."""
+        return Features(
+            tuple(image for part in parts for image in part.image),
+            np.concatenate([part.spectrum for part in parts]).astype(np.float32),
+            np.concatenate([part.anisotropy for part in parts]).astype(np.float32),
+            np.concatenate([part.power for part in parts]).astype(np.float32),
+        )
 
 
 # --------------------------------------------------------------------------- preprocessing
@@ -83,14 +177,20 @@ def circular_mask(n_px: int) -> np.ndarray:
     return np.hypot(x, y) <= n_px / 2
 
 
-def preprocess_image(square: np.ndarray, image_px: int = IMAGE_PX) -> np.ndarray:
-    """Fourier-crop a square micrograph to ``image_px``, normalise, clip and mask it.
+def image_side_px(short_side_px: int, pixel_size_A: float) -> int:
+    """Side of the square the CNN sees for a frame: about ``TARGET_PIXEL_A`` per pixel.
 
-    Returns a float32 array ``(image_px, image_px)`` with mean 0 and std 1 inside the disc
-    (before clipping at +-``CLIP_SIGMA``) and 0 outside it.
+    Rounded to a multiple of ``SIZE_STEP_PX`` and kept within ``MIN_IMAGE_PX``..``MAX_IMAGE_PX``;
+    never larger than the frame (no up-sampling of frames coarser than the target).
     """
-    small = fourier_crop(np.asarray(square, dtype=np.float32), (image_px, image_px))
-    mask = circular_mask(image_px)
+    target = short_side_px * pixel_size_A / TARGET_PIXEL_A
+    side = int(round(target / SIZE_STEP_PX)) * SIZE_STEP_PX
+    return int(min(short_side_px, max(MIN_IMAGE_PX, min(side, MAX_IMAGE_PX))))
+
+
+def normalise_masked(small: np.ndarray) -> np.ndarray:
+    """Z-score a square inside its circular mask, clip at +-``CLIP_SIGMA``, zero outside."""
+    mask = circular_mask(small.shape[0])
     inside = small[mask]
     std = float(inside.std())
     out = (small - float(inside.mean())) / (std if std > 0 else 1.0)
@@ -99,25 +199,96 @@ def preprocess_image(square: np.ndarray, image_px: int = IMAGE_PX) -> np.ndarray
     return out.astype(np.float32)
 
 
-def spectrum_feature(
-    image: np.ndarray, pixel_size_A: float, k_A: np.ndarray = SPECTRUM_K_A
-) -> np.ndarray:
-    """Normalised log rotational average of the power spectrum at fixed frequencies ``k_A``.
+def downsampled_squares(image: np.ndarray, image_px: int) -> np.ndarray:
+    """Fourier-crop a whole frame so its short side is ``image_px``; its normalised square crops.
 
-    Frequencies beyond the micrograph's Nyquist take the value at Nyquist. The result has mean
-    0 and std 1 over the bins (only the shape of the spectrum matters, not the dose).
+    One transform of the whole frame (not one per crop): a K3 frame costs one FFT.
+    Returns ``(n_crops, image_px, image_px)`` float32.
+    """
+    ny, nx = image.shape
+    scale = image_px / min(ny, nx)
+    shape = (
+        image_px if ny <= nx else min(ny, max(image_px, round(ny * scale))),
+        image_px if nx <= ny else min(nx, max(image_px, round(nx * scale))),
+    )
+    small = image if shape == (ny, nx) else fourier_crop(np.asarray(image, np.float32), shape)
+    return np.stack([normalise_masked(small[sy, sx]) for sy, sx in square_crops(small.shape)])
+
+
+def power_image(
+    power: np.ndarray, pixel_size_A: float, n_px: int = POWER_PX, k_max_A: float = POWER_K_MAX_A
+) -> np.ndarray:
+    """The centred 2D log power spectrum resampled to fixed physical frequencies.
+
+    ``n_px`` x ``n_px`` samples of ``kx, ky`` in [-k_max_A, k_max_A] (1/Å), bilinear from the
+    (smoothed, when it is finer than the grid) log periodogram; beyond the micrograph's Nyquist
+    the edge value is repeated. Normalised to mean 0 / std 1 and clipped at +-``CLIP_SIGMA``:
+    Thon-ring ellipses (astigmatism), their extent (defocus, B-factor, ice) and directional
+    fading (drift) as a human reads them.
+    """
+    from scipy.ndimage import gaussian_filter, map_coordinates
+
+    tile = power.shape[0]
+    floor = 1e-12 * max(float(power.max()), 1e-30)
+    log_power = np.log(np.maximum(power, floor))
+    radius_px = k_max_A * tile * pixel_size_A  # k_max in periodogram pixels
+    step_px = 2.0 * radius_px / (n_px - 1)
+    if step_px > 1.0:
+        log_power = gaussian_filter(log_power, 0.5 * step_px, mode="wrap")
+    grid = np.linspace(-radius_px, radius_px, n_px) + tile // 2
+    yy, xx = np.meshgrid(grid, grid, indexing="ij")
+    sampled = map_coordinates(log_power, [yy, xx], order=1, mode="nearest")
+    centre = n_px // 2
+    sampled[centre, centre] = sampled[centre, centre + 1]  # the mean (DC) carries no information
+    std = float(sampled.std())
+    out = (sampled - sampled.mean()) / (std if std > 0 else 1.0)
+    return np.clip(out, -CLIP_SIGMA, CLIP_SIGMA).astype(np.float32)
+
+
+def spectrum_features(
+    image: np.ndarray, pixel_size_A: float, k_A: np.ndarray = SPECTRUM_K_A
+) -> Spectra:
+    """Spectral inputs of a micrograph, from the averaged periodogram of its centre.
+
+    * ``spectrum``: log of the rotationally averaged power at the frequencies ``k_A``,
+      normalised to mean 0 / std 1 over the bins (only the shape matters, not the dose):
+      Thon rings, ice and damping fall-off;
+    * ``anisotropy``: amplitude of the 2-fold angular harmonic of the log power in each ring
+      (|mean of log P(k, theta) exp(2 i theta)|, natural-log units): directional damping from
+      drift, elliptical rings of astigmatism; rotation invariant;
+    * ``power``: the 2D log power at fixed physical frequencies (:func:`power_image`).
+
+    Frequencies beyond the micrograph's Nyquist take the value at Nyquist.
     """
     ny, nx = image.shape
     side = min(ny, nx, SPECTRUM_MAX_PX)
     y0, x0 = (ny - side) // 2, (nx - side) // 2
     centre = np.asarray(image[y0 : y0 + side, x0 : x0 + side], dtype=np.float32)
-    # At least 3 x 3 half-overlapping tiles, so small frames are not one speckled periodogram.
-    power = periodogram_average(centre, tile_px=min(SPECTRUM_TILE_PX, side // 2))
+    # At least 3 x 3 half-overlapping tiles, so small frames are not one speckled periodogram;
+    # large centres use touching tiles (already dozens of them).
+    tile_px = min(SPECTRUM_TILE_PX, side // 2)
+    overlap = 0.5 if side < 4 * tile_px else 0.0
+    power = periodogram_average(centre, tile_px=tile_px, overlap=overlap)
     k_measured, values = rotational_average(power, pixel_size_A)
-    log_power = np.log(np.maximum(values, 1e-12 * max(values.max(), 1e-30)))
-    feature = np.interp(k_A, k_measured, log_power)
-    std = float(feature.std())
-    return ((feature - feature.mean()) / (std if std > 0 else 1.0)).astype(np.float32)
+    floor = 1e-12 * max(float(power.max()), 1e-30)
+    log_power = np.log(np.maximum(values, floor))
+    spectrum = np.interp(k_A, k_measured, log_power)
+    std = float(spectrum.std())
+    spectrum = (spectrum - spectrum.mean()) / (std if std > 0 else 1.0)
+    n = power.shape[0]
+    y, x = np.indices(power.shape) - n // 2
+    ring = np.floor(np.hypot(x, y) / (n / 2) * len(values)).astype(int)
+    keep = (ring < len(values)) & (ring > 0)
+    harmonic = np.exp(2j * np.arctan2(y, x))[keep] * np.log(np.maximum(power, floor))[keep]
+    counts = np.maximum(np.bincount(ring[keep], minlength=len(values)), 1)
+    real = np.bincount(ring[keep], weights=harmonic.real, minlength=len(values)) / counts
+    imag = np.bincount(ring[keep], weights=harmonic.imag, minlength=len(values)) / counts
+    anisotropy = np.interp(k_A, k_measured, np.hypot(real, imag))
+    return Spectra(
+        spectrum.astype(np.float32),
+        anisotropy.astype(np.float32),
+        power_image(power, pixel_size_A),
+    )
 
 
 def is_assessable(image: np.ndarray) -> bool:
@@ -132,16 +303,27 @@ def is_assessable(image: np.ndarray) -> bool:
 
 
 def preprocess(
-    image: np.ndarray, pixel_size_A: float, image_px: int = IMAGE_PX
-) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs of one micrograph: one masked image per square crop, and its spectrum.
+    image: np.ndarray, pixel_size_A: float, image_px: int | None = None
+) -> tuple[np.ndarray, Spectra]:
+    """Inputs of one micrograph: one masked image per square crop, and its spectra.
+
+    Parameters
+    ----------
+    image
+        The motion-corrected micrograph (2D).
+    pixel_size_A
+        Its pixel size, in Å.
+    image_px
+        Side of the squares; ``None`` (the shipped models) chooses it from the pixel size
+        (:func:`image_side_px`, about ``TARGET_PIXEL_A`` per pixel); a fixed-size network
+        (e.g. the paper's 494-px ResNet34) passes its own.
 
     Returns
     -------
     images : ndarray
-        ``(n_crops, image_px, image_px)`` float32; ``n_crops`` is 1 for a square frame.
-    spectrum : ndarray
-        ``(N_SPECTRUM_BINS,)`` float32 (one per micrograph, shared by its crops).
+        ``(n_crops, side, side)`` float32; ``n_crops`` is 1 for a square frame.
+    spectra : Spectra
+        The spectral inputs (one per micrograph, shared by its crops).
 
     Raises
     ------
@@ -157,77 +339,138 @@ def preprocess(
             f"cannot assess a micrograph of shape {image.shape}: it must be 2D, at least "
             f"{MIN_SIDE_PX} px on each side, finite and not constant"
         )
-    crops = [preprocess_image(image[sy, sx], image_px) for sy, sx in square_crops(image.shape)]
-    return np.stack(crops), spectrum_feature(image, pixel_size_A)
+    short_side = min(image.shape)
+    side = image_side_px(short_side, pixel_size_A) if image_px is None else image_px
+    if side > short_side:
+        raise ValueError(
+            f"cannot assess a micrograph of shape {image.shape} with a {side}-px network: "
+            "its short side is smaller"
+        )
+    return downsampled_squares(image, side), spectrum_features(image, pixel_size_A)
 
 
 # --------------------------------------------------------------------------- model
 
 
-def build_model(
-    image_px: int = IMAGE_PX,
-    n_bins: int = N_SPECTRUM_BINS,
-    n_reasons: int = len(MICROGRAPH_REASONS),
-):
-    """The MicAssess v0 network (uncompiled): a small CNN + a dense spectrum branch, two heads."""
+def build_model(n_bins: int = N_SPECTRUM_BINS, n_reasons: int = len(MICROGRAPH_REASONS)):
+    """The MicAssess v1 network (uncompiled).
+
+    A small fully convolutional CNN on the image (any square side: global average and max
+    pooling), a small CNN on the 2D power spectrum, a dense branch on the rotational average
+    and its anisotropy, and one softmax over
+    ``good`` + the bad reasons (output ``classes``): P(good) is its first entry and the reason
+    of a bad micrograph the likeliest of the others, so good is told apart from each kind of
+    bad directly.
+    """
     import keras
     from keras import layers
 
-    image = keras.Input((image_px, image_px, 1), name="image")
+    image = keras.Input((None, None, 1), name="image")
     spectrum = keras.Input((n_bins,), name="spectrum")
-    x = image
-    for filters in (16, 32, 48, 64):
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.ReLU()(x)
-        x = layers.MaxPooling2D(2)(x)
-    x = layers.Conv2D(64, 3, padding="same", activation="relu")(x)
-    x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
-    s = layers.Dense(48, activation="relu")(spectrum)
-    s = layers.Dense(32, activation="relu")(s)
-    h = layers.Concatenate()([x, s])
-    h = layers.Dropout(0.3)(h)
-    h = layers.Dense(64, activation="relu")(h)
-    p_good = layers.Dense(1, activation="sigmoid", name="p_good")(h)
-    reason = layers.Dense(n_reasons, activation="softmax", name="reason")(h)
+    anisotropy = keras.Input((n_bins,), name="anisotropy")
+    power = keras.Input((POWER_PX, POWER_PX, 1), name="power")
+
+    def pooled_cnn(x, filters: tuple[int, ...], last: int):
+        """Conv-BN-ReLU-pool blocks, a last convolution, global average + max pooling."""
+        for n in filters:
+            x = layers.Conv2D(n, 3, padding="same", use_bias=False)(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.ReLU()(x)
+            x = layers.MaxPooling2D(2)(x)
+        x = layers.Conv2D(last, 3, padding="same", activation="relu")(x)
+        return layers.Concatenate()(
+            [layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)]
+        )
+
+    x = pooled_cnn(image, (16, 32, 48, 64), 96)
+    q = pooled_cnn(power, (16, 32, 48), 64)
+    s = layers.Concatenate()([spectrum, anisotropy])
+    s = layers.Dense(128, activation="relu")(s)
+    s = layers.Dense(64, activation="relu")(s)
+    h = layers.Concatenate()([x, q, s])
+    h = layers.Dropout(0.2)(h)
+    h = layers.Dense(128, activation="relu")(h)
+    classes = layers.Dense(1 + n_reasons, activation="softmax", name="classes")(h)
     return keras.Model(
-        inputs={"image": image, "spectrum": spectrum},
-        outputs={"p_good": p_good, "reason": reason},
+        inputs={
+            "image": image,
+            "spectrum": spectrum,
+            "anisotropy": anisotropy,
+            "power": power,
+        },
+        outputs={"classes": classes},
         name="micassess_small",
     )
 
 
-def model_input_sizes(model) -> tuple[int, int]:
-    """``(image_px, n_spectrum_bins)`` a loaded model expects."""
-    shapes = {t.name.split(":")[0]: tuple(t.shape) for t in model.inputs}
-    image_shape = shapes.get("image", (None, IMAGE_PX))
-    spectrum_shape = shapes.get("spectrum", (None, N_SPECTRUM_BINS))
-    return int(image_shape[1]), int(spectrum_shape[1])
+def scores_from_outputs(out) -> tuple[np.ndarray, np.ndarray]:
+    """``(p_good, reason)`` from a network's outputs.
+
+    The shipped kind has one softmax ``classes`` over good + reasons (reason scores are the bad
+    classes renormalised); a network with separate ``p_good`` and ``reason`` heads is read as is.
+    """
+    if "classes" in out:
+        classes = np.asarray(out["classes"], dtype=np.float64)
+        bad = classes[:, 1:]
+        return classes[:, 0], bad / np.maximum(bad.sum(axis=1, keepdims=True), 1e-12)
+    return (
+        np.asarray(out["p_good"], dtype=np.float64).reshape(-1),
+        np.asarray(out["reason"], dtype=np.float64),
+    )
+
+
+def model_input_names(model) -> tuple[str, ...]:
+    """Names of the inputs a loaded model takes (a subset of ``INPUT_NAMES``)."""
+    names = tuple(t.name.split(":")[0] for t in model.inputs)
+    unknown = [name for name in names if name not in INPUT_NAMES]
+    if unknown:
+        raise ValueError(
+            f"model input(s) {unknown} are not micrograph-assessment inputs {INPUT_NAMES}"
+        )
+    return names
+
+
+def model_image_px(model) -> int | None:
+    """The square side a model needs, or ``None`` when it takes any side."""
+    for tensor in model.inputs:
+        if tensor.name.split(":")[0] == "image":
+            side = tensor.shape[1]
+            return None if side is None else int(side)
+    return None
 
 
 def load_micassess(name_or_path: str | Path):
-    """Load MicAssess weights by shipped name (``"micassess_small_v0"``) or path."""
-    from screen.models.registry import load_keras_model
+    """Load MicAssess weights by shipped name (``"micassess_small_v1"``) or path.
 
-    return load_keras_model(name_or_path)
+    An ``.h5``/``.hdf5`` file is the paper's kind of network (the original MicAssess, or
+    ResNet34 weights): see :mod:`screen.models.micassess_paper`.
+    """
+    from screen.errors import ScreenError
+    from screen.models.registry import load_keras_model, weights_path
+
+    path = weights_path(name_or_path)
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        from screen.models.micassess_paper import load_paper_model
+
+        try:
+            return load_paper_model(path)
+        except Exception as exc:
+            raise ScreenError(f"{path}: cannot load MicAssess weights: {exc}") from exc
+    return load_keras_model(path)
 
 
 def predict_features(model, features: Features, batch_size: int = 32) -> dict[str, np.ndarray]:
     """``p_good`` ``(n,)`` and ``reason`` ``(n, n_reasons)`` for preprocessed inputs, in batches."""
-    p_good, reason = [], []
-    for start in range(0, len(features), batch_size):
-        out = model(
-            {
-                "image": features.image[start : start + batch_size],
-                "spectrum": features.spectrum[start : start + batch_size],
-            },
-            training=False,
-        )
-        p_good.append(np.asarray(out["p_good"], dtype=np.float64).reshape(-1))
-        reason.append(np.asarray(out["reason"], dtype=np.float64))
-    if not p_good:
-        return {"p_good": np.zeros(0), "reason": np.zeros((0, len(MICROGRAPH_REASONS)))}
-    return {"p_good": np.concatenate(p_good), "reason": np.concatenate(reason)}
+    names = model_input_names(model)
+    n = len(features)
+    p_good = np.zeros(n)
+    reason = np.zeros((n, len(MICROGRAPH_REASONS)))
+    for group in features.same_side_groups():
+        for start in range(0, len(group), batch_size):
+            rows = group[start : start + batch_size]
+            out = model(features.inputs(rows, names), training=False)
+            p_good[rows], reason[rows] = scores_from_outputs(out)
+    return {"p_good": p_good, "reason": reason}
 
 
 def predict_micrographs(
@@ -236,20 +479,29 @@ def predict_micrographs(
     """Preprocess and score micrographs; a non-square frame's crops are averaged.
 
     Every image must be assessable (see :func:`is_assessable`); returns ``p_good`` ``(n,)`` and
-    ``reason`` ``(n, n_reasons)``.
+    ``reason`` ``(n, n_reasons)``. A paper-style network (one input, one output, see
+    :mod:`screen.models.micassess_paper`) gets the paper's preprocessing and gives no reason
+    (all-zero reason rows).
     """
-    image_px, _ = model_input_sizes(model)
+    from screen.models.micassess_paper import is_paper_model, predict_paper
+
+    if is_paper_model(model):
+        p_good = predict_paper(model, [np.asarray(image) for image in images], batch_size)
+        return {"p_good": p_good, "reason": np.zeros((len(images), len(MICROGRAPH_REASONS)))}
+    image_px = model_image_px(model)
     crops, spectra, owner = [], [], []
-    for index, (image, pixel_size_A) in enumerate(zip(images, pixel_sizes_A, strict=True)):
-        squares, spectrum = preprocess(image, pixel_size_A, image_px)
-        crops.append(squares)
-        spectra.extend([spectrum] * len(squares))
-        owner.extend([index] * len(squares))
+    pairs = list(zip(images, pixel_sizes_A, strict=True))
+    # Two micrographs at a time: the FFTs and most numpy work release the GIL.
+    with ThreadPoolExecutor(max_workers=PREPROCESS_THREADS) as pool:
+        prepared = pool.map(lambda pair: preprocess(pair[0], pair[1], image_px), pairs)
+        for index, (squares, micrograph_spectra) in enumerate(prepared):
+            crops.extend(squares)
+            spectra.extend([micrograph_spectra] * len(squares))
+            owner.extend([index] * len(squares))
     n = len(images)
     if n == 0:
         return {"p_good": np.zeros(0), "reason": np.zeros((0, len(MICROGRAPH_REASONS)))}
-    features = Features(np.concatenate(crops)[..., None], np.stack(spectra))
-    scores = predict_features(model, features, batch_size)
+    scores = predict_features(model, Features.from_crops(crops, spectra), batch_size)
     owner_arr = np.asarray(owner)
     counts = np.bincount(owner_arr, minlength=n)
     p_good = np.bincount(owner_arr, weights=scores["p_good"], minlength=n) / counts
@@ -279,7 +531,7 @@ class SimulatedSetSpec:
     n_micrographs: int
     seed: int
     micrographs_per_session: int = 32
-    frame_px: int = 512
+    frame_px: tuple[int, ...] = (512,)
     pixel_size_A: tuple[float, float] = (1.5, 3.5)
     diameter_A: tuple[float, float] = (80.0, 250.0)
     structure_seeds: tuple[int, int] = (1000, 2000)
@@ -287,6 +539,7 @@ class SimulatedSetSpec:
     defocus_um: tuple[float, float] = (0.6, 3.0)
     dose_e_per_A2: tuple[float, float] = (30.0, 60.0)
     particle_snr: tuple[float, float] = (0.015, 0.1)
+    ice_low_A: tuple[float, float] = (150.0, 400.0)
     good_fraction: float = 0.5
     bad_reasons: tuple[str, ...] = MICROGRAPH_REASONS
 
@@ -339,7 +592,7 @@ def session_specs(spec: SimulatedSetSpec):
         coverage = float(rng.uniform(*spec.coverage))
         defocus = np.sort(rng.uniform(*spec.defocus_um, size=2))
         snr = np.sort(rng.uniform(*spec.particle_snr, size=2))
-        ice_low = float(rng.uniform(150.0, 400.0))
+        ice_low = float(rng.uniform(*spec.ice_low_A))
         session = SessionSpec(
             f"set{spec.seed}_{i}",
             (SpeciesSpec(structure, 1.0, orientation),),
@@ -351,9 +604,10 @@ def session_specs(spec: SimulatedSetSpec):
             dose_e_per_A2=spec.dose_e_per_A2,
             particle_snr=(float(snr[0]), float(max(snr[1], snr[0] + 0.01))),
         )
+        frame_px = int(rng.choice(spec.frame_px))
         screen_spec = ScreenSpec(
             (session,),
-            frame_px=(spec.frame_px, spec.frame_px),
+            frame_px=(frame_px, frame_px),
             pixel_size_A=round(float(rng.uniform(*spec.pixel_size_A)), 3),
             seed=int(rng.integers(0, 2**31 - 1)),
         )
@@ -361,8 +615,8 @@ def session_specs(spec: SimulatedSetSpec):
     return out
 
 
-def _simulate_session(screen_spec) -> tuple[list, list, list, list]:
-    """Render and preprocess every micrograph of a one-session ``ScreenSpec``."""
+def _simulate_session(screen_spec) -> tuple[Features, list[str], float]:
+    """Render and preprocess every micrograph of a one-session ``ScreenSpec`` (square frames)."""
     from screen.simulate.render import render_micrograph
     from screen.simulate.session import session_models, session_plans
 
@@ -370,11 +624,11 @@ def _simulate_session(screen_spec) -> tuple[list, list, list, list]:
     images, spectra, reasons = [], [], []
     for plan in session_plans(screen_spec, 0):
         counts = render_micrograph(plan, models, screen_spec.frame_px, screen_spec.pixel_size_A)
-        squares, spectrum = preprocess(counts.counts, screen_spec.pixel_size_A)
+        squares, micrograph_spectra = preprocess(counts.counts, screen_spec.pixel_size_A)
         images.append(squares[0])
-        spectra.append(spectrum)
+        spectra.append(micrograph_spectra)
         reasons.append(plan.reason)
-    return images, spectra, reasons, [screen_spec.pixel_size_A] * len(reasons)
+    return Features.from_crops(images, spectra), reasons, screen_spec.pixel_size_A
 
 
 def simulate_labelled_set(
@@ -396,25 +650,60 @@ def simulate_labelled_set(
             results.append(_simulate_session(session))
             if progress:
                 progress(done, len(sessions))
-    images = [im for r in results for im in r[0]]
-    spectra = [s for r in results for s in r[1]]
-    reasons = [x for r in results for x in r[2]]
-    pixel_sizes = [p for r in results for p in r[3]]
+    reasons = [x for r in results for x in r[1]]
+    pixel_sizes = [r[2] for r in results for _ in r[1]]
     structures = tuple(
         s.sessions[0].species[0].structure.name
         for s, r in zip(sessions, results, strict=True)
-        for _ in r[2]
+        for _ in r[1]
     )
     reason_index = np.array(
         [MICROGRAPH_REASONS.index(r) if r != "good" else -1 for r in reasons], dtype=int
     )
     return LabelledSet(
-        Features(np.stack(images)[..., None], np.stack(spectra)),
+        Features.concatenate([r[0] for r in results]),
         reason_index < 0,
         reason_index,
         np.asarray(pixel_sizes, dtype=float),
         structures,
     )
+
+
+def save_labelled_set(data: LabelledSet, path: Path) -> None:
+    """Write a labelled set to one ``.npz`` (images grouped by side), to train again later."""
+    arrays = {
+        "spectrum": data.features.spectrum,
+        "anisotropy": data.features.anisotropy,
+        "power": data.features.power,
+        "good": data.good,
+        "reason_index": data.reason_index,
+        "pixel_size_A": data.pixel_size_A,
+        "structure": np.asarray(data.structure, dtype=str),
+    }
+    for group in data.features.same_side_groups():
+        side = data.features.image[group[0]].shape[0]
+        arrays[f"rows_{side}"] = group
+        arrays[f"images_{side}"] = np.stack([data.features.image[i] for i in group])
+    np.savez(path, **arrays)
+
+
+def load_labelled_set(path: Path) -> LabelledSet:
+    """Read a labelled set written by :func:`save_labelled_set`."""
+    with np.load(path) as stored:
+        n = len(stored["good"])
+        images: list = [None] * n
+        for key in stored.files:
+            if key.startswith("rows_"):
+                side = key.removeprefix("rows_")
+                for row, image in zip(stored[key], stored[f"images_{side}"], strict=True):
+                    images[int(row)] = image
+        return LabelledSet(
+            Features(tuple(images), stored["spectrum"], stored["anisotropy"], stored["power"]),
+            stored["good"].astype(bool),
+            stored["reason_index"].astype(int),
+            stored["pixel_size_A"].astype(float),
+            tuple(str(s) for s in stored["structure"]),
+        )
 
 
 # --------------------------------------------------------------------------- training
@@ -424,10 +713,9 @@ def simulate_labelled_set(
 class TrainingConfig:
     """Optimiser settings of :func:`train_micassess`."""
 
-    epochs: int = 24
+    epochs: int = 16
     batch_size: int = 32
     learning_rate: float = 1e-3
-    reason_loss_weight: float = 0.5
     seed: int = 0
 
 
@@ -440,66 +728,99 @@ class TrainingResult:
     seconds: float
 
 
-def _augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random 90-degree rotations and flips (the physics is isotropic in the image plane)."""
-    out = np.empty_like(images)
-    turns = rng.integers(0, 4, size=len(images))
-    flips = rng.random(len(images)) < 0.5
-    for i, image in enumerate(images):
-        rotated = np.rot90(image, turns[i], axes=(0, 1))
-        out[i] = rotated[:, ::-1] if flips[i] else rotated
-    return out
+def _augment(
+    image: np.ndarray, power: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """One random 90-degree turn and flip of a crop and, alike, of its power spectrum.
+
+    The physics is isotropic in the image plane; the spectrum of a turned image is the turned
+    spectrum, so both move together.
+    """
+    turns = int(rng.integers(0, 4))
+    flip = rng.random() < 0.5
+    out = []
+    for array in (image, power):
+        turned = np.rot90(array, turns)
+        out.append(turned[:, ::-1] if flip else turned)
+    return out[0], out[1]
+
+
+def training_batches(
+    features: Features, batch_size: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """One epoch of shuffled batches, each of crops of one side, in random order."""
+    batches = []
+    for group in features.same_side_groups():
+        group = rng.permutation(group)
+        batches += [group[i : i + batch_size] for i in range(0, len(group), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def verdict_loss(y_true, y_pred):
+    """Cross-entropy of the good + reasons softmax; label -1 (bad, reason unknown) scores 1 - P(good).
+
+    ``y_true`` holds 0 for good, 1 + reason index for a bad micrograph of known reason, -1 for a
+    bad one whose reason nobody gave (a user's labels): it trains P(good) only.
+    """
+    from keras import ops
+
+    label = ops.cast(ops.reshape(y_true, (-1,)), "int32")
+    known = ops.maximum(label, 0)
+    p_label = ops.take_along_axis(y_pred, ops.expand_dims(known, 1), axis=1)[:, 0]
+    p_bad = 1.0 - y_pred[:, 0]
+    p = ops.where(label >= 0, p_label, p_bad)
+    return -ops.log(ops.clip(p, 1e-7, 1.0))
+
+
+def class_labels(data: LabelledSet) -> np.ndarray:
+    """Targets of :func:`verdict_loss`: 0 good, 1 + reason index, -1 bad of unknown reason."""
+    return np.where(data.good, 0, np.where(data.reason_index >= 0, data.reason_index + 1, -1))
 
 
 def train_micassess(
-    data: LabelledSet, config: TrainingConfig = TrainingConfig(), model=None
+    data: LabelledSet,
+    config: TrainingConfig = TrainingConfig(),
+    model=None,
+    progress: Callable[[int, int, float], None] | None = None,
 ) -> TrainingResult:
-    """Train (or fine-tune ``model``) on a labelled set: BCE on P(good) + CE on the bad ones' reason.
+    """Train (or fine-tune ``model``) on a labelled set with :func:`verdict_loss`.
 
-    Seeded with ``keras.utils.set_random_seed(config.seed)``; images are re-augmented each epoch
-    and the learning rate follows a cosine decay to 5% of ``config.learning_rate``.
+    Seeded with ``keras.utils.set_random_seed(config.seed)``; batches hold crops of one side
+    (shuffled each epoch), images are re-augmented each epoch and the learning rate follows a
+    cosine decay to 5% of ``config.learning_rate``. ``progress(epoch, epochs, loss)`` is called
+    after each epoch.
     """
     import keras
 
     keras.utils.set_random_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     if model is None:
-        model = build_model(data.features.image.shape[1], data.features.spectrum.shape[1])
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss={
-            "p_good": keras.losses.BinaryCrossentropy(),
-            "reason": keras.losses.SparseCategoricalCrossentropy(),
-        },
-        loss_weights={"p_good": 1.0, "reason": config.reason_loss_weight},
-    )
-    y = {
-        "p_good": data.good.astype(np.float32)[:, None],
-        "reason": np.maximum(data.reason_index, 0).astype(np.int32),
-    }
-    # Bad ones with a known reason train the reason head (bad are ~half: x2 keeps its scale).
-    reason_weight = ((~data.good) & (data.reason_index >= 0)).astype(np.float32) * 2.0
-    weights = {"p_good": np.ones(len(data.good), np.float32), "reason": reason_weight}
+        model = build_model(data.features.spectrum.shape[1])
+    names = model_input_names(model)
+    if "classes" not in list(getattr(model, "output_names", [])):
+        raise ValueError(
+            "cannot train this network: it has no 'classes' output (good + reasons softmax)"
+        )
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=verdict_loss)
+    labels = class_labels(data).astype(np.int32)
     losses = []
     start = time.perf_counter()
     for epoch in range(config.epochs):
         cosine = 0.5 * (1.0 + np.cos(np.pi * epoch / max(config.epochs, 1)))
         model.optimizer.learning_rate.assign(config.learning_rate * (0.05 + 0.95 * cosine))
-        order = rng.permutation(len(data.good))
-        x = {
-            "image": _augment(data.features.image[order], rng),
-            "spectrum": data.features.spectrum[order],
-        }
-        history = model.fit(
-            x,
-            {k: v[order] for k, v in y.items()},
-            sample_weight={k: v[order] for k, v in weights.items()},
-            batch_size=config.batch_size,
-            epochs=1,
-            shuffle=False,
-            verbose=0,
-        )
-        losses.append(float(history.history["loss"][-1]))
+        batch_losses, batch_sizes = [], []
+        for rows in training_batches(data.features, config.batch_size, rng):
+            pairs = [_augment(data.features.image[i], data.features.power[i], rng) for i in rows]
+            images = np.stack([pair[0] for pair in pairs])
+            power = np.stack([pair[1] for pair in pairs])
+            out = model.train_on_batch(
+                data.features.inputs(rows, names, images, power), labels[rows], return_dict=True
+            )
+            batch_losses.append(float(out["loss"]))
+            batch_sizes.append(len(rows))
+        losses.append(float(np.average(batch_losses, weights=batch_sizes)))
+        if progress is not None:
+            progress(epoch + 1, config.epochs, losses[-1])
     return TrainingResult(model, tuple(losses), time.perf_counter() - start)
 
 
@@ -551,18 +872,29 @@ def metrics_from_scores(
     )
 
 
-TRAIN_SET = SimulatedSetSpec(n_micrographs=2400, seed=101)
-"""Training set of the shipped ``micassess_small_v0`` weights."""
+TRAIN_SET = SimulatedSetSpec(
+    n_micrographs=4800,
+    seed=111,
+    micrographs_per_session=24,
+    frame_px=(512, 640, 768),
+    pixel_size_A=(1.6, 4.0),
+    defocus_um=(0.5, 3.2),
+    dose_e_per_A2=(25.0, 70.0),
+    particle_snr=(0.012, 0.1),
+)
+"""Training set of the shipped ``micassess_small_v1`` weights."""
 
 HELD_OUT_SET = replace(
-    SimulatedSetSpec(n_micrographs=320, seed=909),
+    SimulatedSetSpec(n_micrographs=1024, seed=909),
     micrographs_per_session=16,
-    pixel_size_A=(1.7, 3.3),
+    frame_px=(576, 704, 896),
+    pixel_size_A=(1.5, 3.8),
     diameter_A=(90.0, 240.0),
     structure_seeds=(5000, 6000),
     coverage=(0.07, 0.3),
-    defocus_um=(0.9, 3.2),
+    defocus_um=(0.8, 3.0),
     dose_e_per_A2=(35.0, 65.0),
     particle_snr=(0.02, 0.09),
+    ice_low_A=(180.0, 450.0),
 )
-"""Held-out set: different seed, structures (shape seeds), sessions and condition ranges."""
+"""Held-out set: other seed, structures (shape seeds), frame sizes and condition ranges."""

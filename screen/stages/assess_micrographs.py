@@ -29,13 +29,14 @@ class MicrographAssessParams:
     threshold
         A micrograph is bad when P(good) < ``threshold`` (0.1, as in Li et al. 2020).
     model
-        Shipped model name (``"micassess_small_v0"``) or path to ``.keras`` weights.
+        Shipped model name (``"micassess_small_v1"``), path to ``.keras`` weights, or the
+        paper's MicAssess ``.h5`` (ResNet34; see :mod:`screen.models.micassess_paper`).
     batch_size
         Crops per forward pass.
     """
 
     threshold: float = 0.1
-    model: str = "micassess_small_v0"
+    model: str = "micassess_small_v1"
     batch_size: int = 32
 
 
@@ -104,7 +105,12 @@ def assess_micrographs(
         verdicts[index] = MicrographVerdict(
             p_good=p_good,
             verdict="bad" if bad else "good",
-            reason=max(reason_scores, key=reason_scores.__getitem__) if bad else None,
+            # A network without a reason head (the paper's) gives all-zero reason scores.
+            reason=(
+                max(reason_scores, key=reason_scores.__getitem__)
+                if bad and any(reason_scores.values())
+                else None
+            ),
             reason_scores=reason_scores,
         )
     return verdicts
@@ -113,7 +119,7 @@ def assess_micrographs(
 BACKEND = Backend(
     stage="assess_micrographs",
     name="builtin",
-    version="1",
+    version="2",
     params_type=MicrographAssessParams,
     compute=assess_micrographs,
 )

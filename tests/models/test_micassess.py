@@ -2,6 +2,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from scipy.ndimage import uniform_filter1d
 
 from screen.models import micassess as ma
 from screen.processing.fourier import fourier_crop
@@ -18,7 +19,10 @@ NEW_SET = replace(
     micrographs_per_session=10,
     structure_seeds=(7000, 8000),
     bad_reasons=("empty", "contaminated", "carbon"),
+    frame_px=(576, 704),
 )
+# The same seed with the held-out set's largest frames (896 px): the known failure of v1.
+LARGE_FIELD_SET = replace(NEW_SET, n_micrographs=10, frame_px=(896,))
 
 
 def render_set(spec):
@@ -37,7 +41,7 @@ def render_set(spec):
 
 @pytest.fixture(scope="module")
 def shipped():
-    return ma.load_micassess("micassess_small_v0")
+    return ma.load_micassess("micassess_small_v1")
 
 
 def test_square_crops_cover_the_frame():
@@ -50,37 +54,86 @@ def test_square_crops_cover_the_frame():
     assert len(tall) == 3 and tall[-1][0].stop == 900
 
 
-def test_preprocess_image_is_normalised_and_masked():
+def test_image_side_follows_the_pixel_size():
+    assert ma.image_side_px(512, 2.0) == 128  # 8 Å/px
+    assert ma.image_side_px(4092, 0.83) == 432  # K3 short side: 424.6 rounded to 16 px
+    assert ma.image_side_px(300, 2.0) == 80
+    assert ma.image_side_px(200, 1.0) == ma.MIN_IMAGE_PX  # never below the minimum
+    assert ma.image_side_px(100, 12.0) == 100  # coarser than 8 Å/px: never up-sampled
+    assert ma.image_side_px(8192, 2.0) == ma.MAX_IMAGE_PX
+
+
+def test_squares_are_normalised_and_masked():
     rng = np.random.default_rng(0)
     image = rng.poisson(30.0, (512, 512)).astype(np.float32) + np.linspace(0, 50, 512)
-    out = ma.preprocess_image(image)
-    mask = ma.circular_mask(ma.IMAGE_PX)
-    assert out.shape == (ma.IMAGE_PX, ma.IMAGE_PX) and out.dtype == np.float32
+    (out,) = ma.downsampled_squares(image, 128)
+    mask = ma.circular_mask(128)
+    assert out.shape == (128, 128) and out.dtype == np.float32
     assert abs(out[mask].mean()) < 0.05
     assert abs(out[mask].std() - 1.0) < 0.05
     assert np.all(out[~mask] == 0.0)
     assert np.abs(out).max() <= ma.CLIP_SIGMA
 
 
-def test_spectrum_is_in_physical_frequency():
-    """The same micrograph at 1.5 and 3 Å/px gives nearly the same spectrum feature."""
-    images, pixel_sizes, _ = render_set(
+@pytest.fixture(scope="module")
+def fine_and_coarse():
+    """One simulated micrograph at 1.5 Å/px and the same Fourier-cropped to 3 Å/px."""
+    images, _, _ = render_set(
         replace(NEW_SET, n_micrographs=1, pixel_size_A=(1.5, 1.5), bad_reasons=("empty",))
     )
     fine = images[0]
-    coarse = fourier_crop(fine, (256, 256))
-    a = ma.spectrum_feature(fine, 1.5)
-    b = ma.spectrum_feature(coarse, 3.0)
-    assert a.shape == (ma.N_SPECTRUM_BINS,)
+    half = fine.shape[0] // 2
+    return fine, fourier_crop(fine, (half, half))
+
+
+def test_image_input_is_in_physical_scale(fine_and_coarse):
+    """The same micrograph at 1.5 Å/px and binned to 3 Å/px gives the same squares."""
+    fine, coarse = fine_and_coarse
+    (a,), _ = ma.preprocess(fine, 1.5)
+    (b,), _ = ma.preprocess(coarse, 3.0)
+    assert a.shape == b.shape == (ma.image_side_px(fine.shape[0], 1.5),) * 2
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.99
+
+
+def test_spectrum_is_in_physical_frequency(fine_and_coarse):
+    """The same micrograph at 1.5 and 3 Å/px gives nearly the same spectrum features."""
+    fine, coarse = fine_and_coarse
+    fine_spectra = ma.spectrum_features(fine, 1.5)
+    coarse_spectra = ma.spectrum_features(coarse, 3.0)
+    wrong = ma.spectrum_features(coarse, 1.5)  # the pixel size mistaken: frequencies misplaced
+    a, b = fine_spectra.spectrum, coarse_spectra.spectrum
+    assert a.shape == fine_spectra.anisotropy.shape == (ma.N_SPECTRUM_BINS,)
     assert abs(a.mean()) < 1e-5 and abs(a.std() - 1.0) < 1e-4
-    assert np.corrcoef(a, b)[0, 1] > 0.95
+    # Measured on this 704-px frame: 0.95 (0.91 on an 896-px one: tiles of 256 vs 176 px
+    # resolve rings a little differently); 0.51 with the wrong pixel size.
+    assert np.corrcoef(a, b)[0, 1] > 0.85
+    assert np.corrcoef(a, wrong.spectrum)[0, 1] < 0.7
+    assert np.abs(fine_spectra.anisotropy - coarse_spectra.anisotropy).mean() < 0.1
+    power_a, power_b = fine_spectra.power, coarse_spectra.power
+    assert power_a.shape == (ma.POWER_PX, ma.POWER_PX)
+    assert np.corrcoef(power_a.ravel(), power_b.ravel())[0, 1] > 0.85  # measured 0.95
+    assert np.corrcoef(power_a.ravel(), wrong.power.ravel())[0, 1] < 0.6  # measured 0.30
+
+
+def test_anisotropy_sees_directional_blur():
+    """Drift blurs along one direction: the 2-fold harmonic of the log spectrum jumps."""
+    rng = np.random.default_rng(3)
+    sharp = rng.poisson(20.0, (512, 512)).astype(np.float32)
+    drifted = uniform_filter1d(sharp, 9, axis=1)
+    iso = ma.spectrum_features(sharp, 2.0).anisotropy
+    aniso = ma.spectrum_features(drifted, 2.0).anisotropy
+    high = ma.SPECTRUM_K_A > 1.0 / 30.0
+    assert iso[high].mean() < 0.1
+    assert aniso[high].mean() > 0.5  # measured 0.97 (isotropic: < 0.1)
 
 
 def test_preprocess_shapes_and_errors():
     rng = np.random.default_rng(1)
-    squares, spectrum = ma.preprocess(rng.poisson(5.0, (300, 700)).astype(np.float32), 2.0)
-    assert squares.shape == (3, ma.IMAGE_PX, ma.IMAGE_PX)
-    assert spectrum.shape == (ma.N_SPECTRUM_BINS,)
+    squares, spectra = ma.preprocess(rng.poisson(5.0, (300, 700)).astype(np.float32), 2.0)
+    assert squares.shape == (3, 80, 80)
+    assert spectra.spectrum.shape == spectra.anisotropy.shape == (ma.N_SPECTRUM_BINS,)
+    fixed, _ = ma.preprocess(rng.poisson(5.0, (300, 300)).astype(np.float32), 2.0, 128)
+    assert fixed.shape == (1, 128, 128)
     nan_image = np.full((256, 256), np.nan, np.float32)
     with pytest.raises(ValueError, match="finite"):
         ma.preprocess(nan_image, 2.0)
@@ -88,11 +141,14 @@ def test_preprocess_shapes_and_errors():
         ma.preprocess(np.ones((32, 32)), 2.0)
     with pytest.raises(ValueError, match="pixel size"):
         ma.preprocess(rng.random((256, 256)), 0.0)
+    with pytest.raises(ValueError, match="short side"):
+        ma.preprocess(rng.random((256, 256)), 2.0, 494)
     assert not ma.is_assessable(np.zeros((256, 256)))
 
 
 def test_shipped_weights_separate_good_from_empty_contaminated_carbon(shipped):
-    assert ma.model_input_sizes(shipped) == (ma.IMAGE_PX, ma.N_SPECTRUM_BINS)
+    assert ma.model_image_px(shipped) is None  # any side: frames are seen at ~8 Å/px
+    assert set(ma.model_input_names(shipped)) == set(ma.INPUT_NAMES)
     images, pixel_sizes, reasons = render_set(NEW_SET)
     scores = ma.predict_micrographs(shipped, images, pixel_sizes)
     p_good = scores["p_good"]
@@ -100,26 +156,61 @@ def test_shipped_weights_separate_good_from_empty_contaminated_carbon(shipped):
     assert good.sum() == 15 and (~good).sum() == 15
     assert scores["reason"].shape == (30, len(MICROGRAPH_REASONS))
     assert np.allclose(scores["reason"].sum(axis=1), 1.0, atol=1e-4)
-    # Measured on this set: good kept at the pipeline's 0.1 rule 15/15, good > 0.5 9/15 (the model
-    # is cautious: held-out 80%), bad < 0.5 12/15, medians 0.80 (good) vs 0.002 (bad).
+    # Measured on this set (micassess_small_v1): good kept at the pipeline's 0.1 rule 15/15, good
+    # > 0.5 13/15, bad < 0.5 13/15 (two empty ones missed), medians 0.98 (good) vs 0.0001 (bad).
     assert (p_good[good] >= 0.1).mean() >= 0.85
-    assert (p_good[good] > 0.5).mean() >= 0.5
+    assert (p_good[good] > 0.5).mean() >= 0.75
     assert (p_good[~good] < 0.5).mean() >= 0.7
     assert np.median(p_good[good]) > np.median(p_good[~good]) + 0.4
 
 
-def test_training_smoke(tmp_path):
+@pytest.mark.xfail(
+    strict=True,
+    reason="known weakness of micassess_small_v1: on 896-px frames it calls 2 of 5 good "
+    "micrographs bad (P(good) 0.008, 0.021); images over 300 px at 8 Å/px lose 3.7 % of the "
+    "good micrographs of the held-out set, the smaller ones 0.5 % (v1 card)",
+)
+def test_good_micrographs_on_a_large_field_are_kept(shipped):
+    images, pixel_sizes, reasons = render_set(LARGE_FIELD_SET)
+    assert images[0].shape == (896, 896)
+    p_good = ma.predict_micrographs(shipped, images, pixel_sizes)["p_good"]
+    good = np.array([r == "good" for r in reasons])
+    assert (p_good[good] >= 0.1).mean() >= 0.8
+
+
+def test_training_smoke_on_two_frame_sizes(tmp_path):
     data = ma.simulate_labelled_set(
-        replace(ma.TRAIN_SET, n_micrographs=16, micrographs_per_session=16, seed=5)
+        replace(
+            ma.TRAIN_SET,
+            n_micrographs=16,
+            micrographs_per_session=8,
+            seed=5,
+            frame_px=(384, 512),
+            pixel_size_A=(2.0, 3.0),
+        )
     )
-    assert data.features.image.shape == (16, ma.IMAGE_PX, ma.IMAGE_PX, 1)
+    sides = {image.shape[0] for image in data.features.image}
+    assert len(sides) == 2  # two sessions of different frames/pixels: two batch shapes
     assert data.good.sum() == 8
-    assert set(data.reason_index[~data.good]) == set(range(len(MICROGRAPH_REASONS)))
-    result = ma.train_micassess(data, ma.TrainingConfig(epochs=2, batch_size=8))
+    stored = tmp_path / "set.npz"
+    ma.save_labelled_set(data, stored)
+    again = ma.load_labelled_set(stored)
+    assert all(
+        np.array_equal(a, b) for a, b in zip(again.features.image, data.features.image, strict=True)
+    )
+    np.testing.assert_array_equal(again.reason_index, data.reason_index)
+    epochs = []
+    result = ma.train_micassess(
+        data,
+        ma.TrainingConfig(epochs=2, batch_size=4),
+        progress=lambda e, n, loss: epochs.append((e, n)),
+    )
+    assert epochs == [(1, 2), (2, 2)]
     assert len(result.loss_per_epoch) == 2 and np.isfinite(result.loss_per_epoch).all()
     path = tmp_path / "tiny.keras"
     result.model.save(path)
     reloaded = ma.load_micassess(path)
+    assert ma.model_image_px(reloaded) is None
     scores = ma.predict_features(reloaded, data.features, batch_size=8)
     before = ma.predict_features(result.model, data.features, batch_size=8)
     assert scores["p_good"].shape == (16,)
@@ -127,3 +218,31 @@ def test_training_smoke(tmp_path):
     np.testing.assert_allclose(scores["p_good"], before["p_good"], atol=1e-5)
     metrics = ma.metrics_from_scores(scores["p_good"], scores["reason"], data, 0.1)
     assert metrics.n == 16 and 0.0 <= metrics.accuracy <= 1.0
+
+
+def test_verdict_loss_scores_unknown_reasons_on_p_good_only():
+    import keras
+
+    classes = np.full((3, 1 + len(MICROGRAPH_REASONS)), 0.3 / len(MICROGRAPH_REASONS))
+    classes[:, 0] = 0.7
+    classes[2, 3] += 0.1
+    classes[2, 0] -= 0.1
+    labels = np.array([0, -1, 3])
+    loss = np.asarray(ma.verdict_loss(keras.ops.convert_to_tensor(labels), classes))
+    expected = -np.log([0.7, 0.3, classes[2, 3]])
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+    data = ma.LabelledSet(
+        ma.Features((), np.zeros((3, 1)), np.zeros((3, 1)), np.zeros((3, 1, 1))),
+        good=np.array([True, False, False]),
+        reason_index=np.array([-1, -1, 2]),
+        pixel_size_A=np.ones(3),
+    )
+    assert ma.class_labels(data).tolist() == [0, -1, 3]
+
+
+def test_scores_from_outputs_reads_both_kinds_of_network():
+    classes = np.array([[0.5, 0.25, 0.25] + [0.0] * (len(MICROGRAPH_REASONS) - 2)])
+    p_good, reason = ma.scores_from_outputs({"classes": classes})
+    assert p_good.tolist() == [0.5] and reason[0, :2].tolist() == [0.5, 0.5]
+    p_good, reason = ma.scores_from_outputs({"p_good": [[0.2]], "reason": [[1.0, 0.0]]})
+    assert p_good.tolist() == [0.2] and reason.tolist() == [[1.0, 0.0]]
