@@ -103,16 +103,6 @@ class Features:
             np.asarray([s.power for s in spectra], np.float32).reshape(-1, POWER_PX, POWER_PX),
         )
 
-    def take(self, indices) -> Features:
-        """The features of the crops ``indices`` (any order)."""
-        indices = np.asarray(indices, dtype=int)
-        return Features(
-            tuple(self.image[i] for i in indices),
-            self.spectrum[indices],
-            self.anisotropy[indices],
-            self.power[indices],
-        )
-
     def same_side_groups(self) -> list[np.ndarray]:
         """Indices of the crops grouped by image side (one batchable group per side)."""
         sides = np.array([image.shape[0] for image in self.image], dtype=int)

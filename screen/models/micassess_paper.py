@@ -27,8 +27,6 @@ from screen.processing.fourier import fourier_crop
 
 PAPER_IMAGE_PX = 494
 """Side of the square the paper's network sees."""
-PAPER_THRESHOLD = 0.1
-"""The paper's operating point: good when P(good) > 0.1."""
 SQUASH_MAX_ASPECT = 1.2
 """Frames no wider than this (K2, square) are resized to a square; wider ones give two crops."""
 
