@@ -29,6 +29,15 @@ train_app = typer.Typer(
 )
 app.add_typer(train_app, name="train")
 
+MicassessWeights = Annotated[
+    str | None,
+    typer.Option(
+        help="Micrograph-assessment weights: shipped name, .keras path, or the paper's "
+        "MicAssess .h5 (ResNet34, 494 px)."
+    ),
+]
+"""The ``--micassess-weights`` option of ``screen run`` and ``screen evaluate micrographs``."""
+
 
 def _version(value: bool) -> None:
     if value:
@@ -71,13 +80,7 @@ def run(
         float | None,
         typer.Option(help="Micrograph is bad when P(good) < threshold (default 0.1, the paper's)."),
     ] = None,
-    micassess_weights: Annotated[
-        str | None,
-        typer.Option(
-            help="Micrograph-assessment weights: shipped name, .keras path, or the paper's "
-            "MicAssess .h5 (ResNet34, 494 px)."
-        ),
-    ] = None,
+    micassess_weights: MicassessWeights = None,
     class_weights: Annotated[
         str | None, typer.Option(help="Class-assessment weights: shipped name or .keras path.")
     ] = None,
@@ -295,13 +298,7 @@ def evaluate_micrographs_command(
     threshold: Annotated[
         float, typer.Option(help="Micrograph is bad when P(good) < threshold.")
     ] = 0.1,
-    micassess_weights: Annotated[
-        str | None,
-        typer.Option(
-            help="Micrograph-assessment weights: shipped name, .keras path, or the paper's "
-            "MicAssess .h5 (ResNet34, 494 px)."
-        ),
-    ] = None,
+    micassess_weights: MicassessWeights = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
     """Accuracy of micrograph assessment on a labelled set, beside a CTF-resolution cutoff."""
