@@ -9,19 +9,14 @@ from typer.testing import CliRunner
 from screen.cli import app
 from screen.errors import ScreenError
 from screen.evaluation import load_labelled_set
-from screen.simulate.presets import prex1_small
-from screen.simulate.scenario import with_micrographs_per_session
-from screen.simulate.session import simulate_screen
 from screen.stages.records import MICROGRAPH_REASONS
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def simulated(tmp_path_factory):
-    root = tmp_path_factory.mktemp("evaluate")
-    simulate_screen(with_micrographs_per_session(prex1_small(), 3), root / "sim")
-    return root / "sim"
+def simulated(tmp_path_factory, simulate_demo_screen):
+    return simulate_demo_screen(tmp_path_factory.mktemp("evaluate") / "sim", 3)
 
 
 def test_simulated_folder_is_labelled_from_ground_truth(simulated):

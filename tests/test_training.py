@@ -6,19 +6,14 @@ from typer.testing import CliRunner
 
 from screen.cli import app
 from screen.evaluation import load_labelled_set
-from screen.simulate.presets import prex1_small
-from screen.simulate.scenario import with_micrographs_per_session
-from screen.simulate.session import simulate_screen
 from screen.training import prepare_labelled_set
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def simulated(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train")
-    simulate_screen(with_micrographs_per_session(prex1_small(), 2), root / "sim")
-    return root / "sim"
+def simulated(tmp_path_factory, simulate_demo_screen):
+    return simulate_demo_screen(tmp_path_factory.mktemp("train") / "sim", 2)
 
 
 def test_prepared_set_keeps_labels_and_unknown_reasons(simulated, tmp_path):

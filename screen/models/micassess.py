@@ -206,9 +206,12 @@ def downsampled_squares(image: np.ndarray, image_px: int) -> np.ndarray:
 
 
 def power_image(
-    power: np.ndarray, pixel_size_A: float, n_px: int = POWER_PX, k_max_A: float = POWER_K_MAX_A
+    log_power: np.ndarray,
+    pixel_size_A: float,
+    n_px: int = POWER_PX,
+    k_max_A: float = POWER_K_MAX_A,
 ) -> np.ndarray:
-    """The centred 2D log power spectrum resampled to fixed physical frequencies.
+    """The centred 2D log power spectrum (``log_power``) resampled to fixed physical frequencies.
 
     ``n_px`` x ``n_px`` samples of ``kx, ky`` in [-k_max_A, k_max_A] (1/Å), bilinear from the
     (smoothed, when it is finer than the grid) log periodogram; beyond the micrograph's Nyquist
@@ -218,9 +221,7 @@ def power_image(
     """
     from scipy.ndimage import gaussian_filter, map_coordinates
 
-    tile = power.shape[0]
-    floor = 1e-12 * max(float(power.max()), 1e-30)
-    log_power = np.log(np.maximum(power, floor))
+    tile = log_power.shape[0]
     radius_px = k_max_A * tile * pixel_size_A  # k_max in periodogram pixels
     step_px = 2.0 * radius_px / (n_px - 1)
     if step_px > 1.0:
@@ -269,7 +270,8 @@ def spectrum_features(
     y, x = np.indices(power.shape) - n // 2
     ring = np.floor(np.hypot(x, y) / (n / 2) * len(values)).astype(int)
     keep = (ring < len(values)) & (ring > 0)
-    harmonic = np.exp(2j * np.arctan2(y, x))[keep] * np.log(np.maximum(power, floor))[keep]
+    log_power_2d = np.log(np.maximum(power, floor))
+    harmonic = np.exp(2j * np.arctan2(y, x))[keep] * log_power_2d[keep]
     counts = np.maximum(np.bincount(ring[keep], minlength=len(values)), 1)
     real = np.bincount(ring[keep], weights=harmonic.real, minlength=len(values)) / counts
     imag = np.bincount(ring[keep], weights=harmonic.imag, minlength=len(values)) / counts
@@ -277,7 +279,7 @@ def spectrum_features(
     return Spectra(
         spectrum.astype(np.float32),
         anisotropy.astype(np.float32),
-        power_image(power, pixel_size_A),
+        power_image(log_power_2d, pixel_size_A),
     )
 
 
