@@ -1,7 +1,7 @@
 """Held-out evaluation of micrograph assessment from MRC files, beside the CTF-cutoff baseline.
 
     python bench/micassess_heldout.py [--out /tmp/micassess_heldout] [--jobs 2]
-        [--n 1024] [--weights micassess_small_v1]
+        [--n 1024] [--weights micassess_small_v2]
 
 Renders the held-out spec (``screen.models.micassess.HELD_OUT_SET``: other seed, structures,
 frame sizes and condition ranges than training; every bad type) as MRC files with the pixel size

@@ -1,10 +1,10 @@
 """Regenerate the shipped MicAssess weights and model card; print held-out metrics and speed.
 
-    python bench/train_micassess.py [--jobs 2] [--epochs 16] [--name micassess_small_v1]
+    python bench/train_micassess.py [--jobs 2] [--epochs 24] [--name micassess_small_v2]
         [--cache /tmp/micassess_sets]
     python bench/train_micassess.py --speed-only      # time the shipped weights only
 
-Simulates the training set (``screen.models.micassess.TRAIN_SET``) and a held-out set with other
+Simulates the training sets (``screen.models.micassess.TRAIN_SETS``) and a held-out set with other
 structures, seeds, frame sizes and condition ranges (``HELD_OUT_SET``) in memory (kept as
 ``.npz`` in ``--cache`` when given, so a second run trains without simulating), trains,
 evaluates at the pipeline's threshold (0.1) and at 0.5, times prediction on 512x512 and
@@ -85,7 +85,7 @@ def speed_table(model) -> str:
 
 MODEL_CARD = """# {name}
 
-MicAssess v1: a small three-branch CNN (about {n_params:,} parameters) that gives P(good) of a
+MicAssess v2: a small four-branch CNN (about {n_params:,} parameters) that gives P(good) of a
 micrograph and, for bad ones, the likeliest reason among {reasons}.
 
 - **Image input**: the whole frame Fourier-cropped to about {target_px:g} Å/px (short side rounded
@@ -100,7 +100,12 @@ micrograph and, for bad ones, the likeliest reason among {reasons}.
   averaged log power (normalised; Thon rings, ice, damping) and the amplitude of its 2-fold
   angular harmonic (directional damping of drift, elliptical rings of strong astigmatism),
   and the 2D log power spectrum resampled to 65x65 fixed physical frequencies out to 7.2 Å
-  (smoothed when finer; a small CNN reads it: ring ellipses, ring extent, directional fading).
+  (smoothed when finer; a small CNN reads it and keeps its layout, flattened rather than pooled:
+  ring ellipses, ring extent, directional fading).
+- **Blob input**: each crop band-passed at {n_scales} particle-like scales (sigma {sigmas} px, about
+  {sigma_A} Å); per scale the share of values beyond -3/-5/+3/+5 robust standard deviations, the
+  ratio of standard deviation to robust one and the kurtosis. Empty ice is Gaussian noise;
+  particles, aggregates and contamination make tails.
 - **Output**: one softmax over good + the 8 reasons: P(good) is its first entry, the reason of a
   bad micrograph the likeliest of the others (renormalised).
 - **Training data**: {n_train} simulated square micrographs (`screen.simulate`, in memory), frames
@@ -108,13 +113,13 @@ micrograph and, for bad ones, the likeliest reason among {reasons}.
   mass ~ diameter^2.5, C1/C2/C3/C4/D2/D3), uniform or preferred views, coverage {train_cov}, pixel
   size {train_px} Å/px, defocus {train_def} µm, dose {train_dose} e/Å², particle SNR {train_snr},
   ice {train_ice} Å at the thin end; half good, half bad split equally over the bad reasons.
-  Simulation seed {train_seed}; spec `screen.models.micassess.TRAIN_SET`. The variety of
+  Simulation seeds {train_seed}; specs `screen.models.micassess.TRAIN_SETS`. The variety of
   defocus, dose, pixel size, frame size and structure comes from the simulator (a new
   micrograph each time, not copies); rotations/flips are redrawn each epoch.
 - **Training**: Adam lr {lr:g} (cosine decay to 5%), {epochs} epochs, batch {batch} (crops of one
   side per batch), cross-entropy of one softmax over good + the 8 reasons,
-  `keras.utils.set_random_seed({seed})`. Simulation {sim_s:.0f} s, training {train_s:.0f} s on 2
-  CPU cores.
+  `keras.utils.set_random_seed({seed})`. Simulation (or loading from `--cache`) {sim_s:.0f} s,
+  training {train_s:.0f} s on 2 CPU cores.
 - **Command**: `python bench/train_micassess.py --jobs {jobs} --epochs {epochs}`
 - **Date**: {date}
 - **sha256** of `{name}.keras`: `{digest}`
@@ -144,7 +149,7 @@ README and `bench/README.md`.
 ## Limitations
 
 - Trained and measured on *simulated* micrographs only; accuracy on real data is unmeasured
-  beyond the smoke check below.
+  (`bench/micassess_real_examples.py` runs it on four real images as a smoke check).
 - The reason head is a hint, not a measured classifier of real defects.
 - Frames coarser than {target_px:g} Å/px are seen at their own sampling (no up-sampling).
 """
@@ -173,9 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=ma.TrainingConfig().epochs)
-    parser.add_argument("--name", default="micassess_small_v1")
+    parser.add_argument("--name", default="micassess_small_v2")
     parser.add_argument("--cache", type=Path, default=None, help="Folder for simulated sets.")
-    parser.add_argument("--n-train", type=int, default=ma.TRAIN_SET.n_micrographs)
+    parser.add_argument(
+        "--check-every", type=int, default=4, help="Print held-out metrics every N epochs."
+    )
     parser.add_argument("--speed-only", action="store_true")
     args = parser.parse_args(argv)
 
@@ -184,21 +191,26 @@ def main(argv: list[str] | None = None) -> int:
         print(speed_table(model))
         return 0
 
-    train_spec = replace(ma.TRAIN_SET, n_micrographs=args.n_train)
     start = time.perf_counter()
-    train = labelled_set(train_spec, "train", args)
+    train = ma.LabelledSet.concatenate([labelled_set(s, "train", args) for s in ma.TRAIN_SETS])
     held = labelled_set(ma.HELD_OUT_SET, "held", args)
     sim_s = time.perf_counter() - start
     print(f"simulated {len(train.good)} + {len(held.good)} micrographs in {sim_s:.0f} s")
 
     config = replace(ma.TrainingConfig(), epochs=args.epochs)
-    result = ma.train_micassess(
-        train,
-        config,
-        progress=lambda e, n, loss: print(
-            f"epoch {e}/{n} loss {loss:.4f}", file=sys.stderr, flush=True
-        ),
-    )
+    model = ma.build_model()
+
+    def progress(epoch: int, epochs: int, loss: float) -> None:
+        line = f"epoch {epoch}/{epochs} loss {loss:.4f}"
+        if args.check_every and epoch % args.check_every == 0 and epoch < epochs:
+            m = ma.evaluate(model, held, 0.1)
+            line += (
+                f" | held-out @0.1: accuracy {m.accuracy:.3f}, good called bad "
+                f"{m.false_negative_rate:.3f}, reason {m.reason_accuracy:.3f}"
+            )
+        print(line, file=sys.stderr, flush=True)
+
+    result = ma.train_micassess(train, config, model, progress)
     print(f"trained {config.epochs} epochs in {result.seconds:.0f} s; loss per epoch:")
     print(" ".join(f"{x:.3f}" for x in result.loss_per_epoch))
 
@@ -217,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         return f"{fmt.format(pair[0])}-{fmt.format(pair[1])}"
 
     held_spec = ma.HELD_OUT_SET
+    train_spec = ma.TRAIN_SET  # the condition ranges; the sets differ in seed and frame size
     write_card(
         MODELS_DIR / f"{args.name}.md",
         name=args.name,
@@ -227,20 +240,25 @@ def main(argv: list[str] | None = None) -> int:
         min_px=ma.MIN_IMAGE_PX,
         max_px=ma.MAX_IMAGE_PX,
         clip=ma.CLIP_SIGMA,
-        train_frames="/".join(str(f) for f in train_spec.frame_px),
+        n_scales=len(ma.BLOB_SIGMAS_PX),
+        sigmas="/".join(f"{x:g}" for x in ma.BLOB_SIGMAS_PX),
+        sigma_A="-".join(
+            f"{x * ma.TARGET_PIXEL_A:g}" for x in ma.BLOB_SIGMAS_PX[:: len(ma.BLOB_SIGMAS_PX) - 1]
+        ),
+        train_frames="/".join(str(f) for spec in ma.TRAIN_SETS for f in spec.frame_px),
         train_ice=span(train_spec.ice_low_A),
         held_frames="/".join(str(f) for f in held_spec.frame_px),
         held_ice=span(held_spec.ice_low_A),
         n_bins=ma.N_SPECTRUM_BINS,
         n_train=len(train.good),
-        train_sessions=len(ma.session_specs(train_spec)),
+        train_sessions=sum(len(ma.session_specs(spec)) for spec in ma.TRAIN_SETS),
         train_diam=span(train_spec.diameter_A) + " Å",
         train_cov=span(train_spec.coverage),
         train_px=span(train_spec.pixel_size_A),
         train_def=span(train_spec.defocus_um),
         train_dose=span(train_spec.dose_e_per_A2),
         train_snr=span(train_spec.particle_snr),
-        train_seed=train_spec.seed,
+        train_seed=" and ".join(str(spec.seed) for spec in ma.TRAIN_SETS),
         lr=config.learning_rate,
         epochs=config.epochs,
         batch=config.batch_size,

@@ -344,7 +344,7 @@ def train_micrographs_command(
     base: Annotated[
         str,
         typer.Option(help="Weights to start from (shipped name or .keras path)."),
-    ] = "micassess_small_v1",
+    ] = "micassess_small_v2",
     from_scratch: Annotated[
         bool, typer.Option("--from-scratch", help="Train a fresh network instead.")
     ] = False,

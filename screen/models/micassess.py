@@ -1,4 +1,4 @@
-"""MicAssess v1: a small Keras CNN that scores micrographs good/bad and names the reason.
+"""MicAssess v2: a small Keras CNN that scores micrographs good/bad and names the reason.
 
 Inputs (made by :func:`preprocess`, pure numpy):
 
@@ -13,7 +13,10 @@ Inputs (made by :func:`preprocess`, pure numpy):
 * ``anisotropy``: the 2-fold angular harmonic of the log power on the same grid (directional
   damping of drift, elliptical rings of strong astigmatism);
 * ``power``: the 2D log power spectrum resampled to fixed physical frequencies (``POWER_PX``
-  squared, out to 7.2 Å), the picture of Thon rings a person reads.
+  squared, out to 7.2 Å), the picture of Thon rings a person reads;
+* ``blobs``: tail statistics of the crop band-passed at particle-like scales
+  (:func:`blob_statistics`): how many particle-sized dark and bright blobs stand out of the ice
+  noise. Empty ice gives Gaussian noise; particles, aggregates and contamination give tails.
 
 Output: one softmax ``classes`` over good + :data:`screen.stages.records.MICROGRAPH_REASONS`;
 P(good) is its first entry, the reason of a bad micrograph the likeliest of the others
@@ -63,7 +66,12 @@ POWER_PX = 65
 """Side of the 2D log power spectrum input (odd: its centre is a pixel, so 90-degree turns of
 it are exact), sampled at fixed physical frequencies out to ``POWER_K_MAX_A``."""
 POWER_K_MAX_A = 1.0 / 7.2
-INPUT_NAMES = ("image", "spectrum", "anisotropy", "power")
+BLOB_SIGMAS_PX = (1.0, 1.6, 2.5, 4.0, 6.3, 10.0)
+"""Scales (Gaussian sigma, in pixels of the ~8 Å/px crop) of the blob statistics: particles of
+about 25-250 Å, contamination and aggregates above."""
+N_BLOB_STATS = 6
+"""Statistics per scale in :func:`blob_statistics`."""
+INPUT_NAMES = ("image", "spectrum", "anisotropy", "power", "blobs")
 
 
 @dataclass(frozen=True)
@@ -88,19 +96,26 @@ class Features:
     spectrum: np.ndarray  # (n, N_SPECTRUM_BINS) float32
     anisotropy: np.ndarray  # (n, N_SPECTRUM_BINS) float32
     power: np.ndarray  # (n, POWER_PX, POWER_PX) float32
+    blobs: np.ndarray  # (n, len(BLOB_SIGMAS_PX) * N_BLOB_STATS) float32
 
     def __len__(self) -> int:
         return len(self.image)
 
     @staticmethod
-    def from_crops(crops: list[np.ndarray], spectra: list[Spectra]) -> Features:
-        """Features of crops, each with its micrograph's spectra."""
+    def from_crops(
+        crops: list[np.ndarray], spectra: list[Spectra], blobs: np.ndarray | None = None
+    ) -> Features:
+        """Features of crops, each with its micrograph's spectra.
+
+        The blob statistics are computed here unless given (one row per crop).
+        """
         bins = N_SPECTRUM_BINS
         return Features(
             tuple(crops),
             np.asarray([s.spectrum for s in spectra], np.float32).reshape(-1, bins),
             np.asarray([s.anisotropy for s in spectra], np.float32).reshape(-1, bins),
             np.asarray([s.power for s in spectra], np.float32).reshape(-1, POWER_PX, POWER_PX),
+            blob_features(crops) if blobs is None else np.asarray(blobs, np.float32),
         )
 
     def same_side_groups(self) -> list[np.ndarray]:
@@ -129,6 +144,7 @@ class Features:
             "spectrum": self.spectrum[indices],
             "anisotropy": self.anisotropy[indices],
             "power": power[..., None].astype(np.float32),
+            "blobs": self.blobs[indices],
         }
         return {name: available[name] for name in input_names}
 
@@ -140,6 +156,7 @@ class Features:
             np.concatenate([part.spectrum for part in parts]).astype(np.float32),
             np.concatenate([part.anisotropy for part in parts]).astype(np.float32),
             np.concatenate([part.power for part in parts]).astype(np.float32),
+            np.concatenate([part.blobs for part in parts]).astype(np.float32),
         )
 
 
@@ -203,6 +220,78 @@ def downsampled_squares(image: np.ndarray, image_px: int) -> np.ndarray:
     )
     small = image if shape == (ny, nx) else fourier_crop(np.asarray(image, np.float32), shape)
     return np.stack([normalise_masked(small[sy, sx]) for sy, sx in square_crops(small.shape)])
+
+
+def _band_passed(transform: np.ndarray, n_px: int, sigma_px: float) -> np.ndarray:
+    """Difference of Gaussians (sigma, 1.6 sigma) of a square from its ``rfft2``.
+
+    Frequencies where both Gaussians are below 1e-5 are dropped first (a Fourier crop to a
+    power-of-two fraction of the side), so large scales are computed on a coarser grid.
+    """
+    cut = np.sqrt(np.log(1e5) / (2.0 * np.pi**2)) / sigma_px  # cycles/px where exp(...) = 1e-5
+    step = 1
+    while cut * 2 * step < 0.5 and n_px // (2 * step) >= 32:
+        step *= 2
+    m = n_px // step
+    if step > 1:
+        rows = np.r_[0 : (m + 1) // 2, n_px - m // 2 : n_px]
+        transform = transform[rows, : m // 2 + 1]
+    k2 = np.fft.fftfreq(m)[:, None] ** 2 + np.fft.rfftfreq(m)[None, :] ** 2
+    gain = np.exp(-2.0 * np.pi**2 * (sigma_px / step) ** 2 * k2)
+    return np.fft.irfft2(transform * (gain - gain ** (1.6**2)), s=(m, m))
+
+
+def blob_statistics(square: np.ndarray) -> np.ndarray:
+    """Tail statistics of a normalised crop band-passed at each of ``BLOB_SIGMAS_PX``.
+
+    At each scale the crop is band-passed (difference of Gaussians, sigma and 1.6 sigma; large
+    scales on a coarser grid) and the values inside the circle, away from its edge, are divided
+    by their robust standard deviation (1.4826 x median absolute deviation: blobs do not inflate
+    it). Per scale: log10 of the share of values below -3 and -5 and above +3 and +5, the log
+    of std / robust std, and the excess kurtosis (clipped to [-5, 50]). Ice noise is close to
+    Gaussian (shares near 1.3e-3 and 3e-7, log ratio 0, kurtosis 0); particles, aggregates and
+    contamination make tails at their scale. Rotation and flip invariant. Returns
+    ``len(BLOB_SIGMAS_PX) * N_BLOB_STATS`` float32.
+    """
+    square = np.asarray(square, dtype=np.float32)
+    n = square.shape[0]
+    # Band-passes by FFT (the crop is zero outside its circle, so wrap-around is harmless).
+    transform = np.fft.rfft2(square)
+    radius_by_side: dict[int, np.ndarray] = {}
+    out = []
+    for sigma in BLOB_SIGMAS_PX:
+        band = _band_passed(transform, n, sigma).astype(np.float32)
+        m = band.shape[0]
+        if m not in radius_by_side:
+            y, x = np.indices(band.shape, dtype=np.float32) - (m - 1) / 2
+            radius_by_side[m] = np.hypot(x, y)
+        radius = radius_by_side[m]
+        inner = radius <= m / 2 - 3.2 * sigma * m / n
+        values = band[inner] if np.count_nonzero(inner) >= 64 else band[radius <= m / 2]
+        values -= np.median(values[::3])
+        robust = 1.4826 * float(np.median(np.abs(values[::3])))
+        squared = values * values
+        variance = float(squared.mean())
+        if not robust > 0 or not variance > 0:
+            out += [-4.0, -4.0, -4.0, -4.0, 0.0, 0.0]
+            continue
+        size = values.size
+        shares = [
+            np.count_nonzero(values < -3 * robust) / size,
+            np.count_nonzero(values < -5 * robust) / size,
+            np.count_nonzero(values > 3 * robust) / size,
+            np.count_nonzero(values > 5 * robust) / size,
+        ]
+        kurtosis = float(np.mean(squared * squared, dtype=np.float64)) / variance**2 - 3.0
+        out += [float(np.log10(share + 1e-4)) for share in shares]
+        out += [0.5 * float(np.log(variance / robust**2)), float(np.clip(kurtosis, -5.0, 50.0))]
+    return np.asarray(out, dtype=np.float32)
+
+
+def blob_features(crops) -> np.ndarray:
+    """:func:`blob_statistics` of each crop, ``(n, len(BLOB_SIGMAS_PX) * N_BLOB_STATS)``."""
+    width = len(BLOB_SIGMAS_PX) * N_BLOB_STATS
+    return np.asarray([blob_statistics(c) for c in crops], np.float32).reshape(-1, width)
 
 
 def power_image(
@@ -286,12 +375,10 @@ def spectrum_features(
 def is_assessable(image: np.ndarray) -> bool:
     """True when an image is 2D, large enough, finite everywhere and not constant."""
     image = np.asarray(image)
-    return bool(
-        image.ndim == 2
-        and min(image.shape) >= MIN_SIDE_PX
-        and np.isfinite(image).all()
-        and float(image.max()) > float(image.min())
-    )
+    if image.ndim != 2 or min(image.shape) < MIN_SIDE_PX:
+        return False
+    low, high = float(image.min()), float(image.max())  # NaN anywhere makes both NaN
+    return bool(np.isfinite(low) and np.isfinite(high) and high > low)
 
 
 def preprocess(
@@ -345,14 +432,15 @@ def preprocess(
 
 
 def build_model(n_bins: int = N_SPECTRUM_BINS, n_reasons: int = len(MICROGRAPH_REASONS)):
-    """The MicAssess v1 network (uncompiled).
+    """The MicAssess v2 network (uncompiled).
 
     A small fully convolutional CNN on the image (any square side: global average and max
-    pooling), a small CNN on the 2D power spectrum, a dense branch on the rotational average
-    and its anisotropy, and one softmax over
-    ``good`` + the bad reasons (output ``classes``): P(good) is its first entry and the reason
-    of a bad micrograph the likeliest of the others, so good is told apart from each kind of
-    bad directly.
+    pooling); a small CNN on the 2D power spectrum whose last map is flattened, not pooled, so
+    that where a ring is (an ellipse of astigmatism, a direction of drift) is kept; a dense
+    branch on the rotational average and its anisotropy; a dense branch on the blob statistics;
+    and one softmax over ``good`` + the bad reasons (output ``classes``): P(good) is its first
+    entry and the reason of a bad micrograph the likeliest of the others, so good is told apart
+    from each kind of bad directly.
     """
     import keras
     from keras import layers
@@ -361,25 +449,29 @@ def build_model(n_bins: int = N_SPECTRUM_BINS, n_reasons: int = len(MICROGRAPH_R
     spectrum = keras.Input((n_bins,), name="spectrum")
     anisotropy = keras.Input((n_bins,), name="anisotropy")
     power = keras.Input((POWER_PX, POWER_PX, 1), name="power")
+    blobs = keras.Input((len(BLOB_SIGMAS_PX) * N_BLOB_STATS,), name="blobs")
 
-    def pooled_cnn(x, filters: tuple[int, ...], last: int):
-        """Conv-BN-ReLU-pool blocks, a last convolution, global average + max pooling."""
+    def conv_blocks(x, filters: tuple[int, ...]):
+        """Conv-BN-ReLU-pool blocks."""
         for n in filters:
             x = layers.Conv2D(n, 3, padding="same", use_bias=False)(x)
             x = layers.BatchNormalization()(x)
             x = layers.ReLU()(x)
             x = layers.MaxPooling2D(2)(x)
-        x = layers.Conv2D(last, 3, padding="same", activation="relu")(x)
-        return layers.Concatenate()(
-            [layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)]
-        )
+        return x
 
-    x = pooled_cnn(image, (16, 32, 48, 64), 96)
-    q = pooled_cnn(power, (16, 32, 48), 64)
+    x = conv_blocks(image, (16, 32, 48, 64))
+    x = layers.Conv2D(96, 3, padding="same", activation="relu")(x)
+    x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
+    q = conv_blocks(power, (16, 32, 32))
+    q = layers.Conv2D(16, 1, activation="relu")(q)
+    q = layers.Dense(64, activation="relu")(layers.Flatten()(q))
     s = layers.Concatenate()([spectrum, anisotropy])
     s = layers.Dense(128, activation="relu")(s)
     s = layers.Dense(64, activation="relu")(s)
-    h = layers.Concatenate()([x, q, s])
+    b = layers.Dense(64, activation="relu")(blobs)
+    b = layers.Dense(32, activation="relu")(b)
+    h = layers.Concatenate()([x, q, s, b])
     h = layers.Dropout(0.2)(h)
     h = layers.Dense(128, activation="relu")(h)
     classes = layers.Dense(1 + n_reasons, activation="softmax", name="classes")(h)
@@ -389,6 +481,7 @@ def build_model(n_bins: int = N_SPECTRUM_BINS, n_reasons: int = len(MICROGRAPH_R
             "spectrum": spectrum,
             "anisotropy": anisotropy,
             "power": power,
+            "blobs": blobs,
         },
         outputs={"classes": classes},
         name="micassess_small",
@@ -432,7 +525,7 @@ def model_image_px(model) -> int | None:
 
 
 def load_micassess(name_or_path: str | Path):
-    """Load MicAssess weights by shipped name (``"micassess_small_v1"``) or path.
+    """Load MicAssess weights by shipped name (``"micassess_small_v2"``) or path.
 
     An ``.h5``/``.hdf5`` file is the paper's kind of network (the original MicAssess, or
     ResNet34 weights): see :mod:`screen.models.micassess_paper`.
@@ -481,19 +574,28 @@ def predict_micrographs(
         p_good = predict_paper(model, [np.asarray(image) for image in images], batch_size)
         return {"p_good": p_good, "reason": np.zeros((len(images), len(MICROGRAPH_REASONS)))}
     image_px = model_image_px(model)
-    crops, spectra, owner = [], [], []
+    crops, spectra, blobs, owner = [], [], [], []
     pairs = list(zip(images, pixel_sizes_A, strict=True))
+
+    takes_blobs = "blobs" in model_input_names(model)
+
+    def prepare(pair):
+        squares, micrograph_spectra = preprocess(pair[0], pair[1], image_px)
+        stats = blob_features(squares) if takes_blobs else np.zeros((len(squares), 0))
+        return squares, micrograph_spectra, stats
+
     # Two micrographs at a time: the FFTs and most numpy work release the GIL.
     with ThreadPoolExecutor(max_workers=PREPROCESS_THREADS) as pool:
-        prepared = pool.map(lambda pair: preprocess(pair[0], pair[1], image_px), pairs)
-        for index, (squares, micrograph_spectra) in enumerate(prepared):
+        for index, (squares, micrograph_spectra, stats) in enumerate(pool.map(prepare, pairs)):
             crops.extend(squares)
             spectra.extend([micrograph_spectra] * len(squares))
+            blobs.append(stats)
             owner.extend([index] * len(squares))
     n = len(images)
     if n == 0:
         return {"p_good": np.zeros(0), "reason": np.zeros((0, len(MICROGRAPH_REASONS)))}
-    scores = predict_features(model, Features.from_crops(crops, spectra), batch_size)
+    features = Features.from_crops(crops, spectra, np.concatenate(blobs))
+    scores = predict_features(model, features, batch_size)
     owner_arr = np.asarray(owner)
     counts = np.bincount(owner_arr, minlength=n)
     p_good = np.bincount(owner_arr, weights=scores["p_good"], minlength=n) / counts
@@ -545,6 +647,17 @@ class LabelledSet:
     reason_index: np.ndarray  # (n,) index into MICROGRAPH_REASONS, -1 for good
     pixel_size_A: np.ndarray  # (n,)
     structure: tuple[str, ...] = field(default=())
+
+    @staticmethod
+    def concatenate(parts: list[LabelledSet]) -> LabelledSet:
+        """The micrographs of several labelled sets, in order."""
+        return LabelledSet(
+            Features.concatenate([part.features for part in parts]),
+            np.concatenate([part.good for part in parts]),
+            np.concatenate([part.reason_index for part in parts]),
+            np.concatenate([part.pixel_size_A for part in parts]),
+            tuple(name for part in parts for name in part.structure),
+        )
 
 
 def session_specs(spec: SimulatedSetSpec):
@@ -667,6 +780,7 @@ def save_labelled_set(data: LabelledSet, path: Path) -> None:
         "spectrum": data.features.spectrum,
         "anisotropy": data.features.anisotropy,
         "power": data.features.power,
+        "blobs": data.features.blobs,
         "good": data.good,
         "reason_index": data.reason_index,
         "pixel_size_A": data.pixel_size_A,
@@ -689,8 +803,12 @@ def load_labelled_set(path: Path) -> LabelledSet:
                 side = key.removeprefix("rows_")
                 for row, image in zip(stored[key], stored[f"images_{side}"], strict=True):
                     images[int(row)] = image
+        # Sets written before the blob statistics existed get them from their crops.
+        blobs = stored["blobs"] if "blobs" in stored.files else blob_features(images)
         return LabelledSet(
-            Features(tuple(images), stored["spectrum"], stored["anisotropy"], stored["power"]),
+            Features(
+                tuple(images), stored["spectrum"], stored["anisotropy"], stored["power"], blobs
+            ),
             stored["good"].astype(bool),
             stored["reason_index"].astype(int),
             stored["pixel_size_A"].astype(float),
@@ -705,7 +823,7 @@ def load_labelled_set(path: Path) -> LabelledSet:
 class TrainingConfig:
     """Optimiser settings of :func:`train_micassess`."""
 
-    epochs: int = 16
+    epochs: int = 24
     batch_size: int = 32
     learning_rate: float = 1e-3
     seed: int = 0
@@ -874,7 +992,13 @@ TRAIN_SET = SimulatedSetSpec(
     dose_e_per_A2=(25.0, 70.0),
     particle_snr=(0.012, 0.1),
 )
-"""Training set of the shipped ``micassess_small_v1`` weights."""
+"""Main training set of the shipped ``micassess_small_v2`` weights."""
+
+TRAIN_SET_LARGE_FRAMES = replace(TRAIN_SET, n_micrographs=1200, seed=222, frame_px=(896, 1024))
+"""Second training set: larger frames (fields of view up to 4,100 Å, squares up to 512 px)."""
+
+TRAIN_SETS = (TRAIN_SET, TRAIN_SET_LARGE_FRAMES)
+"""Every training set of the shipped weights (``bench/train_micassess.py``)."""
 
 HELD_OUT_SET = replace(
     SimulatedSetSpec(n_micrographs=1024, seed=909),

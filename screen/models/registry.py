@@ -15,7 +15,7 @@ MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
 
 def weights_path(name_or_path: str | Path) -> Path:
-    """Resolve a shipped model name (``"micassess_small_v1"``) or a file path to an existing file."""
+    """Resolve a shipped model name (``"micassess_small_v2"``) or a file path to an existing file."""
     candidate = Path(name_or_path)
     if candidate.suffix and candidate.exists():
         return candidate

@@ -29,14 +29,14 @@ class MicrographAssessParams:
     threshold
         A micrograph is bad when P(good) < ``threshold`` (0.1, as in Li et al. 2020).
     model
-        Shipped model name (``"micassess_small_v1"``), path to ``.keras`` weights, or the
+        Shipped model name (``"micassess_small_v2"``), path to ``.keras`` weights, or the
         paper's MicAssess ``.h5`` (ResNet34; see :mod:`screen.models.micassess_paper`).
     batch_size
         Crops per forward pass.
     """
 
     threshold: float = 0.1
-    model: str = "micassess_small_v1"
+    model: str = "micassess_small_v2"
     batch_size: int = 32
 
 
