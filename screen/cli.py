@@ -38,6 +38,16 @@ MicassessWeights = Annotated[
 ]
 """The ``--micassess-weights`` option of ``screen run`` and ``screen evaluate micrographs``."""
 
+MaxAstigmatism = Annotated[
+    float | None,
+    typer.Option(
+        "--max-astigmatism",
+        help="A micrograph whose fitted astigmatism (defocus U - V) exceeds this many Å is bad "
+        "(reason bad_ctf) whatever P(good) says; 0 turns the check off (default 3000).",
+    ),
+]
+"""The ``--max-astigmatism`` option of ``screen run`` and ``screen evaluate micrographs``."""
+
 
 def _version(value: bool) -> None:
     if value:
@@ -81,6 +91,7 @@ def run(
         typer.Option(help="Micrograph is bad when P(good) < threshold (default 0.1, the paper's)."),
     ] = None,
     micassess_weights: MicassessWeights = None,
+    max_astigmatism: MaxAstigmatism = None,
     class_weights: Annotated[
         str | None, typer.Option(help="Class-assessment weights: shipped name or .keras path.")
     ] = None,
@@ -107,6 +118,8 @@ def run(
             assess = dataclasses.replace(assess, threshold=threshold)
         if micassess_weights is not None:
             assess = dataclasses.replace(assess, model=micassess_weights)
+        if max_astigmatism is not None:
+            assess = dataclasses.replace(assess, max_astigmatism_A=max_astigmatism)
         class_assess = config.class_assess
         if class_weights is not None:
             class_assess = dataclasses.replace(class_assess, model=class_weights)
@@ -299,6 +312,7 @@ def evaluate_micrographs_command(
         float, typer.Option(help="Micrograph is bad when P(good) < threshold.")
     ] = 0.1,
     micassess_weights: MicassessWeights = None,
+    max_astigmatism: MaxAstigmatism = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
     """Accuracy of micrograph assessment on a labelled set, beside a CTF-resolution cutoff."""
@@ -315,6 +329,8 @@ def evaluate_micrographs_command(
         )
         if micassess_weights is not None:
             params = dataclasses.replace(params, model=micassess_weights)
+        if max_astigmatism is not None:
+            params = dataclasses.replace(params, max_astigmatism_A=max_astigmatism)
         model = assess_micrographs.load_micrograph_model(params)
 
         def report(done: int, total: int) -> None:

@@ -53,6 +53,8 @@ class MicrographEvaluation:
     baseline: BinaryMetrics
     reasons: dict[str, dict[str, float]]
     unreadable: tuple[str, ...]
+    max_astigmatism_A: float = 0.0  # the astigmatism check (0: off)
+    bad_by_astigmatism: np.ndarray | None = None  # (n,) bool: called bad by the check alone
 
 
 IMAGE_SUFFIXES = (".mrc", ".tif", ".tiff")
@@ -168,6 +170,7 @@ def evaluate_micrographs(
     Unreadable micrographs are left out of the metrics and listed in ``unreadable``.
     """
     kept, p_good, reasons, resolution, unreadable = [], [], [], [], []
+    called_good, by_astigmatism = [], []
     for start in range(0, len(items), CHUNK):
         chunk, images = [], []
         for item in items[start : start + CHUNK]:
@@ -196,20 +199,23 @@ def evaluate_micrographs(
         )
         for item, image, verdict in zip(chunk, images, verdicts, strict=True):
             try:
-                fit = ctf.estimate_ctf(image, item.optics, ctf_search).fit_resolution_A
+                fit = ctf.estimate_ctf(image, item.optics, ctf_search)
             except Exception:
-                fit = float("nan")
+                fit = None
+            checked = assess_micrographs.check_ctf(verdict, fit, params)
             kept.append(item)
             p_good.append(verdict.p_good)
-            reasons.append(verdict.reason or "good")
-            resolution.append(fit)
+            called_good.append(checked.verdict == "good")
+            by_astigmatism.append(checked.verdict != verdict.verdict)
+            reasons.append(checked.reason or "good")
+            resolution.append(fit.fit_resolution_A if fit is not None else float("nan"))
         if progress is not None:
             progress(min(start + CHUNK, len(items)), len(items))
     if not kept:
         raise ScreenError("no micrograph of the labelled set could be read")
     truth = np.array([item.label == "good" for item in kept])
     scores = np.asarray(p_good, float)
-    called = scores >= params.threshold
+    called = np.asarray(called_good, bool)
     fit_resolution = np.asarray(resolution, float)
     cutoff = best_resolution_cutoff(fit_resolution, truth)
     baseline_called = np.isfinite(fit_resolution) & (fit_resolution <= cutoff)
@@ -224,16 +230,32 @@ def evaluate_micrographs(
         baseline=binary_metrics(truth, baseline_called),
         reasons=reason_metrics([i.reason for i in kept], reasons, called),
         unreadable=tuple(unreadable),
+        max_astigmatism_A=params.max_astigmatism_A,
+        bad_by_astigmatism=np.asarray(by_astigmatism, bool),
     )
 
 
 def format_evaluation(result: MicrographEvaluation) -> str:
     """The metrics as a plain-text report (markdown tables)."""
     model, base = result.model, result.baseline
+    check = ""
+    if result.max_astigmatism_A > 0:
+        check = f" or fitted astigmatism > {result.max_astigmatism_A:.0f} Å"
     rows = [
         f"{model.n} micrographs ({model.n_good} good); model verdict bad when "
-        f"P(good) < {result.threshold:g}; baseline bad when CTF fit resolution is worse than "
-        f"{result.cutoff_A:.2f} Å (the best cutoff on this set)",
+        f"P(good) < {result.threshold:g}{check}; baseline bad when CTF fit resolution is worse "
+        f"than {result.cutoff_A:.2f} Å (the best cutoff on this set)",
+    ]
+    if result.bad_by_astigmatism is not None and result.bad_by_astigmatism.any():
+        truth = np.array([item.label == "good" for item in result.items])
+        alone = binary_metrics(truth, result.p_good >= result.threshold)
+        flagged = result.bad_by_astigmatism
+        rows.append(
+            f"astigmatism check: {int(flagged.sum())} micrographs called bad that P(good) kept "
+            f"({int((flagged & ~truth).sum())} truly bad); P(good) alone: accuracy "
+            f"{alone.accuracy:.3f}, good called bad {alone.good_called_bad:.3f}"
+        )
+    rows += [
         "",
         "| metric | model | CTF cutoff |",
         "| --- | --- | --- |",

@@ -255,7 +255,8 @@ def _assess_and_ctf(session: _Session) -> list[_MicrographResult]:
     paths = list(session.row.micrograph_paths)
     results = [_MicrographResult(p.stem, p, file_identity(p)) for p in paths]
     assess_version = (
-        session.config.assess,
+        # The astigmatism check is applied after the cache (check_ctf): changing it reuses P(good).
+        dataclasses.replace(session.config.assess, max_astigmatism_A=0.0),
         assess_micrographs.BACKEND.key,
         model_identity(session.config.assess.model),
     )
@@ -315,6 +316,11 @@ def _assess_and_ctf(session: _Session) -> list[_MicrographResult]:
             entry = ("ctf", result.name, cache_key(result.identity, ctf_version))
             session.cache.put_json(*entry, result.ctf)
             session.computed("ctf", entry, time.process_time() - begin)
+        for result in chunk:  # the verdict once the CTF fit is known (cheap, not cached)
+            if result.verdict is not None:
+                result.verdict = assess_micrographs.check_ctf(
+                    result.verdict, result.ctf, session.config.assess
+                )
         done += len(chunk)
         session.tick("assess + CTF", done, len(results))
     return results

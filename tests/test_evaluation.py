@@ -36,7 +36,21 @@ def test_evaluate_prints_model_and_baseline_metrics(simulated, tmp_path):
     assert result.exit_code == 0, result.output
     assert "| accuracy |" in result.output and "CTF cutoff" in result.output
     assert "| good called bad |" in result.output and "true reason" in result.output
+    assert "or fitted astigmatism > 3000 Å" in result.output
     assert figure.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_astigmatism_check_is_reported_and_can_be_turned_off(simulated, tmp_path):
+    figure = str(tmp_path / "fig.png")
+    command = ["evaluate", "micrographs", str(simulated), "--figure", figure, "-q"]
+    strict = runner.invoke(app, [*command, "--max-astigmatism", "1"])
+    assert strict.exit_code == 0, strict.output
+    # Every fit has more than 1 Å of astigmatism: all micrographs P(good) kept are flagged.
+    assert "astigmatism check:" in strict.output and "P(good) alone: accuracy" in strict.output
+    assert "| good | 0 |" in strict.output  # no micrograph is called good any more
+    off = runner.invoke(app, [*command, "--max-astigmatism", "0"])
+    assert off.exit_code == 0, off.output
+    assert "fitted astigmatism" not in off.output and "astigmatism check" not in off.output
 
 
 def test_labels_csv_with_errors_is_refused_with_line_numbers(simulated, tmp_path):

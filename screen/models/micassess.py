@@ -934,6 +934,44 @@ def train_micassess(
     return TrainingResult(model, tuple(losses), time.perf_counter() - start)
 
 
+# --------------------------------------------------------------------------- calibration
+
+
+def good_logit_shift(
+    p_good: np.ndarray,
+    good: np.ndarray,
+    threshold: float = 0.1,
+    max_false_negative: float = 0.005,
+) -> float:
+    """The smallest shift of the good logit after which few good micrographs fall below ``threshold``.
+
+    Adding ``s`` to the logit of ``good`` in the final softmax multiplies the odds of good
+    against all bad reasons by ``exp(s)`` and leaves the reason scores unchanged. Returned: the
+    smallest ``s >= 0`` with at most ``max_false_negative`` of the good micrographs of a
+    labelled (validation) set at P(good) < ``threshold`` -- the pipeline keeps the paper's
+    rule, P(good) < 0.1, and the network is told where that rule must sit.
+    """
+    scores = np.clip(np.asarray(p_good, float)[np.asarray(good, bool)], 1e-12, 1.0 - 1e-12)
+    allowed = int(np.floor(max_false_negative * len(scores) + 1e-9))
+    if allowed >= len(scores):
+        return 0.0
+    kept_lowest = np.sort(scores)[allowed]  # must end at or above the threshold
+
+    def logit(p: float) -> float:
+        return float(np.log(p) - np.log1p(-p))
+
+    return max(0.0, logit(threshold) - logit(kept_lowest) + 1e-6)
+
+
+def shift_good_logit(model, shift: float) -> None:
+    """Add ``shift`` to the bias of ``good`` in the ``classes`` softmax layer (in place)."""
+    layer = model.get_layer("classes")
+    kernel, bias = layer.get_weights()
+    bias = bias.copy()
+    bias[0] += shift
+    layer.set_weights([kernel, bias])
+
+
 # --------------------------------------------------------------------------- evaluation
 
 
@@ -999,6 +1037,16 @@ TRAIN_SET_LARGE_FRAMES = replace(TRAIN_SET, n_micrographs=1200, seed=222, frame_
 
 TRAIN_SETS = (TRAIN_SET, TRAIN_SET_LARGE_FRAMES)
 """Every training set of the shipped weights (``bench/train_micassess.py``)."""
+
+VALIDATION_SET = replace(
+    TRAIN_SET,
+    n_micrographs=1024,
+    seed=333,
+    micrographs_per_session=16,
+    frame_px=(512, 640, 768, 896, 1024),
+)
+"""Validation set (the training distribution, another seed): the good-logit shift of the
+shipped weights is chosen on it (:func:`good_logit_shift`), never on the held-out set."""
 
 HELD_OUT_SET = replace(
     SimulatedSetSpec(n_micrographs=1024, seed=909),

@@ -10,9 +10,10 @@ from screen.stages.assess_micrographs import (
     BACKEND,
     MicrographAssessParams,
     assess_micrographs,
+    check_ctf,
     load_micrograph_model,
 )
-from screen.stages.records import MICROGRAPH_REASONS
+from screen.stages.records import MICROGRAPH_REASONS, CtfFit, MicrographVerdict
 
 PARAMS = MicrographAssessParams()
 
@@ -103,3 +104,17 @@ def test_non_square_frame_and_errors(model):
         assess_micrographs([frame], [-1.0], PARAMS, model)
     with pytest.raises(ValueError, match="threshold"):
         assess_micrographs([frame], [1.0], replace(PARAMS, threshold=2.0), model)
+
+
+def test_ctf_check_calls_strong_astigmatism_bad():
+    good = MicrographVerdict(p_good=0.9, verdict="good", reason=None, reason_scores={})
+    round_rings = CtfFit(20300.0, 19800.0, 10.0, 6.0, 0.5)  # 500 Å of astigmatism
+    elliptic = CtfFit(24000.0, 17000.0, 10.0, 6.0, 0.5)  # 7000 Å
+    assert check_ctf(good, round_rings, PARAMS) == good
+    assert check_ctf(good, None, PARAMS) == good  # no fit: the network's verdict stands
+    flagged = check_ctf(good, elliptic, PARAMS)
+    assert (flagged.verdict, flagged.reason, flagged.p_good) == ("bad", "bad_ctf", 0.9)
+    assert check_ctf(good, elliptic, replace(PARAMS, max_astigmatism_A=0.0)) == good  # off
+    assert check_ctf(good, elliptic, replace(PARAMS, max_astigmatism_A=8000.0)) == good
+    empty = MicrographVerdict(p_good=0.01, verdict="bad", reason="empty", reason_scores={})
+    assert check_ctf(empty, elliptic, PARAMS) == empty  # already bad: its reason stays
