@@ -275,9 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         clip=ma.CLIP_SIGMA,
         n_scales=len(ma.BLOB_SIGMAS_PX),
         sigmas="/".join(f"{x:g}" for x in ma.BLOB_SIGMAS_PX),
-        sigma_A="-".join(
-            f"{x * ma.TARGET_PIXEL_A:g}" for x in ma.BLOB_SIGMAS_PX[:: len(ma.BLOB_SIGMAS_PX) - 1]
-        ),
+        sigma_A=f"{ma.BLOB_SIGMAS_PX[0] * ma.TARGET_PIXEL_A:g}-"
+        f"{ma.BLOB_SIGMAS_PX[-1] * ma.TARGET_PIXEL_A:g}",
         train_frames="/".join(str(f) for spec in ma.TRAIN_SETS for f in spec.frame_px),
         train_ice=span(train_spec.ice_low_A),
         held_frames="/".join(str(f) for f in held_spec.frame_px),
