@@ -95,6 +95,14 @@ def run(
     class_weights: Annotated[
         str | None, typer.Option(help="Class-assessment weights: shipped name or .keras path.")
     ] = None,
+    keep_all_micrographs: Annotated[
+        bool,
+        typer.Option(
+            "--keep-all-micrographs",
+            help="Pick and classify every readable micrograph whatever its verdict "
+            "(verdicts are still reported).",
+        ),
+    ] = False,
     no_report: Annotated[
         bool, typer.Option("--no-report", help="Skip the HTML/PDF report.")
     ] = False,
@@ -123,7 +131,12 @@ def run(
         class_assess = config.class_assess
         if class_weights is not None:
             class_assess = dataclasses.replace(class_assess, model=class_weights)
-        config = dataclasses.replace(config, assess=assess, class_assess=class_assess)
+        config = dataclasses.replace(
+            config,
+            assess=assess,
+            class_assess=class_assess,
+            keep_all_micrographs=keep_all_micrographs,
+        )
         summaries = _with_stage_progress(
             parsed,
             quiet,
@@ -144,6 +157,13 @@ def run(
         else:
             line += f" ({summary.get('error')})"
         typer.echo(line, err=True)
+        if summary.get("micrograph_domain_warning"):
+            typer.secho(
+                f"  WARNING {summary['session']}: {summary['micrograph_domain_warning']}",
+                err=True,
+                fg=typer.colors.YELLOW,
+                bold=True,
+            )
         if verbose and summary.get("stage_seconds"):
             timings = ", ".join(f"{k} {v:.1f} s" for k, v in summary["stage_seconds"].items())
             typer.echo(f"    {timings}", err=True)

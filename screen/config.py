@@ -23,6 +23,9 @@ class RunConfig:
     are used for the diameter estimate. ``max_particles_2d`` caps the particles classified per
     session (a random subset, seeded), which bounds the 2D cost of huge sessions; particle boxes
     larger than ``max_box_2d_px`` are Fourier-binned for 2D (the output stack keeps full size).
+    ``keep_all_micrographs`` sends every readable micrograph on to picking whatever its verdict
+    (the verdicts are still recorded and reported): the escape when micrograph assessment is
+    outside its trained domain.
     """
 
     motion: MotionParams = field(default_factory=MotionParams)
@@ -38,3 +41,4 @@ class RunConfig:
     max_particles_2d: int = 20000
     max_box_2d_px: int = 96
     seed: int = 0
+    keep_all_micrographs: bool = False

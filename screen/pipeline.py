@@ -208,7 +208,13 @@ def _run_session(row, layout: SessionLayout, config: RunConfig, models: _Models,
         stage_cpu_seconds={},
     )
     results = _assess_and_ctf(session)
-    good = [r for r in results if r.status == "ok" and r.verdict and r.verdict.verdict == "good"]
+    assessed = [r for r in results if r.status == "ok" and r.verdict is not None]
+    domain = assess_micrographs.session_domain_check(
+        [r.verdict for r in assessed], [r.ctf for r in assessed], config.assess
+    )
+    good = [r for r in assessed if r.verdict.verdict == "good"]
+    if config.keep_all_micrographs:  # the user's escape: every readable micrograph goes on
+        good = assessed
     estimate = _estimate_diameter(session, good)
     stack, pick_counts = _pick_and_extract(session, good, estimate.diameter_A if estimate else None)
     for result in results:
@@ -216,6 +222,8 @@ def _run_session(row, layout: SessionLayout, config: RunConfig, models: _Models,
     _write_micrograph_table(layout, results)
     search, best = _classify_all(session, stack, estimate.diameter_A if estimate else None, good)
     summary = _summary(session, results, good, estimate, stack, search, best)
+    summary["micrograph_domain_warning"] = domain.warning
+    summary["kept_all_micrographs"] = bool(config.keep_all_micrographs)
     summary["cpu_seconds"] = sum(session.stage_cpu_seconds.values())
     summary["wall_seconds"] = time.time() - wall_start
     summary["run_cpu_seconds"] = time.process_time() - cpu_start
@@ -703,7 +711,12 @@ def _write_micrograph_table(layout: SessionLayout, results: list[_MicrographResu
 def _summary(session: _Session, results, good, estimate, stack, search, best) -> dict:
     readable = [r for r in results if r.status != "unreadable"]
     picked = sum(r.n_picks for r in good)
-    n_good = len(good)
+    # ``good`` are the micrographs that went on to picking (every assessed one with
+    # --keep-all-micrographs); the good-micrograph count is always the verdicts'.
+    n_kept = len(good)
+    n_good = sum(
+        r.status == "ok" and r.verdict is not None and r.verdict.verdict == "good" for r in results
+    )
     classified = len(best["_chosen"]) if best else 0
     good_in_subset = best["good_particles"] if best else 0
     good_fraction = good_in_subset / classified if classified else 0.0
@@ -734,11 +747,12 @@ def _summary(session: _Session, results, good, estimate, stack, search, best) ->
         "good_micrograph_fraction": n_good / len(readable) if readable else 0.0,
         "diameter_A": estimate.diameter_A if estimate else None,
         "picked_particles": int(picked),
-        "particles_per_micrograph": picked / n_good if n_good else 0.0,
+        "n_kept_micrographs": n_kept,
+        "particles_per_micrograph": picked / n_kept if n_kept else 0.0,
         "classified_particles": int(classified),
         "good_particles": good_particles,
         "good_particle_fraction": good_fraction,
-        "good_particles_per_micrograph": good_particles / n_good if n_good else 0.0,
+        "good_particles_per_micrograph": good_particles / n_kept if n_kept else 0.0,
         "pixel_size_2d_A": float(stack.pixel_size_A) if stack is not None else None,
         "best_mask_diameter_A": best["mask_diameter_A"] if best else None,
         "diameter_search": [{k: v for k, v in e.items() if not k.startswith("_")} for e in search],

@@ -284,6 +284,8 @@ def context_from_sessions(sessions: list[SessionResults], provenance: dict | Non
                 "error": summary.get("error"),
                 "metadata": {str(k): str(v) for k, v in (summary.get("metadata") or {}).items()},
                 "verdicts": verdicts[session.name],
+                "domain_warning": summary.get("micrograph_domain_warning"),
+                "kept_all_micrographs": bool(summary.get("kept_all_micrographs")),
                 "n_micrographs": int(summary.get("n_micrographs") or 0),
                 "n_unreadable": n_unreadable,
                 "bad_reasons": sorted(

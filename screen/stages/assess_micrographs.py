@@ -64,6 +64,75 @@ def check_ctf(
     return replace(verdict, verdict="bad", reason="bad_ctf")
 
 
+DOMAIN_MIN_MICROGRAPHS = 3
+"""The session-level domain check needs at least this many assessed micrographs."""
+
+DOMAIN_BAD_FRACTION = 0.8
+"""A session whose network verdicts are bad for at least this share of its assessed micrographs
+gets the domain warning. Real screening sessions can be mostly bad (the paper's lacey-carbon grid:
+70 % bad), but a model that rejects almost a whole session is as likely to be outside the data it
+was trained on as the grid is to be that bad, and losing a good session costs more than a look."""
+
+SOUND_CTF_FIT_A = 10.0
+"""A CTF fit to this resolution or better counts as sound Thon rings (the micrograph has signal
+to high resolution), whatever the detector: a physical resolution, not a statistic of the data."""
+
+
+@dataclass(frozen=True)
+class DomainCheck:
+    """The session-level view of micrograph assessment.
+
+    ``warning`` is a sentence for the terminal and the report when the network calls at least
+    ``DOMAIN_BAD_FRACTION`` of the session bad, else ``None``; the counts are its evidence.
+    """
+
+    n_assessed: int
+    n_bad_by_network: int
+    n_bad_with_sound_ctf: int
+    median_fit_resolution_A: float | None
+    warning: str | None
+
+
+def session_domain_check(
+    verdicts: list[MicrographVerdict],
+    fits: list[CtfFit | None],
+    params: MicrographAssessParams,
+) -> DomainCheck:
+    """Judge a session's micrograph verdicts against the session as a whole.
+
+    Only the network's verdict counts here (P(good) < threshold), not the CTF astigmatism check,
+    and micrographs that could not be assessed at all (``reason`` None, P(good) 0, empty scores)
+    are left out. The warning quotes how many of the rejected micrographs have a sound CTF fit
+    (``SOUND_CTF_FIT_A``): rejected micrographs with sound Thon rings are the strongest sign that
+    the model, not the grid, is wrong.
+    """
+    if len(verdicts) != len(fits):
+        raise ValueError(f"{len(verdicts)} verdicts but {len(fits)} CTF fits")
+    assessed = [(v, f) for v, f in zip(verdicts, fits, strict=True) if v.reason_scores]
+    bad = [(v, f) for v, f in assessed if v.p_good < params.threshold]
+    resolutions = [f.fit_resolution_A for _, f in bad if f is not None]
+    sound = sum(r <= SOUND_CTF_FIT_A for r in resolutions)
+    median = float(np.median(resolutions)) if resolutions else None
+    warning = None
+    if len(assessed) >= DOMAIN_MIN_MICROGRAPHS and len(bad) >= DOMAIN_BAD_FRACTION * len(assessed):
+        evidence = f"{len(bad)} of {len(assessed)} micrographs called bad by micrograph assessment"
+        if resolutions and sound >= 0.5 * len(resolutions):
+            evidence += (
+                f" while their CTF fits are sound ({sound} fitted to {SOUND_CTF_FIT_A:g} Å or "
+                f"better, median {median:.1f} Å)"
+            )
+        elif resolutions:
+            evidence += (
+                f" (CTF fits: {sound} of {len(resolutions)} to {SOUND_CTF_FIT_A:g} Å or better)"
+            )
+        warning = (
+            f"{evidence}: micrograph assessment may be outside its trained domain (e.g. "
+            "denoised, binned or unusual data) or the grid is bad. Look at a few micrographs; "
+            "to go on, rerun with --keep-all-micrographs or a lower --threshold."
+        )
+    return DomainCheck(len(assessed), len(bad), sound, median, warning)
+
+
 def load_micrograph_model(params: MicrographAssessParams):
     """Load the Keras model named by ``params.model`` (imports TensorFlow)."""
     return micassess.load_micassess(params.model)

@@ -12,6 +12,7 @@ from screen.stages.assess_micrographs import (
     assess_micrographs,
     check_ctf,
     load_micrograph_model,
+    session_domain_check,
 )
 from screen.stages.records import MICROGRAPH_REASONS, CtfFit, MicrographVerdict
 
@@ -118,3 +119,38 @@ def test_ctf_check_calls_strong_astigmatism_bad():
     assert check_ctf(good, elliptic, replace(PARAMS, max_astigmatism_A=8000.0)) == good
     empty = MicrographVerdict(p_good=0.01, verdict="bad", reason="empty", reason_scores={})
     assert check_ctf(empty, elliptic, PARAMS) == empty  # already bad: its reason stays
+
+
+def _verdict(p_good: float) -> MicrographVerdict:
+    scores = {name: 1.0 / len(MICROGRAPH_REASONS) for name in MICROGRAPH_REASONS}
+    bad = p_good < PARAMS.threshold
+    return MicrographVerdict(p_good, "bad" if bad else "good", "empty" if bad else None, scores)
+
+
+def _fit(resolution_A: float) -> CtfFit:
+    return CtfFit(15000.0, 14000.0, 30.0, resolution_A, 0.5)
+
+
+def test_domain_check_warns_when_a_session_is_almost_all_rejected_with_sound_ctf():
+    verdicts = [_verdict(0.01)] * 9 + [_verdict(0.9)]
+    check = session_domain_check(verdicts, [_fit(5.0)] * 10, PARAMS)
+    assert (check.n_assessed, check.n_bad_by_network, check.n_bad_with_sound_ctf) == (10, 9, 9)
+    assert check.median_fit_resolution_A == pytest.approx(5.0)
+    assert "outside its trained domain" in check.warning
+    assert "9 of 10" in check.warning and "CTF fits are sound" in check.warning
+    assert "--keep-all-micrographs" in check.warning
+
+
+def test_domain_check_says_when_ctf_fits_are_poor_too_and_stays_quiet_otherwise():
+    poor = session_domain_check([_verdict(0.01)] * 4, [_fit(30.0)] * 4, PARAMS)
+    assert "outside its trained domain" in poor.warning
+    assert "sound" not in poor.warning and "0 of 4" in poor.warning
+    mixed = [_verdict(0.01)] * 7 + [_verdict(0.5)] * 3  # 70 % bad: a bad grid can do this
+    assert session_domain_check(mixed, [_fit(5.0)] * 10, PARAMS).warning is None
+    assert session_domain_check([_verdict(0.01)] * 2, [None] * 2, PARAMS).warning is None
+    # Unassessable images (no scores) are not counted as the model's verdicts.
+    blank = MicrographVerdict(0.0, "bad", None, {})
+    check = session_domain_check([blank] * 5 + [_verdict(0.6)] * 2, [None] * 7, PARAMS)
+    assert check.n_assessed == 2 and check.warning is None
+    with pytest.raises(ValueError, match="verdicts but"):
+        session_domain_check([blank], [], PARAMS)

@@ -1,0 +1,59 @@
+"""A session of micrographs unlike anything the assessment was trained on must not be lost silently."""
+
+import json
+
+import numpy as np
+import pytest
+from skimage import data
+from skimage.transform import resize
+from typer.testing import CliRunner
+
+from screen.cli import app
+from screen.io.mrc import write_mrc
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def texture_manifest(tmp_path_factory):
+    """Four photographs of textures (brick, grass, gravel, a camera man) as 'micrographs'."""
+    folder = tmp_path_factory.mktemp("textures")
+    for name in ("brick", "grass", "gravel", "camera"):
+        image = resize(getattr(data, name)().astype(np.float32), (384, 384), anti_aliasing=True)
+        write_mrc(folder / f"{name}.mrc", (image + 10.0).astype(np.float32), pixel_size_A=2.0)
+    manifest = folder / "manifest.csv"
+    manifest.write_text("session,micrographs,pixel_size_A\ntextures,*.mrc,2.0\n")
+    return manifest
+
+
+def test_a_session_of_textures_gets_the_domain_warning(texture_manifest, tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", str(texture_manifest), "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "sessions" / "textures" / "summary.json").read_text())
+    warning = summary["micrograph_domain_warning"]
+    assert warning and "outside its trained domain" in warning
+    assert "of 4 micrographs called bad" in warning
+    assert "WARNING textures" in result.output  # loud in the terminal...
+    html = (out / "report.html").read_text()
+    assert "outside its trained domain" in html and "domain-warning" in html  # ...and the report
+    # The escape: every readable micrograph goes on to picking, verdicts unchanged.
+    kept = tmp_path / "kept"
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            str(texture_manifest),
+            "--out",
+            str(kept),
+            "-q",
+            "--keep-all-micrographs",
+            "--no-report",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    again = json.loads((kept / "sessions" / "textures" / "summary.json").read_text())
+    assert again["kept_all_micrographs"] is True
+    assert again["n_kept_micrographs"] == 4  # all went on; the verdicts are the first run's
+    assert again["n_good_micrographs"] == summary["n_good_micrographs"]
+    assert again["micrograph_domain_warning"] == warning
