@@ -118,7 +118,10 @@ class DiameterParams:
     phase_flip
         Phase-flip the micrographs with their CTFs, when CTFs are given.
     pick
-        Picker parameters used at every trial diameter and in the refinement.
+        Picker parameters used at every trial diameter and in the refinement. They keep every
+        maximum above shot noise (``robust_threshold_sigma=0``): the score curve and the
+        refinement were measured with that picker, and the trial picks are a sample of blobs
+        at each scale, not a particle set.
     refine_rounds
         Most rounds of refinement by 2D classification (0: the paper's method only).
     refine_tolerance
@@ -184,7 +187,7 @@ class DiameterParams:
     canny_sigma_px: float = 2.0
     edge_factor: float = 1.9
     phase_flip: bool = True
-    pick: PickParams = field(default_factory=PickParams)
+    pick: PickParams = field(default_factory=lambda: PickParams(robust_threshold_sigma=0.0))
     refine_rounds: int = 2
     refine_tolerance: float = 0.25
     refine_max_particles: int = 1500
