@@ -196,7 +196,7 @@ def edge_streaks(image, pixel_size_A, rng):
     return out, pixel_size_A
 
 
-def contrast_inversion_offset(image, pixel_size_A, rng):
+def grey_levels(image, pixel_size_A, rng):
     """An arbitrary linear rescaling of grey levels (offset and gain), as exports do."""
     gain = 10 ** rng.uniform(-2.0, 2.0)
     offset = rng.uniform(-1.0, 1.0) * 1e3
@@ -216,7 +216,7 @@ GENERATORS: dict[str, Variation] = {
     "quantise_8bit": quantise_8bit,
     "jpeg_round_trip": jpeg_round_trip,
     "edge_streaks": edge_streaks,
-    "grey_levels": contrast_inversion_offset,
+    "grey_levels": grey_levels,
 }
 """Every variation generator, by name."""
 
