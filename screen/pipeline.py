@@ -21,6 +21,7 @@ import dataclasses
 import functools
 import json
 import platform
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -58,8 +59,9 @@ from screen.stages.records import (
     ParticleStack,
     Picks,
 )
+from screen.store import entries
 from screen.store.cache import StageCache, cache_key, file_identity
-from screen.store.layout import RunLayout, SessionLayout
+from screen.store.layout import RunLayout, SessionLayout, micrograph_names
 
 ProgressCallback = Callable[[str, str, int, int], None]
 """Called as ``(session, stage, done, total)``."""
@@ -146,6 +148,7 @@ def run_screen(
     summaries = []
     for row in manifest.sessions:
         session_layout = layout.session(row.session)
+        _remove_outputs(session_layout)
         try:
             summary = _run_session(row, session_layout, config, models, progress)
         except Exception as exc:  # one failing session never stops the others
@@ -166,6 +169,15 @@ def model_identity(name_or_path: str) -> dict[str, str]:
     """Weights file and its SHA-256: part of cache keys and provenance."""
     path = weights_path(name_or_path)
     return {"path": str(path), "sha256": sha256(path)}
+
+
+def _remove_outputs(layout: SessionLayout) -> None:
+    """Remove an earlier run's rebuilt outputs (picks, classes, particles), keeping the cache."""
+    for path in layout.rebuilt_outputs:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _write_json(path: Path, value) -> None:
@@ -235,39 +247,53 @@ def _run_session(row, layout: SessionLayout, config: RunConfig, models: _Models,
 # --- micrographs: read (motion-correct), assess, CTF ------------------------------------------
 
 
-def _read_micrograph(session: _Session, path: Path, identity: dict) -> np.ndarray:
+def _read_micrograph(session: _Session, result: _MicrographResult) -> np.ndarray:
     """The micrograph as float32; movies are motion-corrected (cached as MRC)."""
+    path, name = result.path, result.name
     if session.row.kind != "movies":
         data = read_image(path).data
         return summed_frames(data)
     key = cache_key(
-        identity, session.config.motion, motion.BACKEND.key, session.optics.pixel_size_A
+        result.identity, session.config.motion, motion.BACKEND.key, session.optics.pixel_size_A
     )
-    corrected = session.layout.root / "motion_corrected" / f"{path.stem}.mrc"
-    done = session.cache.get_json("motion", path.stem, key)
+    corrected = session.layout.motion_corrected(name)
+    done = session.cache.get_json("motion", name, key, entries.motion_from)
     if done is not None and corrected.exists():
-        session.reused("motion", ("motion", path.stem, key))
+        session.reused("motion", ("motion", name, key))
         return read_image(corrected).data
     frames = read_image(path).data
     if frames.ndim == 2:
         frames = frames[None]
     start = time.process_time()
-    result = motion.align_frames(frames, session.optics.pixel_size_A, session.config.motion)
-    write_mrc(corrected, result.micrograph, session.optics.pixel_size_A)
-    session.cache.put_json("motion", path.stem, key, {"shifts_A": result.shifts_A.tolist()})
-    session.computed("motion", ("motion", path.stem, key), time.process_time() - start)
-    return result.micrograph
+    aligned = motion.align_frames(frames, session.optics.pixel_size_A, session.config.motion)
+    write_mrc(corrected, aligned.micrograph, session.optics.pixel_size_A)
+    session.cache.put_json("motion", name, key, {"shifts_A": aligned.shifts_A.tolist()})
+    session.computed("motion", ("motion", name, key), time.process_time() - start)
+    return aligned.micrograph
+
+
+def assess_cache_version(config: RunConfig, optics: Optics) -> tuple:
+    """What a micrograph's cached assessment depends on, besides the file.
+
+    The parameters (less the astigmatism check, applied after the cache by `check_ctf`, so that
+    changing it reuses P(good)), the backend, the model's weights, and the pixel size: the network
+    sees the frame rescaled to ~8 Å/px, so a corrected pixel size must re-assess.
+    """
+    return (
+        dataclasses.replace(config.assess, max_astigmatism_A=0.0),
+        assess_micrographs.BACKEND.key,
+        model_identity(config.assess.model),
+        optics.pixel_size_A,
+    )
 
 
 def _assess_and_ctf(session: _Session) -> list[_MicrographResult]:
     paths = list(session.row.micrograph_paths)
-    results = [_MicrographResult(p.stem, p, file_identity(p)) for p in paths]
-    assess_version = (
-        # The astigmatism check is applied after the cache (check_ctf): changing it reuses P(good).
-        dataclasses.replace(session.config.assess, max_astigmatism_A=0.0),
-        assess_micrographs.BACKEND.key,
-        model_identity(session.config.assess.model),
-    )
+    results = [
+        _MicrographResult(name, path, file_identity(path))
+        for name, path in zip(micrograph_names(paths), paths, strict=True)
+    ]
+    assess_version = assess_cache_version(session.config, session.optics)
     ctf_version = (session.config.ctf, ctf.BACKEND.key, session.optics)
     done = 0
     for start in range(0, len(results), CHUNK):
@@ -276,22 +302,25 @@ def _assess_and_ctf(session: _Session) -> list[_MicrographResult]:
         pending_assess = []
         for i, result in enumerate(chunk):
             cached = session.cache.get_json(
-                "assess", result.name, cache_key(result.identity, assess_version)
+                "assess",
+                result.name,
+                cache_key(result.identity, assess_version),
+                entries.verdict_from,
             )
             cached_ctf = session.cache.get_json(
-                "ctf", result.name, cache_key(result.identity, ctf_version)
+                "ctf", result.name, cache_key(result.identity, ctf_version), entries.ctf_from
             )
             if cached is not None:
-                result.verdict = MicrographVerdict(**cached)
+                result.verdict = cached
                 entry = ("assess", result.name, cache_key(result.identity, assess_version))
                 session.reused("assess_micrographs", entry)
             if cached_ctf is not None:
-                result.ctf = CtfFit(**cached_ctf)
+                result.ctf = cached_ctf
                 session.reused("ctf", ("ctf", result.name, cache_key(result.identity, ctf_version)))
             if result.verdict is not None and result.ctf is not None:
                 continue
             try:
-                images[i] = _read_micrograph(session, result.path, result.identity)
+                images[i] = _read_micrograph(session, result)
             except Exception as exc:
                 result.status, result.error = "unreadable", f"{type(exc).__name__}: {exc}"
                 continue
@@ -347,12 +376,12 @@ def _estimate_diameter(session: _Session, good: list[_MicrographResult]):
         session.config.diameter,
         diameter.BACKEND.key,
     )
-    cached = session.cache.get_json("diameter", "session", key)
+    cached = session.cache.get_json("diameter", "session", key, entries.diameter_from)
     if cached is not None:
         session.reused("diameter", ("diameter", "session", key))
-        return diameter_estimate_from(cached)
+        return cached
     begin = time.process_time()
-    images = [_read_micrograph(session, r.path, r.identity) for r in subset]
+    images = [_read_micrograph(session, r) for r in subset]
     estimate = diameter.estimate_diameter(
         images,
         session.optics.pixel_size_A,
@@ -375,15 +404,6 @@ def _estimate_diameter(session: _Session, good: list[_MicrographResult]):
     return estimate
 
 
-def diameter_estimate_from(cached: dict):
-    """A DiameterEstimate rebuilt from its cached numbers (the average image is not kept)."""
-    from screen.stages.records import DiameterEstimate
-
-    return DiameterEstimate(
-        cached["diameter_A"], cached["edge_diameter_A"], np.zeros((0, 0)), cached["pixel_size_A"]
-    )
-
-
 def _pick_and_extract(session: _Session, good: list[_MicrographResult], diameter_A):
     """Picks on every good micrograph and the session's particle stack (None when empty)."""
     if not good or diameter_A is None:
@@ -403,30 +423,30 @@ def _pick_and_extract(session: _Session, good: list[_MicrographResult], diameter
         )
         pick_entry = ("picking", result.name, pick_key)
         extract_entry = ("extraction", result.name, extract_key)
-        picks_arrays = session.cache.get_arrays(*pick_entry)
-        stack_arrays = session.cache.get_arrays(*extract_entry)
-        if picks_arrays is not None:
+        picks = session.cache.get_arrays(*pick_entry, entries.picks_from)
+        stack_arrays = session.cache.get_arrays(*extract_entry, entries.extracted_from)
+        if picks is not None:
             session.reused("picking", pick_entry)
         if stack_arrays is not None:
             session.reused("extraction", extract_entry)
         try:
             image = None
-            if picks_arrays is None:
-                image = _read_micrograph(session, result.path, result.identity)
+            if picks is None:
+                image = _read_micrograph(session, result)
                 begin = time.process_time()
-                found = picking.pick_particles(
+                picks = picking.pick_particles(
                     image, session.optics.pixel_size_A, diameter_A, session.config.picking
                 )
-                picks_arrays = {"x_px": found.x_px, "y_px": found.y_px, "score": found.score}
-                session.cache.put_arrays(*pick_entry, picks_arrays)
+                session.cache.put_arrays(
+                    *pick_entry, {"x_px": picks.x_px, "y_px": picks.y_px, "score": picks.score}
+                )
                 session.computed("picking", pick_entry, time.process_time() - begin)
-                _write_picks(session.layout, result.name, picks_arrays)
-            picks = Picks(**picks_arrays)
+            _write_picks(session.layout, result.name, picks)
             if stack_arrays is None:
                 image = (
                     image
                     if image is not None
-                    else _read_micrograph(session, result.path, result.identity)
+                    else _read_micrograph(session, result)
                 )
                 begin = time.process_time()
                 stack = extraction.extract_particles(
@@ -477,12 +497,12 @@ def _pick_and_extract(session: _Session, good: list[_MicrographResult], diameter
     return stack, counts
 
 
-def _write_picks(layout: SessionLayout, name: str, picks: dict) -> None:
+def _write_picks(layout: SessionLayout, name: str, picks: Picks) -> None:
     table = pd.DataFrame(
         {
-            "rlnCoordinateX": picks["x_px"],
-            "rlnCoordinateY": picks["y_px"],
-            "rlnAutopickFigureOfMerit": picks["score"],
+            "rlnCoordinateX": picks.x_px,
+            "rlnCoordinateY": picks.y_px,
+            "rlnAutopickFigureOfMerit": picks.score,
         }
     )
     write_star(layout.picks_dir / f"{name}.star", {"": table})
@@ -552,18 +572,10 @@ def _classify(
 ) -> ClassAverages:
     key = cache_key(stack_id, mask_A, session.config.classify, classify2d.BACKEND.key)
     entry = ("classify2d", f"d{int(mask_A)}", key)
-    cached = session.cache.get_arrays(*entry)
+    cached = session.cache.get_arrays(*entry, entries.classes_from)
     if cached is not None:
         session.reused("classify2d", entry)
-        return ClassAverages(
-            cached["averages"],
-            cached["assignments"],
-            cached["counts"],
-            float(cached["mask_diameter_A"]),
-            float(cached["pixel_size_A"]),
-            cached["psi_deg"],
-            cached["shift_px"],
-        )
+        return cached
     begin = time.process_time()
     classes = classify2d.classify_2d(stack, mask_A, session.config.classify)
     session.cache.put_arrays(
@@ -594,14 +606,10 @@ def _assess(
         model_identity(session.config.class_assess.model),
     )
     entry = ("assess_classes", f"d{int(mask_A)}", key)
-    cached = session.cache.get_json(*entry)
+    cached = session.cache.get_json(*entry, entries.class_verdicts_from)
     if cached is not None:
         session.reused("assess_classes", entry)
-        return ClassVerdicts(
-            tuple(cached["labels"]),
-            np.asarray(cached["scores"]),
-            np.asarray(cached["moved_by_saliency"], dtype=bool),
-        )
+        return cached
     begin = time.process_time()
     verdicts = assess_classes.assess_classes(
         classes.averages,

@@ -3,16 +3,26 @@
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
+import pandas as pd
 import pytest
 
+from screen.config import RunConfig
+from screen.io.mrc import read_mrc
+from screen.io.star import read_star
+from screen.manifest import read_manifest
+from screen.pipeline import assess_cache_version, run_screen
 from screen.simulate.presets import prex1_small
 from screen.simulate.scenario import with_micrographs_per_session
 from screen.simulate.session import simulate_screen
+from screen.stages.assess_micrographs import MicrographAssessParams
+from screen.stages.records import Optics
 
 NUMBERS = (
     "n_good_micrographs",
@@ -75,15 +85,75 @@ def test_a_run_killed_midway_resumes_without_losing_finished_work(manifest, tmp_
         assert after[key] == before[key], key
 
 
-def test_movies_are_motion_corrected_then_screened(tmp_path):
-    spec = with_micrographs_per_session(prex1_small(), 3)
-    spec = dataclasses.replace(spec, sessions=spec.sessions[5:6], movies=True, n_frames=4)
-    manifest = simulate_screen(spec, tmp_path / "sim")
+def test_movies_are_motion_corrected_then_screened(tmp_path, simulate_repeated_names):
+    # Two of the movies share a file name in two folders: each keeps its own aligned sum.
+    manifest = simulate_repeated_names(tmp_path, movies=True)
     out = tmp_path / "out"
     assert _run(manifest, out).wait(timeout=600) == 0
     session = out / "sessions" / "gbg_6uM"
     corrected = sorted((session / "motion_corrected").glob("*.mrc"))
     assert len(corrected) == 3
+    sums = [read_mrc(path).data for path in corrected]
+    assert not np.array_equal(sums[0], sums[1]) and not np.array_equal(sums[0], sums[2])
     summary = _summary(out)
     assert summary["status"] == "ok" and summary["n_micrographs"] == 3
     assert "motion" in summary["stage_seconds"]
+
+
+def _rerun(screened, out, config: RunConfig | None = None) -> dict:
+    return run_screen(read_manifest(screened.manifest), out, config, render=False)[0]
+
+
+def test_micrographs_sharing_a_file_name_keep_their_own_results(screened):
+    session = screened.results / "sessions" / screened.session
+    table = pd.read_csv(session / "micrographs.csv", keep_default_na=False)
+    assert len(table) == 3 and table["micrograph"].is_unique
+    assert sorted(table["micrograph"].str.startswith("gbg_6uM_0001_")) == [False, True, True]
+    good = table[table["verdict"] == "good"]
+    assert len(good) >= 2
+    for row in good.itertuples():
+        picks = read_star(session / "picks" / f"{row.micrograph}.star")[""]
+        assert len(picks) == row.n_picks > 0
+
+
+def test_outputs_are_rebuilt_from_the_cache_and_stale_ones_do_not_stay(screened, tmp_path):
+    out = screened.copy_results(tmp_path / "out")
+    session = out / "sessions" / screened.session
+    shutil.rmtree(session / "picks")
+    before = _summary(screened.results)
+    after = _rerun(screened, out)
+    assert after["stage_seconds"] == {}, "nothing should have been recomputed"
+    assert after["picked_particles"] == before["picked_particles"] > 0
+    assert len(list((session / "picks").glob("*.star"))) == after["n_kept_micrographs"]
+    assert (session / "particles" / "particles.star").is_file()
+    # Every micrograph bad (fitted astigmatism above 1 Å): no picks, no particles left behind.
+    strict = dataclasses.replace(
+        RunConfig(), assess=dataclasses.replace(MicrographAssessParams(), max_astigmatism_A=1.0)
+    )
+    after = _rerun(screened, out, strict)
+    assert after["n_good_micrographs"] == 0 and after["good_particles"] == 0
+    assert not (session / "particles").exists()
+    assert not list(session.glob("picks/*.star")) and not list(session.glob("classes/*"))
+
+
+def test_a_cache_entry_of_the_wrong_shape_is_a_miss(screened, tmp_path):
+    out = screened.copy_results(tmp_path / "out")
+    cache = out / "sessions" / screened.session / "cache"
+    for path in cache.glob("ctf/*.json"):
+        path.write_text(json.dumps({"defocus_A": 1.0}))
+    picks = sorted(cache.glob("picking/*.npz"))[0]
+    np.savez(picks, x_px=np.arange(3.0))
+    after, before = _rerun(screened, out), _summary(screened.results)
+    assert after["status"] == "ok"
+    assert set(after["stage_seconds"]) == {"ctf", "picking"}
+    for key in NUMBERS:
+        assert after[key] == before[key], key
+
+
+def test_the_assessment_cache_key_holds_the_pixel_size():
+    config = RunConfig()
+    assert assess_cache_version(config, Optics(1.0)) != assess_cache_version(config, Optics(1.5))
+    astigmatism = dataclasses.replace(config.assess, max_astigmatism_A=500.0)
+    assert assess_cache_version(config, Optics(1.0)) == assess_cache_version(
+        dataclasses.replace(config, assess=astigmatism), Optics(1.0)
+    )

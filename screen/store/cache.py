@@ -12,12 +12,18 @@ import hashlib
 import json
 import os
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from screen.io.atomic import atomic_path
+
+T = TypeVar("T")
+
+SHAPE_ERRORS = (TypeError, KeyError, ValueError, IndexError, AttributeError)
+"""What a parser raises on a cache entry that reads but has the wrong shape (a miss)."""
 
 
 def _plain(value: Any) -> Any:
@@ -57,13 +63,20 @@ class StageCache:
     def _path(self, stage: str, name: str, key: str, suffix: str) -> Path:
         return self.root / stage / f"{name}.{key}{suffix}"
 
-    def get_json(self, stage: str, name: str, key: str) -> Any | None:
-        """The stored JSON value, or None when absent or unreadable."""
+    def get_json(
+        self, stage: str, name: str, key: str, parse: Callable[[Any], T] | None = None
+    ) -> Any | None:
+        """The stored JSON value (``parse(value)`` when given), or None when absent or unusable.
+
+        An entry that reads but that ``parse`` rejects (it raises one of `SHAPE_ERRORS`: missing
+        fields, wrong types) is a miss, so it is recomputed instead of failing every re-run.
+        """
         path = self._path(stage, name, key, ".json")
         try:
-            return json.loads(path.read_text())
+            value = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
+        return _parsed(value, parse)
 
     def put_json(self, stage: str, name: str, key: str, value: Any) -> None:
         """Store a JSON-able value atomically."""
@@ -82,17 +95,37 @@ class StageCache:
         with atomic_path(self._path(stage, name, key, ".cpu")) as tmp:
             tmp.write_text(f"{seconds:.6f}")
 
-    def get_arrays(self, stage: str, name: str, key: str) -> dict[str, np.ndarray] | None:
-        """The stored arrays, or None when absent or unreadable."""
+    def get_arrays(
+        self,
+        stage: str,
+        name: str,
+        key: str,
+        parse: Callable[[dict[str, np.ndarray]], T] | None = None,
+    ) -> Any | None:
+        """The stored arrays (``parse(arrays)`` when given), or None when absent or unusable.
+
+        As for `get_json`, arrays that ``parse`` rejects are a miss.
+        """
         path = self._path(stage, name, key, ".npz")
         try:
             with np.load(path, allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}
+                arrays = {k: data[k] for k in data.files}
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
             return None
+        return _parsed(arrays, parse)
 
     def put_arrays(self, stage: str, name: str, key: str, arrays: dict[str, np.ndarray]) -> None:
         """Store named arrays atomically (uncompressed npz)."""
         with atomic_path(self._path(stage, name, key, ".npz")) as tmp:
             with open(tmp, "wb") as handle:
                 np.savez(handle, **arrays)
+
+
+def _parsed(value: Any, parse: Callable[[Any], T] | None) -> Any | None:
+    """``parse(value)``, or None when the value has the wrong shape for it."""
+    if parse is None:
+        return value
+    try:
+        return parse(value)
+    except SHAPE_ERRORS:
+        return None

@@ -11,13 +11,42 @@
                                          mask diameter D (Å)
     OUT/sessions/<name>/particles/       particles.mrcs + particles.star: the good classes'
                                          particles at the best mask diameter
+    OUT/sessions/<name>/motion_corrected/<mic>.mrc  aligned sums of movies
     OUT/sessions/<name>/cache/           per-stage cached results, keyed by inputs + parameters
+
+``<mic>`` is the image's file name without extension, made unique within its session by
+`micrograph_names` when two folders hold the same file name.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+
+def micrograph_names(paths: Sequence[Path]) -> list[str]:
+    """One unique name per image of a session, for its result files and cache entries.
+
+    The file name without extension; when several images share it (ignoring case, as some file
+    systems do), each of those gets ``_`` and 8 hex digits of the SHA-1 of its full path. The same
+    paths always give the same names.
+
+    Examples
+    --------
+    >>> micrograph_names([Path("/d/a/m1.mrc"), Path("/d/b/m1.mrc"), Path("/d/a/m2.mrc")])
+    ['m1_5b4f18c6', 'm1_ba9620a8', 'm2']
+    """
+    stems = Counter(Path(p).stem.casefold() for p in paths)
+    names = []
+    for path in paths:
+        stem = Path(path).stem
+        if stems[stem.casefold()] > 1:
+            stem += "_" + hashlib.sha1(str(path).encode()).hexdigest()[:8]
+        names.append(stem)
+    return names
 
 
 @dataclass(frozen=True)
@@ -41,6 +70,10 @@ class SessionLayout:
         """Folder of per-micrograph pick STAR files."""
         return self.root / "picks"
 
+    def motion_corrected(self, micrograph: str) -> Path:
+        """Aligned sum of one movie (``micrograph``: its name from `micrograph_names`)."""
+        return self.root / "motion_corrected" / f"{micrograph}.mrc"
+
     @property
     def particles_dir(self) -> Path:
         """Folder of the final particle stack."""
@@ -51,9 +84,19 @@ class SessionLayout:
         """Folder of cached stage results."""
         return self.root / "cache"
 
+    @property
+    def classes_root(self) -> Path:
+        """Folder of the classifications (one sub-folder per mask diameter)."""
+        return self.root / "classes"
+
     def classes_dir(self, mask_diameter_A: float) -> Path:
         """Folder of one classification's averages and labels."""
-        return self.root / "classes" / f"d{int(round(mask_diameter_A))}A"
+        return self.classes_root / f"d{int(round(mask_diameter_A))}A"
+
+    @property
+    def rebuilt_outputs(self) -> tuple[Path, ...]:
+        """Results a run rebuilds from the cache: removed first, so none outlives its run."""
+        return (self.micrographs, self.picks_dir, self.classes_root, self.particles_dir)
 
 
 @dataclass(frozen=True)

@@ -58,3 +58,13 @@ def test_file_identity_changes_when_the_file_changes(tmp_path):
     path.write_bytes(b"12345")
     os.utime(path, ns=(first["mtime_ns"] + 10**9, first["mtime_ns"] + 10**9))
     assert file_identity(path) != first
+
+
+def test_an_entry_its_parser_rejects_reads_as_missing(tmp_path):
+    cache = StageCache(tmp_path)
+    cache.put_json("ctf", "m1", "k", {"defocus": 1.0})
+    assert cache.get_json("ctf", "m1", "k") == {"defocus": 1.0}
+    assert cache.get_json("ctf", "m1", "k", lambda value: value["defocus_u_A"]) is None
+    assert cache.get_json("ctf", "m1", "k", lambda value: value["defocus"]) == 1.0
+    cache.put_arrays("pick", "m1", "k", {"x_px": np.arange(3.0)})
+    assert cache.get_arrays("pick", "m1", "k", lambda arrays: arrays["score"]) is None
