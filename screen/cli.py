@@ -169,6 +169,11 @@ def run(
             typer.echo(f"    {timings}", err=True)
     if not no_report:
         typer.echo(f"report: {out / 'report.html'} and {out / 'report.pdf'}")
+    if summaries and all(summary.get("status") != "ok" for summary in summaries):
+        typer.echo(
+            f"error: every session failed ({len(summaries)}); see the reasons above", err=True
+        )
+        raise typer.Exit(code=1)
 
 
 def _with_stage_progress(manifest, quiet: bool, work):

@@ -42,3 +42,19 @@ class RunConfig:
     max_box_2d_px: int = 96
     seed: int = 0
     keep_all_micrographs: bool = False
+
+
+def config_problems(config: RunConfig) -> list[str]:
+    """What is wrong with the user-settable parameters of ``config`` (empty when nothing).
+
+    Checked before a run does any work, so that a value out of range stops it at once.
+    """
+    from screen.stages.assess_micrographs import params_problems
+
+    problems = params_problems(config.assess)
+    if not config.mask_factors or any(not 0.0 < f < 10.0 for f in config.mask_factors):
+        problems.append(f"mask_factors {config.mask_factors} must be positive multiples (< 10)")
+    for name in ("diameter_micrographs", "max_particles_2d", "max_box_2d_px"):
+        if getattr(config, name) < 1:
+            problems.append(f"{name} is {getattr(config, name)} but must be at least 1")
+    return problems

@@ -18,12 +18,14 @@ recorded with its reason and skipped; a session that fails is recorded and the o
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import json
 import platform
 import shutil
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +34,8 @@ import numpy as np
 import pandas as pd
 
 import screen
-from screen.config import RunConfig
+from screen.config import RunConfig, config_problems
+from screen.errors import RunError, ScreenError, os_error_message
 from screen.io.atomic import atomic_path
 from screen.io.images import read_image, summed_frames
 from screen.io.mrc import write_mrc
@@ -62,11 +65,15 @@ from screen.stages.records import (
 from screen.store import entries
 from screen.store.cache import StageCache, cache_key, file_identity
 from screen.store.layout import RunLayout, SessionLayout, micrograph_names
+from screen.store.lock import results_lock
 
 ProgressCallback = Callable[[str, str, int, int], None]
 """Called as ``(session, stage, done, total)``."""
 
 CHUNK = 16  # micrographs read and assessed together (bounded memory)
+
+RUN_STOPPING_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+"""OS errors that would fail every session alike (the disk): they stop the run."""
 
 
 @dataclass
@@ -80,14 +87,35 @@ class _Models:
     @property
     def micrograph(self):
         if self._micrograph is None:
-            self._micrograph = assess_micrographs.load_micrograph_model(self.config.assess)
+            self._micrograph = _load_once(
+                assess_micrographs.load_micrograph_model, self.config.assess, "micrograph"
+            )
         return self._micrograph
 
     @property
     def classes(self):
         if self._classes is None:
-            self._classes = assess_classes.load_class_model(self.config.class_assess)
+            self._classes = _load_once(
+                assess_classes.load_class_model, self.config.class_assess, "class"
+            )
         return self._classes
+
+
+def _raise_if_run_stopping(exc: Exception) -> None:
+    """Re-raise what would fail every session alike (a full disk, a model); the rest is local."""
+    if isinstance(exc, RunError) or (isinstance(exc, OSError) and exc.errno in RUN_STOPPING_ERRNOS):
+        raise exc
+
+
+def _load_once(load, params, what: str):
+    """``load(params)``; a model that cannot be loaded stops the run (every session needs it)."""
+    try:
+        return load(params)
+    except Exception as exc:
+        raise RunError(
+            f"the {what}-assessment model {params.model!r} cannot be loaded: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
 
 
 @dataclass
@@ -139,10 +167,43 @@ def run_screen(
     argv: list[str] | None = None,
     render: bool = True,
 ) -> list[dict]:
-    """Run every session of ``manifest`` into ``out_dir``; return the session summaries."""
+    """Run every session of ``manifest`` into ``out_dir``; return the session summaries.
+
+    Raises
+    ------
+    RunError
+        Before any work, if a parameter is out of range, a model's weights are missing, the
+        output folder cannot be written or another run is using it; during the run, if the disk
+        fills up or a model cannot be loaded (every session would fail the same way).
+    """
     config = config or RunConfig()
+    problems = config_problems(config)
+    if problems:
+        raise RunError("; ".join(problems))
+    for model in (config.assess.model, config.class_assess.model):
+        model_identity(model)  # a missing weights file stops the run before any work
     layout = RunLayout(Path(out_dir))
-    layout.root.mkdir(parents=True, exist_ok=True)
+    try:
+        layout.root.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise RunError(f"{layout.root} is a file, not a folder: choose another --out") from None
+    except OSError as error:
+        raise RunError(f"cannot make the results folder: {os_error_message(error)}") from None
+    try:
+        with results_lock(layout.root):
+            return _run_sessions(manifest, layout, config, progress, argv, render)
+    except OSError as error:
+        raise RunError(f"cannot write the results: {os_error_message(error)}") from None
+
+
+def _run_sessions(
+    manifest: Manifest,
+    layout: RunLayout,
+    config: RunConfig,
+    progress: ProgressCallback | None,
+    argv: list[str] | None,
+    render: bool,
+) -> list[dict]:
     models = _Models(config)
     started = time.time()
     summaries = []
@@ -152,11 +213,12 @@ def run_screen(
         try:
             summary = _run_session(row, session_layout, config, models, progress)
         except Exception as exc:  # one failing session never stops the others
+            _raise_if_run_stopping(exc)
             summary = _failed_summary(row, exc)
         _write_json(session_layout.summary, summary)
         summaries.append(summary)
     _add_verdicts(layout, summaries)
-    _write_provenance(layout, config, models, argv, time.time() - started)
+    _write_provenance(layout, manifest, config, argv, time.time() - started)
     if render:
         from screen.report.render import render_report
 
@@ -195,12 +257,28 @@ def _json_default(value):
     raise TypeError(f"not JSON-serialisable: {type(value)}")
 
 
+class NoUsableMicrographs(ScreenError):
+    """Not one micrograph of a session could be read and assessed."""
+
+
+def _unusable_message(results: list[_MicrographResult]) -> str:
+    counts = Counter(r.status for r in results)
+    first = next((r for r in results if r.error), None)
+    example = f"; first: {first.path}: {first.error}" if first else ""
+    kinds = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    return (
+        f"none of the {len(results)} micrographs could be used ({kinds}){example}; "
+        "every one is listed with its reason in micrographs.csv"
+    )
+
+
 def _failed_summary(row: SessionRow, exc: Exception) -> dict:
+    error = str(exc) if isinstance(exc, ScreenError) else f"{type(exc).__name__}: {exc}"
     return {
         "session": row.session,
         "metadata": dict(row.metadata),
         "status": "failed",
-        "error": f"{type(exc).__name__}: {exc}",
+        "error": error,
         "n_micrographs": len(row.micrograph_paths),
         "verdicts": [],
     }
@@ -221,6 +299,9 @@ def _run_session(row, layout: SessionLayout, config: RunConfig, models: _Models,
     )
     results = _assess_and_ctf(session)
     assessed = [r for r in results if r.status == "ok" and r.verdict is not None]
+    if not assessed:
+        _write_micrograph_table(layout, results)
+        raise NoUsableMicrographs(_unusable_message(results))
     domain = assess_micrographs.session_domain_check(
         [r.verdict for r in assessed], [r.ctf for r in assessed], config.assess
     )
@@ -322,6 +403,7 @@ def _assess_and_ctf(session: _Session) -> list[_MicrographResult]:
             try:
                 images[i] = _read_micrograph(session, result)
             except Exception as exc:
+                _raise_if_run_stopping(exc)
                 result.status, result.error = "unreadable", f"{type(exc).__name__}: {exc}"
                 continue
             if result.verdict is None:
@@ -443,11 +525,7 @@ def _pick_and_extract(session: _Session, good: list[_MicrographResult], diameter
                 session.computed("picking", pick_entry, time.process_time() - begin)
             _write_picks(session.layout, result.name, picks)
             if stack_arrays is None:
-                image = (
-                    image
-                    if image is not None
-                    else _read_micrograph(session, result)
-                )
+                image = image if image is not None else _read_micrograph(session, result)
                 begin = time.process_time()
                 stack = extraction.extract_particles(
                     image,
@@ -467,6 +545,7 @@ def _pick_and_extract(session: _Session, good: list[_MicrographResult], diameter
                 session.cache.put_arrays(*extract_entry, stack_arrays)
                 session.computed("extraction", extract_entry, time.process_time() - begin)
         except Exception as exc:
+            _raise_if_run_stopping(exc)
             result.status, result.error = (
                 "failed",
                 f"picking/extraction: {type(exc).__name__}: {exc}",
@@ -812,7 +891,7 @@ def _add_verdicts(layout: RunLayout, summaries: list[dict]) -> None:
 
 
 def _write_provenance(
-    layout: RunLayout, config: RunConfig, models: _Models, argv, seconds: float
+    layout: RunLayout, manifest: Manifest, config: RunConfig, argv, seconds: float
 ) -> None:
     import scipy
 
@@ -823,6 +902,8 @@ def _write_provenance(
         "numpy": np.__version__,
         "scipy": scipy.__version__,
         "platform": platform.platform(),
+        "manifest": str(manifest.path),
+        "sessions": [row.session for row in manifest.sessions],
         "config": dataclasses.asdict(config),
         "backends": [
             b.key

@@ -77,3 +77,18 @@ def screened(tmp_path_factory) -> Screened:
     manifest = _simulate_repeated_names(root)
     run_screen(read_manifest(manifest), root / "results", render=False)
     return Screened(manifest, root / "results")
+
+
+@pytest.fixture(scope="session")
+def write_unreadable_session() -> Callable[[Path, str], Path]:
+    """``write(folder, name)``: a manifest of one session whose two micrographs are not MRC."""
+
+    def write(folder: Path, name: str) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "truncated.mrc").write_bytes(b"\x00" * 100)
+        (folder / "text.mrc").write_text("not an image\n")
+        manifest = folder / "manifest.csv"
+        manifest.write_text(f"session,micrographs,pixel_size_A\n{name},*.mrc,2.0\n")
+        return manifest
+
+    return write

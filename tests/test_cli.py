@@ -1,4 +1,6 @@
+import errno
 import json
+import os
 import subprocess
 import sys
 import time
@@ -9,6 +11,7 @@ from typer.testing import CliRunner
 from screen.cli import app
 from screen.io.mrc import read_mrc
 from screen.manifest import read_manifest
+from screen.store.lock import results_lock
 
 runner = CliRunner()
 
@@ -156,3 +159,59 @@ def test_gallery_draws_every_reason(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 50_000
     result = runner.invoke(app, ["gallery", str(tmp_path), "--out", str(png)])
     assert result.exit_code == 2 and "screen simulate" in result.output
+
+
+def _refusal(result, *phrases: str) -> None:
+    """A one-line error naming what is wrong, a non-zero exit and no traceback."""
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output
+    for phrase in phrases:
+        assert phrase in result.output, result.output
+
+
+def test_run_refuses_options_out_of_range_before_any_work(screened, tmp_path):
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app, ["run", str(screened.manifest), "--out", str(out), "--threshold", "5"]
+    )
+    _refusal(result, "threshold (--threshold) is 5 but must be in 0–1")
+    result = runner.invoke(
+        app, ["run", str(screened.manifest), "--out", str(out), "--max-astigmatism", "-1"]
+    )
+    _refusal(result, "--max-astigmatism")
+    assert not out.exists()
+
+
+def test_run_says_why_it_cannot_write_the_output_folder(screened, tmp_path):
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("")
+    result = runner.invoke(app, ["run", str(screened.manifest), "--out", str(a_file), "-q"])
+    _refusal(result, f"{a_file} is a file, not a folder")
+    result = runner.invoke(app, ["run", str(screened.manifest), "--out", "/proc/screen-out", "-q"])
+    _refusal(result, "cannot make the results folder", "/proc")
+
+
+def test_run_says_when_the_disk_is_full(screened, tmp_path, monkeypatch):
+    out = screened.copy_results(tmp_path / "out")
+
+    def disk_full(source, target):
+        raise OSError(errno.ENOSPC, "No space left on device", str(source))
+
+    monkeypatch.setattr("screen.io.atomic.os.replace", disk_full)
+    result = runner.invoke(app, ["run", str(screened.manifest), "--out", str(out), "-q"])
+    _refusal(result, "No space left on device", "the disk is full", str(out))
+
+
+def test_run_refuses_a_folder_another_run_is_using(screened, tmp_path):
+    out = screened.copy_results(tmp_path / "out")
+    with results_lock(out):
+        result = runner.invoke(app, ["run", str(screened.manifest), "--out", str(out), "-q"])
+    _refusal(result, f"another screen run is using {out} (pid {os.getpid()})")
+
+
+def test_run_exits_non_zero_when_every_session_failed(tmp_path, write_unreadable_session):
+    manifest = write_unreadable_session(tmp_path / "broken", "broken")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(manifest), "--out", str(out), "-q", "--no-report"])
+    assert result.exit_code == 1, result.output
+    assert "every session failed" in result.output and "none of the 2 micrographs" in result.output

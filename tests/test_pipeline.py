@@ -14,13 +14,16 @@ import pandas as pd
 import pytest
 
 from screen.config import RunConfig
+from screen.errors import RunError, ScreenError
 from screen.io.mrc import read_mrc
 from screen.io.star import read_star
 from screen.manifest import read_manifest
 from screen.pipeline import assess_cache_version, run_screen
+from screen.report.context import build_context
 from screen.simulate.presets import prex1_small
 from screen.simulate.scenario import with_micrographs_per_session
 from screen.simulate.session import simulate_screen
+from screen.stages import assess_micrographs
 from screen.stages.assess_micrographs import MicrographAssessParams
 from screen.stages.records import Optics
 
@@ -157,3 +160,54 @@ def test_the_assessment_cache_key_holds_the_pixel_size():
     assert assess_cache_version(config, Optics(1.0)) == assess_cache_version(
         dataclasses.replace(config, assess=astigmatism), Optics(1.0)
     )
+
+
+def test_a_session_with_no_readable_micrograph_fails_and_says_which(
+    screened, tmp_path, write_unreadable_session
+):
+    # Run into a folder that holds an earlier run of another manifest: the report shows this one.
+    out = screened.copy_results(tmp_path / "out")
+    manifest = write_unreadable_session(tmp_path / "broken", "broken")
+    summary = run_screen(read_manifest(manifest), out, render=False)[0]
+    assert summary["status"] == "failed" and summary["verdicts"] == []
+    assert "none of the 2 micrographs could be used (2 unreadable)" in summary["error"]
+    context = build_context(out)
+    assert [c["name"] for c in context["conditions"]] == ["broken"]
+    unused = context["conditions"][0]["unused_micrographs"]
+    assert sorted(m["micrograph"] for m in unused) == ["text", "truncated"]
+    assert all(m["status"] == "unreadable" and "MRC" in m["error"] for m in unused)
+
+
+def test_a_model_that_cannot_be_loaded_stops_the_run_after_one_try(screened, tmp_path, monkeypatch):
+    calls = []
+
+    def broken(params):
+        calls.append(params.model)
+        raise OSError("truncated weights")
+
+    monkeypatch.setattr(assess_micrographs, "load_micrograph_model", broken)
+    manifest = tmp_path / "manifest.csv"
+    folder = screened.manifest.parent / "sessions" / screened.session / "micrographs"
+    manifest.write_text(
+        f"session,micrographs,pixel_size_A\na,{folder}/*.mrc,2.5\nb,{folder}/*.mrc,2.5\n"
+    )
+    with pytest.raises(RunError, match="model 'micassess_small_v2' cannot be loaded"):
+        run_screen(read_manifest(manifest), tmp_path / "out", render=False)
+    assert calls == ["micassess_small_v2"]
+
+
+def test_options_out_of_range_stop_the_run_before_any_work(screened, tmp_path):
+    config = dataclasses.replace(
+        RunConfig(), assess=MicrographAssessParams(threshold=5.0, max_astigmatism_A=-1.0)
+    )
+    with pytest.raises(RunError, match=r"threshold \(--threshold\) is 5 but must be in 0–1"):
+        run_screen(read_manifest(screened.manifest), tmp_path / "out", config, render=False)
+    weights = dataclasses.replace(RunConfig().assess, model="no_such_model")
+    with pytest.raises(ScreenError, match="model 'no_such_model' not found"):
+        run_screen(
+            read_manifest(screened.manifest),
+            tmp_path / "out",
+            dataclasses.replace(RunConfig(), assess=weights),
+            render=False,
+        )
+    assert not (tmp_path / "out").exists()

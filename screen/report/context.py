@@ -23,6 +23,9 @@ from screen.store.layout import RunLayout, SessionLayout
 TABLE_COLUMNS_PER_PAGE = 6
 """Conditions per comparison table; more conditions continue in a further table."""
 
+UNUSED_LISTED = 20
+"""Unreadable or failed micrographs listed per condition (the rest are counted)."""
+
 
 @dataclass(frozen=True)
 class ClassSet:
@@ -79,6 +82,35 @@ def _read_json(path: Path) -> dict:
         raise ScreenError(f"{path}: cannot read the session summary ({error})") from error
 
 
+MICROGRAPH_TABLE_COLUMNS = ("micrograph", "path", "status", "error", "verdict", "reason")
+"""Columns of micrographs.csv the report needs."""
+
+CLASS_TABLE_COLUMNS = ("class_index", "n_particles", "label")
+"""Columns of classes.csv the report needs."""
+
+
+def _read_table(
+    path: Path, columns: tuple[str, ...], keep_default_na: bool = False
+) -> pd.DataFrame:
+    """A stored CSV table with the columns the report needs.
+
+    Raises
+    ------
+    ScreenError
+        Naming the file, when it cannot be read as CSV or lacks a column.
+    """
+    fix = "re-run `screen run` with the same manifest and --out to rebuild it"
+    try:
+        table = pd.read_csv(path, keep_default_na=keep_default_na)
+    except (OSError, ValueError) as error:  # pandas' parser and decode errors are ValueErrors
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ScreenError(f"{path}: not a readable CSV table ({reason}); {fix}") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ScreenError(f"{path}: missing column(s) {', '.join(missing)}; {fix}")
+    return table
+
+
 def _read_classes(layout: SessionLayout, summary: dict) -> dict[float, ClassSet]:
     from screen.io.mrc import read_mrc
 
@@ -91,12 +123,17 @@ def _read_classes(layout: SessionLayout, summary: dict) -> dict[float, ClassSet]
             continue
         stack = read_mrc(stack_path).data
         stack = stack[None] if stack.ndim == 2 else stack
-        out[diameter] = ClassSet(diameter, pd.read_csv(table_path), stack)
+        table = _read_table(table_path, CLASS_TABLE_COLUMNS, keep_default_na=True)
+        out[diameter] = ClassSet(diameter, table, stack)
     return out
 
 
 def load_run(run_root: Path) -> list[SessionResults]:
-    """Read every stored session of a run (sorted by name).
+    """Read the stored sessions of a run (sorted by name).
+
+    The sessions of the last run's manifest when run.json lists them (a folder can hold
+    sessions of earlier runs with other manifests, which are left out); otherwise every
+    ``sessions/<name>/`` folder.
 
     Raises
     ------
@@ -104,7 +141,11 @@ def load_run(run_root: Path) -> list[SessionResults]:
         If the run folder holds no ``sessions/<name>/summary.json``.
     """
     layout = RunLayout(Path(run_root))
-    folders = sorted(p for p in (layout.root / "sessions").glob("*") if p.is_dir())
+    listed = read_provenance(layout).get("sessions")
+    if isinstance(listed, list):
+        folders = sorted(layout.session(str(name)).root for name in listed)
+    else:
+        folders = sorted(p for p in (layout.root / "sessions").glob("*") if p.is_dir())
     sessions = []
     for folder in folders:
         session_layout = layout.session(folder.name)
@@ -113,7 +154,7 @@ def load_run(run_root: Path) -> list[SessionResults]:
         summary = _read_json(session_layout.summary)
         summary.setdefault("session", folder.name)
         micrographs = (
-            pd.read_csv(session_layout.micrographs, keep_default_na=False)
+            _read_table(session_layout.micrographs, MICROGRAPH_TABLE_COLUMNS)
             if session_layout.micrographs.is_file()
             else None
         )
@@ -140,6 +181,21 @@ def _reason_counts(micrographs: pd.DataFrame | None) -> dict[str, int]:
         return {}
     bad = micrographs[micrographs["verdict"] == "bad"]
     return dict(Counter(str(r) for r in bad.get("reason", []) if str(r)))
+
+
+def _unused_micrographs(micrographs: pd.DataFrame | None) -> list[dict[str, str]]:
+    """The micrographs that could not be read or processed: name, status and why."""
+    if micrographs is None or "status" not in micrographs:
+        return []
+    table = micrographs[micrographs["status"].astype(str) != "ok"]
+    return [
+        {
+            "micrograph": str(row.get("micrograph", "")),
+            "status": str(row["status"]),
+            "error": str(row.get("error", "")),
+        }
+        for _, row in table.iterrows()
+    ]
 
 
 def all_verdicts(sessions: list[SessionResults]) -> dict[str, list[str]]:
@@ -276,6 +332,7 @@ def context_from_sessions(sessions: list[SessionResults], provenance: dict | Non
         session = by_name[summary["session"]]
         micrographs = session.micrographs
         n_unreadable = int(summary.get("n_unreadable") or 0)
+        unused = _unused_micrographs(micrographs)
         conditions.append(
             {
                 "name": summary["session"],
@@ -288,6 +345,9 @@ def context_from_sessions(sessions: list[SessionResults], provenance: dict | Non
                 "kept_all_micrographs": bool(summary.get("kept_all_micrographs")),
                 "n_micrographs": int(summary.get("n_micrographs") or 0),
                 "n_unreadable": n_unreadable,
+                "warnings": [str(w) for w in summary.get("warnings") or []],
+                "unused_micrographs": unused[:UNUSED_LISTED],
+                "n_unused_not_listed": max(0, len(unused) - UNUSED_LISTED),
                 "bad_reasons": sorted(
                     _reason_counts(micrographs).items(), key=lambda kv: (-kv[1], kv[0])
                 ),

@@ -12,6 +12,7 @@ TensorFlow.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -45,6 +46,29 @@ class MicrographAssessParams:
     model: str = "micassess_small_v2"
     batch_size: int = 32
     max_astigmatism_A: float = 3000.0
+
+
+def params_problems(params: MicrographAssessParams) -> list[str]:
+    """What is wrong with ``params`` (empty when nothing), each naming the option to change.
+
+    Examples
+    --------
+    >>> params_problems(MicrographAssessParams(threshold=5.0))
+    ['threshold (--threshold) is 5 but must be in 0–1 (a probability)']
+    """
+    problems = []
+    if not 0.0 <= params.threshold <= 1.0:  # also refuses NaN
+        problems.append(
+            f"threshold (--threshold) is {params.threshold:g} but must be in 0–1 (a probability)"
+        )
+    if not 0.0 <= params.max_astigmatism_A < math.inf:
+        problems.append(
+            f"max_astigmatism_A (--max-astigmatism) is {params.max_astigmatism_A:g} but must be "
+            "0 (off) or a positive number of Å"
+        )
+    if params.batch_size < 1:
+        problems.append(f"batch_size is {params.batch_size} but must be at least 1")
+    return problems
 
 
 def check_ctf(

@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from screen.cli import app
 from screen.io.mrc import write_mrc
 from screen.report.context import build_context
 from screen.report.render import render_report, templates_dir
@@ -158,11 +160,21 @@ def run_root(tmp_path_factory) -> Path:
                 "session": "broken",
                 "metadata": {"grid": "C-flat"},
                 "status": "failed",
-                "error": "no micrographs match /data/broken/*.mrc",
+                "error": "none of the 2 micrographs could be used (2 unreadable)",
                 "verdicts": [],
             }
         )
     )
+    pd.DataFrame(
+        {
+            "micrograph": ["cut", "blank"],
+            "path": ["/data/broken/cut.mrc", "/data/broken/blank.mrc"],
+            "status": ["unreadable", "unreadable"],
+            "error": ["ImageReadError: cut.mrc: truncated", "ImageReadError: blank.mrc: constant"],
+            "verdict": ["", ""],
+            "reason": ["", ""],
+        }
+    ).to_csv(failed.micrographs, index=False)
     return layout.root
 
 
@@ -186,7 +198,7 @@ def test_context_table_has_one_column_per_condition_ranked(run_root):
     assert rows["Best mask diameter (Å)"] == ["150", "150", "150", "—"]
     assert rows["grid"] == ["Quantifoil", "Quantifoil", "lacey carbon", "C-flat"]
     assert rows["additive"][0] == EVIL  # escaping is the template's job
-    assert context["failed"][0]["error"] == "no micrographs match /data/broken/*.mrc"
+    assert context["failed"][0]["error"] == "none of the 2 micrographs could be used (2 unreadable)"
 
 
 def test_context_verdicts(run_root):
@@ -203,7 +215,37 @@ def test_html_escapes_manifest_text(rendered):
     _, _, html = rendered
     assert "<script>" not in html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; 5 µM" in html
-    assert "no micrographs match /data/broken/*.mrc" in html
+    assert "none of the 2 micrographs could be used (2 unreadable)" in html
+
+
+def test_unreadable_micrographs_are_listed_with_why(rendered):
+    _, _, html = rendered
+    assert "cut (unreadable): ImageReadError: cut.mrc: truncated" in html
+    assert "blank (unreadable): ImageReadError: blank.mrc: constant" in html
+
+
+def test_the_report_shows_the_sessions_of_the_last_run_only(run_root, tmp_path):
+    root = shutil.copytree(run_root, tmp_path / "run")
+    (root / "run.json").write_text(json.dumps({"sessions": ["apo_lacey", "broken"]}))
+    names = [c["name"] for c in build_context(root)["conditions"]]
+    assert names == ["apo_lacey", "broken"]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"\xff\xfe\x00\x01binary", "not a readable CSV table"),
+        (b'a,b\n1,2\n3,4,5,6\n"', "not a readable CSV table"),
+        (b"micrograph,status\nm1,ok\n", "missing column(s) path, error, verdict, reason"),
+    ],
+)
+def test_a_corrupt_micrograph_table_is_a_clear_error(run_root, tmp_path, content, problem):
+    root = shutil.copytree(run_root, tmp_path / "run")
+    table = RunLayout(root).session("apo_lacey").micrographs
+    table.write_bytes(content)
+    result = CliRunner().invoke(app, ["report", str(root)])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert f"{table}: {problem}" in result.output and "screen run" in result.output
 
 
 def test_html_links_existing_assets(rendered, run_root):
