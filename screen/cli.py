@@ -356,6 +356,9 @@ def evaluate_micrographs_command(
             params = dataclasses.replace(params, model=micassess_weights)
         if max_astigmatism is not None:
             params = dataclasses.replace(params, max_astigmatism_A=max_astigmatism)
+        problems = assess_micrographs.params_problems(params)
+        if problems:
+            raise ScreenError("; ".join(problems))
         model = assess_micrographs.load_micrograph_model(params)
 
         def report(done: int, total: int) -> None:

@@ -9,6 +9,8 @@ verdicts and the CTF-fit-resolution cutoff's verdicts are scored against the lab
 
 from __future__ import annotations
 
+import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,7 +134,14 @@ def _simulated_set(folder: Path) -> list[LabelledMicrograph]:
 
 
 def _csv_set(path: Path) -> list[LabelledMicrograph]:
-    table = pd.read_csv(path, sep=None, engine="python", dtype=str).fillna("")
+    if path.stat().st_size == 0:
+        raise ScreenError(
+            f"{path}: the file is empty (expected a header path,label[,reason][,pixel_size_A])"
+        )
+    try:
+        table = pd.read_csv(path, sep=None, engine="python", dtype=str).fillna("")
+    except (OSError, ValueError, csv.Error) as error:  # pandas' errors are ValueErrors
+        raise ScreenError(f"{path}: not a readable CSV table ({error})") from None
     table.columns = [c.strip().lower() for c in table.columns]
     missing = {"path", "label"} - set(table.columns)
     if missing:
@@ -151,10 +160,17 @@ def _csv_set(path: Path) -> list[LabelledMicrograph]:
         except ValueError:
             problems.append(f"line {line}: pixel_size_A {pixel_text!r} is not a number")
             continue
+        if pixel_size_A is not None and not 0.0 < pixel_size_A < math.inf:
+            problems.append(
+                f"line {line}: pixel_size_A {pixel_text!r} must be a positive number of Å"
+            )
+            continue
         reason = record.get("reason", "").strip().lower() or ("good" if label == "good" else "")
         items.append(LabelledMicrograph(image_path, label, reason, Optics(pixel_size_A or 0.0)))
     if problems:
         raise ScreenError(f"{path}: " + "; ".join(problems))
+    if not items:
+        raise ScreenError(f"{path}: no micrographs listed (only a header)")
     return items
 
 

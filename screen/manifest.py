@@ -33,6 +33,8 @@ CANONICAL_COLUMNS: tuple[str, ...] = (
     "dose_e_per_A2",
 )
 MAX_SESSION_NAME = 100
+MAX_NAME_BYTES = 255
+"""Longest folder name most file systems take, in bytes (UTF-8)."""
 
 _SYNONYMS = MappingProxyType(
     {
@@ -415,6 +417,12 @@ def session_name_problem(name: str) -> str | None:
         return "empty session name"
     if len(name) > MAX_SESSION_NAME:
         return f"session name is {len(name)} characters (at most {MAX_SESSION_NAME})"
+    size = len(name.encode("utf-8"))
+    if size > MAX_NAME_BYTES:
+        return (
+            f"session name is {size} bytes in UTF-8 (at most {MAX_NAME_BYTES}, the file-system "
+            "limit of a folder name)"
+        )
     if name.startswith("."):
         return f"'{name}' cannot be a folder name (starts with '.')"
     bad = sorted({c for c in name if c in _FORBIDDEN_IN_NAMES or not c.isprintable()})

@@ -91,3 +91,27 @@ def test_folders_per_label(simulated, tmp_path):
     (tmp_path / "labels" / "bad" / "blurry" / "x.mrc").write_bytes(b"")
     with pytest.raises(ScreenError, match="'blurry' is not a bad reason"):
         load_labelled_set(tmp_path / "labels")
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("", "the file is empty"),
+        ("path,label\n", "no micrographs listed"),
+        (
+            "path,label,pixel_size_A\na.mrc,good,-1.0\n",
+            "line 2: pixel_size_A '-1.0' must be a positive",
+        ),
+        ("path,label\na.mrc,good\n", None),
+    ],
+)
+def test_a_bad_labels_csv_is_a_clear_error(tmp_path, content, problem):
+    labels = tmp_path / "labels.csv"
+    labels.write_text(content)
+    result = runner.invoke(
+        app, ["evaluate", "micrographs", str(labels), "--threshold", "2", "--figure", "x.png"]
+    )
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output
+    expected = problem or "threshold (--threshold) is 2 but must be in 0–1"
+    assert expected in result.output and (problem is None or str(labels) in result.output)

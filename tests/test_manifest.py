@@ -185,6 +185,11 @@ def test_long_session_name(session_dir):
     assert _problems(path) == [
         "line 2, column 'session': session name is 101 characters (at most 100)"
     ]
+    path = _write(session_dir / "m.csv", f"session,micrographs,apix\n{'Å𝛃' * 50},apo,1\n")
+    assert _problems(path) == [
+        "line 2, column 'session': session name is 300 bytes in UTF-8 (at most 255, the "
+        "file-system limit of a folder name)"
+    ]
 
 
 def test_duplicate_sessions_name_both_lines(session_dir):
