@@ -48,7 +48,14 @@ MAX_NOISE_SHARE = 0.5
 """Views are not judged when noise makes up more than this share of the median average's features."""
 
 MIN_AVERAGES_FOR_VIEWS = 4
-"""Views are judged only with at least this many good averages."""
+"""The diversity of views (`FEW_VIEWS_EFFECTIVE`, `LARGEST_VIEW_SHARE`) is judged only with at
+least this many good averages. With fewer at the best mask diameter, the good averages of the
+other mask diameters are pooled in (the same particles, classified with other masks)."""
+
+MIN_AVERAGES_ONE_VIEW = 2
+"""Below `MIN_AVERAGES_FOR_VIEWS` (even pooled), at least this many good averages that all show
+one view still flag preferred orientation: a strongly preferred sample gives few good classes,
+and they are copies of its one view."""
 
 FEW_VIEWS_EFFECTIVE = 2.5
 """Fewer effective view groups (exp of the particle-weighted entropy) than this: few views."""
@@ -434,32 +441,75 @@ def view_diversity(
     largest_share : float
         Share of the particles in the most populated view group.
     """
-    groups = view_groups(averages)
+    return _diversity(view_groups(averages), weights)
+
+
+def _diversity(groups: np.ndarray, weights: Sequence[float] | None) -> tuple[float, float]:
+    """Effective number of view groups and the largest one's share, weighted by particles."""
     w = np.ones(len(groups)) if weights is None else np.asarray(weights, dtype=float)
     shares = np.bincount(groups, weights=w) / max(float(w.sum()), 1e-12)
     shares = shares[shares > 0]
     return float(np.exp(-(shares * np.log(shares)).sum())), float(shares.max())
 
 
-def few_views(averages: Sequence[np.ndarray], weights: Sequence[float] | None = None) -> str | None:
+def few_views(
+    averages: Sequence[np.ndarray],
+    weights: Sequence[float] | None = None,
+    *,
+    other_averages: Sequence[np.ndarray] = (),
+    other_weights: Sequence[float] | None = None,
+) -> str | None:
     """Fires when the good averages show few distinct views (preferred orientation).
 
-    Needs at least `MIN_AVERAGES_FOR_VIEWS` averages whose median noise share is at most
-    `MAX_NOISE_SHARE` (noisier averages all look alike); fires when the effective number of view
-    groups is below `FEW_VIEWS_EFFECTIVE` or one group holds more than `LARGEST_VIEW_SHARE`.
+    The sentence states its evidence: how many good classes were compared (and whether those of
+    other mask diameters were pooled in), how many view groups they form and the largest group's
+    share of the good particles.
+
+    Parameters
+    ----------
+    averages, weights
+        Good averages at the best mask diameter and their particles (equal weights when absent).
+    other_averages, other_weights
+        Good averages at the other mask diameters; pooled in when ``averages`` are fewer than
+        `MIN_AVERAGES_FOR_VIEWS`.
+
+    Notes
+    -----
+    Nothing is judged when the median noise share of the compared averages exceeds
+    `MAX_NOISE_SHARE` (noisy averages all look alike) or fewer than `MIN_AVERAGES_ONE_VIEW` are
+    available. With at least `MIN_AVERAGES_FOR_VIEWS` it fires when the effective number of view
+    groups is below `FEW_VIEWS_EFFECTIVE` or one group holds more than `LARGEST_VIEW_SHARE`;
+    with fewer, only when they all show one view.
     """
-    if (
-        len(averages) < MIN_AVERAGES_FOR_VIEWS
-        or np.median(noise_shares(averages)) > MAX_NOISE_SHARE
-    ):
+    pooled = list(averages)
+    w = [1.0] * len(pooled) if weights is None else [float(x) for x in weights]
+    where = "at the best mask diameter"
+    if len(pooled) < MIN_AVERAGES_FOR_VIEWS and len(other_averages):
+        pooled += list(other_averages)
+        w += (
+            [1.0] * len(other_averages)
+            if other_weights is None
+            else [float(x) for x in other_weights]
+        )
+        where = "over all mask diameters"
+    if len(pooled) < MIN_AVERAGES_ONE_VIEW or np.median(noise_shares(pooled)) > MAX_NOISE_SHARE:
         return None
-    effective, largest = view_diversity(averages, weights)
-    if effective >= FEW_VIEWS_EFFECTIVE and largest <= LARGEST_VIEW_SHARE:
-        return None
-    return (
-        f"{TITLE_FEW_VIEWS}: preferred orientation likely (about {effective:.1f} distinct views; "
-        f"{largest:.0%} of good particles share one view)."
-    )
+    groups = view_groups(pooled)
+    effective, largest = _diversity(groups, w)
+    n_groups = len(np.unique(groups))
+    if len(pooled) < MIN_AVERAGES_FOR_VIEWS:
+        if n_groups > 1:
+            return None
+        evidence = f"{len(pooled)} good classes {where}, all one view"
+    else:
+        if effective >= FEW_VIEWS_EFFECTIVE and largest <= LARGEST_VIEW_SHARE:
+            return None
+        evidence = (
+            f"{len(pooled)} good classes {where} in {n_groups} view group"
+            f"{'s' if n_groups != 1 else ''}, about {effective:.1f} distinct views; "
+            f"{largest:.0%} of good particles share one view"
+        )
+    return f"{TITLE_FEW_VIEWS}: preferred orientation likely ({evidence})."
 
 
 def object_axes_A(average: np.ndarray, pixel_size_A: float) -> tuple[float, float]:
@@ -579,6 +629,8 @@ def session_verdicts(
     all_summaries: list[dict],
     *,
     good_counts: Sequence[float] | None = None,
+    other_good_averages: Sequence[np.ndarray] = (),
+    other_good_counts: Sequence[float] | None = None,
     reason_counts: Mapping[str, int] | None = None,
     flags: Mapping[str, Sequence[str]] | None = None,
 ) -> list[str]:
@@ -596,6 +648,9 @@ def session_verdicts(
         Every condition of the run (for the relative rules and the best candidate).
     good_counts : Sequence[float], optional
         Particles in each good average (weights); equal weights when absent.
+    other_good_averages, other_good_counts : optional
+        Good averages at the other mask diameters and their particles (views are judged on
+        them too when the best mask has few good averages, `few_views`).
     reason_counts : Mapping[str, int], optional
         Bad micrographs per reason (for the aggregation rule).
     flags : Mapping[str, Sequence[str]], optional
@@ -613,7 +668,12 @@ def session_verdicts(
         mostly_bad_micrographs(summary),
         few_particles(summary, all_summaries),
         low_good_particle_fraction(summary),
-        few_views(good_averages, good_counts),
+        few_views(
+            good_averages,
+            good_counts,
+            other_averages=other_good_averages,
+            other_weights=other_good_counts,
+        ),
         two_sizes(good_averages, pixel_size_A, good_counts) if pixel_size_A else None,
         aggregation(summary, reason_counts),
     ]

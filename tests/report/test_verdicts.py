@@ -194,3 +194,46 @@ def test_session_verdicts_combines_rules(models):
     )
     # The preferred-orientation condition has more good particles, but the diverse one wins.
     assert [v.split(":")[0] for v in clean] == [V.TITLE_BEST]
+
+
+def test_few_views_with_three_good_averages_states_its_evidence(models):
+    """Issue 12: 3 good averages of one view (below the diversity minimum) still flag it."""
+    rng = np.random.default_rng(4)
+    one_view = class_averages(models["big"], 1, 3, rng)
+    three_views = class_averages(models["big"], 3, 3, rng, jitter_deg=0.0)
+    assert len(one_view) < V.MIN_AVERAGES_FOR_VIEWS
+    flag = V.few_views(one_view)
+    assert flag is not None and flag.startswith(V.TITLE_FEW_VIEWS)
+    assert "3 good classes at the best mask diameter, all one view" in flag
+    assert V.few_views(three_views) is None
+    assert V.few_views(one_view[:1]) is None  # one average says nothing about diversity
+
+
+def test_few_views_pools_the_other_mask_diameters(models):
+    rng = np.random.default_rng(5)
+    best = class_averages(models["big"], 1, 1, rng)
+    others = class_averages(models["big"], 1, 4, rng)
+    flag = V.few_views(best, [500], other_averages=others, other_weights=[300, 200, 100, 50])
+    assert flag is not None and "5 good classes over all mask diameters" in flag
+    diverse = class_averages(models["big"], 8, 8, rng)
+    assert V.few_views(best, [100], other_averages=diverse, other_weights=[100] * 8) is None
+
+
+def test_preferred_condition_with_few_good_classes_ranks_below_a_clean_one(models):
+    """A strongly preferred condition (3 good averages, one view) with more good particles per
+    micrograph yields the best-candidate verdict to a clean one of similar counts."""
+    rng = np.random.default_rng(6)
+    preferred = summary("preferred", per_mic=210.0, good_fraction=0.6)
+    clean = summary("clean", per_mic=190.0, good_fraction=0.6)
+    runs = [preferred, clean]
+    flagged = V.session_verdicts(preferred, class_averages(models["big"], 1, 3, rng), PIXEL_A, runs)
+    assert [v.split(":")[0] for v in flagged] == [V.TITLE_FEW_VIEWS]
+    assert "all one view" in flagged[0]
+    verdicts = V.session_verdicts(
+        clean,
+        class_averages(models["big"], 8, 8, rng),
+        PIXEL_A,
+        runs,
+        flags={"preferred": flagged},
+    )
+    assert [v.split(":")[0] for v in verdicts] == [V.TITLE_BEST]
