@@ -61,18 +61,32 @@ class SessionResults:
     def good_averages(self) -> tuple[list[np.ndarray], list[int]]:
         """Good averages at the best mask diameter, most populated first, and their particles."""
         best = self.best_classes()
-        if best is None:
-            return [], []
-        good = best.table[best.table["label"] == "good"].sort_values(
-            ["n_particles", "class_index"], ascending=[False, True]
-        )
-        indices = [int(i) for i in good["class_index"] if 0 <= int(i) < len(best.averages)]
-        counts = [
-            int(n)
-            for i, n in zip(good["class_index"], good["n_particles"], strict=True)
-            if 0 <= int(i) < len(best.averages)
-        ]
-        return [best.averages[i] for i in indices], counts
+        return ([], []) if best is None else _good_of(best)
+
+    def other_good_averages(self) -> tuple[list[np.ndarray], list[int]]:
+        """Good averages (and particles) at every stored mask diameter but the best one."""
+        best = self.best_classes()
+        averages: list[np.ndarray] = []
+        counts: list[int] = []
+        for classes in self.classes.values():
+            if classes is not best:
+                more, n = _good_of(classes)
+                averages += more
+                counts += n
+        return averages, counts
+
+
+def _good_of(classes: ClassSet) -> tuple[list[np.ndarray], list[int]]:
+    """Good averages of one classification, most populated first, and their particles."""
+    good = classes.table[classes.table["label"] == "good"].sort_values(
+        ["n_particles", "class_index"], ascending=[False, True]
+    )
+    pairs = [
+        (int(i), int(n))
+        for i, n in zip(good["class_index"], good["n_particles"], strict=True)
+        if 0 <= int(i) < len(classes.averages)
+    ]
+    return [classes.averages[i] for i, _ in pairs], [n for _, n in pairs]
 
 
 def _read_json(path: Path) -> dict:
@@ -207,32 +221,22 @@ def all_verdicts(sessions: list[SessionResults]) -> dict[str, list[str]]:
     inputs = {}
     for s in sessions:
         averages, counts = s.good_averages()
-        pixel = s.summary.get("pixel_size_2d_A") or 0.0
-        inputs[s.name] = (averages, counts, float(pixel), _reason_counts(s.micrographs))
-    first = {
-        s.name: session_verdicts(
-            s.summary,
-            inputs[s.name][0],
-            inputs[s.name][2],
-            summaries,
-            good_counts=inputs[s.name][1],
-            reason_counts=inputs[s.name][3],
-            flags={},
+        others, other_counts = s.other_good_averages()
+        inputs[s.name] = dict(
+            good_averages=averages,
+            pixel_size_A=float(s.summary.get("pixel_size_2d_A") or 0.0),
+            good_counts=counts,
+            other_good_averages=others,
+            other_good_counts=other_counts,
+            reason_counts=_reason_counts(s.micrographs),
         )
+    first = {
+        s.name: session_verdicts(s.summary, all_summaries=summaries, flags={}, **inputs[s.name])
         for s in sessions
     }
     out = {}
     for s in sessions:
-        averages, counts, pixel, reasons = inputs[s.name]
-        ours = session_verdicts(
-            s.summary,
-            averages,
-            pixel,
-            summaries,
-            good_counts=counts,
-            reason_counts=reasons,
-            flags=first,
-        )
+        ours = session_verdicts(s.summary, all_summaries=summaries, flags=first, **inputs[s.name])
         stored = [
             str(v)
             for v in s.summary.get("verdicts") or []
