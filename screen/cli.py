@@ -120,6 +120,8 @@ def run(
 
     try:
         parsed = read_manifest(manifest)
+        for warning in parsed.warnings:
+            _warn(f"warning: {manifest}: {warning}")
         config = RunConfig()
         assess = config.assess
         if threshold is not None:
@@ -158,12 +160,9 @@ def run(
             line += f" ({summary.get('error')})"
         typer.echo(line, err=True)
         if summary.get("micrograph_domain_warning"):
-            typer.secho(
-                f"  WARNING {summary['session']}: {summary['micrograph_domain_warning']}",
-                err=True,
-                fg=typer.colors.YELLOW,
-                bold=True,
-            )
+            _warn(f"  WARNING {summary['session']}: {summary['micrograph_domain_warning']}")
+        for warning in summary.get("warnings") or []:
+            _warn(f"  WARNING {summary['session']}: {warning}")
         if verbose and summary.get("stage_seconds"):
             timings = ", ".join(f"{k} {v:.1f} s" for k, v in summary["stage_seconds"].items())
             typer.echo(f"    {timings}", err=True)
@@ -174,6 +173,10 @@ def run(
             f"error: every session failed ({len(summaries)}); see the reasons above", err=True
         )
         raise typer.Exit(code=1)
+
+
+def _warn(line: str) -> None:
+    typer.secho(line, err=True, fg=typer.colors.YELLOW, bold=True)
 
 
 def _with_stage_progress(manifest, quiet: bool, work):

@@ -8,6 +8,7 @@ checked strictly, and all problems are collected into one `ManifestError`.
 from __future__ import annotations
 
 import csv
+import difflib
 import glob
 import io
 import math
@@ -59,6 +60,16 @@ _SYNONYMS = MappingProxyType(
         **dict.fromkeys(("dose_e_per_a2", "dose", "total_dose", "dose_e_a2"), "dose_e_per_A2"),
     }
 )
+_DEFAULTS = MappingProxyType(
+    {
+        "voltage_kV": "300 (the default)",
+        "cs_mm": "2.7 (the default)",
+        "amplitude_contrast": "0.1 (the default)",
+        "dose_e_per_A2": "not given",
+    }
+)
+MISSPELLING_CUTOFF = 0.8
+"""`difflib` similarity above which a metadata column name is taken for a misspelling."""
 _FORBIDDEN_IN_NAMES = frozenset('/\\:*?"<>|')
 
 
@@ -142,11 +153,15 @@ class Manifest:
         Sessions in file order.
     metadata_columns : tuple of str
         Names of the condition-metadata columns, in file order.
+    warnings : tuple of str
+        Likely mistakes that are not errors, e.g. a metadata column whose name is close to an
+        optional column's (``voltge_kV``), so that its default is used.
     """
 
     path: Path
     sessions: tuple[SessionRow, ...]
     metadata_columns: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -287,7 +302,8 @@ def read_manifest(path: str | Path) -> Manifest:
     if problems:
         raise ManifestError(str(path), problems)
     names = tuple(column.original for column in header.metadata)
-    return Manifest(path=path, sessions=tuple(sessions), metadata_columns=names)
+    warnings = tuple(_misspelling_warnings(header, header_line))
+    return Manifest(path=path, sessions=tuple(sessions), metadata_columns=names, warnings=warnings)
 
 
 def _read_records(path: Path) -> list[tuple[int, list[str]]]:
@@ -351,6 +367,24 @@ def _parse_header(cells: list[str], line: int) -> tuple[_Header, list[str]]:
     problems += _missing_column_problems(known, line)
     header = _Header(known, tuple(metadata), len(cells), tuple(unnamed))
     return header, problems
+
+
+def _misspelling_warnings(header: _Header, line: int) -> list[str]:
+    """A warning for each metadata column whose name is close to a missing optional column's."""
+    warnings = []
+    for column in header.metadata:
+        key = normalise_column(column.original)
+        close = difflib.get_close_matches(key, _SYNONYMS.keys(), n=1, cutoff=MISSPELLING_CUTOFF)
+        if not close or len(key) < 4:
+            continue
+        meant = _SYNONYMS[close[0]]
+        if meant in header.known or meant not in _DEFAULTS:
+            continue
+        warnings.append(
+            f"line {line}, column '{column.original}': did you mean '{meant}'? It is kept as "
+            f"condition metadata and {meant} is {_DEFAULTS[meant]}"
+        )
+    return warnings
 
 
 def _missing_column_problems(known: dict[str, _Column], line: int) -> list[str]:

@@ -37,7 +37,7 @@ import screen
 from screen.config import RunConfig, config_problems
 from screen.errors import RunError, ScreenError, os_error_message
 from screen.io.atomic import atomic_path
-from screen.io.images import read_image, summed_frames
+from screen.io.images import MrcImage, read_image, summed_frames
 from screen.io.mrc import write_mrc
 from screen.io.star import OpticsGroup, write_particles_star, write_star
 from screen.manifest import Manifest, SessionRow
@@ -71,6 +71,9 @@ ProgressCallback = Callable[[str, str, int, int], None]
 """Called as ``(session, stage, done, total)``."""
 
 CHUNK = 16  # micrographs read and assessed together (bounded memory)
+
+PIXEL_SIZE_TOLERANCE = 0.02
+"""Relative difference of header and manifest pixel sizes that earns a warning."""
 
 RUN_STOPPING_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 """OS errors that would fail every session alike (the disk): they stop the run."""
@@ -797,6 +800,7 @@ def _write_micrograph_table(layout: SessionLayout, results: list[_MicrographResu
 
 def _summary(session: _Session, results, good, estimate, stack, search, best) -> dict:
     readable = [r for r in results if r.status != "unreadable"]
+    area_um2, warnings = _first_image_facts(session, readable)
     picked = sum(r.n_picks for r in good)
     # ``good`` are the micrographs that went on to picking (every assessed one with
     # --keep-all-micrographs); the good-micrograph count is always the verdicts'.
@@ -830,7 +834,8 @@ def _summary(session: _Session, results, good, estimate, stack, search, best) ->
         "n_unreadable": len(results) - len(readable),
         "n_failed": sum(r.status == "failed" for r in results),
         "n_good_micrographs": n_good,
-        "micrograph_area_um2": _micrograph_area_um2(session, readable),
+        "micrograph_area_um2": area_um2,
+        "warnings": warnings,
         "good_micrograph_fraction": n_good / len(readable) if readable else 0.0,
         "diameter_A": estimate.diameter_A if estimate else None,
         "picked_particles": int(picked),
@@ -849,15 +854,42 @@ def _summary(session: _Session, results, good, estimate, stack, search, best) ->
     }
 
 
-def _micrograph_area_um2(session: _Session, readable) -> float | None:
-    """Area of one micrograph in µm² (from the first readable one), for densities."""
+def _first_image_facts(session: _Session, readable) -> tuple[float | None, list[str]]:
+    """Area of one micrograph in µm² (for densities) and `image_warnings`.
+
+    Both come from the first readable micrograph, read on every run, so a re-run from the
+    cache warns alike.
+    """
     for result in readable:
         try:
-            shape = read_image(result.path).data.shape[-2:]
+            image = read_image(result.path)
         except Exception:
             continue
-        return float(shape[0] * shape[1] * session.optics.pixel_size_A**2 / 1e8)
-    return None
+        ny, nx = image.data.shape[-2:]
+        area_um2 = float(ny * nx * session.optics.pixel_size_A**2 / 1e8)
+        return area_um2, image_warnings(image, session.row)
+    return None, []
+
+
+def image_warnings(image: MrcImage, row: SessionRow) -> list[str]:
+    """Likely mistakes an image shows about its manifest row (empty when none).
+
+    A header pixel size more than `PIXEL_SIZE_TOLERANCE` away from the manifest's (the
+    manifest's is used), and a stack of frames given as a micrograph (summed without alignment).
+    """
+    warnings = []
+    header_A, manifest_A = image.pixel_size_A, row.pixel_size_A
+    if header_A and abs(header_A - manifest_A) > PIXEL_SIZE_TOLERANCE * manifest_A:
+        warnings.append(
+            f"{image.path}: the header gives {header_A:.4g} Å/px but the manifest (line "
+            f"{row.line}) {manifest_A:.4g} Å/px; the manifest's is used: check which is right"
+        )
+    if row.kind == "micrographs" and image.data.ndim == 3 and len(image.data) > 1:
+        warnings.append(
+            f"{image.path}: a stack of {len(image.data)} frames in the micrographs column is "
+            "summed without alignment; give movies in the movies column to motion-correct them"
+        )
+    return warnings
 
 
 def _reason_counts(results) -> dict[str, int]:
@@ -904,6 +936,7 @@ def _write_provenance(
         "platform": platform.platform(),
         "manifest": str(manifest.path),
         "sessions": [row.session for row in manifest.sessions],
+        "manifest_warnings": list(manifest.warnings),
         "config": dataclasses.asdict(config),
         "backends": [
             b.key

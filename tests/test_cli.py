@@ -5,11 +5,12 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
 
 from screen.cli import app
-from screen.io.mrc import read_mrc
+from screen.io.mrc import read_mrc, write_mrc
 from screen.manifest import read_manifest
 from screen.store.lock import results_lock
 
@@ -215,3 +216,26 @@ def test_run_exits_non_zero_when_every_session_failed(tmp_path, write_unreadable
     result = runner.invoke(app, ["run", str(manifest), "--out", str(out), "-q", "--no-report"])
     assert result.exit_code == 1, result.output
     assert "every session failed" in result.output and "none of the 2 micrographs" in result.output
+
+
+def test_run_warns_about_likely_mistakes(screened, tmp_path):
+    """A misspelled column, a header pixel size unlike the manifest's, a stack as micrograph."""
+    source = next((screened.manifest.parent / "sessions").glob("*/micrographs/*.mrc"))
+    frame = read_mrc(source).data
+    rng = np.random.default_rng(0)
+    stack = np.stack([frame + rng.normal(0, 1, frame.shape) for _ in range(2)]).astype(np.float32)
+    write_mrc(tmp_path / "stack.mrc", stack, 1.0)
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("session,micrographs,pixel_size_A,voltge_kV\nstacked,stack.mrc,2.5,200\n")
+    out = tmp_path / "out"
+    # Every micrograph bad (P(good) < 1): no picking or 2D, so the run is quick.
+    args = ["run", str(manifest), "--out", str(out), "-q", "--no-report", "--threshold", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "column 'voltge_kV': did you mean 'voltage_kV'?" in output
+    stack_path = tmp_path / "stack.mrc"
+    assert f"{stack_path}: the header gives 1 Å/px but the manifest (line 2) 2.5 Å/px" in output
+    assert f"{stack_path}: a stack of 2 frames in the micrographs column is summed" in output
+    summary = json.loads((out / "sessions" / "stacked" / "summary.json").read_text())
+    assert len(summary["warnings"]) == 2

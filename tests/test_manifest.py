@@ -242,3 +242,21 @@ def test_error_message_lists_every_problem(session_dir):
     message = str(err.value)
     assert "2 problem(s)" in message
     assert "line 2" in message and "line 3" in message
+
+
+def test_a_misspelled_optional_column_is_a_warning(session_dir):
+    path = _write(
+        session_dir / "m.csv",
+        "session,micrographs,apix,voltge_kV,Amp contrst,grid,additive\napo,apo,1,200,0.07,C,none\n",
+    )
+    manifest = read_manifest(path)
+    assert manifest.warnings == (
+        "line 1, column 'voltge_kV': did you mean 'voltage_kV'? It is kept as condition "
+        "metadata and voltage_kV is 300 (the default)",
+        "line 1, column 'Amp contrst': did you mean 'amplitude_contrast'? It is kept as "
+        "condition metadata and amplitude_contrast is 0.1 (the default)",
+    )
+    assert manifest.sessions[0].voltage_kV == 300.0
+    assert manifest.sessions[0].metadata["voltge_kV"] == "200"
+    ok = _write(session_dir / "ok.csv", "session,micrographs,apix,kV,grid\napo,apo,1,200,C\n")
+    assert read_manifest(ok).warnings == ()
