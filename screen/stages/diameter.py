@@ -66,10 +66,11 @@ from skimage.feature import canny
 from skimage.measure import label, regionprops
 
 from screen.processing.boxes import extract_boxes, radial_profile
+from screen.processing.ctf import ctf_zero_frequencies_A
 from screen.processing.filters import bin_to_pixel_size, lowpass
 from screen.stages.base import Backend
 from screen.stages.classify2d import Classify2DParams, classify_2d
-from screen.stages.extraction import ExtractParams, extract_particles, phase_flip
+from screen.stages.extraction import ExtractParams, ctf_params, extract_particles, phase_flip
 from screen.stages.picking import PickParams, pick_particles
 from screen.stages.records import (
     ClassAverages,
@@ -413,6 +414,10 @@ def estimate_diameter(
         raise ValueError("estimate_diameter needs at least one micrograph")
     if ctfs is not None and len(ctfs) < len(subset):
         raise ValueError(f"{len(subset)} micrographs but only {len(ctfs)} CTF fits")
+    if ctfs is not None and not ctfs_trustworthy(
+        ctfs[: len(subset)], optics or Optics(pixel_size_A)
+    ):
+        ctfs = None  # a phase flip by an unconfirmed CTF scrambles the particles: no refinement
     flip = params.phase_flip and ctfs is not None
     contrasts = [
         corrected_contrast(image, pixel_size_A, ctfs[i] if flip else None, optics)
@@ -447,6 +452,25 @@ def estimate_diameter(
     # The most self-consistent chain wins: the smallest change in its last round (first on ties).
     best = min(range(len(refined)), key=lambda i: (refined[i][1], i))
     return refined[best][0]
+
+
+def ctf_confirmed(ctf: CtfFit, optics: Optics) -> bool:
+    """True when a CTF fit matches its spectrum beyond the fitted CTF's first zero.
+
+    A fit that does not even reach its own first zero has seen no Thon ring (on a denoised or
+    heavily binned export it can return any defocus): phase flipping by it, which changes sign
+    at the zeros, has no support in the data. A geometric criterion, not a calibrated one.
+    """
+    if not (np.isfinite(ctf.fit_resolution_A) and ctf.fit_resolution_A > 0):
+        return False
+    k_fit = 1.0 / ctf.fit_resolution_A
+    zeros = ctf_zero_frequencies_A(ctf_params(ctf, optics), k_fit)
+    return len(zeros) > 0
+
+
+def ctfs_trustworthy(ctfs: list[CtfFit], optics: Optics) -> bool:
+    """True when at least half of the fits are :func:`ctf_confirmed` (the refinement needs them)."""
+    return bool(ctfs) and 2 * sum(ctf_confirmed(c, optics) for c in ctfs) >= len(ctfs)
 
 
 def _canny_estimate(contrasts, pixel_size_A: float, params: DiameterParams) -> DiameterEstimate:
@@ -778,7 +802,7 @@ def self_consistent_diameter(
 BACKEND = Backend(
     stage="diameter",
     name="builtin",
-    version="4",
+    version="5",
     params_type=DiameterParams,
     compute=estimate_diameter,
 )

@@ -58,9 +58,9 @@ def box_size_px(diameter_A: float, pixel_size_A: float, params: ExtractParams) -
     return max(size, params.min_box_px + params.min_box_px % 2)
 
 
-def phase_flip(image: np.ndarray, pixel_size_A: float, ctf: CtfFit, optics: Optics) -> np.ndarray:
-    """Multiply the image's spectrum by ``sign(-CTF)`` (protein dark at every frequency)."""
-    params = CtfParams(
+def ctf_params(ctf: CtfFit, optics: Optics) -> CtfParams:
+    """The CTF model of a fit with the session's optics."""
+    return CtfParams(
         defocus_u_A=ctf.defocus_u_A,
         defocus_v_A=ctf.defocus_v_A,
         astigmatism_angle_deg=ctf.astigmatism_angle_deg,
@@ -68,6 +68,11 @@ def phase_flip(image: np.ndarray, pixel_size_A: float, ctf: CtfFit, optics: Opti
         cs_mm=optics.cs_mm,
         amplitude_contrast=optics.amplitude_contrast,
     )
+
+
+def phase_flip(image: np.ndarray, pixel_size_A: float, ctf: CtfFit, optics: Optics) -> np.ndarray:
+    """Multiply the image's spectrum by ``sign(-CTF)`` (protein dark at every frequency)."""
+    params = ctf_params(ctf, optics)
     flip = np.where(ctf_2d(image.shape, pixel_size_A, params) > 0, -1.0, 1.0).astype(np.float32)
     return apply_transfer(image, flip)
 

@@ -17,6 +17,8 @@ from screen.stages.diameter import (
     blob_edge_diameter_px,
     centre_boxes,
     corrected_contrast,
+    ctf_confirmed,
+    ctfs_trustworthy,
     detrended,
     estimate_diameter,
     first_peak,
@@ -107,6 +109,24 @@ def test_synthetic_discs_diameter_within_25_percent():
     assert estimate.diameter_A == pytest.approx(true_A, rel=0.25)
     assert estimate.edge_diameter_A == pytest.approx(estimate.diameter_A / params.edge_factor)
     assert estimate.average.ndim == 2
+
+
+def test_ctf_fits_that_saw_no_thon_ring_are_not_used():
+    """The fit on the denoised EMPIAR-10017 exports (0.22 µm, matched only to 30 Å) is no CTF:
+    phase flipping and the refinement must not use it (there it took 152 Å to 402 Å)."""
+    bogus = CtfFit(2235.0, 2233.0, 0.0, 30.0, 0.1)
+    sound = CtfFit(15000.0, 14000.0, 30.0, 8.0, 0.5)
+    assert not ctf_confirmed(bogus, Optics(1.77))
+    assert ctf_confirmed(sound, Optics(1.77))
+    assert not ctfs_trustworthy([bogus, bogus, sound], Optics(1.77))
+    assert ctfs_trustworthy([bogus, sound], Optics(1.77))
+    images = [_dark_discs(seed, 120.0) for seed in range(2)]
+    params = DiameterParams(
+        trial_diameters_A=(80.0, 120.0, 170.0), edge_factor=1.0, coarse_method="canny"
+    )
+    without = estimate_diameter(images, 2.5, params)
+    with_bogus = estimate_diameter(images, 2.5, params, [bogus, bogus], Optics(2.5))
+    assert with_bogus.diameter_A == without.diameter_A
 
 
 def test_first_peak_ignores_a_later_rise():
@@ -224,7 +244,7 @@ def test_scale_space_coarse_estimate_on_simulated_sessions(sessions, name):
 
 def test_backend_contract():
     assert BACKEND.stage == "diameter"
-    assert BACKEND.version == "4"
+    assert BACKEND.version == "5"
     assert BACKEND.params_type is DiameterParams
     assert BACKEND.compute is estimate_diameter
     assert dataclasses.is_dataclass(DiameterParams())
