@@ -901,25 +901,19 @@ def _reason_counts(results) -> dict[str, int]:
 
 
 def _add_verdicts(layout: RunLayout, summaries: list[dict]) -> None:
-    """Plain-language verdicts need every session's numbers (ranking), so they come last."""
-    from screen.io.mrc import read_mrc
-    from screen.report.verdicts import session_verdicts
+    """Plain-language verdicts need every session's numbers (ranking), so they come last.
 
-    for summary in summaries:
-        if summary.get("status") != "ok":
-            continue
-        session = layout.session(summary["session"])
-        averages = []
-        if summary.get("best_mask_diameter_A"):
-            path = session.classes_dir(summary["best_mask_diameter_A"]) / "averages.mrcs"
-            if path.exists():
-                stack = read_mrc(path).data
-                stack = stack if stack.ndim == 3 else stack[None]
-                averages = [stack[c["class_index"]] for c in summary["top_good_classes"]]
-        summary["verdicts"] = session_verdicts(
-            summary, averages, summary.get("pixel_size_2d_A") or 1.0, summaries
-        )
-        _write_json(session.summary, summary)
+    The report's rules on the stored results (`screen.report.context.all_verdicts`): the same
+    sentences in summary.json as in the report.
+    """
+    from screen.report.context import all_verdicts, session_results
+
+    sessions = [session_results(layout, summary) for summary in summaries]
+    verdicts = all_verdicts(sessions)
+    for session in sessions:
+        if session.ok:
+            session.summary["verdicts"] = verdicts[session.name]
+            _write_json(session.layout.summary, session.summary)
 
 
 def _write_provenance(

@@ -142,6 +142,18 @@ def _read_classes(layout: SessionLayout, summary: dict) -> dict[float, ClassSet]
     return out
 
 
+def session_results(layout: RunLayout, summary: dict) -> SessionResults:
+    """A condition's stored tables and class averages beside its ``summary``."""
+    session_layout = layout.session(summary["session"])
+    micrographs = (
+        _read_table(session_layout.micrographs, MICROGRAPH_TABLE_COLUMNS)
+        if session_layout.micrographs.is_file()
+        else None
+    )
+    classes = _read_classes(session_layout, summary) if summary.get("status", "ok") == "ok" else {}
+    return SessionResults(summary["session"], session_layout, summary, micrographs, classes)
+
+
 def load_run(run_root: Path) -> list[SessionResults]:
     """Read the stored sessions of a run (sorted by name).
 
@@ -162,20 +174,12 @@ def load_run(run_root: Path) -> list[SessionResults]:
         folders = sorted(p for p in (layout.root / "sessions").glob("*") if p.is_dir())
     sessions = []
     for folder in folders:
-        session_layout = layout.session(folder.name)
-        if not session_layout.summary.is_file():
+        summary_path = layout.session(folder.name).summary
+        if not summary_path.is_file():
             continue
-        summary = _read_json(session_layout.summary)
+        summary = _read_json(summary_path)
         summary.setdefault("session", folder.name)
-        micrographs = (
-            _read_table(session_layout.micrographs, MICROGRAPH_TABLE_COLUMNS)
-            if session_layout.micrographs.is_file()
-            else None
-        )
-        classes = (
-            _read_classes(session_layout, summary) if summary.get("status", "ok") == "ok" else {}
-        )
-        sessions.append(SessionResults(folder.name, session_layout, summary, micrographs, classes))
+        sessions.append(session_results(layout, summary))
     if not sessions:
         raise ScreenError(
             f"{layout.root}: no sessions/<name>/summary.json found; is it a folder written by "
