@@ -3,7 +3,9 @@
 ::
 
     OUT/report.html, OUT/report.pdf      the comparative report (report_assets/ beside them)
-    OUT/run.json                         provenance: version, argv, parameters, models, timings
+    OUT/run.json                         provenance: version, argv, parameters, models, timings,
+                                         the manifest's sessions (the ones the report shows)
+    OUT/.lock                            held (flock) by the `screen run` writing here
     OUT/sessions/<name>/summary.json     every metric of the session (see screen.pipeline)
     OUT/sessions/<name>/micrographs.csv  one row per micrograph: P(good), verdict, reason, CTF
     OUT/sessions/<name>/picks/<mic>.star picked coordinates per micrograph (RELION STAR)
