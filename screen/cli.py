@@ -213,12 +213,15 @@ def report(
     results: Annotated[Path, typer.Argument(help="Results folder written by `screen run`.")],
 ) -> None:
     """Re-render the HTML and PDF report from stored results (nothing is recomputed)."""
+    from screen.errors import os_error_message
     from screen.report.render import render_report
 
     try:
         html, pdf = render_report(results)
     except ScreenError as error:
         raise _fail(error) from None
+    except OSError as error:
+        raise _fail(ScreenError(f"cannot write the report: {os_error_message(error)}")) from None
     typer.echo(f"report: {html} and {pdf}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import shutil
@@ -284,3 +285,15 @@ def test_missing_run_folder_is_a_clear_error(tmp_path):
 
 def test_templates_dir_found():
     assert (templates_dir() / "report.html.j2").is_file()
+
+
+def test_a_full_disk_while_writing_the_report_is_a_clear_error(run_root, tmp_path, monkeypatch):
+    root = shutil.copytree(run_root, tmp_path / "run")
+
+    def disk_full(source, target):
+        raise OSError(errno.ENOSPC, "No space left on device", str(source))
+
+    monkeypatch.setattr("screen.io.atomic.os.replace", disk_full)
+    result = CliRunner().invoke(app, ["report", str(root)])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert "cannot write the report" in result.output and "the disk is full" in result.output
