@@ -35,11 +35,15 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from screen.processing.fourier import fourier_crop, periodogram_average, rotational_average
 from screen.stages.records import MICROGRAPH_REASONS
+
+if TYPE_CHECKING:
+    from screen.simulate.domain import DomainSpec
 
 TARGET_PIXEL_A = 8.0
 """Pixel size (Å) the CNN sees: every frame is Fourier-cropped to about this sampling, so a
@@ -431,8 +435,12 @@ def preprocess(
 # --------------------------------------------------------------------------- model
 
 
-def build_model(n_bins: int = N_SPECTRUM_BINS, n_reasons: int = len(MICROGRAPH_REASONS)):
-    """The MicAssess v2 network (uncompiled).
+def build_model(
+    n_bins: int = N_SPECTRUM_BINS,
+    n_reasons: int = len(MICROGRAPH_REASONS),
+    with_blobs: bool = True,
+):
+    """The MicAssess network (uncompiled); ``with_blobs=False`` leaves out the blob statistics.
 
     A small fully convolutional CNN on the image (any square side: global average and max
     pooling); a small CNN on the 2D power spectrum whose last map is flattened, not pooled, so
@@ -469,23 +477,17 @@ def build_model(n_bins: int = N_SPECTRUM_BINS, n_reasons: int = len(MICROGRAPH_R
     s = layers.Concatenate()([spectrum, anisotropy])
     s = layers.Dense(128, activation="relu")(s)
     s = layers.Dense(64, activation="relu")(s)
-    b = layers.Dense(64, activation="relu")(blobs)
-    b = layers.Dense(32, activation="relu")(b)
-    h = layers.Concatenate()([x, q, s, b])
+    branches = [x, q, s]
+    inputs = {"image": image, "spectrum": spectrum, "anisotropy": anisotropy, "power": power}
+    if with_blobs:
+        b = layers.Dense(64, activation="relu")(blobs)
+        branches.append(layers.Dense(32, activation="relu")(b))
+        inputs["blobs"] = blobs
+    h = layers.Concatenate()(branches)
     h = layers.Dropout(0.2)(h)
     h = layers.Dense(128, activation="relu")(h)
     classes = layers.Dense(1 + n_reasons, activation="softmax", name="classes")(h)
-    return keras.Model(
-        inputs={
-            "image": image,
-            "spectrum": spectrum,
-            "anisotropy": anisotropy,
-            "power": power,
-            "blobs": blobs,
-        },
-        outputs={"classes": classes},
-        name="micassess_small",
-    )
+    return keras.Model(inputs=inputs, outputs={"classes": classes}, name="micassess_small")
 
 
 def scores_from_outputs(out) -> tuple[np.ndarray, np.ndarray]:
@@ -636,6 +638,16 @@ class SimulatedSetSpec:
     ice_low_A: tuple[float, float] = (150.0, 400.0)
     good_fraction: float = 0.5
     bad_reasons: tuple[str, ...] = MICROGRAPH_REASONS
+    snr_per_square_A: bool = False
+    """When True, ``particle_snr`` is the SNR of a 1 Å pixel and grows with the pixel's area
+    (capped at ``MAX_PARTICLE_SNR``): a binned or coarse micrograph sums more electrons per pixel.
+    When False (the v2 sets) it is per pixel whatever the pixel size."""
+    domain: DomainSpec | None = None
+    """Variation generators applied to each rendered micrograph (:mod:`screen.simulate.domain`)."""
+
+
+MAX_PARTICLE_SNR = 2.0
+"""Cap of the per-pixel particle SNR of sets with ``snr_per_square_A``."""
 
 
 @dataclass(frozen=True)
@@ -697,6 +709,9 @@ def session_specs(spec: SimulatedSetSpec):
         coverage = float(rng.uniform(*spec.coverage))
         defocus = np.sort(rng.uniform(*spec.defocus_um, size=2))
         snr = np.sort(rng.uniform(*spec.particle_snr, size=2))
+        pixel_size_A = round(float(rng.uniform(*spec.pixel_size_A)), 3)
+        if spec.snr_per_square_A:
+            snr = np.minimum(snr * pixel_size_A**2, MAX_PARTICLE_SNR - 0.01)
         ice_low = float(rng.uniform(*spec.ice_low_A))
         session = SessionSpec(
             f"set{spec.seed}_{i}",
@@ -713,27 +728,39 @@ def session_specs(spec: SimulatedSetSpec):
         screen_spec = ScreenSpec(
             (session,),
             frame_px=(frame_px, frame_px),
-            pixel_size_A=round(float(rng.uniform(*spec.pixel_size_A)), 3),
+            pixel_size_A=pixel_size_A,
             seed=int(rng.integers(0, 2**31 - 1)),
         )
         out.append(screen_spec)
     return out
 
 
-def _simulate_session(screen_spec) -> tuple[Features, list[str], float]:
-    """Render and preprocess every micrograph of a one-session ``ScreenSpec`` (square frames)."""
+def _simulate_session(task) -> tuple[Features, list[str], list[float]]:
+    """Render and preprocess every micrograph of a one-session ``ScreenSpec`` (square frames).
+
+    ``task`` is ``(screen_spec, domain)``; with a ``DomainSpec`` each micrograph goes through a
+    random chain of variation generators (seeded by the session's seed and its index) first, and
+    its pixel size is the one they leave (binning changes it).
+    """
+    from screen.simulate.domain import randomise
     from screen.simulate.render import render_micrograph
     from screen.simulate.session import session_models, session_plans
 
+    screen_spec, domain = task
     models = session_models(screen_spec.sessions[0])
-    images, spectra, reasons = [], [], []
-    for plan in session_plans(screen_spec, 0):
-        counts = render_micrograph(plan, models, screen_spec.frame_px, screen_spec.pixel_size_A)
-        squares, micrograph_spectra = preprocess(counts.counts, screen_spec.pixel_size_A)
+    images, spectra, reasons, pixel_sizes = [], [], [], []
+    for index, plan in enumerate(session_plans(screen_spec, 0)):
+        rendered = render_micrograph(plan, models, screen_spec.frame_px, screen_spec.pixel_size_A)
+        image, pixel_size_A = rendered.counts, screen_spec.pixel_size_A
+        if domain is not None:
+            rng = np.random.default_rng([screen_spec.seed, index, 7])
+            image, pixel_size_A, _ = randomise(image, pixel_size_A, domain, rng)
+        squares, micrograph_spectra = preprocess(image, pixel_size_A)
         images.append(squares[0])
         spectra.append(micrograph_spectra)
         reasons.append(plan.reason)
-    return Features.from_crops(images, spectra), reasons, screen_spec.pixel_size_A
+        pixel_sizes.append(pixel_size_A)
+    return Features.from_crops(images, spectra), reasons, pixel_sizes
 
 
 def simulate_labelled_set(
@@ -743,20 +770,21 @@ def simulate_labelled_set(
 ) -> LabelledSet:
     """Simulate, render and preprocess a labelled set in memory (``jobs`` worker processes)."""
     sessions = session_specs(spec)
+    tasks = [(session, spec.domain) for session in sessions]
     results = []
     if jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            for done, result in enumerate(pool.map(_simulate_session, sessions), 1):
+            for done, result in enumerate(pool.map(_simulate_session, tasks), 1):
                 results.append(result)
                 if progress:
                     progress(done, len(sessions))
     else:
-        for done, session in enumerate(sessions, 1):
-            results.append(_simulate_session(session))
+        for done, task in enumerate(tasks, 1):
+            results.append(_simulate_session(task))
             if progress:
                 progress(done, len(sessions))
     reasons = [x for r in results for x in r[1]]
-    pixel_sizes = [r[2] for r in results for _ in r[1]]
+    pixel_sizes = [x for r in results for x in r[2]]
     structures = tuple(
         s.sessions[0].species[0].structure.name
         for s, r in zip(sessions, results, strict=True)

@@ -247,6 +247,36 @@ def test_training_smoke_on_two_frame_sizes(tmp_path):
     assert metrics.n == 16 and 0.0 <= metrics.accuracy <= 1.0
 
 
+def test_domain_randomised_set_and_a_network_without_blob_statistics():
+    """v3's recipe: each micrograph through the variation generators (binning changes its pixel
+    size), the SNR of a 1 Å pixel scaled by the pixel's area, and no blob input."""
+    from screen.simulate.domain import DomainSpec
+
+    spec = replace(
+        ma.TRAIN_SET,
+        n_micrographs=8,
+        micrographs_per_session=8,
+        seed=6,
+        frame_px=(512,),
+        pixel_size_A=(2.0, 2.5),
+        snr_per_square_A=True,
+        particle_snr=(0.01, 0.02),
+        domain=DomainSpec(("bin_sum", "quantise_8bit"), forced=("bin_sum", "quantise_8bit")),
+    )
+    data = ma.simulate_labelled_set(spec)
+    assert len(data.good) == 8
+    session = ma.session_specs(spec)[0]
+    assert np.all(data.pixel_size_A >= 2 * session.pixel_size_A - 1e-9)  # binned 2-4x
+    snr = session.sessions[0].particle_snr
+    assert snr[0] >= 0.01 * session.pixel_size_A**2 - 1e-9  # per 1 Å pixel, times its area
+    again = ma.simulate_labelled_set(spec)
+    np.testing.assert_array_equal(again.features.image[0], data.features.image[0])
+    model = ma.build_model(with_blobs=False)
+    assert "blobs" not in ma.model_input_names(model)
+    scores = ma.predict_features(model, data.features, batch_size=8)
+    assert scores["p_good"].shape == (8,) and np.isfinite(scores["reason"]).all()
+
+
 def test_verdict_loss_scores_unknown_reasons_on_p_good_only():
     import keras
 
