@@ -28,6 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -846,7 +847,8 @@ def _summary(session: _Session, results, good, estimate, stack, search, best) ->
         "good_particle_fraction": good_fraction,
         "good_particles_per_micrograph": good_particles / n_kept if n_kept else 0.0,
         "pixel_size_2d_A": float(stack.pixel_size_A) if stack is not None else None,
-        "best_mask_diameter_A": best["mask_diameter_A"] if best else None,
+        # no good particle at any mask diameter: there is no best one
+        "best_mask_diameter_A": best["mask_diameter_A"] if best and good_in_subset else None,
         "diameter_search": [{k: v for k, v in e.items() if not k.startswith("_")} for e in search],
         "top_good_classes": top,
         "reason_counts": _reason_counts(results),
@@ -950,5 +952,6 @@ def _write_provenance(
             "classes": model_identity(config.class_assess.model),
         },
         "wall_seconds": seconds,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     _write_json(layout.provenance, record)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from screen import pipeline
 from screen.config import RunConfig
 from screen.errors import RunError, ScreenError
 from screen.io.mrc import read_mrc
@@ -211,3 +212,17 @@ def test_options_out_of_range_stop_the_run_before_any_work(screened, tmp_path):
             render=False,
         )
     assert not (tmp_path / "out").exists()
+
+
+def test_no_good_particles_means_no_best_mask_diameter(screened, tmp_path, monkeypatch):
+    assess = pipeline._assess
+
+    def all_noise(*args):
+        verdicts = assess(*args)
+        return dataclasses.replace(verdicts, labels=("noise",) * len(verdicts.labels))
+
+    monkeypatch.setattr(pipeline, "_assess", all_noise)
+    summary = _rerun(screened, screened.copy_results(tmp_path / "out"))
+    assert summary["status"] == "ok" and summary["good_particles"] == 0
+    assert summary["diameter_search"] and summary["best_mask_diameter_A"] is None
+    assert not any("Best candidate" in v for v in summary["verdicts"])

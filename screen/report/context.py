@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from screen.errors import ScreenError
-from screen.report.verdicts import TITLES, has_title, session_verdicts
+from screen.report.verdicts import TITLES, decision, has_title, session_verdicts
 from screen.store.layout import RunLayout, SessionLayout
 
 TABLE_COLUMNS_PER_PAGE = 6
@@ -341,6 +341,7 @@ def context_from_sessions(sessions: list[SessionResults], provenance: dict | Non
         micrographs = session.micrographs
         n_unreadable = int(summary.get("n_unreadable") or 0)
         unused = _unused_micrographs(micrographs)
+        go = decision({**summary, "verdicts": verdicts[session.name]})
         conditions.append(
             {
                 "name": summary["session"],
@@ -349,6 +350,8 @@ def context_from_sessions(sessions: list[SessionResults], provenance: dict | Non
                 "error": summary.get("error"),
                 "metadata": {str(k): str(v) for k, v in (summary.get("metadata") or {}).items()},
                 "verdicts": verdicts[session.name],
+                "decision": go[0],
+                "decision_reason": go[1],
                 "domain_warning": summary.get("micrograph_domain_warning"),
                 "kept_all_micrographs": bool(summary.get("kept_all_micrographs")),
                 "n_micrographs": int(summary.get("n_micrographs") or 0),

@@ -295,6 +295,43 @@ def best_candidate(
     )
 
 
+NO_GO_TITLES: tuple[str, ...] = tuple(t for t in TITLES if t != TITLE_BEST)
+"""Any of these flags makes a condition a no-go for high-resolution collection (`decision`)."""
+
+
+def decision(summary: Mapping) -> tuple[str, str]:
+    """Go or no-go for high-resolution collection, and why, from a summary and its verdicts.
+
+    No-go when the session failed, found no good particles, or has any flag of
+    `NO_GO_TITLES` (the reason names them); go otherwise, quoting the numbers users know
+    (good micrographs, good particles per micrograph, good-particle fraction).
+
+    Examples
+    --------
+    >>> decision({"status": "ok", "good_particles": 0, "verdicts": []})
+    ('no-go', 'no good particles')
+    >>> decision({"status": "ok", "good_particles": 900, "good_micrograph_fraction": 0.8,
+    ...           "good_particles_per_micrograph": 90.0, "good_particle_fraction": 0.6,
+    ...           "verdicts": []})
+    ('go', 'no flag: 80% good micrographs, 90 good particles per micrograph, 60% of picks good')
+    """
+    if not _ok(summary):
+        return "no-go", f"the session failed: {summary.get('error') or 'see its summary'}"
+    if not int(summary.get("good_particles") or 0):
+        return "no-go", "no good particles"
+    verdicts = [str(v) for v in summary.get("verdicts") or []]
+    flags = [t for t in NO_GO_TITLES if any(has_title(v, t) for v in verdicts)]
+    if flags:
+        return "no-go", "; ".join(flags)
+    best = " (best candidate)" if any(has_title(v, TITLE_BEST) for v in verdicts) else ""
+    return "go", (
+        f"no flag{best}: {float(summary.get('good_micrograph_fraction') or 0):.0%} good "
+        f"micrographs, {float(summary.get('good_particles_per_micrograph') or 0):.0f} good "
+        f"particles per micrograph, {float(summary.get('good_particle_fraction') or 0):.0%} of "
+        "picks good"
+    )
+
+
 # --------------------------------------------------------------------------- image-based rules
 
 

@@ -212,6 +212,15 @@ def test_context_verdicts(run_root):
     assert verdicts["broken"] == []
 
 
+def test_every_condition_gets_go_or_no_go_with_why(run_root, rendered):
+    conditions = {c["name"]: c for c in build_context(run_root)["conditions"]}
+    # the drawn averages of this fixture all show one view: a flag, so no condition is a go
+    assert {c["decision"] for c in conditions.values()} == {"no-go"}
+    assert TITLE_MOSTLY_BAD in conditions["apo_lacey"]["decision_reason"]
+    assert conditions["broken"]["decision_reason"].startswith("the session failed: none of")
+    assert "<strong>NO-GO</strong>: Mostly bad micrographs; Few particles" in rendered[2]
+
+
 def test_html_escapes_manifest_text(rendered):
     _, _, html = rendered
     assert "<script>" not in html

@@ -237,3 +237,23 @@ def test_preferred_condition_with_few_good_classes_ranks_below_a_clean_one(model
         flags={"preferred": flagged},
     )
     assert [v.split(":")[0] for v in verdicts] == [V.TITLE_BEST]
+
+
+def test_decision_is_go_only_without_flags_and_with_good_particles():
+    summary = {
+        "session": "a",
+        "status": "ok",
+        "good_particles": 900,
+        "good_micrograph_fraction": 0.8,
+        "good_particles_per_micrograph": 90.0,
+        "good_particle_fraction": 0.6,
+        "verdicts": [f"{V.TITLE_BEST}: most good particles per micrograph (90)."],
+    }
+    go, why = V.decision(summary)
+    assert go == "go"
+    assert why.startswith("no flag (best candidate): 80% good micrographs, 90 good particles")
+    flagged = {**summary, "verdicts": [f"{V.TITLE_AGGREGATION}: 40% of ..."]}
+    assert V.decision(flagged) == ("no-go", V.TITLE_AGGREGATION)
+    assert V.decision({**summary, "good_particles": 0}) == ("no-go", "no good particles")
+    failed = {"status": "failed", "error": "disk full"}
+    assert V.decision(failed) == ("no-go", "the session failed: disk full")
