@@ -28,6 +28,22 @@ train_app = typer.Typer(
     help="Train or fine-tune a classifier on labels.", no_args_is_help=True, add_completion=False
 )
 app.add_typer(train_app, name="train")
+store_app = typer.Typer(
+    help="The results database: every run's sessions, for the dashboard.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(store_app, name="store")
+
+Database = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        help="Results database (SQLite file); default $SCREEN_DB, else "
+        "~/.local/share/screen/results.sqlite.",
+    ),
+]
+"""The ``--db`` option of the commands that use the results database."""
 
 MicassessWeights = Annotated[
     str | None,
@@ -110,6 +126,10 @@ def run(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Print each stage's timing per session.")
     ] = False,
+    db: Database = None,
+    no_store: Annotated[
+        bool, typer.Option("--no-store", help="Do not record the run in the results database.")
+    ] = False,
 ) -> None:
     """Screen every grid condition of MANIFEST and write the comparative report."""
     import dataclasses
@@ -154,8 +174,9 @@ def run(
             line += (
                 f", {summary['n_good_micrographs']}/{summary['n_micrographs']} good micrographs, "
                 f"{summary['good_particles']} good particles, "
-                f"best mask {summary['best_mask_diameter_A']} Å"
             )
+            best = summary["best_mask_diameter_A"]
+            line += "no best mask diameter" if best is None else f"best mask {best} Å"
         else:
             line += f" ({summary.get('error')})"
         typer.echo(line, err=True)
@@ -168,6 +189,8 @@ def run(
             typer.echo(f"    {timings}", err=True)
     if not no_report:
         typer.echo(f"report: {out / 'report.html'} and {out / 'report.pdf'}")
+    if not no_store:
+        _record(out, db)
     if summaries and all(summary.get("status") != "ok" for summary in summaries):
         typer.echo(
             f"error: every session failed ({len(summaries)}); see the reasons above", err=True
@@ -177,6 +200,57 @@ def run(
 
 def _warn(line: str) -> None:
     typer.secho(line, err=True, fg=typer.colors.YELLOW, bold=True)
+
+
+def _record(out: Path, db: Path | None) -> None:
+    """Record a finished run in the results database; a failure warns (the results stay)."""
+    from screen.store.database import database_path, open_store, record_run
+
+    path = database_path(db)
+    try:
+        with open_store(path) as conn:
+            added = record_run(conn, out)
+    except ScreenError as error:
+        _warn(f"warning: not recorded in the results database: {error}")
+        _warn(f"  record it later with: screen store import {out} --db {path}")
+        return
+    typer.echo(f"database: {added} session(s) recorded in {path}", err=True)
+
+
+@store_app.command("import")
+def store_import(
+    results: Annotated[list[Path], typer.Argument(help="Results folders written by `screen run`.")],
+    db: Database = None,
+) -> None:
+    """Record earlier runs' results folders in the results database (again: no change)."""
+    from screen.store.database import database_path, open_store, record_run
+
+    path = database_path(db)
+    try:
+        with open_store(path) as conn:
+            for folder in results:
+                added = record_run(conn, folder)
+                note = "" if added else " (already recorded)"
+                typer.echo(f"{folder}: {added} session(s) recorded{note}")
+    except ScreenError as error:
+        raise _fail(error) from None
+    typer.echo(f"database: {path}", err=True)
+
+
+@store_app.command("info")
+def store_info(db: Database = None) -> None:
+    """Print where the results database is, its schema version and what it holds."""
+    from screen.store.database import database_path, open_store, schema_version
+
+    path = database_path(db)
+    try:
+        with open_store(path) as conn:
+            runs = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+            sessions = conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]
+            version = schema_version(conn)
+    except ScreenError as error:
+        raise _fail(error) from None
+    typer.echo(f"{path}: schema version {version}, {runs} run(s), {sessions} session(s)")
 
 
 def _with_stage_progress(manifest, quiet: bool, work):

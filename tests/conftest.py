@@ -1,6 +1,7 @@
 """Fixtures shared by several test modules."""
 
 import dataclasses
+import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +14,13 @@ from screen.pipeline import run_screen
 from screen.simulate.presets import prex1_small
 from screen.simulate.scenario import with_micrographs_per_session
 from screen.simulate.session import simulate_screen
+
+
+@pytest.fixture(autouse=True)
+def _results_database(tmp_path_factory, monkeypatch) -> None:
+    """Every test records runs in its own results database, never the user's."""
+    folder = tmp_path_factory.mktemp("db")
+    monkeypatch.setenv("SCREEN_DB", str(folder / "results.sqlite"))
 
 
 @pytest.fixture(scope="session")
@@ -92,3 +100,46 @@ def write_unreadable_session() -> Callable[[Path, str], Path]:
         return manifest
 
     return write
+
+
+def _write_run(root: Path, created: str, sessions: dict[str, dict]) -> Path:
+    """A results folder with run.json and one summary.json per session (no images)."""
+    root.mkdir(parents=True)
+    for name, values in sessions.items():
+        folder = root / "sessions" / name
+        folder.mkdir(parents=True)
+        good, n_mics = values.get("good_particles", 500), values.get("n_micrographs", 10)
+        summary = {
+            "session": name,
+            "status": "ok",
+            "error": None,
+            "n_micrographs": n_mics,
+            "n_good_micrographs": 8,
+            "good_micrograph_fraction": 0.8,
+            "picked_particles": 1000,
+            "good_particles": good,
+            "good_particle_fraction": good / 1000,
+            "good_particles_per_micrograph": good / n_mics,
+            "diameter_A": 120.0,
+            "best_mask_diameter_A": 150.0 if good else None,
+            "verdicts": [],
+            **values,
+        }
+        (folder / "summary.json").write_text(json.dumps(summary))
+    (root / "run.json").write_text(
+        json.dumps(
+            {
+                "screen_version": "0.1.0",
+                "manifest": str(root / "manifest.csv"),
+                "sessions": list(sessions),
+                "created": created,
+            }
+        )
+    )
+    return root
+
+
+@pytest.fixture(scope="session")
+def write_run() -> Callable[[Path, str, dict[str, dict]], Path]:
+    """``write_run(root, created, {name: summary values})``: a small finished results folder."""
+    return _write_run

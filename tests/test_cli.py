@@ -239,3 +239,31 @@ def test_run_warns_about_likely_mistakes(screened, tmp_path):
     assert f"{stack_path}: a stack of 2 frames in the micrographs column is summed" in output
     summary = json.loads((out / "sessions" / "stacked" / "summary.json").read_text())
     assert len(summary["warnings"]) == 2
+
+
+def test_run_records_its_sessions_and_old_runs_can_be_imported(screened, tmp_path):
+    from screen.store.database import open_store, recorded_sessions
+
+    out, db = screened.copy_results(tmp_path / "out"), tmp_path / "db.sqlite"
+    args = ["run", str(screened.manifest), "--out", str(out), "-q", "--no-report"]
+    result = runner.invoke(app, [*args, "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert f"database: 1 session(s) recorded in {db}" in result.output
+    with open_store(db) as conn:
+        (row,) = recorded_sessions(conn)
+    run = json.loads((out / "run.json").read_text())
+    assert row["session"] == screened.session and row["run_date"] == run["created"]
+    assert row["good_particles"] == row["summary"]["good_particles"]
+    result = runner.invoke(
+        app, ["store", "import", str(out), str(screened.results), "--db", str(db)]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"{out}: 0 session(s) recorded (already recorded)" in result.output
+    assert f"{screened.results}: 1 session(s) recorded" in result.output
+    result = runner.invoke(app, ["store", "info", "--db", str(db)])
+    assert f"{db}: schema version 2, 2 run(s), 2 session(s)" in result.output
+    # a database that cannot be written: the run still succeeds and says how to record it later
+    result = runner.invoke(app, [*args, "--db", "/proc/screen.sqlite"])
+    assert result.exit_code == 0, result.output
+    assert "not recorded in the results database" in result.output
+    assert f"screen store import {out}" in " ".join(result.output.split())
