@@ -300,6 +300,48 @@ def report(
 
 
 @app.command()
+def dashboard(
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML page to write.")] = Path(
+        "screen-dashboard.html"
+    ),
+    db: Database = None,
+    serve: Annotated[
+        bool,
+        typer.Option("--serve", help="Also serve it (and each run's report) on 127.0.0.1."),
+    ] = False,
+    port: Annotated[int, typer.Option(help="Port for --serve (0: any free port).")] = 8765,
+) -> None:
+    """Compare every recorded screening session across runs: a standalone HTML page."""
+    from screen.report.dashboard import make_server, write_dashboard
+    from screen.store.database import database_path, open_store, recorded_sessions
+
+    path = database_path(db)
+    try:
+        with open_store(path) as conn:
+            records = recorded_sessions(conn)
+        if not records:
+            raise ScreenError(
+                f"{path}: no session recorded yet; run `screen run` or `screen store import DIR`"
+            )
+        typer.echo(f"dashboard: {write_dashboard(records, out)} ({len(records)} sessions)")
+        if not serve:
+            return
+        server = make_server(records, port)
+    except ScreenError as error:
+        raise _fail(error) from None
+    except OSError as error:
+        raise _fail(ScreenError(f"cannot write or serve the dashboard: {error}")) from None
+    host, bound = server.server_address[:2]
+    typer.echo(f"serving on http://{host}:{bound}/ (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@app.command()
 def simulate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("screen-sim"),
     preset: Annotated[

@@ -33,8 +33,8 @@ def templates_dir() -> Path:
     return folder
 
 
-def render_html(context: dict, folder: Path | None = None) -> str:
-    """Fill the report template with ``context`` (autoescape on: manifest text stays text)."""
+def render_html(context: dict, folder: Path | None = None, template: str = TEMPLATE_NAME) -> str:
+    """Fill a template (the report's by default) with ``context`` (autoescape on: text stays text)."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
     env = Environment(
@@ -44,7 +44,7 @@ def render_html(context: dict, folder: Path | None = None) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    return env.get_template(TEMPLATE_NAME).render(**context)
+    return env.get_template(template).render(**context)
 
 
 def render_report(run_root: Path) -> tuple[Path, Path]:

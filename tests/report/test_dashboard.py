@@ -1,0 +1,132 @@
+import threading
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from screen.cli import app
+from screen.io.mrc import write_mrc
+from screen.report.dashboard import condition_ranking, make_server, render_dashboard, session_rows
+from screen.store.database import open_store, record_run, recorded_sessions
+
+EVIL = "<script>alert(1)</script>"
+
+
+def _week(good_6uM: int, good_lacey: int, additive: str = "none") -> dict:
+    return {
+        "gbg_6uM": {
+            "good_particles": good_6uM,
+            "metadata": {"grid": "Quantifoil", "additive": additive},
+            "top_good_classes": [
+                {"mask_diameter_A": 150.0, "class_index": k, "n_particles": 9 - k} for k in range(3)
+            ],
+        },
+        "apo_lacey": {
+            "good_particles": good_lacey,
+            "metadata": {"grid": "lacey carbon", "additive": EVIL},
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory, write_run):
+    root = tmp_path_factory.mktemp("dash")
+    week1 = write_run(root / "week1", "2026-11-18T09:00:00+00:00", _week(600, 0))
+    week2 = write_run(root / "week2", "2026-11-25T09:00:00+00:00", _week(800, 100, "CHAPSO"))
+    rng = np.random.default_rng(0)
+    averages = rng.normal(size=(4, 16, 16)).astype(np.float32)
+    write_mrc(week2 / "sessions" / "gbg_6uM" / "classes" / "d150A" / "averages.mrcs", averages, 4.0)
+    (week2 / "report.html").write_text("<html><body>week 2 report</body></html>")
+    (root / "secret.txt").write_text("outside the results folder")
+    with open_store(root / "db.sqlite") as conn:
+        for run in (week1, week2):
+            record_run(conn, run)
+        return recorded_sessions(conn)
+
+
+def test_one_row_per_session_newest_first_with_metadata_metrics_and_decision(records):
+    rows = session_rows(records)
+    assert [(r["date"], r["session"]) for r in rows] == [
+        ("2026-11-25 09:00", "gbg_6uM"),
+        ("2026-11-25 09:00", "apo_lacey"),
+        ("2026-11-18 09:00", "gbg_6uM"),
+        ("2026-11-18 09:00", "apo_lacey"),
+    ]
+    newest = rows[0]
+    assert newest["metadata"] == {"grid": "Quantifoil", "additive": "CHAPSO"}
+    assert newest["good_per_micrograph"] == 80.0 and newest["decision"] == "go"
+    assert newest["thumbnail"].startswith("data:image/png;base64,")
+    assert newest["report"].startswith("file://") and newest["report"].endswith("report.html")
+    empty = rows[3]  # no good particles: no best mask diameter, a no-go
+    assert empty["best_mask_A"] is None and empty["display"]["best_mask_A"] == "—"
+    assert (empty["decision"], empty["why"]) == ("no-go", "no good particles")
+    assert rows[2]["thumbnail"] is None and rows[2]["report"] is None
+
+
+def test_conditions_are_ranked_across_sessions_with_their_latest_decision(records):
+    ranking = condition_ranking(records)
+    assert [(c["condition"], c["n_sessions"]) for c in ranking] == [
+        ("gbg_6uM", 2),
+        ("apo_lacey", 2),
+    ]
+    assert ranking[0]["mean_good_per_micrograph"] == 70.0
+    assert ranking[0]["latest_good_per_micrograph"] == 80.0 and ranking[0]["decision"] == "go"
+
+
+def test_the_page_is_standalone_with_trend_plots_sorting_filtering_and_escaped_text(records):
+    html = render_dashboard(records)
+    for plot in ("by grid type", "by additive", "over time"):
+        assert f'alt="good-particle fraction {plot}"' in html
+    assert html.count("data:image/png;base64,") == 3 + 1  # three plots, one thumbnail
+    assert 'id="filter"' in html and 'addEventListener("click"' in html
+    assert EVIL not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "http" not in html.replace("http-equiv", "")  # nothing fetched from anywhere
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, b""
+
+
+def test_served_on_localhost_with_each_runs_report_and_nothing_else(records):
+    server = make_server(records, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        assert host == "127.0.0.1"
+        base = f"http://127.0.0.1:{port}"
+        status, page = _get(base + "/")
+        assert status == 200 and b'<table id="sessions">' in page
+        run_id = session_rows(records)[0]["run_id"]
+        assert f'href="/runs/{run_id}/report.html"'.encode() in page
+        assert _get(f"{base}/runs/{run_id}/report.html") == (
+            200,
+            b"<html><body>week 2 report</body></html>",
+        )
+        assert _get(f"{base}/runs/{run_id}/../secret.txt")[0] == 404
+        assert _get(f"{base}/runs/{run_id}/%2e%2e/secret.txt")[0] == 404
+        assert _get(f"{base}/runs/{run_id}/run.json")[0] == 404  # report files only
+        assert _get(f"{base}/runs/999/report.html")[0] == 404
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def test_screen_dashboard_writes_the_page_or_says_the_database_is_empty(tmp_path, write_run):
+    db, out = tmp_path / "db.sqlite", tmp_path / "dash.html"
+    result = CliRunner().invoke(app, ["dashboard", "--db", str(db), "--out", str(out)])
+    assert result.exit_code == 2 and "no session recorded yet" in result.output
+    run = write_run(tmp_path / "run", "2026-11-25T09:00:00+00:00", _week(800, 100))
+    assert CliRunner().invoke(app, ["store", "import", str(run), "--db", str(db)]).exit_code == 0
+    result = CliRunner().invoke(app, ["dashboard", "--db", str(db), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"dashboard: {out} (2 sessions)" in result.output
+    assert out.read_text().count("<tr>") == 2 + 2 + 2  # sessions, ranking, two header rows
