@@ -45,6 +45,16 @@ Database = Annotated[
 ]
 """The ``--db`` option of the commands that use the results database."""
 
+SmtpConfig = Annotated[
+    Path | None,
+    typer.Option(
+        "--smtp-config",
+        help="SMTP settings (TOML, [smtp]); default $SCREEN_SMTP_CONFIG, else "
+        "~/.config/screen/smtp.toml; $SCREEN_SMTP_* override it.",
+    ),
+]
+"""The ``--smtp-config`` option of ``screen run`` and ``screen email``."""
+
 MicassessWeights = Annotated[
     str | None,
     typer.Option(
@@ -130,6 +140,11 @@ def run(
     no_store: Annotated[
         bool, typer.Option("--no-store", help="Do not record the run in the results database.")
     ] = False,
+    email: Annotated[
+        str | None,
+        typer.Option(help="Mail the PDF report to these addresses (a@b,c@d) when the run ends."),
+    ] = None,
+    smtp_config: SmtpConfig = None,
 ) -> None:
     """Screen every grid condition of MANIFEST and write the comparative report."""
     import dataclasses
@@ -139,6 +154,7 @@ def run(
     from screen.pipeline import run_screen
 
     try:
+        mail = _mail_settings(email, smtp_config, no_report)  # checked before any work
         parsed = read_manifest(manifest)
         for warning in parsed.warnings:
             _warn(f"warning: {manifest}: {warning}")
@@ -191,11 +207,59 @@ def run(
         typer.echo(f"report: {out / 'report.html'} and {out / 'report.pdf'}")
     if not no_store:
         _record(out, db)
+    mailed = mail is None or _mail(out, *mail)
     if summaries and all(summary.get("status") != "ok" for summary in summaries):
         typer.echo(
             f"error: every session failed ({len(summaries)}); see the reasons above", err=True
         )
         raise typer.Exit(code=1)
+    if not mailed:
+        raise typer.Exit(code=1)
+
+
+def _mail_settings(email: str | None, smtp_config: Path | None, no_report: bool):
+    """(recipients, SMTP settings) for ``--email``, or None; a problem is a ScreenError."""
+    if email is None:
+        return None
+    from screen.notify.mail import recipients, smtp_settings
+
+    if no_report:
+        raise ScreenError("--email sends the PDF report: it cannot go with --no-report")
+    return recipients(email), smtp_settings(smtp_config)
+
+
+def _mail(out: Path, to: list[str], settings) -> bool:
+    """Mail the report of ``out``; on failure say why and how to retry, and return False."""
+    from screen.notify.mail import mail_report
+
+    try:
+        mail_report(out, to, settings)
+    except ScreenError as error:
+        typer.echo(f"error: the report was not mailed: {error}", err=True)
+        typer.echo(
+            f"  it stays in {out}; send it later with: screen email {out} --to {','.join(to)}",
+            err=True,
+        )
+        return False
+    typer.echo(f"mailed: {out / 'report.pdf'} to {', '.join(to)}", err=True)
+    return True
+
+
+@app.command("email")
+def email_command(
+    results: Annotated[Path, typer.Argument(help="Results folder written by `screen run`.")],
+    to: Annotated[str, typer.Option("--to", help="Recipients: a@b,c@d.")],
+    smtp_config: SmtpConfig = None,
+) -> None:
+    """Mail a run's PDF report with its decisions, verdicts and Table 3 numbers (or retry)."""
+    from screen.notify.mail import recipients, smtp_settings
+
+    try:
+        addresses, settings = recipients(to), smtp_settings(smtp_config)
+    except ScreenError as error:
+        raise _fail(error) from None
+    if not _mail(results, addresses, settings):
+        raise typer.Exit(code=2)
 
 
 def _warn(line: str) -> None:

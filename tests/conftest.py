@@ -117,6 +117,7 @@ def _write_run(root: Path, created: str, sessions: dict[str, dict]) -> Path:
             "n_good_micrographs": 8,
             "good_micrograph_fraction": 0.8,
             "picked_particles": 1000,
+            "particles_per_micrograph": 1000 / n_mics,
             "good_particles": good,
             "good_particle_fraction": good / 1000,
             "good_particles_per_micrograph": good / n_mics,
