@@ -1,3 +1,5 @@
+import shutil
+import subprocess
 import threading
 import urllib.error
 import urllib.request
@@ -130,3 +132,49 @@ def test_screen_dashboard_writes_the_page_or_says_the_database_is_empty(tmp_path
     assert result.exit_code == 0, result.output
     assert f"dashboard: {out} (2 sessions)" in result.output
     assert out.read_text().count("<tr>") == 2 + 2 + 2  # sessions, ranking, two header rows
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="needs Debian's chromium (bash .ci/install)")
+def test_the_served_page_renders_in_headless_chromium_without_console_errors(records, tmp_path):
+    server = make_server(records, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        browser = [
+            _chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-extensions",
+            "--disable-background-networking",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--enable-logging=stderr",
+            "--virtual-time-budget=5000",
+        ]
+        dom = subprocess.run(
+            [*browser, "--dump-dom", url], capture_output=True, text=True, timeout=120
+        )
+        shot = tmp_path / "dashboard.png"
+        subprocess.run(
+            [*browser, "--window-size=1400,1000", f"--screenshot={shot}", url],
+            capture_output=True,
+            timeout=120,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    page = dom.stdout
+    assert 'id="shown" class="meta">4 of 4 shown</span>' in page  # the table's script ran
+    assert page.count("<tr>") == 4 + 2 + 2  # sessions, ranking, header rows
+    assert 'data-images="4/4"' in page  # three plots and a thumbnail decoded
+    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line]
+    assert console == []  # the page logs nothing: any message is an error or a failed load
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
