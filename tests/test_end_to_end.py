@@ -86,11 +86,13 @@ def test_estimated_diameter_within_a_factor_of_truth(screen_run):
 def test_diameter_search_and_2d_pixel_size(screen_run):
     _, _, summaries = screen_run
     for summary in summaries.values():
-        assert summary["best_mask_diameter_A"] is not None
         assert 3.0 <= summary["pixel_size_2d_A"] <= 4.5
         search = summary["diameter_search"]
         assert len(search) == 5
         most = max(e["good_particles"] for e in search)
+        if most == 0:  # no good class at any mask diameter: no best one (issue 11)
+            assert summary["best_mask_diameter_A"] is None and summary["good_particles"] == 0
+            continue
         best = [e for e in search if e["mask_diameter_A"] == summary["best_mask_diameter_A"]]
         assert len(best) == 1 and best[0]["good_particles"] == most
 
