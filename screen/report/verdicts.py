@@ -304,7 +304,8 @@ def decision(summary: Mapping) -> tuple[str, str]:
 
     No-go when the session failed, found no good particles, or has any flag of
     `NO_GO_TITLES` (the reason names them); go otherwise, quoting the numbers users know
-    (good micrographs, good particles per micrograph, good-particle fraction).
+    (good micrographs, good particles per micrograph, good-particle fraction, and picks per µm²
+    when the micrograph area is known).
 
     Examples
     --------
@@ -324,11 +325,17 @@ def decision(summary: Mapping) -> tuple[str, str]:
     if flags:
         return "no-go", "; ".join(flags)
     best = " (best candidate)" if any(has_title(v, TITLE_BEST) for v in verdicts) else ""
+    area_um2 = float(summary.get("micrograph_area_um2") or 0.0)
+    density = (
+        f", {float(summary.get('particles_per_micrograph') or 0) / area_um2:.0f} picks per µm²"
+        if area_um2 > 0
+        else ""
+    )
     return "go", (
         f"no flag{best}: {float(summary.get('good_micrograph_fraction') or 0):.0%} good "
         f"micrographs, {float(summary.get('good_particles_per_micrograph') or 0):.0f} good "
         f"particles per micrograph, {float(summary.get('good_particle_fraction') or 0):.0%} of "
-        "picks good"
+        f"picks good{density}"
     )
 
 

@@ -252,6 +252,8 @@ def test_decision_is_go_only_without_flags_and_with_good_particles():
     go, why = V.decision(summary)
     assert go == "go"
     assert why.startswith("no flag (best candidate): 80% good micrographs, 90 good particles")
+    dense = {**summary, "particles_per_micrograph": 150.0, "micrograph_area_um2": 0.5}
+    assert V.decision(dense)[1].endswith("60% of picks good, 300 picks per µm²")
     flagged = {**summary, "verdicts": [f"{V.TITLE_AGGREGATION}: 40% of ..."]}
     assert V.decision(flagged) == ("no-go", V.TITLE_AGGREGATION)
     assert V.decision({**summary, "good_particles": 0}) == ("no-go", "no good particles")
