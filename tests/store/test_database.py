@@ -1,4 +1,5 @@
 import multiprocessing
+import os
 import sqlite3
 
 import pytest
@@ -137,3 +138,13 @@ def test_a_run_failing_midway_through_recording_leaves_no_part_of_it(
             record_run(conn, run)
         assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
         assert recorded_sessions(conn) == []
+
+
+def test_an_old_run_without_a_date_is_dated_by_its_run_json(tmp_path, write_run):
+    run = write_run(tmp_path / "old", "", WEEK1)  # run.json of an older screen: no "created"
+    os.utime(run / "run.json", (1_700_000_000, 1_700_000_000))
+    (run / "sessions" / "stray").mkdir()  # not listed in run.json: not recorded
+    with open_store(tmp_path / "db.sqlite") as conn:
+        assert record_run(conn, run) == 2
+        dates = {r["run_date"] for r in recorded_sessions(conn)}
+    assert dates == {"2023-11-14T22:13:20+00:00"}
