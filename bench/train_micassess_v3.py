@@ -27,6 +27,7 @@ import numpy as np
 from screen.models import micassess as ma
 from screen.models.registry import MODELS_DIR
 from screen.simulate.domain import HELD_OUT_GENERATORS, TRAINING_DOMAIN, DomainSpec
+from train_micassess import _progress  # bench/ is on sys.path when run as a script
 
 TRAIN_SET_V3 = ma.SimulatedSetSpec(
     n_micrographs=2400,
@@ -58,15 +59,6 @@ HELD_OUT_V3 = replace(
 )
 """Held-out base: other structures and frame sizes; each measurement forces one held-out
 generator (and keeps the trained ones at their usual rate)."""
-
-
-def _progress(label: str):
-    def report(done: int, total: int) -> None:
-        print(f"\r{label}: {done}/{total} sessions", end="", file=sys.stderr, flush=True)
-        if done == total:
-            print(file=sys.stderr)
-
-    return report
 
 
 def labelled_set(spec: ma.SimulatedSetSpec, label: str, args) -> ma.LabelledSet:
