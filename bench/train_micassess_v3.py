@@ -17,17 +17,16 @@ Writes ``models/<name>.keras`` only with ``--write``.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from train_micassess import _progress  # bench/ is on sys.path when run as a script
 
 from screen.models import micassess as ma
 from screen.models.registry import MODELS_DIR
 from screen.simulate.domain import HELD_OUT_GENERATORS, TRAINING_DOMAIN, DomainSpec
-from train_micassess import _progress  # bench/ is on sys.path when run as a script
 
 TRAIN_SET_V3 = ma.SimulatedSetSpec(
     n_micrographs=2400,
