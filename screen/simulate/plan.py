@@ -42,6 +42,8 @@ class MicrographPlan:
     blur_path_A: np.ndarray  # (k, 2) motion that no correction removes: blurs the micrograph
     target_snr: float
     noise_seed: int
+    clutter: float = 0.0
+    """Background clutter relative to the particles' phase (``SessionSpec.background_clutter``)."""
 
     @property
     def n_particles(self) -> int:
@@ -172,7 +174,9 @@ def plan_micrograph(
         trajectory_A=trajectory,
         blur_path_A=blur_path,
         target_snr=float(rng.uniform(*session.particle_snr)),
-        noise_seed=int(rng.integers(0, 2**31 - 1)),
+        noise_seed=(noise_seed := int(rng.integers(0, 2**31 - 1))),
+        # Its own stream, so that sessions without clutter draw exactly as before.
+        clutter=float(np.random.default_rng([noise_seed, 3]).uniform(*session.background_clutter)),
     )
 
 

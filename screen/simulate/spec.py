@@ -103,6 +103,10 @@ class SessionSpec:
     particle_snr: tuple[float, float] = (0.02, 0.08)
     good_contamination_prob: float = 0.15
     good_carbon_edge_prob: float = 0.08
+    background_clutter: tuple[float, float] = (0.0, 0.0)
+    """Range of each micrograph's background clutter (:attr:`MicrographPlan.clutter`): a random
+    phase texture at 15-200 Å (ice roughness, protein debris, dissociated subunits), as strong
+    as this fraction of the particles' own phase (RMS over their discs); 0 is clean ice."""
     metadata: dict[str, str] = field(default_factory=dict)
 
 

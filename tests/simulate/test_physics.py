@@ -240,3 +240,35 @@ def test_particles_sit_at_their_ground_truth_positions(good_renders):
             rng.integers(0, smooth.shape[0], 200), rng.integers(0, smooth.shape[1], 200)
         ]
         assert np.mean(shuffled > threshold) < 0.5
+
+
+# --- background clutter ------------------------------------------------------------------------
+
+
+def test_background_clutter_textures_the_ice_between_particles_at_its_set_strength(models):
+    """Clutter 0 renders exactly as before; clutter c adds texture between the particles
+    (band 15-200 Å) whose contrast grows with c, while the particles' own signal stays."""
+    clean_plan, clean = _render(SMALL_SCREEN, models, "good", 5)
+    _, same = _render(SMALL_SCREEN, models, "good", 5, clutter=0.0)
+    assert np.array_equal(clean.counts, same.counts)
+    outside = ~binary_dilation(clean.particle_mask, iterations=4)
+
+    def texture(image):  # band-passed std of the ice between particles, over the shot noise
+        band = gaussian_filter(image, 15.0 / 2.0) - gaussian_filter(image, 100.0 / 2.0)
+        return float(band[outside].std())
+
+    levels = [texture(clean.expected_counts)]
+    for clutter in (0.5, 1.5):
+        _, cluttered = _render(SMALL_SCREEN, models, "good", 5, clutter=clutter)
+        levels.append(texture(cluttered.expected_counts))
+        np.testing.assert_allclose(cluttered.particle_counts, clean.particle_counts, rtol=1e-4)
+    assert levels[0] < levels[1] < levels[2] and levels[2] > 4 * levels[0], levels
+
+
+def test_a_session_draws_its_micrographs_clutter_from_its_range():
+    session = dataclasses.replace(SESSION, background_clutter=(0.2, 0.6), n_micrographs=6)
+    screen = ScreenSpec((session,), frame_px=(256, 256), pixel_size_A=3.0, seed=4)
+    clutter = [plan.clutter for plan in session_plans(screen, 0)]
+    assert all(0.2 <= c <= 0.6 for c in clutter) and len(set(clutter)) == 6
+    clean = ScreenSpec((SESSION,), frame_px=(256, 256), pixel_size_A=3.0, seed=4)
+    assert all(plan.clutter == 0.0 for plan in session_plans(clean, 0))
