@@ -354,3 +354,13 @@ def test_hot_and_dead_pixels_are_clipped_before_the_fourier_crop():
     squares, _ = ma.preprocess(image, 2.0)
     assert float(np.abs(squares[0] - reference).mean()) < 0.5 * unclipped
     np.testing.assert_array_equal(clip_outliers(np.ones((64, 64))), np.ones((64, 64)))
+
+
+def test_training_crops_lie_inside_the_image_circle():
+    rng = np.random.default_rng(0)
+    image = ma.normalise_masked(rng.normal(size=(320, 320)).astype(np.float32) + 3.0)
+    for _ in range(50):
+        crop = ma.random_crop(image, 128, rng)
+        assert crop.shape == (128, 128)
+        assert np.count_nonzero(crop) == np.count_nonzero(ma.circular_mask(128))
+    assert ma.random_crop(image, 400, rng) is image and ma.random_crop(image, None, rng) is image
