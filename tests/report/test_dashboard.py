@@ -1,3 +1,4 @@
+import re
 import shutil
 import subprocess
 import threading
@@ -131,7 +132,7 @@ def test_screen_dashboard_writes_the_page_or_says_the_database_is_empty(tmp_path
     result = CliRunner().invoke(app, ["dashboard", "--db", str(db), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert f"dashboard: {out} (2 sessions)" in result.output
-    assert out.read_text().count("<tr>") == 2 + 2 + 2  # sessions, ranking, two header rows
+    assert len(re.findall("<tr[ >]", out.read_text())) == 2 + 2 + 2  # sessions, ranking, headers
 
 
 def _chromium() -> str | None:
@@ -160,6 +161,12 @@ def test_the_served_page_renders_in_headless_chromium_without_console_errors(rec
         dom = subprocess.run(
             [*browser, "--dump-dom", url], capture_output=True, text=True, timeout=120
         )
+        filtered = {  # a filter given in the address, as typed in the box or chosen in the list
+            query: subprocess.run(
+                [*browser, "--dump-dom", url + query], capture_output=True, text=True, timeout=120
+            ).stdout
+            for query in ("?q=go", "?q=lacey+GO", "?decision=no-go")
+        }
         shot = tmp_path / "dashboard.png"
         subprocess.run(
             [*browser, "--window-size=1400,1000", f"--screenshot={shot}", url],
@@ -173,8 +180,20 @@ def test_the_served_page_renders_in_headless_chromium_without_console_errors(rec
     assert dom.returncode == 0, dom.stderr[-2000:]
     page = dom.stdout
     assert 'id="shown" class="meta">4 of 4 shown</span>' in page  # the table's script ran
-    assert page.count("<tr>") == 4 + 2 + 2  # sessions, ranking, header rows
+    assert len(re.findall("<tr[ >]", page)) == 4 + 2 + 2  # sessions, ranking, header rows
     assert 'data-images="4/4"' in page  # three plots and a thumbnail decoded
     console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line]
     assert console == []  # the page logs nothing: any message is an error or a failed load
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+    # "go" matches the GO rows only (not NO-GO, which contains it); other words match any text
+    assert _shown(filtered["?q=go"]) == ["go", "go", "go"]
+    assert 'id="shown" class="meta">3 of 4 shown</span>' in filtered["?q=go"]
+    assert _shown(filtered["?q=lacey+GO"]) == ["go"]
+    assert _shown(filtered["?decision=no-go"]) == ["no-go"]
+
+
+def _shown(page: str) -> list[str]:
+    """The go / no-go of the table rows the page's filter left visible, top to bottom."""
+    rows = re.findall(r'<tr data-decision="([^"]+)"( style="display: none;")?>', page)
+    assert len(rows) == 4, page[-2000:]
+    return [decision for decision, hidden in rows if not hidden]
