@@ -377,7 +377,7 @@ def dashboard(
 ) -> None:
     """Compare every recorded screening session across runs: a standalone HTML page."""
     from screen.report.dashboard import make_server, write_dashboard
-    from screen.store.database import database_path, open_store, recorded_sessions
+    from screen.store.database import StoreRecords, database_path, open_store, recorded_sessions
 
     path = database_path(db)
     try:
@@ -390,13 +390,15 @@ def dashboard(
         typer.echo(f"dashboard: {write_dashboard(records, out)} ({len(records)} sessions)")
         if not serve:
             return
-        server = make_server(records, port)
+        server = make_server(StoreRecords(path), port)
     except ScreenError as error:
         raise _fail(error) from None
     except OSError as error:
         raise _fail(ScreenError(f"cannot write or serve the dashboard: {error}")) from None
     host, bound = server.server_address[:2]
-    typer.echo(f"serving on http://{host}:{bound}/ (Ctrl-C stops)")
+    typer.echo(
+        f"serving on http://{host}:{bound}/ (runs recorded later show on reload; Ctrl-C stops)"
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

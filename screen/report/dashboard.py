@@ -6,7 +6,7 @@ metrics, go / no-go, representative good classes, link to its report) in a table
 filters in the browser (a few lines of inline JavaScript), the conditions ranked across sessions,
 and trend plots (good-particle fraction by grid type, by additive and over time) embedded as PNG
 data URIs, so the page is one standalone file. `make_server` serves it on 127.0.0.1 with each
-run's report beside it (``/runs/<run id>/report.html``).
+run's report beside it (``/runs/<run id>/report.html``), re-rendered when the database changed.
 """
 
 from __future__ import annotations
@@ -14,13 +14,16 @@ from __future__ import annotations
 import base64
 import io
 import statistics
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
+from screen.errors import ScreenError
 from screen.report.verdicts import decision
 from screen.store.layout import RunLayout
 
@@ -280,19 +283,66 @@ CONTENT_TYPES = {
 }
 
 
-def make_server(records: Sequence[Mapping], port: int = 0) -> ThreadingHTTPServer:
+class RecordSource(Protocol):
+    """Where a served dashboard reads its sessions (`screen.store.database.StoreRecords`)."""
+
+    def stamp(self) -> Hashable:
+        """A cheap value that changes whenever the records do."""
+
+    def records(self) -> Sequence[Mapping]:
+        """Every recorded session (`screen.store.database.recorded_sessions`)."""
+
+
+class LivePage:
+    """The dashboard of a `RecordSource`, re-rendered when the source's stamp changes.
+
+    `current` is safe to call from several request threads at once (one renders, the others
+    wait for it); it raises what the source raises (e.g. a `StoreError`).
+    """
+
+    def __init__(self, source: RecordSource) -> None:
+        self.source = source
+        self._lock = threading.Lock()
+        self._stamp: Hashable = object()
+        self._html = b""
+        self._folders: dict[int, Path] = {}
+        self.renders = 0
+
+    def current(self) -> tuple[bytes, dict[int, Path]]:
+        """(the page's HTML, each run id's results folder), as the source is now."""
+        with self._lock:
+            stamp = self.source.stamp()
+            if stamp != self._stamp:
+                records = self.source.records()
+                self._html = render_dashboard(records, served_href).encode()
+                self._folders = {
+                    int(r["run_id"]): Path(r["results_dir"]).resolve() for r in records
+                }
+                self._stamp = stamp
+                self.renders += 1
+            return self._html, self._folders
+
+
+def make_server(source: RecordSource, port: int = 0) -> ThreadingHTTPServer:
     """An HTTP server on 127.0.0.1 (only) for the dashboard and the runs' reports.
 
-    ``/`` is the dashboard; ``/runs/<run id>/<file>`` a file of that run's results folder (only
-    report files: HTML, PNG, PDF, CSS, SVG; never outside the folder). Call ``serve_forever()``
-    and, from another thread, ``shutdown()``; ``port`` 0 picks a free port
-    (``server.server_address``).
+    ``/`` is the dashboard, rendered from ``source`` when first served and again at a request
+    after the source changed (a run recorded meanwhile shows without a restart); if the source
+    cannot be read, the answer is 503 with the reason. ``/runs/<run id>/<file>`` is a file of
+    that run's results folder (only report files: HTML, PNG, PDF, CSS, SVG; never outside the
+    folder). Call ``serve_forever()`` and, from another thread, ``shutdown()``; ``port`` 0 picks
+    a free port (``server.server_address``). The page is rendered once here, so that a source
+    that cannot be read fails now. ``server.page`` is the `LivePage`.
     """
-    html = render_dashboard(records, served_href).encode()
-    folders = {int(r["run_id"]): Path(r["results_dir"]).resolve() for r in records}
+    page = LivePage(source)
+    page.current()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            try:
+                html, folders = page.current()
+            except ScreenError as error:
+                return self._send(503, "text/plain; charset=utf-8", f"{error}\n".encode())
             path = self.path.split("?", 1)[0]
             if path in ("/", "/index.html"):
                 return self._send(200, CONTENT_TYPES[".html"], html)
@@ -310,10 +360,13 @@ def make_server(records: Sequence[Mapping], port: int = 0) -> ThreadingHTTPServe
             self.send_response(status)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-cache")
             self.end_headers()
             self.wfile.write(body)
 
         def log_message(self, format, *args) -> None:  # noqa: A002 (http.server's name)
             pass
 
-    return ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.page = page  # type: ignore[attr-defined]
+    return server

@@ -26,6 +26,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -295,3 +296,30 @@ def recorded_sessions(conn: sqlite3.Connection) -> list[dict]:
         record["summary"] = json.loads(record.pop("summary_json"))
         out.append(record)
     return out
+
+
+def store_stamp(conn: sqlite3.Connection) -> tuple:
+    """What changes whenever a run is recorded (runs are only ever added): count, last id, time."""
+    row = conn.execute("SELECT COUNT(*), MAX(id), MAX(recorded_at) FROM runs").fetchone()
+    return tuple(row)
+
+
+@dataclass(frozen=True)
+class StoreRecords:
+    """The recorded sessions of the database at ``location``, read afresh at each call.
+
+    For a long-lived reader (the served dashboard): `stamp` is cheap and changes when a run is
+    recorded; `records` reads every session (`recorded_sessions`).
+    """
+
+    location: Path
+
+    def stamp(self) -> tuple:
+        """`store_stamp` of the database now."""
+        with open_store(self.location) as conn:
+            return store_stamp(conn)
+
+    def records(self) -> list[dict]:
+        """`recorded_sessions` of the database now."""
+        with open_store(self.location) as conn:
+            return recorded_sessions(conn)

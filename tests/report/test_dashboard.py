@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from screen.cli import app
 from screen.io.mrc import write_mrc
 from screen.report.dashboard import condition_ranking, make_server, render_dashboard, session_rows
-from screen.store.database import open_store, record_run, recorded_sessions
+from screen.store.database import StoreRecords, open_store, record_run
 
 EVIL = "<script>alert(1)</script>"
 
@@ -34,7 +34,8 @@ def _week(good_6uM: int, good_lacey: int, additive: str = "none") -> dict:
 
 
 @pytest.fixture(scope="module")
-def records(tmp_path_factory, write_run):
+def db(tmp_path_factory, write_run):
+    """A database of two weeks of two conditions (the second week with a report and classes)."""
     root = tmp_path_factory.mktemp("dash")
     week1 = write_run(root / "week1", "2026-11-18T09:00:00+00:00", _week(600, 0))
     week2 = write_run(root / "week2", "2026-11-25T09:00:00+00:00", _week(800, 100, "CHAPSO"))
@@ -46,7 +47,12 @@ def records(tmp_path_factory, write_run):
     with open_store(root / "db.sqlite") as conn:
         for run in (week1, week2):
             record_run(conn, run)
-        return recorded_sessions(conn)
+    return root / "db.sqlite"
+
+
+@pytest.fixture(scope="module")
+def records(db):
+    return StoreRecords(db).records()
 
 
 def test_one_row_per_session_newest_first_with_metadata_metrics_and_decision(records):
@@ -93,11 +99,11 @@ def _get(url: str) -> tuple[int, bytes]:
         with urllib.request.urlopen(url, timeout=10) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
-        return error.code, b""
+        return error.code, error.read()
 
 
-def test_served_on_localhost_with_each_runs_report_and_nothing_else(records):
-    server = make_server(records, port=0)
+def test_served_on_localhost_with_each_runs_report_and_nothing_else(db, records):
+    server = make_server(StoreRecords(db), port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -123,6 +129,42 @@ def test_served_on_localhost_with_each_runs_report_and_nothing_else(records):
     assert not thread.is_alive()
 
 
+def test_a_served_dashboard_shows_a_run_recorded_after_it_started(tmp_path, write_run):
+    db = tmp_path / "db.sqlite"
+    with open_store(db) as conn:
+        record_run(conn, write_run(tmp_path / "week1", "2026-11-18T09:00:00+00:00", _week(600, 0)))
+    server = make_server(StoreRecords(db), port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        status, before = _get(base + "/")
+        assert status == 200 and b"2 sessions from 1 run " in before
+        assert _get(base + "/")[1] == before and server.page.renders == 1  # unchanged: not redone
+        week2 = write_run(
+            tmp_path / "week2", "2026-11-25T09:00:00+00:00", {"gbg_2uM_chapso": {}, "apo": {}}
+        )
+        (week2 / "report.html").write_text("<html><body>week 2 report</body></html>")
+        with open_store(db) as conn:  # another process's `screen run` records a run meanwhile
+            record_run(conn, week2)
+        status, after = _get(base + "/")
+        assert status == 200 and b"4 sessions from 2 runs " in after
+        assert b"<td>gbg_2uM_chapso</td>" in after and b"gbg_2uM_chapso" not in before
+        run_id = session_rows(StoreRecords(db).records())[0]["run_id"]
+        assert _get(f"{base}/runs/{run_id}/report.html")[0] == 200  # its report is served too
+        assert server.page.renders == 2
+        (db.parent / "db.sqlite").unlink()
+        (db.parent / "db.sqlite").write_text("not a database " * 100)  # the store breaks
+        assert _get(base + "/") == (
+            503,
+            f"{db}: not a usable results database: file is not a database\n".encode(),
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
 def test_screen_dashboard_writes_the_page_or_says_the_database_is_empty(tmp_path, write_run):
     db, out = tmp_path / "db.sqlite", tmp_path / "dash.html"
     result = CliRunner().invoke(app, ["dashboard", "--db", str(db), "--out", str(out)])
@@ -140,8 +182,8 @@ def _chromium() -> str | None:
 
 
 @pytest.mark.skipif(_chromium() is None, reason="needs Debian's chromium (bash .ci/install)")
-def test_the_served_page_renders_in_headless_chromium_without_console_errors(records, tmp_path):
-    server = make_server(records, port=0)
+def test_the_served_page_renders_in_headless_chromium_without_console_errors(db, tmp_path):
+    server = make_server(StoreRecords(db), port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
