@@ -24,15 +24,18 @@ from typing import Protocol
 import numpy as np
 
 from screen.errors import ScreenError
+from screen.report.conditions import (
+    COLUMN_ALIASES,
+    NOT_CONDITION,
+    group_by_condition,
+    metadata_value,
+)
 from screen.report.verdicts import decision
 from screen.store.layout import RunLayout
 
 TEMPLATE_NAME = "dashboard.html.j2"
 
-GROUPS: Mapping[str, tuple[str, ...]] = {
-    "grid type": ("grid", "grid_type", "grid type", "support"),
-    "additive": ("additive", "additives", "detergent"),
-}
+GROUPS = COLUMN_ALIASES
 """Trend plots by condition metadata: the plot's name and the manifest columns it reads."""
 
 N_THUMBNAIL_CLASSES = 3
@@ -51,25 +54,6 @@ def file_href(record: Mapping) -> str | None:
 def served_href(record: Mapping) -> str | None:
     """The run's report as served by `make_server`."""
     return f"/runs/{int(record['run_id'])}/report.html" if file_href(record) else None
-
-
-def metadata_value(metadata: Mapping, names: Sequence[str]) -> str | None:
-    """The first of ``names`` in ``metadata`` (case, spaces and dashes ignored), else None.
-
-    Examples
-    --------
-    >>> metadata_value({"Grid-Type": "lacey"}, ("grid", "grid_type"))
-    'lacey'
-    """
-
-    def canonical(text: str) -> str:
-        return str(text).strip().casefold().replace(" ", "_").replace("-", "_")
-
-    wanted = [canonical(n) for n in names]
-    for key, value in metadata.items():
-        if canonical(key) in wanted and str(value).strip():
-            return str(value)
-    return None
 
 
 def _date(record: Mapping) -> datetime | None:
@@ -164,23 +148,23 @@ def session_rows(records: Sequence[Mapping], report_href: ReportHref = file_href
 
 
 def condition_ranking(records: Sequence[Mapping]) -> list[dict]:
-    """Conditions (session names) ranked across runs by mean good particles per micrograph.
+    """Conditions ranked across runs by mean good particles per micrograph.
 
-    Each holds the number of sessions, the mean and the latest value, and the latest session's
-    go / no-go and why.
+    Sessions are grouped by their condition metadata (`screen.report.conditions`), so one
+    condition under another session name in another week is one row. Each holds the condition
+    (one line), the columns it was matched on, its sessions (name and run date, oldest first),
+    the mean and the latest value, and the latest session's go / no-go and why.
     """
-    by_name: dict[str, list[Mapping]] = {}
-    for record in records:
-        if record["status"] == "ok":
-            by_name.setdefault(str(record["session"]), []).append(record)
     ranking = []
-    for name, group in by_name.items():
-        group = sorted(group, key=lambda r: str(r["run_date"]))
+    ok = [r for r in records if r["status"] == "ok"]
+    for condition, group in group_by_condition(ok).items():
         values = [float(r.get("good_particles_per_micrograph") or 0.0) for r in group]
         go, why = decision(group[-1].get("summary") or {})
         ranking.append(
             {
-                "condition": name,
+                "condition": condition.text(),
+                "matched_on": "session name" if condition.by_name else ", ".join(condition.columns),
+                "sessions": [f"{r['session']} ({str(r['run_date'])[:10]})" for r in group],
                 "n_sessions": len(group),
                 "mean_good_per_micrograph": statistics.fmean(values),
                 "latest_good_per_micrograph": values[-1],
@@ -222,17 +206,16 @@ def trend_figures(records: Sequence[Mapping]) -> dict[str, str]:
         ax.invert_yaxis()
         figures[f"by {title}"] = _png(fig)
         plt.close(fig)
-    dated = [(r, _date(r)) for r in ok]
-    dated = [(r, d) for r, d in dated if d is not None]
+    dated = [r for r in ok if _date(r) is not None]
     if dated:
         fig, ax = plt.subplots(figsize=(6.5, 3.2))
-        for name in sorted({str(r["session"]) for r, _ in dated}):
+        groups = group_by_condition(dated)
+        for condition in sorted(groups, key=lambda c: c.short()):
             points = sorted(
-                (d, float(r.get("good_particle_fraction") or 0))
-                for r, d in dated
-                if r["session"] == name
+                (_date(r), float(r.get("good_particle_fraction") or 0)) for r in groups[condition]
             )
-            ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=name, markersize=4)
+            x, y = [p[0] for p in points], [p[1] for p in points]
+            ax.plot(x, y, "o-", label=condition.short(), markersize=4)
         ax.set_ylim(0, 1)
         ax.set_ylabel("good-particle fraction")
         ax.set_title("Over time, per condition", fontsize=10)
@@ -258,6 +241,7 @@ def render_dashboard(records: Sequence[Mapping], report_href: ReportHref = file_
         "metadata_keys": metadata_keys,
         "rows": rows,
         "ranking": condition_ranking(records),
+        "not_condition": ", ".join(NOT_CONDITION),
         "figures": trend_figures(records),
     }
     return render_html(context, template=TEMPLATE_NAME)

@@ -76,12 +76,55 @@ def test_one_row_per_session_newest_first_with_metadata_metrics_and_decision(rec
 
 def test_conditions_are_ranked_across_sessions_with_their_latest_decision(records):
     ranking = condition_ranking(records)
-    assert [(c["condition"], c["n_sessions"]) for c in ranking] == [
-        ("gbg_6uM", 2),
-        ("apo_lacey", 2),
+    assert [(c["condition"], c["n_sessions"], c["mean_good_per_micrograph"]) for c in ranking] == [
+        ("grid type: Quantifoil · additive: CHAPSO", 1, 80.0),
+        ("grid type: Quantifoil · additive: none", 1, 60.0),  # same name, another additive
+        (f"grid type: lacey carbon · additive: {EVIL}", 2, 5.0),
     ]
-    assert ranking[0]["mean_good_per_micrograph"] == 70.0
-    assert ranking[0]["latest_good_per_micrograph"] == 80.0 and ranking[0]["decision"] == "go"
+    lacey = ranking[2]
+    assert lacey["latest_good_per_micrograph"] == 10.0 and lacey["decision"] == "go"
+    assert lacey["sessions"] == ["apo_lacey (2026-11-18)", "apo_lacey (2026-11-25)"]
+
+
+def test_a_condition_is_matched_on_its_metadata_not_its_session_name(tmp_path, write_run):
+    weeks = {
+        "2026-11-04": {
+            "apo_quantifoil": {
+                "metadata": {"grid": "Quantifoil R1.2/1.3", "additive": "none", "notes": "first"}
+            },
+            "gbg_6uM": {"metadata": {"grid": "Quantifoil R1.2/1.3", "partner": "Gbg 6 uM"}},
+            "legacy": {"good_particles": 300},  # an older manifest without condition columns
+        },
+        "2026-11-11": {
+            "apo_qf_wk2": {  # the same condition under another name, written differently
+                "good_particles": 700,
+                "metadata": {"Grid type": " quantifoil  r1.2/1.3", "Additive": "None"},
+            },
+            "gbg_6uM": {"metadata": {"grid": "Quantifoil R1.2/1.3", "partner": "Gbg 2 uM"}},
+            "legacy": {"good_particles": 100, "metadata": {"Notes": "only notes"}},
+        },
+    }
+    with open_store(tmp_path / "db.sqlite") as conn:
+        for date, sessions in weeks.items():
+            record_run(conn, write_run(tmp_path / date, f"{date}T09:00:00+00:00", sessions))
+    records = StoreRecords(tmp_path / "db.sqlite").records()
+    ranking = {c["condition"]: c for c in condition_ranking(records)}
+    assert set(ranking) == {
+        "grid type: quantifoil r1.2/1.3 · additive: None",  # as written the last time
+        "grid type: Quantifoil R1.2/1.3 · partner: Gbg 6 uM",
+        "grid type: Quantifoil R1.2/1.3 · partner: Gbg 2 uM",
+        "session: legacy",
+    }
+    apo = ranking["grid type: quantifoil r1.2/1.3 · additive: None"]
+    assert apo["sessions"] == ["apo_quantifoil (2026-11-04)", "apo_qf_wk2 (2026-11-11)"]
+    assert apo["matched_on"] == "grid type, additive" and apo["rank"] == 1
+    assert apo["mean_good_per_micrograph"] == 60.0 and apo["latest_good_per_micrograph"] == 70.0
+    legacy = ranking["session: legacy"]
+    assert legacy["matched_on"] == "session name" and legacy["n_sessions"] == 2
+    page = render_dashboard(records)
+    assert "apo_quantifoil (2026-11-04), apo_qf_wk2 (2026-11-11)" in page
+    assert "not compared: notes, note, comment" in page
+    assert page.count('<td class="why">grid type, partner</td>') == 2
 
 
 def test_the_page_is_standalone_with_trend_plots_sorting_filtering_and_escaped_text(records):
@@ -222,7 +265,7 @@ def test_the_served_page_renders_in_headless_chromium_without_console_errors(db,
     assert dom.returncode == 0, dom.stderr[-2000:]
     page = dom.stdout
     assert 'id="shown" class="meta">4 of 4 shown</span>' in page  # the table's script ran
-    assert len(re.findall("<tr[ >]", page)) == 4 + 2 + 2  # sessions, ranking, header rows
+    assert len(re.findall("<tr[ >]", page)) == 4 + 3 + 2  # sessions, ranking, header rows
     assert 'data-images="4/4"' in page  # three plots and a thumbnail decoded
     console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line]
     assert console == []  # the page logs nothing: any message is an error or a failed load
