@@ -36,11 +36,11 @@ store_app = typer.Typer(
 app.add_typer(store_app, name="store")
 
 Database = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--db",
-        help="Results database (SQLite file); default $SCREEN_DB, else "
-        "~/.local/share/screen/results.sqlite.",
+        help="Results database: an SQLite file or a postgresql://user@host/dbname URL; default "
+        "$SCREEN_DB, else ~/.local/share/screen/results.sqlite.",
     ),
 ]
 """The ``--db`` option of the commands that use the results database."""
@@ -266,19 +266,19 @@ def _warn(line: str) -> None:
     typer.secho(line, err=True, fg=typer.colors.YELLOW, bold=True)
 
 
-def _record(out: Path, db: Path | None) -> None:
+def _record(out: Path, db: str | None) -> None:
     """Record a finished run in the results database; a failure warns (the results stay)."""
-    from screen.store.database import database_path, open_store, record_run
+    from screen.store.database import database_location, describe, open_store, record_run
 
-    path = database_path(db)
+    location = database_location(db)
     try:
-        with open_store(path) as conn:
+        with open_store(location) as conn:
             added = record_run(conn, out)
     except ScreenError as error:
         _warn(f"warning: not recorded in the results database: {error}")
-        _warn(f"  record it later with: screen store import {out} --db {path}")
+        _warn(f"  record it later with: screen store import {out} --db {describe(location)}")
         return
-    typer.echo(f"database: {added} session(s) recorded in {path}", err=True)
+    typer.echo(f"database: {added} session(s) recorded in {describe(location)}", err=True)
 
 
 @store_app.command("import")
@@ -287,34 +287,41 @@ def store_import(
     db: Database = None,
 ) -> None:
     """Record earlier runs' results folders in the results database (again: no change)."""
-    from screen.store.database import database_path, open_store, record_run
+    from screen.store.database import database_location, describe, open_store, record_run
 
-    path = database_path(db)
+    location = database_location(db)
     try:
-        with open_store(path) as conn:
+        with open_store(location) as conn:
             for folder in results:
                 added = record_run(conn, folder)
                 note = "" if added else " (already recorded)"
                 typer.echo(f"{folder}: {added} session(s) recorded{note}")
     except ScreenError as error:
         raise _fail(error) from None
-    typer.echo(f"database: {path}", err=True)
+    typer.echo(f"database: {describe(location)}", err=True)
 
 
 @store_app.command("info")
 def store_info(db: Database = None) -> None:
     """Print where the results database is, its schema version and what it holds."""
-    from screen.store.database import database_path, open_store, schema_version
+    from screen.store.database import (
+        database_location,
+        describe,
+        open_store,
+        schema_version,
+        store_counts,
+    )
 
-    path = database_path(db)
+    location = database_location(db)
     try:
-        with open_store(path) as conn:
-            runs = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-            sessions = conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]
+        with open_store(location) as conn:
+            runs, sessions = store_counts(conn)
             version = schema_version(conn)
     except ScreenError as error:
         raise _fail(error) from None
-    typer.echo(f"{path}: schema version {version}, {runs} run(s), {sessions} session(s)")
+    typer.echo(
+        f"{describe(location)}: schema version {version}, {runs} run(s), {sessions} session(s)"
+    )
 
 
 def _with_stage_progress(manifest, quiet: bool, work):
@@ -377,20 +384,20 @@ def dashboard(
 ) -> None:
     """Compare every recorded screening session across runs: a standalone HTML page."""
     from screen.report.dashboard import make_server, write_dashboard
-    from screen.store.database import StoreRecords, database_path, open_store, recorded_sessions
+    from screen.store.database import StoreRecords, database_location, describe
 
-    path = database_path(db)
+    location = database_location(db)
     try:
-        with open_store(path) as conn:
-            records = recorded_sessions(conn)
+        records = StoreRecords(location).records()
         if not records:
             raise ScreenError(
-                f"{path}: no session recorded yet; run `screen run` or `screen store import DIR`"
+                f"{describe(location)}: no session recorded yet; run `screen run` or "
+                "`screen store import DIR`"
             )
         typer.echo(f"dashboard: {write_dashboard(records, out)} ({len(records)} sessions)")
         if not serve:
             return
-        server = make_server(StoreRecords(path), port)
+        server = make_server(StoreRecords(location), port)
     except ScreenError as error:
         raise _fail(error) from None
     except OSError as error:
