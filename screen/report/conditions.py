@@ -68,6 +68,17 @@ def column_name(name: str) -> str:
     return key
 
 
+def normalised(value: str) -> str:
+    """A value as conditions compare it: case and runs of spaces ignored ('' for no value).
+
+    Examples
+    --------
+    >>> normalised(" Quantifoil  R1.2/1.3 ")
+    'quantifoil r1.2/1.3'
+    """
+    return " ".join(str(value).split()).casefold()
+
+
 def metadata_value(metadata: Mapping, names: Sequence[str]) -> str | None:
     """The first of ``names`` in ``metadata`` (case, spaces and dashes ignored), else None.
 
@@ -127,7 +138,7 @@ def condition_of(record: Mapping) -> Condition:
         written = " ".join(str(value).split())
         if column in NOT_CONDITION or not written or column in pairs:
             continue
-        pairs[column] = (written.casefold(), written)
+        pairs[column] = (normalised(written), written)
     if not pairs:
         name = str(record["session"])
         return Condition(key=(("session", name),), label=(("session", name),), by_name=True)

@@ -27,8 +27,10 @@ from screen.errors import ScreenError
 from screen.report.conditions import (
     COLUMN_ALIASES,
     NOT_CONDITION,
+    column_name,
     group_by_condition,
     metadata_value,
+    normalised,
 )
 from screen.report.verdicts import decision
 from screen.store.layout import RunLayout
@@ -122,7 +124,9 @@ def session_rows(records: Sequence[Mapping], report_href: ReportHref = file_href
                 "run_id": record["run_id"],
                 "date": str(record["run_date"])[:16].replace("T", " "),
                 "session": str(record["session"]),
-                "metadata": {str(k): str(v) for k, v in (record.get("metadata") or {}).items()},
+                "metadata": {
+                    column_name(k): str(v) for k, v in (record.get("metadata") or {}).items()
+                },
                 "micrographs": record.get("n_micrographs"),
                 "good_micrograph_fraction": record.get("good_micrograph_fraction") if ok else None,
                 "good_particles": good if ok else None,
@@ -178,6 +182,27 @@ def condition_ranking(records: Sequence[Mapping]) -> list[dict]:
     return ranking
 
 
+def fractions_by(records: Sequence[Mapping], names: Sequence[str]) -> dict[str, list[float]]:
+    """Good-particle fractions of the sessions that ran, by one metadata column.
+
+    ``names`` are the column's manifest names (`GROUPS`); values are compared as conditions
+    compare them (`screen.report.conditions.normalised`), each shown as last written; sessions
+    without the column are "(not given)". Sorted by value, each list oldest run first.
+    """
+    ok = sorted(
+        (r for r in records if r["status"] == "ok"),
+        key=lambda r: (str(r["run_date"]), str(r["session"])),
+    )
+    groups: dict[str, list[float]] = {}
+    written: dict[str, str] = {}
+    for record in ok:
+        value = metadata_value(record.get("metadata") or {}, names) or "(not given)"
+        key = normalised(value)
+        groups.setdefault(key, []).append(float(record.get("good_particle_fraction") or 0))
+        written[key] = " ".join(value.split())
+    return {written[key]: groups[key] for key in sorted(groups)}
+
+
 def trend_figures(records: Sequence[Mapping]) -> dict[str, str]:
     """PNG data URIs: good-particle fraction by each of `GROUPS` and over time per condition."""
     import matplotlib
@@ -185,16 +210,12 @@ def trend_figures(records: Sequence[Mapping]) -> dict[str, str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ok = [r for r in records if r["status"] == "ok"]
     figures = {}
     for title, names in GROUPS.items():
-        groups: dict[str, list[float]] = {}
-        for record in ok:
-            label = metadata_value(record.get("metadata") or {}, names) or "(not given)"
-            groups.setdefault(label, []).append(float(record.get("good_particle_fraction") or 0))
+        groups = fractions_by(records, names)
         if not groups:
             continue
-        labels = sorted(groups)
+        labels = list(groups)
         fig, ax = plt.subplots(figsize=(5.5, 0.9 + 0.45 * len(labels)))
         ax.barh(labels, [statistics.fmean(groups[k]) for k in labels], color="#90caf9")
         for y, label in enumerate(labels):
@@ -206,7 +227,7 @@ def trend_figures(records: Sequence[Mapping]) -> dict[str, str]:
         ax.invert_yaxis()
         figures[f"by {title}"] = _png(fig)
         plt.close(fig)
-    dated = [r for r in ok if _date(r) is not None]
+    dated = [r for r in records if r["status"] == "ok" and _date(r) is not None]
     if dated:
         fig, ax = plt.subplots(figsize=(6.5, 3.2))
         groups = group_by_condition(dated)
@@ -231,14 +252,16 @@ def render_dashboard(records: Sequence[Mapping], report_href: ReportHref = file_
     from screen.report.render import render_html
 
     rows = session_rows(records, report_href)
-    metadata_keys: list[str] = []
-    for row in rows:
-        metadata_keys += [k for k in row["metadata"] if k not in metadata_keys]
+    headers: dict[str, str] = {}  # a column as sessions are matched on it -> as first written
+    for record in sorted(records, key=lambda r: str(r["run_date"])):
+        for name in record.get("metadata") or {}:
+            column = column_name(name)
+            headers.setdefault(column, column if column in GROUPS else str(name))
     context = {
         "title": "Screening dashboard",
         "n_sessions": len(rows),
         "n_runs": len({row["run_id"] for row in rows}),
-        "metadata_keys": metadata_keys,
+        "metadata_headers": headers,
         "rows": rows,
         "ranking": condition_ranking(records),
         "not_condition": ", ".join(NOT_CONDITION),

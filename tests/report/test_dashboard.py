@@ -11,7 +11,14 @@ from typer.testing import CliRunner
 
 from screen.cli import app
 from screen.io.mrc import write_mrc
-from screen.report.dashboard import condition_ranking, make_server, render_dashboard, session_rows
+from screen.report.dashboard import (
+    GROUPS,
+    condition_ranking,
+    fractions_by,
+    make_server,
+    render_dashboard,
+    session_rows,
+)
 from screen.store.database import StoreRecords, open_store, record_run
 
 EVIL = "<script>alert(1)</script>"
@@ -64,7 +71,7 @@ def test_one_row_per_session_newest_first_with_metadata_metrics_and_decision(rec
         ("2026-11-18 09:00", "apo_lacey"),
     ]
     newest = rows[0]
-    assert newest["metadata"] == {"grid": "Quantifoil", "additive": "CHAPSO"}
+    assert newest["metadata"] == {"grid type": "Quantifoil", "additive": "CHAPSO"}
     assert newest["good_per_micrograph"] == 80.0 and newest["decision"] == "go"
     assert newest["thumbnail"].startswith("data:image/png;base64,")
     assert newest["report"].startswith("file://") and newest["report"].endswith("report.html")
@@ -121,7 +128,21 @@ def test_a_condition_is_matched_on_its_metadata_not_its_session_name(tmp_path, w
     assert apo["mean_good_per_micrograph"] == 60.0 and apo["latest_good_per_micrograph"] == 70.0
     legacy = ranking["session: legacy"]
     assert legacy["matched_on"] == "session name" and legacy["n_sessions"] == 2
+    assert fractions_by(records, GROUPS["grid type"]) == {  # the plots group the same way
+        "Quantifoil R1.2/1.3": [0.5, 0.5, 0.7, 0.5],  # as last written
+        "(not given)": [0.3, 0.1],
+    }
     page = render_dashboard(records)
+    header = re.search(r"<thead>\s*<tr>\s*<th data-type=\"text\">date.*?</tr>", page, re.S)
+    assert re.findall(r'<th data-type="text">([^<]+)</th>', header.group(0)) == [
+        "date",
+        "session",
+        "grid type",
+        "additive",
+        "notes",
+        "partner",
+        "go / no-go",
+    ]  # one column per metadata column as matched: Grid, Grid type (and grid) are one
     assert "apo_quantifoil (2026-11-04), apo_qf_wk2 (2026-11-11)" in page
     assert "not compared: notes, note, comment" in page
     assert page.count('<td class="why">grid type, partner</td>') == 2
