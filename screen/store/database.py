@@ -68,6 +68,9 @@ METRIC_COLUMNS = (
 )
 """summary.json numbers kept as columns (the whole summary is kept too, as JSON)."""
 
+INTEGER_METRICS = ("n_micrographs", "n_good_micrographs", "picked_particles", "good_particles")
+"""The `METRIC_COLUMNS` that are counts (INTEGER columns; the others are REAL)."""
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: runs and their sessions
     """
@@ -146,9 +149,7 @@ SESSIONS = sa.Table(
     sa.Column("status", sa.Text),
     sa.Column("metadata_json", sa.Text),
     *(
-        sa.Column(
-            name, sa.Integer if name.startswith(("n_", "picked", "good_particles")) else sa.Float
-        )
+        sa.Column(name, sa.Integer if name in INTEGER_METRICS else sa.Float)
         for name in METRIC_COLUMNS
     ),
     sa.Column("decision", sa.Text),
