@@ -47,18 +47,8 @@ TRAIN_SET_V3 = ma.SimulatedSetSpec(
 )
 """Training set of v3 (every micrograph domain-randomised)."""
 
-DENSE_GOOD_V3 = replace(
-    TRAIN_SET_V3, n_micrographs=600, seed=448, good_fraction=1.0, coverage=(0.45, 0.8)
-)
-"""Good micrographs in dense monolayers (coverage 0.45-0.8, up to touching; the placement's
-minimum distance of 0.85 diameters jams near 0.7): experts keep such fields (Li et al. 2020
-used deliberate crowding, EMPIAR-10181; the EMPIAR-10017 examples are dense), so only
-multilayers of overlapping particles are ``crowded``."""
-
 VALIDATION_SET_V3 = replace(TRAIN_SET_V3, n_micrographs=400, seed=557, micrographs_per_session=16)
 """Validation set of v3 (its distribution, another seed): the good-logit shift is chosen on it."""
-
-DENSE_GOOD_VALIDATION_V3 = replace(DENSE_GOOD_V3, n_micrographs=160, seed=559)
 
 HELD_OUT_V3 = replace(
     TRAIN_SET_V3,
@@ -132,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--learning-rate", type=float, default=5e-4)
     parser.add_argument("--cache", default=None)
+    parser.add_argument(
+        "--image-ranks",
+        action="store_true",
+        help="the image input is its grey-level ranks (invariant to monotonic remapping)",
+    )
     parser.add_argument("--crop-px", type=int, default=256, help="training crop side (px)")
     parser.add_argument("--name", default="micassess_small_v3")
     parser.add_argument(
@@ -140,19 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
 
-    train = ma.LabelledSet.concatenate(
-        [
-            labelled_set(TRAIN_SET_V3, "train_v3b", args),
-            labelled_set(DENSE_GOOD_V3, "dense_good_v3b", args),
-        ]
+    train = labelled_set(TRAIN_SET_V3, "train_v3b", args)
+    valid = labelled_set(VALIDATION_SET_V3, "valid_v3b", args)
+    model = ma.build_model(
+        with_blobs=False, image_input="image_ranks" if args.image_ranks else "image"
     )
-    valid = ma.LabelledSet.concatenate(
-        [
-            labelled_set(VALIDATION_SET_V3, "valid_v3b", args),
-            labelled_set(DENSE_GOOD_VALIDATION_V3, "dense_valid_v3b", args),
-        ]
-    )
-    model = ma.build_model(with_blobs=False)
     base = ma.load_micassess(args.init)
     print(f"weights copied from {args.init}: {transfer_weights(base, model)} layers", flush=True)
     config = ma.TrainingConfig(

@@ -75,7 +75,8 @@ BLOB_SIGMAS_PX = (1.0, 1.6, 2.5, 4.0, 6.3, 10.0)
 about 25-250 Å, contamination and aggregates above."""
 N_BLOB_STATS = 6
 """Statistics per scale in :func:`blob_statistics`."""
-INPUT_NAMES = ("image", "spectrum", "anisotropy", "power", "blobs")
+INPUT_NAMES = ("image", "image_ranks", "spectrum", "anisotropy", "power", "blobs")
+"""``image_ranks`` is the image with its grey levels replaced by their ranks (:func:`grey_level_ranks`)."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,9 @@ class Features:
             power = self.power[indices]
         available = {
             "image": images[..., None].astype(np.float32),
+            "image_ranks": (
+                grey_level_ranks(images)[..., None] if "image_ranks" in input_names else None
+            ),
             "spectrum": self.spectrum[indices],
             "anisotropy": self.anisotropy[indices],
             "power": power[..., None].astype(np.float32),
@@ -208,6 +212,29 @@ def normalise_masked(small: np.ndarray) -> np.ndarray:
     out = np.clip(out, -CLIP_SIGMA, CLIP_SIGMA)
     out[~mask] = 0.0
     return out.astype(np.float32)
+
+
+def grey_level_ranks(images: np.ndarray) -> np.ndarray:
+    """Masked squares whose values inside the circle are replaced by normal quantiles of their ranks.
+
+    The result depends only on the order of the grey levels: any monotonic remapping of them
+    (8-bit contrast stretch, gamma or log display, histogram equalisation of an export, the
+    grey-level distribution a denoiser leaves) gives the same input, which is standard normal
+    inside the circle and 0 outside. ``images`` is ``(n, side, side)``; float32 out.
+    """
+    from scipy.special import ndtri
+
+    images = np.asarray(images, dtype=np.float32)
+    side = images.shape[-1]
+    mask = circular_mask(side)
+    n_inside = int(mask.sum())
+    quantiles = ndtri((np.arange(n_inside) + 0.5) / n_inside).astype(np.float32)
+    out = np.zeros_like(images)
+    for index, square in enumerate(images.reshape(-1, side, side)):
+        ranked = np.empty(n_inside, dtype=np.float32)
+        ranked[np.argsort(square[mask], kind="stable")] = quantiles
+        out.reshape(-1, side, side)[index][mask] = ranked
+    return out
 
 
 def downsampled_squares(image: np.ndarray, image_px: int) -> np.ndarray:
@@ -463,6 +490,7 @@ def build_model(
     n_bins: int = N_SPECTRUM_BINS,
     n_reasons: int = len(MICROGRAPH_REASONS),
     with_blobs: bool = True,
+    image_input: str = "image",
 ):
     """The MicAssess network (uncompiled); ``with_blobs=False`` leaves out the blob statistics.
 
@@ -477,7 +505,9 @@ def build_model(
     import keras
     from keras import layers
 
-    image = keras.Input((None, None, 1), name="image")
+    if image_input not in ("image", "image_ranks"):
+        raise ValueError(f"image_input must be 'image' or 'image_ranks', got {image_input!r}")
+    image = keras.Input((None, None, 1), name=image_input)
     spectrum = keras.Input((n_bins,), name="spectrum")
     anisotropy = keras.Input((n_bins,), name="anisotropy")
     power = keras.Input((POWER_PX, POWER_PX, 1), name="power")
@@ -502,7 +532,7 @@ def build_model(
     s = layers.Dense(128, activation="relu")(s)
     s = layers.Dense(64, activation="relu")(s)
     branches = [x, q, s]
-    inputs = {"image": image, "spectrum": spectrum, "anisotropy": anisotropy, "power": power}
+    inputs = {image_input: image, "spectrum": spectrum, "anisotropy": anisotropy, "power": power}
     if with_blobs:
         b = layers.Dense(64, activation="relu")(blobs)
         branches.append(layers.Dense(32, activation="relu")(b))
@@ -544,7 +574,7 @@ def model_input_names(model) -> tuple[str, ...]:
 def model_image_px(model) -> int | None:
     """The square side a model needs, or ``None`` when it takes any side."""
     for tensor in model.inputs:
-        if tensor.name.split(":")[0] == "image":
+        if tensor.name.split(":")[0] in ("image", "image_ranks"):
             side = tensor.shape[1]
             return None if side is None else int(side)
     return None
