@@ -77,12 +77,14 @@ class Picks:
 
 @dataclass(frozen=True)
 class DiameterEstimate:
-    """Particle diameter from averaged picks (Li et al. 2020: Canny edge x 1.5)."""
+    """Particle diameter of a session (`screen.stages.diameter`) and how it was measured."""
 
     diameter_A: float
     edge_diameter_A: float
     average: np.ndarray  # the unaligned average the edge was found on
     pixel_size_A: float
+    uncertainty_A: float = float("nan")  # NaN when the method gives none
+    method: str = ""  # "gap", "scale_space", "canny" or "refined" (the diameter stage's names)
 
 
 @dataclass(frozen=True)

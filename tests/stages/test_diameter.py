@@ -13,6 +13,7 @@ from screen.simulate.spec import ScreenSpec, SessionSpec, SpeciesSpec, Structure
 from screen.stages.diameter import (
     BACKEND,
     DiameterParams,
+    GapMeasure,
     TrialAverage,
     blob_edge_diameter_px,
     centre_boxes,
@@ -21,12 +22,15 @@ from screen.stages.diameter import (
     ctfs_trustworthy,
     detrended,
     estimate_diameter,
+    exclusion_gap,
     first_peak,
+    gap_diameter,
     object_feret_px,
     scale_space_diameter,
     self_consistent_diameter,
 )
 from screen.stages.extraction import phase_flip
+from screen.stages.picking import pick_particles
 from screen.stages.records import CtfFit, Optics
 
 
@@ -44,6 +48,45 @@ def _dark_discs(seed, diameter_A, pixel_size_A=2.5, shape=(512, 512), n=30, cont
             image[(x - cx) ** 2 + (y - cy) ** 2 <= radius_px**2] = 1.0
     image = ndimage.gaussian_filter(image, 1.5)
     return 100.0 * (1.0 - contrast * image) + rng.normal(0.0, 10.0, size=shape)
+
+
+def _ellipse_field(seed, long_axis_A, n, pixel_size_A=4.0, shape=(512, 512), aspect=0.6):
+    """Dark ellipses in random orientations, their enclosing circles never overlapping.
+
+    ``n`` ellipses, or as many as random sequential packing fits (``n=None``: a dense field).
+    """
+    rng = np.random.default_rng(seed)
+    radius_px = long_axis_A / pixel_size_A / 2
+    image = np.zeros(shape)
+    y, x = np.indices(shape)
+    placed: list[tuple[float, float]] = []
+    for _ in range(20000):
+        if n is not None and len(placed) == n:
+            break
+        cx, cy = rng.uniform(radius_px, np.array(shape[::-1]) - radius_px)
+        if all(np.hypot(cx - px, cy - py) >= 2 * radius_px for px, py in placed):
+            placed.append((cx, cy))
+            angle = rng.uniform(0.0, np.pi)
+            u = (x - cx) * np.cos(angle) + (y - cy) * np.sin(angle)
+            v = (y - cy) * np.cos(angle) - (x - cx) * np.sin(angle)
+            image[(u / radius_px) ** 2 + (v / (aspect * radius_px)) ** 2 <= 1.0] = 1.0
+    image = ndimage.gaussian_filter(image, 1.0)
+    return 100.0 * (1.0 - 0.25 * image) + rng.normal(0.0, 10.0, size=shape)
+
+
+def _gaps(image, pixel_size_A, trials_A):
+    params = DiameterParams()
+    contrast = corrected_contrast(image, pixel_size_A)
+    return [
+        exclusion_gap(
+            [contrast],
+            [pick_particles(image, pixel_size_A, d, params.pick)],
+            pixel_size_A,
+            d,
+            params,
+        )
+        for d in trials_A
+    ]
 
 
 def _fit(ctf) -> CtfFit:
@@ -104,6 +147,7 @@ def test_synthetic_discs_diameter_within_25_percent():
         trial_diameters_A=(60.0, 80.0, 100.0, 130.0, 170.0, 220.0),
         edge_factor=1.0,
         coarse_method="canny",
+        use_gap=False,
     )
     estimate = estimate_diameter(images, 2.5, params)
     assert estimate.diameter_A == pytest.approx(true_A, rel=0.25)
@@ -122,7 +166,10 @@ def test_ctf_fits_that_saw_no_thon_ring_are_not_used():
     assert ctfs_trustworthy([bogus, sound], Optics(1.77))
     images = [_dark_discs(seed, 120.0) for seed in range(2)]
     params = DiameterParams(
-        trial_diameters_A=(80.0, 120.0, 170.0), edge_factor=1.0, coarse_method="canny"
+        trial_diameters_A=(80.0, 120.0, 170.0),
+        edge_factor=1.0,
+        coarse_method="canny",
+        use_gap=False,
     )
     without = estimate_diameter(images, 2.5, params)
     with_bogus = estimate_diameter(images, 2.5, params, [bogus, bogus], Optics(2.5))
@@ -242,9 +289,61 @@ def test_scale_space_coarse_estimate_on_simulated_sessions(sessions, name):
     assert diameter_A == pytest.approx(truth, rel=0.3), name
 
 
+def test_dense_field_has_an_exclusion_gap_at_the_particles_size():
+    """Between a particle and its neighbours the boxes vary least: there is the diameter.
+
+    Elongated particles in random sequential packing are spaced beyond contact, so the gap lies
+    a little outside their long axis (measured 149-152 Å for 120 Å)."""
+    measures = _gaps(_ellipse_field(0, 120.0, None), 4.0, (100.0, 126.0, 159.0))
+    for measure in measures:
+        assert measure.n_boxes >= DiameterParams().gap_min_boxes
+        assert measure.significance >= DiameterParams().gap_min_significance
+        assert measure.diameter_A == pytest.approx(120.0, rel=0.3)
+    diameter_A, uncertainty_A, nearest = gap_diameter(measures, DiameterParams())
+    assert diameter_A == pytest.approx(120.0, rel=0.3)
+    assert 0 < uncertainty_A < 0.2 * diameter_A
+    assert nearest in measures
+
+
+def test_sparse_field_has_no_exclusion_gap():
+    measures = _gaps(_ellipse_field(1, 120.0, 12), 4.0, (100.0, 126.0, 159.0))
+    assert all(m.significance < DiameterParams().gap_min_significance for m in measures)
+    assert gap_diameter(measures, DiameterParams()) is None
+
+
+def test_gap_diameter_needs_significant_agreeing_trials():
+    blank = np.zeros((4, 4), np.float32)
+
+    def gap(trial, diameter, significance=50.0):
+        return GapMeasure(trial, 500, diameter, significance, blank, 4.0)
+
+    params = DiameterParams()
+    agreeing = [gap(130.0, 175.0), gap(160.0, 185.0), gap(200.0, 195.0)]
+    diameter_A, uncertainty_A, nearest = gap_diameter(agreeing, params)
+    assert diameter_A == pytest.approx(185.0)
+    assert uncertainty_A == pytest.approx(10.0)
+    assert nearest is agreeing[1]
+    assert gap_diameter(agreeing[:1], params) is None  # one trial is no self-consistency
+    weak = [gap(130.0, 175.0, 5.0), gap(160.0, 185.0, 5.0)]
+    assert gap_diameter(weak, params) is None
+    following = [gap(100.0, 100.0), gap(200.0, 200.0)]  # the measure follows the trial
+    assert gap_diameter(following, params) is None
+    far = [gap(100.0, 260.0), gap(120.0, 270.0)]  # more than twice the trial: not its gap
+    assert gap_diameter(far, params) is None
+
+
+def test_estimate_diameter_takes_the_gap_when_found():
+    params = DiameterParams(scale_trials_A=(100.0, 126.0, 159.0), gap_trial_step=1)
+    estimate = estimate_diameter([_ellipse_field(0, 120.0, None)], 4.0, params)
+    assert estimate.method == "gap"
+    assert estimate.diameter_A == pytest.approx(120.0, rel=0.3)
+    assert estimate.edge_diameter_A == estimate.diameter_A
+    assert np.isfinite(estimate.uncertainty_A) and estimate.average.ndim == 2
+
+
 def test_backend_contract():
     assert BACKEND.stage == "diameter"
-    assert BACKEND.version == "5"
+    assert BACKEND.version == "6"
     assert BACKEND.params_type is DiameterParams
     assert BACKEND.compute is estimate_diameter
     assert dataclasses.is_dataclass(DiameterParams())
