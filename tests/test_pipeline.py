@@ -21,9 +21,6 @@ from screen.io.star import read_star
 from screen.manifest import read_manifest
 from screen.pipeline import assess_cache_version, run_screen
 from screen.report.context import build_context
-from screen.simulate.presets import prex1_small
-from screen.simulate.scenario import with_micrographs_per_session
-from screen.simulate.session import simulate_screen
 from screen.stages import assess_micrographs
 from screen.stages.assess_micrographs import MicrographAssessParams
 from screen.stages.records import Optics
@@ -35,13 +32,6 @@ NUMBERS = (
     "best_mask_diameter_A",
     "diameter_A",
 )
-
-
-@pytest.fixture(scope="module")
-def manifest(tmp_path_factory):
-    spec = with_micrographs_per_session(prex1_small(), 6)
-    spec = dataclasses.replace(spec, sessions=spec.sessions[5:6])
-    return simulate_screen(spec, tmp_path_factory.mktemp("sim") / "sim")
 
 
 def _run(manifest, out, **kwargs):
@@ -63,15 +53,19 @@ def _summary(out):
     return json.loads((out / "sessions" / "gbg_6uM" / "summary.json").read_text())
 
 
-def test_a_run_killed_midway_resumes_without_losing_finished_work(manifest, tmp_path):
-    reference = tmp_path / "reference"
-    assert _run(manifest, reference).wait(timeout=600) == 0
+def _rerun(screened, out, config: RunConfig | None = None) -> dict:
+    return run_screen(read_manifest(screened.manifest), out, config, render=False)[0]
+
+
+def test_a_run_killed_midway_resumes_without_losing_finished_work(screened, tmp_path):
+    # The reference is the shared uninterrupted run of the same manifest (`screened`); only the
+    # killed run needs its own process. The resumed run takes the same lock and cache in-process.
     killed = tmp_path / "killed"
-    process = _run(manifest, killed, start_new_session=True)
-    cache = killed / "sessions" / "gbg_6uM" / "cache"
+    process = _run(screened.manifest, killed, start_new_session=True)
+    cache = killed / "sessions" / screened.session / "cache"
     deadline = time.time() + 300
-    while time.time() < deadline and len(list(cache.glob("ctf/*.json"))) < 3:
-        time.sleep(0.2)
+    while time.time() < deadline and len(list(cache.glob("ctf/*.json"))) < 2:
+        time.sleep(0.1)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     # Results are renamed into place only when complete; a write cut by the kill stays a .tmp.
@@ -79,12 +73,13 @@ def test_a_run_killed_midway_resumes_without_losing_finished_work(manifest, tmp_
         p.name: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file() and p.suffix != ".tmp"
     }
     assert finished, "nothing was cached before the kill"
-    assert _run(manifest, killed).wait(timeout=600) == 0
+    after = _rerun(screened, killed)
+    assert after["status"] == "ok"
     # Work finished before the kill was kept, not redone.
     for path in cache.rglob("*"):
         if path.name in finished:
             assert path.stat().st_mtime_ns == finished[path.name], path
-    after, before = _summary(killed), _summary(reference)
+    before = _summary(screened.results)
     for key in NUMBERS:
         assert after[key] == before[key], key
 
@@ -93,7 +88,7 @@ def test_movies_are_motion_corrected_then_screened(tmp_path, simulate_repeated_n
     # Two of the movies share a file name in two folders: each keeps its own aligned sum.
     manifest = simulate_repeated_names(tmp_path, movies=True)
     out = tmp_path / "out"
-    assert _run(manifest, out).wait(timeout=600) == 0
+    run_screen(read_manifest(manifest), out, render=False)
     session = out / "sessions" / "gbg_6uM"
     corrected = sorted((session / "motion_corrected").glob("*.mrc"))
     assert len(corrected) == 3
@@ -102,10 +97,6 @@ def test_movies_are_motion_corrected_then_screened(tmp_path, simulate_repeated_n
     summary = _summary(out)
     assert summary["status"] == "ok" and summary["n_micrographs"] == 3
     assert "motion" in summary["stage_seconds"]
-
-
-def _rerun(screened, out, config: RunConfig | None = None) -> dict:
-    return run_screen(read_manifest(screened.manifest), out, config, render=False)[0]
 
 
 def test_micrographs_sharing_a_file_name_keep_their_own_results(screened):
