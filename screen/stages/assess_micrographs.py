@@ -97,6 +97,10 @@ gets the domain warning. Real screening sessions can be mostly bad (the paper's 
 70 % bad), but a model that rejects almost a whole session is as likely to be outside the data it
 was trained on as the grid is to be that bad, and losing a good session costs more than a look."""
 
+DOMAIN_RANDOMISED_MODEL = "micassess_small_v3"
+"""The shipped model the domain warning suggests: trained on grey-level ranks of micrographs
+through random detectors, binning, denoisers and exports (``models/micassess_small_v3.md``)."""
+
 SOUND_CTF_FIT_A = 10.0
 """A CTF fit to this resolution or better counts as sound Thon rings (the micrograph has signal
 to high resolution), whatever the detector: a physical resolution, not a statistic of the data."""
@@ -149,10 +153,16 @@ def session_domain_check(
             evidence += (
                 f" (CTF fits: {sound} of {len(resolutions)} to {SOUND_CTF_FIT_A:g} Å or better)"
             )
+        alternative = ""
+        if params.model != DOMAIN_RANDOMISED_MODEL:
+            alternative = (
+                f", or with --micassess-weights {DOMAIN_RANDOMISED_MODEL} (trained on "
+                "randomised detectors, binning, denoising and exports; see its model card)"
+            )
         warning = (
             f"{evidence}: micrograph assessment may be outside its trained domain (e.g. "
             "denoised, binned or unusual data) or the grid is bad. Look at a few micrographs; "
-            "to go on, rerun with --keep-all-micrographs or a lower --threshold."
+            f"to go on, rerun with --keep-all-micrographs or a lower --threshold{alternative}."
         )
     return DomainCheck(len(assessed), len(bad), sound, median, warning)
 
