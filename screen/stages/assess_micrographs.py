@@ -246,7 +246,7 @@ def assess_micrographs(
 BACKEND = Backend(
     stage="assess_micrographs",
     name="builtin",
-    version="2",
+    version="3",  # 3: hot and dead pixels clipped before the Fourier crop
     params_type=MicrographAssessParams,
     compute=assess_micrographs,
 )
