@@ -3,15 +3,16 @@
 First, the exclusion gap (`exclusion_gap`, `gap_diameter`; no calibrated factor). Picks made
 at a sweep of trial diameters are boxed; the standard deviation across boxes, as a function of
 the radius, is high inside the particle, lowest just outside it (no other particle can be
-there) and rises again where the neighbours begin. Where that minimum is significant at
-several trials and the trials agree (the measure does not follow the picking scale), twice its
+there) and rises again where the neighbours begin (the boxes are first centred on their
+symmetrised average, as pick errors would spread the particle outwards). Where that minimum is
+significant at several trials and the trials agree (the measure does not follow the picking scale), twice its
 radius is the diameter, their spread its uncertainty. It needs a field with neighbours near
 contact (most screening micrographs worth keeping); in sparse fields the profile just flattens.
-Measured: EMPIAR-10017 (β-galactosidase, ~180 Å, dense, denoised exports) 198 Å ± 8 on three
-full-resolution micrographs and on four 2x-binned ones, phase-flipped or not (ratio 1.10);
-dense synthetic fields of ellipses (long axis 120 Å, axes ratio 0.6, random sequential
-packing) 150 Å: the gap lies between the particle's edge and where its neighbours begin, so
-spaced or elongated particles come out large. No simulated session tested so far has a
+Measured: EMPIAR-10017 (β-galactosidase, ~180 Å, dense, denoised exports) 181 Å ± 6 on four
+2x-binned micrographs (uncentred boxes: 198 Å); a dense synthetic field of ellipses (long
+axis 120 Å, axes ratio 0.6, random sequential packing) 136-139 Å: the gap lies between the
+particle's edge and where its neighbours begin, so spaced or elongated particles come out
+somewhat large (see bench/README.md for the full runs). No simulated session tested so far has a
 significant gap (their particles are weak against shot noise), and neither has the Magellon
 micrograph (sparse rings): they take the fallback below.
 
@@ -201,9 +202,11 @@ class DiameterParams:
     gap_min_significance
         A gap counts when the spread profile rises on both sides of its minimum by this many
         standard errors (split-half estimate). A detection threshold, not a scale: it decides
-        whether the gap is used, never the diameter. Chosen above every gap seen on simulated
-        sessions (<= 11 at trials away from the particle's size) and below EMPIAR-10017's
-        (23-104); see `exclusion_gap`.
+        whether the gap is used, never the diameter. Set before the Magellon and most
+        simulated cases were measured, between the gaps of simulated sessions (up to 11 at
+        most trials) and EMPIAR-10017's (15-77 after centring). Single trials pass it by
+        chance (23 on a simulated 250 Å session, 30 on Magellon): ``gap_min_trials``
+        agreeing ones are required as well; see `exclusion_gap`.
     gap_min_trials
         The gap must be found at this many trial diameters ...
     gap_agreement
@@ -749,8 +752,9 @@ def exclusion_gap(
 ) -> GapMeasure:
     """The radius where picked boxes vary least: between the particle and its neighbours.
 
-    Boxes of ``gap_box_diameters`` trial diameters are cut (uncentred, low-passed to
-    ``lowpass_diameters`` trials) around the best picks; the standard deviation across boxes,
+    Boxes of ``gap_box_diameters`` trial diameters are cut around the best picks (low-passed
+    to ``lowpass_diameters`` trials) and centred by translation on their symmetrised average
+    (`centre_boxes`; pick errors would spread the particle outwards); the spread across boxes,
     pixel by pixel, is averaged in rings. Inside a particle it is high (views, internal
     structure, position errors); just outside, no other particle can be (two particles do not
     overlap), so only ice and noise vary there; further out neighbours raise it again. The
@@ -763,27 +767,29 @@ def exclusion_gap(
     particle: the inner rise is taken from 0.25 trial diameters outwards.
 
     Measured: on four 2x-binned EMPIAR-10017 exports (β-galactosidase, ~180 Å, dense) the gap
-    lies at 189-200 Å for trials of 159-252 Å, 28-67 standard errors deep (one micrograph:
-    181-205 Å at 126-252 Å); on simulated sessions and on the Magellon rings (sparse) no trial
-    reaches 20.
+    lies at 179-189 Å for trials of 126-252 Å, 15-64 standard errors deep (189-200 Å without
+    the centring); on simulated sessions and on the Magellon rings (sparse) at most one trial
+    at a time passes ``gap_min_significance``.
     """
     binned_A = max(pixel_size_A, trial_diameter_A / params.average_diameter_px)
     box_px = max(int(round(params.gap_box_diameters * trial_diameter_A / binned_A / 2)) * 2, 8)
-    collected, scores = [], []
+    margin = int(round(params.max_shift_diameters * trial_diameter_A / binned_A))
+    smooths, xs, ys, images, scores = [], [], [], [], []
     for contrast, found in zip(contrasts, picks, strict=True):
         if len(found) == 0:
             continue
         binned, binned_A = bin_to_pixel_size(contrast, pixel_size_A, binned_A)
-        smooth = lowpass(binned, binned_A, params.lowpass_diameters * trial_diameter_A)
-        x = found.x_px * binned.shape[1] / contrast.shape[1]
-        y = found.y_px * binned.shape[0] / contrast.shape[0]
-        collected.append(extract_boxes(smooth, x, y, box_px, fill=np.nan))
+        smooths.append(lowpass(binned, binned_A, params.lowpass_diameters * trial_diameter_A))
+        xs.append(found.x_px * binned.shape[1] / contrast.shape[1])
+        ys.append(found.y_px * binned.shape[0] / contrast.shape[0])
+        images.append(np.full(len(found), len(smooths) - 1))
         scores.append(found.score)
     empty = np.zeros((box_px, box_px), np.float32)
-    if not collected:
+    if not smooths:
         return GapMeasure(trial_diameter_A, 0, float("nan"), 0.0, empty, binned_A)
     order = np.argsort(-np.concatenate(scores), kind="stable")[: params.gap_max_boxes]
-    boxes = np.concatenate(collected)[order]
+    x, y, image = (np.concatenate(v)[order] for v in (xs, ys, images))
+    boxes = _centred_boxes(smooths, x, y, image, box_px, margin, params.centring_iterations)
     with warnings.catch_warnings():  # pixels outside every box's micrograph are NaN
         warnings.simplefilter("ignore", RuntimeWarning)
         average = np.nan_to_num(np.nanmean(boxes, axis=0)).astype(np.float32)
@@ -810,6 +816,27 @@ def exclusion_gap(
         average,
         binned_A,
     )
+
+
+def _centred_boxes(smooths, x, y, image, box_px: int, margin: int, iterations: int) -> np.ndarray:
+    """Boxes centred on their symmetrised average (`centre_boxes`), NaN outside the micrograph.
+
+    A pick lies off its particle's centre by a fraction of a diameter, which spreads the
+    particle's own variation outwards; the centring shifts are found on zero-filled boxes, and
+    the boxes are then cut again at the shifted centres.
+    """
+    stack = np.empty((len(x), box_px + 2 * margin, box_px + 2 * margin), np.float32)
+    for k, smooth in enumerate(smooths):
+        mine = image == k
+        stack[mine] = extract_boxes(smooth, x[mine], y[mine], box_px + 2 * margin, fill=0.0)
+    _, shifts = centre_boxes(stack, box_px, iterations)
+    boxes = np.empty((len(x), box_px, box_px), np.float32)
+    for k, smooth in enumerate(smooths):
+        mine = image == k
+        boxes[mine] = extract_boxes(
+            smooth, x[mine] + shifts[mine, 0], y[mine] + shifts[mine, 1], box_px, fill=np.nan
+        )
+    return boxes
 
 
 def gap_diameter(

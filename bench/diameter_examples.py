@@ -1,0 +1,125 @@
+"""The diameter stage on real examples and on simulated sessions of other structures.
+
+    python bench/diameter_examples.py [--micrographs 10] [--only NAME ...] [--no-ctf]
+
+Runs `estimate_diameter` the way ``screen run`` does (CTF fits of the micrographs, then the
+stage with its default parameters) and prints one table row per case: estimate ± uncertainty,
+the method that gave it, the truth, the ratio and whether it is within issue 12's ±15 %.
+
+Cases: ``empiar`` (EMPIAR-10017 exports of ../shared/real_examples at 1.77 Å/px, β-galactosidase
+~180 Å), ``empiar_bin2`` (the same, Fourier-binned 2x to 3.54 Å/px), ``magellon`` (the binned
+Magellon micrograph, 6.32 Å/px; its rings measured 120 Å, see bench/README.md), and simulated
+sessions (true CTFs as fits): ``prex1_*`` (the preset's first, lubrol and gbg_60uM sessions,
+140-150 Å) and ``sim_<D>`` (one structure of D Å, 60-500 Å, four domains, elongation 1.4, at
+pixel sizes and densities of their own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from screen.io.real_examples import EMPIAR10017_DIAMETER_A, REAL_EXAMPLES_DIR, real_examples
+from screen.processing.filters import bin_to_pixel_size
+from screen.simulate import presets
+from screen.simulate.render import render_micrograph
+from screen.simulate.session import session_models, session_plans
+from screen.simulate.spec import ScreenSpec, SessionSpec, SpeciesSpec, StructureSpec
+from screen.stages.ctf import CtfSearch, estimate_ctf
+from screen.stages.diameter import DiameterParams, estimate_diameter
+from screen.stages.records import CtfFit, Optics
+
+MAGELLON_RING_DIAMETER_A = 120.0
+"""Outer diameter of the Magellon rings, measured on the image (bench/README.md)."""
+
+# (diameter Å, mass kDa, frame px, pixel size Å, particles per µm², seed)
+SIMULATED = {
+    "sim_60": (60.0, 40.0, 512, 1.2, 1000.0, 13),
+    "sim_120": (120.0, 150.0, 512, 2.0, 300.0, 14),
+    "sim_180": (180.0, 300.0, 768, 2.5, 900.0, 15),
+    "sim_250": (250.0, 400.0, 768, 3.0, 500.0, 31),
+    "sim_400": (400.0, 1500.0, 1024, 4.0, 200.0, 11),
+    "sim_500": (500.0, 3000.0, 1024, 5.0, 150.0, 12),
+}
+PREX1 = {"prex1_apo_quantifoil": 0, "prex1_lubrol": 3, "prex1_gbg_60uM": 4}
+
+
+def _simulated(spec: ScreenSpec, index: int, n: int):
+    session = spec.sessions[index]
+    models = session_models(session)
+    plans = [p for p in session_plans(spec, index) if p.reason == "good"][:n]
+    images = [render_micrograph(p, models, spec.frame_px, spec.pixel_size_A).counts for p in plans]
+    optics = Optics(spec.pixel_size_A, spec.voltage_kV, spec.cs_mm, spec.amplitude_contrast)
+    fits = [
+        CtfFit(p.ctf.defocus_u_A, p.ctf.defocus_v_A, p.ctf.astigmatism_angle_deg, 6.0, 1.0)
+        for p in plans
+    ]
+    return images, optics, fits, session.species[0].structure.diameter_A
+
+
+def _custom(name: str, n: int):
+    diameter_A, mass_kDa, frame_px, pixel_A, density, seed = SIMULATED[name]
+    structure = StructureSpec(
+        name, diameter_A, mass_kDa, "C1", n_domains=4, elongation=1.4, seed=int(seed)
+    )
+    session = SessionSpec(name, (SpeciesSpec(structure),), n + 2, particles_per_um2=density)
+    spec = ScreenSpec((session,), frame_px=(frame_px, frame_px), pixel_size_A=pixel_A, seed=5)
+    return _simulated(spec, 0, n)
+
+
+def _real(name: str, n: int, fit_ctf: bool):
+    if name == "magellon":
+        (example,) = [e for e in real_examples(REAL_EXAMPLES_DIR) if "magellon" in e.path.name]
+        images, pixel_A, truth = [example.read()], example.pixel_size_A, MAGELLON_RING_DIAMETER_A
+    else:
+        examples = [e for e in real_examples(REAL_EXAMPLES_DIR) if "empiar" in e.path.name][:n]
+        images, pixel_A = [e.read() for e in examples], examples[0].pixel_size_A
+        truth = EMPIAR10017_DIAMETER_A
+        if name == "empiar_bin2":
+            images = [bin_to_pixel_size(i, pixel_A, 2 * pixel_A)[0] for i in images]
+            pixel_A *= 2
+    optics = Optics(pixel_A)
+    fits = [estimate_ctf(i, optics, CtfSearch()) for i in images] if fit_ctf else None
+    return images, optics, fits, truth
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--micrographs", type=int, default=10, help="Per case (default 10).")
+    parser.add_argument("--only", nargs="*", help="Cases to run (default: all).")
+    parser.add_argument("--no-ctf", action="store_true", help="Real examples without CTF fits.")
+    args = parser.parse_args(argv)
+    cases = ["empiar", "empiar_bin2", "magellon", *PREX1, *SIMULATED]
+    print("| case | truth Å | estimate Å | method | ratio | within 15 % | CTF fit | seconds |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name in args.only or cases:
+        start = time.perf_counter()
+        if name in PREX1:
+            images, optics, fits, truth = _simulated(
+                presets.prex1_small(16), PREX1[name], args.micrographs
+            )
+        elif name in SIMULATED:
+            images, optics, fits, truth = _custom(name, args.micrographs)
+        else:
+            images, optics, fits, truth = _real(name, args.micrographs, not args.no_ctf)
+        estimate = estimate_diameter(images, optics.pixel_size_A, DiameterParams(), fits, optics)
+        ratio = estimate.diameter_A / truth
+        fit = (
+            "none"
+            if fits is None
+            else f"{fits[0].defocus_u_A / 1e4:.2f} µm to {fits[0].fit_resolution_A:.0f} Å"
+        )
+        spread = f" ± {estimate.uncertainty_A:.0f}" if np.isfinite(estimate.uncertainty_A) else ""
+        print(
+            f"| {name} | {truth:.0f} | {estimate.diameter_A:.0f}{spread} | {estimate.method} | "
+            f"{ratio:.2f} | {'yes' if abs(ratio - 1.0) <= 0.15 else 'no'} | {fit} | "
+            f"{time.perf_counter() - start:.0f} |",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
