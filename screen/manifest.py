@@ -32,6 +32,7 @@ CANONICAL_COLUMNS: tuple[str, ...] = (
     "cs_mm",
     "amplitude_contrast",
     "dose_e_per_A2",
+    "diameter_A",
 )
 MAX_SESSION_NAME = 100
 MAX_NAME_BYTES = 255
@@ -58,6 +59,9 @@ _SYNONYMS = MappingProxyType(
         **dict.fromkeys(("cs_mm", "cs", "spherical_aberration"), "cs_mm"),
         **dict.fromkeys(("amplitude_contrast", "ac", "amp_contrast", "q0"), "amplitude_contrast"),
         **dict.fromkeys(("dose_e_per_a2", "dose", "total_dose", "dose_e_a2"), "dose_e_per_A2"),
+        **dict.fromkeys(
+            ("diameter_a", "diameter", "particle_diameter", "particle_diameter_a"), "diameter_A"
+        ),
     }
 )
 _DEFAULTS = MappingProxyType(
@@ -66,6 +70,7 @@ _DEFAULTS = MappingProxyType(
         "cs_mm": "2.7 (the default)",
         "amplitude_contrast": "0.1 (the default)",
         "dose_e_per_A2": "not given",
+        "diameter_A": "estimated by the pipeline",
     }
 )
 MISSPELLING_CUTOFF = 0.8
@@ -100,6 +105,7 @@ _RANGES = MappingProxyType(
         "cs_mm": _Range(0.0, 10.0, "mm"),
         "amplitude_contrast": _Range(0.0, 0.5, ""),
         "dose_e_per_A2": _Range(0.0, 500.0, "e/Å²", low_open=True),
+        "diameter_A": _Range(20.0, 2000.0, "Å"),
     }
 )
 
@@ -122,6 +128,9 @@ class SessionRow:
         Pixel size and microscope optics.
     dose_e_per_A2 : float or None
         Total dose, when given.
+    diameter_A : float or None
+        The particle diameter when the user gives it (column ``diameter_A``): it replaces the
+        pipeline's estimate for this session.
     metadata : dict of str to str
         Every other column (original header text -> cell text), in file order.
     source : str
@@ -137,6 +146,7 @@ class SessionRow:
     cs_mm: float = 2.7
     amplitude_contrast: float = 0.1
     dose_e_per_A2: float | None = None
+    diameter_A: float | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     source: str = ""
 

@@ -58,6 +58,7 @@ from screen.stages.records import (
     ClassAverages,
     ClassVerdicts,
     CtfFit,
+    DiameterEstimate,
     MicrographVerdict,
     Optics,
     ParticleStack,
@@ -455,6 +456,11 @@ def _assess_and_ctf(session: _Session) -> list[_MicrographResult]:
 def _estimate_diameter(session: _Session, good: list[_MicrographResult]):
     if not good:
         return None
+    if session.row.diameter_A is not None:  # the user's value (manifest column diameter_A)
+        given = float(session.row.diameter_A)
+        return DiameterEstimate(
+            given, given, np.zeros((0, 0)), session.optics.pixel_size_A, method="manifest"
+        )
     subset = good[: session.config.diameter_micrographs]
     key = cache_key(
         [r.identity for r in subset],
@@ -839,6 +845,13 @@ def _summary(session: _Session, results, good, estimate, stack, search, best) ->
         "warnings": warnings,
         "good_micrograph_fraction": n_good / len(readable) if readable else 0.0,
         "diameter_A": estimate.diameter_A if estimate else None,
+        "diameter_source": (
+            None
+            if estimate is None
+            else "manifest"
+            if estimate.method == "manifest"
+            else "estimated"
+        ),
         "picked_particles": int(picked),
         "n_kept_micrographs": n_kept,
         "particles_per_micrograph": picked / n_kept if n_kept else 0.0,

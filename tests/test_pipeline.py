@@ -217,3 +217,21 @@ def test_no_good_particles_means_no_best_mask_diameter(screened, tmp_path, monke
     assert summary["status"] == "ok" and summary["good_particles"] == 0
     assert summary["diameter_search"] and summary["best_mask_diameter_A"] is None
     assert not any("Best candidate" in v for v in summary["verdicts"])
+
+
+def test_a_diameter_in_the_manifest_replaces_the_estimate(screened, tmp_path):
+    """A user's ``diameter_A`` column: no estimation, picking and 2D at that diameter."""
+    out = screened.copy_results(tmp_path / "out")
+    table = pd.read_csv(screened.manifest)
+    source = table.columns[1]
+    table[source] = [str((screened.manifest.parent / cell).resolve()) for cell in table[source]]
+    estimated = _summary(screened.results)["diameter_A"]
+    table["particle_diameter"] = round(1.3 * estimated, 1)
+    manifest = tmp_path / "manifest.csv"
+    table.to_csv(manifest, index=False)
+    (row,) = read_manifest(manifest).sessions
+    assert row.diameter_A == round(1.3 * estimated, 1)
+    after = run_screen(read_manifest(manifest), out, None, render=False)[0]
+    assert after["diameter_A"] == row.diameter_A and after["diameter_source"] == "manifest"
+    assert "diameter" not in after["stage_seconds"] and "picking" in after["stage_seconds"]
+    assert _summary(screened.results)["diameter_source"] == "estimated"
