@@ -453,6 +453,11 @@ def _assess_and_ctf(session: _Session) -> list[_MicrographResult]:
 # --- diameter, picking, extraction ---------------------------------------------------------------
 
 
+def _finite_or_none(value: float) -> float | None:
+    """``value`` as a JSON number, ``None`` when it is NaN or infinite (no uncertainty given)."""
+    return float(value) if np.isfinite(value) else None
+
+
 def _estimate_diameter(session: _Session, good: list[_MicrographResult]):
     if not good:
         return None
@@ -489,6 +494,8 @@ def _estimate_diameter(session: _Session, good: list[_MicrographResult]):
             "diameter_A": estimate.diameter_A,
             "edge_diameter_A": estimate.edge_diameter_A,
             "pixel_size_A": estimate.pixel_size_A,
+            "uncertainty_A": _finite_or_none(estimate.uncertainty_A),
+            "method": estimate.method,
         },
     )
     session.computed("diameter", ("diameter", "session", key), time.process_time() - begin)
@@ -852,6 +859,8 @@ def _summary(session: _Session, results, good, estimate, stack, search, best) ->
             if estimate.method == "manifest"
             else "estimated"
         ),
+        "diameter_uncertainty_A": _finite_or_none(estimate.uncertainty_A) if estimate else None,
+        "diameter_method": estimate.method if estimate else None,
         "picked_particles": int(picked),
         "n_kept_micrographs": n_kept,
         "particles_per_micrograph": picked / n_kept if n_kept else 0.0,

@@ -31,6 +31,8 @@ NUMBERS = (
     "good_particles",
     "best_mask_diameter_A",
     "diameter_A",
+    "diameter_uncertainty_A",
+    "diameter_method",
 )
 
 
@@ -234,4 +236,8 @@ def test_a_diameter_in_the_manifest_replaces_the_estimate(screened, tmp_path):
     after = run_screen(read_manifest(manifest), out, None, render=False)[0]
     assert after["diameter_A"] == row.diameter_A and after["diameter_source"] == "manifest"
     assert "diameter" not in after["stage_seconds"] and "picking" in after["stage_seconds"]
-    assert _summary(screened.results)["diameter_source"] == "estimated"
+    assert after["diameter_method"] == "manifest" and after["diameter_uncertainty_A"] is None
+    estimated = _summary(screened.results)
+    assert estimated["diameter_source"] == "estimated"
+    assert estimated["diameter_method"] in ("gap", "refined", "scale_space", "canny")
+    assert "diameter_uncertainty_A" in estimated

@@ -271,11 +271,45 @@ def _fmt_seconds(value) -> str:
     return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
 
 
+DIAMETER_METHODS = {
+    "gap": "exclusion gap",
+    "refined": "refined on 2D averages",
+    "scale_space": "scale-space peak",
+    "canny": "averaged picks, Canny edge",
+    "manifest": "from the manifest",
+}
+"""How each `screen.stages.diameter` method (summary ``diameter_method``) is named in the report."""
+
+
+def diameter_text(summary: dict, unit: str = " Å") -> str:
+    """The diameter, its uncertainty and how it was found: ``"181 ± 11 Å (exclusion gap)"``.
+
+    A diameter the manifest gave is ``"180 Å (from the manifest)"``; summaries written before the
+    method was stored show the number alone.
+
+    Examples
+    --------
+    >>> diameter_text({"diameter_A": 181.2, "diameter_uncertainty_A": 10.6, "diameter_method": "gap"})
+    '181 ± 11 Å (exclusion gap)'
+    >>> diameter_text({"diameter_A": 180, "diameter_source": "manifest"})
+    '180 Å (from the manifest)'
+    """
+    value = summary.get("diameter_A")
+    if value is None:
+        return "—"
+    method = "manifest" if summary.get("diameter_source") == "manifest" else None
+    method = method or summary.get("diameter_method")
+    uncertainty = summary.get("diameter_uncertainty_A")
+    spread = f" ± {float(uncertainty):.0f}" if uncertainty is not None and method != "manifest" else ""
+    how = f" ({DIAMETER_METHODS.get(method, method)})" if method else ""
+    return f"{float(value):,.0f}{spread}{unit}{how}"
+
+
 NUMBER_ROWS: tuple[tuple[str, str, object], ...] = (
     ("Micrographs", "n_micrographs", _fmt_int),
     ("Good micrographs", "n_good_micrographs", _fmt_int),
     ("Good-micrograph fraction", "good_micrograph_fraction", _fmt_fraction),
-    ("Estimated diameter (Å)", "diameter_A", lambda v: _fmt_float(v, 0)),
+    ("Particle diameter (Å)", "", lambda s: diameter_text(s, unit="")),
     ("Picked particles", "picked_particles", _fmt_int),
     ("Particles per micrograph", "particles_per_micrograph", lambda v: _fmt_float(v, 1)),
     ("Good particles", "good_particles", _fmt_int),
@@ -285,7 +319,8 @@ NUMBER_ROWS: tuple[tuple[str, str, object], ...] = (
     ("Best mask diameter (Å)", "best_mask_diameter_A", lambda v: _fmt_float(v, 0)),
     ("CPU time", "cpu_seconds", _fmt_seconds),
 )
-"""Rows of the comparison table: label, summary key, formatter."""
+"""Rows of the comparison table: label, summary key, formatter of its value (of the whole
+summary when the key is empty)."""
 
 
 def _table(ranked: list[dict]) -> list[dict]:
@@ -321,7 +356,10 @@ def _table(ranked: list[dict]) -> list[dict]:
                 {
                     "label": label,
                     "values": [
-                        fmt(s.get(key)) if s.get("status", "ok") == "ok" else "—" for s in chunk
+                        (fmt(s.get(key)) if key else fmt(s))
+                        if s.get("status", "ok") == "ok"
+                        else "—"
+                        for s in chunk
                     ],
                     "metadata": False,
                 }
@@ -367,6 +405,7 @@ def context_from_sessions(sessions: list[SessionResults], provenance: dict | Non
                 "good_particles_per_micrograph": _fmt_float(
                     summary.get("good_particles_per_micrograph"), 1
                 ),
+                "diameter": diameter_text(summary),
                 "best_mask_diameter": _fmt_float(summary.get("best_mask_diameter_A"), 0),
                 "diameter_search": [
                     {

@@ -50,11 +50,14 @@ def motion_from(cached: dict) -> dict:
 
 def diameter_from(cached: dict) -> DiameterEstimate:
     """A diameter estimate from its cached numbers (the average image is not kept)."""
+    uncertainty_A = cached.get("uncertainty_A")
     return DiameterEstimate(
         float(cached["diameter_A"]),
         float(cached["edge_diameter_A"]),
         np.zeros((0, 0)),
         float(cached["pixel_size_A"]),
+        float("nan") if uncertainty_A is None else float(uncertainty_A),
+        str(cached.get("method", "")),
     )
 
 

@@ -32,6 +32,14 @@ def _blob(rng, radius_px, offset=(0.0, 0.0)):
     return np.exp(-r2 / (2 * radius_px**2)) + rng.normal(0, 0.02, (BOX, BOX))
 
 
+DIAMETERS = {
+    "apo_quantifoil": {"diameter_uncertainty_A": 10.6, "diameter_method": "gap"},
+    "apo_lacey": {"diameter_source": "manifest", "diameter_method": "manifest"},
+    "gbg_6uM": {"diameter_uncertainty_A": None, "diameter_method": "refined"},
+}
+"""How each fake session's diameter (120 Å) was found."""
+
+
 def _write_session(layout: RunLayout, name, rng, *, n_mics, n_good, picked, good, metadata):
     session = layout.session(name)
     session.root.mkdir(parents=True)
@@ -99,6 +107,8 @@ def _write_session(layout: RunLayout, name, rng, *, n_mics, n_good, picked, good
         "n_good_micrographs": n_good,
         "good_micrograph_fraction": n_good / n_mics,
         "diameter_A": 120.0,
+        "diameter_source": "estimated",
+        **DIAMETERS[name],
         "picked_particles": picked,
         "particles_per_micrograph": picked / n_mics,
         "good_particles": good,
@@ -198,6 +208,12 @@ def test_context_table_has_one_column_per_condition_ranked(run_root):
     assert rows["Good-particle fraction"] == ["54%", "53%", "25%", "—"]
     assert rows["Best mask diameter (Å)"] == ["150", "150", "150", "—"]
     assert rows["grid"] == ["Quantifoil", "Quantifoil", "lacey carbon", "C-flat"]
+    assert rows["Particle diameter (Å)"] == [
+        "120 (refined on 2D averages)",
+        "120 ± 11 (exclusion gap)",
+        "120 (from the manifest)",
+        "—",
+    ]
     assert rows["additive"][0] == EVIL  # escaping is the template's job
     assert context["failed"][0]["error"] == "none of the 2 micrographs could be used (2 unreadable)"
 
@@ -306,3 +322,10 @@ def test_a_full_disk_while_writing_the_report_is_a_clear_error(run_root, tmp_pat
     result = CliRunner().invoke(app, ["report", str(root)])
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
     assert "cannot write the report" in result.output and "the disk is full" in result.output
+
+
+def test_condition_pages_show_the_diameter_with_its_uncertainty_and_method(rendered):
+    html = rendered[2]
+    assert "Particle diameter: 120 ± 11 Å (exclusion gap)." in html
+    assert "Particle diameter: 120 Å (from the manifest)." in html
+    assert "Particle diameter: 120 Å (refined on 2D averages)." in html
