@@ -102,6 +102,35 @@ def class_label(purity: float, mask_ratio: float, params: ExampleParams) -> str 
     return None
 
 
+def member_label(
+    distance_d: np.ndarray,
+    centred_d: float = 0.25,
+    off_d: float = 0.75,
+    good_share: float = 0.7,
+    clip_share: float = 0.5,
+    noise_share: float = 0.65,
+) -> tuple[str | None, tuple[float, float, float]]:
+    """Label of a class from its members' distances to the nearest true centre (in diameters).
+
+    Members within ``centred_d`` are centred particles, ``centred_d``-``off_d`` off-centre ones
+    (the average shows a cut or shifted particle), further ones junk. Returns the label (``good``,
+    ``clip``, ``noise`` or None when no share reaches its threshold) and the three shares.
+    """
+    distance_d = np.asarray(distance_d, float)
+    n = max(len(distance_d), 1)
+    centred = float(np.sum(distance_d <= centred_d)) / n
+    off = float(np.sum((distance_d > centred_d) & (distance_d <= off_d))) / n
+    far = float(np.sum(distance_d > off_d)) / n
+    label = None
+    if centred >= good_share:
+        label = "good"
+    elif off >= clip_share:
+        label = "clip"
+    elif far >= noise_share:
+        label = "noise"
+    return label, (centred, off, far)
+
+
 def labelled_classes(
     classes: ClassAverages, is_true: np.ndarray, true_diameter_A: float, params: ExampleParams
 ) -> list[SyntheticAverage]:
