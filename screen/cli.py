@@ -568,6 +568,51 @@ def evaluate_micrographs_command(
     typer.echo(f"figure: {figure}", err=True)
 
 
+@evaluate_app.command("classes")
+def evaluate_classes_command(
+    averages: Annotated[
+        Path, typer.Argument(help="A stack of class averages (.mrcs) or a folder of images.")
+    ],
+    labels: Annotated[
+        Path,
+        typer.Option(
+            help="CSV of [file,]index,label[,pixel_size_A][,mask_diameter_A] "
+            "(label: good, clip, edge or noise; index 0-based)."
+        ),
+    ],
+    pixel_size: Annotated[
+        float | None, typer.Option(min=0.01, help="Å per pixel (default: the file header's).")
+    ] = None,
+    mask_diameter: Annotated[
+        float | None,
+        typer.Option(min=1.0, help="Mask diameter in Å of rows without one (default: whole box)."),
+    ] = None,
+    mask_scale: Annotated[
+        float, typer.Option(min=0.05, help="Judge every average at this many times its mask.")
+    ] = 1.0,
+    class_weights: Annotated[
+        str | None, typer.Option(help="Class-assessment weights: shipped name or .keras path.")
+    ] = None,
+) -> None:
+    """Precision and recall of class assessment on labelled class averages."""
+    import dataclasses
+
+    from screen import class_evaluation
+    from screen.stages.assess_classes import ClassAssessParams, load_class_model
+
+    try:
+        items = class_evaluation.load_labelled_averages(averages, labels, pixel_size, mask_diameter)
+        if mask_scale != 1.0:
+            items = class_evaluation.with_mask(items, mask_scale)
+        params = ClassAssessParams()
+        if class_weights is not None:
+            params = dataclasses.replace(params, model=class_weights)
+        result = class_evaluation.evaluate_classes(items, params, load_class_model(params))
+    except ScreenError as error:
+        raise _fail(error) from None
+    typer.echo(class_evaluation.format_class_evaluation(result))
+
+
 @train_app.command("micrographs")
 def train_micrographs_command(
     labels: Annotated[
