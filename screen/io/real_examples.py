@@ -23,6 +23,9 @@ REAL_EXAMPLES_DIR = Path(
 EMPIAR10017_PIXEL_A = 1.77
 EMPIAR10017_DIAMETER_A = 180.0
 """β-galactosidase is about 180 Å across (the folder's README); the picks' discs are 108 px."""
+MAGELLON_PIXEL_A = 6.32
+MAGELLON_RING_DIAMETER_A = 120.0
+"""Outer diameter of the Magellon rings, measured on the image (bench/README.md, ±15 %)."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,13 @@ def real_examples(folder: Path = REAL_EXAMPLES_DIR) -> list[RealExample]:
     magellon = folder / "magellon_24dec03a_binned8.mrc"
     if magellon.exists():
         out.append(
-            RealExample(magellon, 6.32, "good", "ring particles, one contamination ball, binned 8x")
+            RealExample(
+                magellon,
+                MAGELLON_PIXEL_A,
+                "good",
+                "ring particles, one contamination ball, binned 8x",
+                diameter_A=MAGELLON_RING_DIAMETER_A,
+            )
         )
     contaminated = folder / "micrograph_cleaner_contaminated.mrc"
     if contaminated.exists():
