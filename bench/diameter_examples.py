@@ -21,7 +21,12 @@ import time
 
 import numpy as np
 
-from screen.io.real_examples import EMPIAR10017_DIAMETER_A, REAL_EXAMPLES_DIR, real_examples
+from screen.io.real_examples import (
+    EMPIAR10017_DIAMETER_A,
+    MAGELLON_RING_DIAMETER_A,
+    REAL_EXAMPLES_DIR,
+    real_examples,
+)
 from screen.processing.filters import bin_to_pixel_size
 from screen.simulate import presets
 from screen.simulate.render import render_micrograph
@@ -30,9 +35,6 @@ from screen.simulate.spec import ScreenSpec, SessionSpec, SpeciesSpec, Structure
 from screen.stages.ctf import CtfSearch, estimate_ctf
 from screen.stages.diameter import DiameterParams, estimate_diameter
 from screen.stages.records import CtfFit, Optics
-
-MAGELLON_RING_DIAMETER_A = 120.0
-"""Outer diameter of the Magellon rings, measured on the image (bench/README.md)."""
 
 # (diameter Å, mass kDa, frame px, pixel size Å, particles per µm², seed)
 SIMULATED = {

@@ -568,6 +568,40 @@ def evaluate_micrographs_command(
     typer.echo(f"figure: {figure}", err=True)
 
 
+@evaluate_app.command("diameter")
+def evaluate_diameter_command(
+    sources: Annotated[
+        list[str],
+        typer.Argument(
+            help="CSVs of path,pixel_size_A,diameter_A[,session], `screen simulate` folders "
+            "and/or the word real-examples (shared/real_examples)."
+        ),
+    ],
+    micrographs: Annotated[
+        int, typer.Option(min=1, help="Micrographs per session (as `screen run`: 10).")
+    ] = 10,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """The particle-diameter estimate against known diameters (±15 % is issue 12's bar)."""
+    import dataclasses
+
+    from screen import diameter_evaluation
+    from screen.stages.ctf import CtfSearch
+    from screen.stages.diameter import DiameterParams
+
+    def report(result) -> None:
+        if not quiet:
+            typer.echo(f"{result.group.name}: {result.diameter_A:.0f} Å", err=True)
+
+    try:
+        groups = diameter_evaluation.load_diameter_sets(sources)
+        params = dataclasses.replace(DiameterParams(), max_micrographs=micrographs)
+        results = diameter_evaluation.evaluate_diameters(groups, params, CtfSearch(), report)
+    except ScreenError as error:
+        raise _fail(error) from None
+    typer.echo(diameter_evaluation.format_diameter_evaluation(results))
+
+
 @evaluate_app.command("classes")
 def evaluate_classes_command(
     averages: Annotated[
