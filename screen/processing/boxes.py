@@ -21,6 +21,34 @@ def disc_footprint(radius_px: float) -> np.ndarray:
     return (x**2 + y**2) <= radius_px**2 + 1e-9
 
 
+def disc_maximum_filter(image: np.ndarray, radius_px: float) -> np.ndarray:
+    """``ndimage.maximum_filter(image, footprint=disc_footprint(radius_px), mode="nearest")``, fast.
+
+    The disc is a stack of centred row segments: a 1D running maximum along rows (van Herk,
+    linear in the image whatever the width) for each segment width, shifted by its row offset.
+    About ``2 r`` passes instead of ``π r²`` comparisons per pixel; the same values exactly.
+
+    Examples
+    --------
+    >>> image = np.random.default_rng(0).normal(size=(40, 50))
+    >>> fast = disc_maximum_filter(image, 6.5)
+    >>> slow = ndimage.maximum_filter(image, footprint=disc_footprint(6.5), mode="nearest")
+    >>> bool(np.array_equal(fast, slow))
+    True
+    """
+    footprint = disc_footprint(radius_px)
+    r = footprint.shape[0] // 2
+    padded = np.pad(np.asarray(image), r, mode="edge")  # "nearest": each index clamped
+    ny, nx = np.shape(image)
+    half_widths = footprint.sum(axis=1) // 2
+    out = np.full((ny, nx), -np.inf, dtype=np.result_type(padded.dtype, np.float32))
+    for w in np.unique(half_widths):
+        rows = ndimage.maximum_filter1d(padded, 2 * int(w) + 1, axis=1, mode="nearest")
+        for dy in np.flatnonzero(half_widths == w):
+            np.maximum(out, rows[dy : dy + ny, r : r + nx], out=out)
+    return out.astype(padded.dtype, copy=False)
+
+
 def local_maxima(
     score: np.ndarray, min_distance_px: float, threshold: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -37,10 +65,7 @@ def local_maxima(
     values : ndarray
         Their scores.
     """
-    footprint = disc_footprint(min_distance_px)
-    peaks = (score == ndimage.maximum_filter(score, footprint=footprint, mode="nearest")) & (
-        score > threshold
-    )
+    peaks = (score == disc_maximum_filter(score, min_distance_px)) & (score > threshold)
     y, x = np.nonzero(peaks)
     values = score[y, x]
     order = np.argsort(-values, kind="stable")

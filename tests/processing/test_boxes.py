@@ -1,7 +1,11 @@
 import numpy as np
+import pytest
+from scipy import ndimage
 
 from screen.processing.boxes import (
     circular_mask,
+    disc_footprint,
+    disc_maximum_filter,
     extract_boxes,
     inside_frame,
     local_maxima,
@@ -62,3 +66,14 @@ def test_masks_profiles_and_frame_margin():
 
 def test_match_picks_accepts_exact_coincidence():
     assert match_picks([[3.0, 4.0]], [[3.0, 4.0]], 1.0) == (1, 0, 0)
+
+
+@pytest.mark.parametrize("radius_px", [0.0, 1.0, 3.7, 12.0, 25.5])
+@pytest.mark.parametrize("shape", [(96, 130), (7, 4)])
+def test_disc_maximum_filter_equals_the_footprint_filter(radius_px, shape):
+    rng = np.random.default_rng(int(radius_px * 10) + shape[0])
+    image = rng.normal(size=shape).astype(np.float32)
+    image[: shape[0] // 2, : shape[1] // 3] = 0.0  # plateaus: ties must match too
+    expected = ndimage.maximum_filter(image, footprint=disc_footprint(radius_px), mode="nearest")
+    result = disc_maximum_filter(image, radius_px)
+    assert result.dtype == expected.dtype and np.array_equal(result, expected)
