@@ -5,7 +5,9 @@
 Each session is a random procedural particle (``class_examples.random_session_spec``) simulated on
 512² frames at 2-3 Å/px; picked, extracted and classified at six mask diameters as ``screen run``
 does; every class labelled good/noise from the ground truth of its members (see
-``screen.models.class_examples``). Writes preprocessed network inputs, labels and metadata.
+``screen.models.class_examples``). Writes preprocessed network inputs (v1's crop to the mask),
+labels, metadata and the raw averages with their mask diameter and pixel size (for other
+preprocessing).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from screen.simulate.spec import ScreenSpec
 from screen.stages.records import CLASS_LABELS, CtfFit, Optics
 
 
-def session_examples(task: tuple[int, int]) -> list[tuple[np.ndarray, int, float, float]]:
+def session_examples(task: tuple[int, int]) -> list[tuple]:
     seed, size_px = task
     rng = np.random.default_rng(seed + 777)
     session = random_session_spec(seed, n_micrographs=int(rng.integers(6, 16)))
@@ -56,6 +58,7 @@ def session_examples(task: tuple[int, int]) -> list[tuple[np.ndarray, int, float
             CLASS_LABELS.index(e.label),
             e.mask_diameter_A / diameter_A,
             float(seed),
+            e,
         )
         for e in examples
     ]
@@ -84,6 +87,11 @@ def main(argv=None) -> int:
         y=y,
         mask_ratio=np.array([r[2] for r in rows]),
         session_seed=np.array([r[3] for r in rows]),
+        # The averages as 2D made them (boxes differ: an object array, np.load(allow_pickle=True)).
+        averages=np.array([r[4].image for r in rows] + [None], dtype=object)[:-1],
+        mask_diameter_A=np.array([r[4].mask_diameter_A for r in rows]),
+        pixel_size_A=np.array([r[4].pixel_size_A for r in rows]),
+        true_diameter_A=np.array([r[4].particle_diameter_A for r in rows]),
     )
     counts = {label: int((y == i).sum()) for i, label in enumerate(CLASS_LABELS)}
     print(f"wrote {args.out}: {len(y)} examples {counts} in {time.perf_counter() - t0:.0f} s")

@@ -8,7 +8,8 @@ Each session is a random procedural particle (``class_examples.random_session_sp
 are far from the pipeline sets' 0.. and 100000..) simulated on 1024² frames at 1.5-3 Å/px. The
 particles are "picked" from the ground truth: every true centre, some picks 0.3-0.6 diameters off
 a centre (so clipped classes exist) and random junk picks at least 0.8 diameters from any particle
-(background, contamination, carbon, aggregates: so noise classes exist). They are extracted as
+(background, contamination, carbon, aggregates: so noise classes exist); at most 450 of them
+(a random subset) per session. They are extracted as
 RELION does (contrast inverted, normalised outside the particle, no phase flip: relion_refine
 corrects the CTF from the STAR file's defoci) into a box of two diameters at a pixel size that
 makes the box about 64 px, and classified by ``relion_refine`` (2D, K = particles / 60 within
@@ -22,7 +23,8 @@ between two), ``noise`` when >= 65 % lie further, otherwise not used.
 Writes OUT/<session>/averages.mrcs (RELION's last iteration), OUT/<session>/run_* (RELION's
 files), OUT/<session>/members.csv (each particle's class, pick kind: 0 true centre, 1 off-centre,
 2 junk, and aligned distance to the nearest true centre in diameters) and OUT/labels.csv (file, index, label, pixel_size_A, mask_diameter_A, true_diameter_A,
-particles, shares), the input of ``screen evaluate classes``.
+particles, shares), the input of ``screen evaluate classes``; sessions of an earlier run into OUT
+with other seeds are kept in it.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def _picks(truth: np.ndarray, shape, diameter_px: float, rng: np.random.Generato
     return x[inside], y[inside], kind[inside]
 
 
-def relion_session(seed: int, out: Path, iterations: int) -> pd.DataFrame:
+def relion_session(seed: int, out: Path, iterations: int, max_particles: int = 450) -> pd.DataFrame:
     """Simulate one session, classify its particles with relion_refine, label the classes."""
     rng = np.random.default_rng(seed + 555)
     session = random_session_spec(seed, n_micrographs=int(rng.integers(10, 15)))
@@ -120,6 +122,9 @@ def relion_session(seed: int, out: Path, iterations: int) -> pd.DataFrame:
             )
     images = np.concatenate(stacks)
     table = pd.concat(rows, ignore_index=True)
+    if len(table) > max_particles:  # relion_refine's time grows with the particles
+        keep = np.sort(rng.choice(len(table), max_particles, replace=False))
+        images, table = images[keep], table.iloc[keep].reset_index(drop=True)
     binned_px = stack.pixel_size_A
     folder = out / session.name
     star = write_particle_stack(
@@ -183,13 +188,18 @@ def main(argv=None) -> int:
     parser.add_argument("--sessions", type=int, default=8)
     parser.add_argument("--seed", type=int, default=300_000, help="first session seed")
     parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--max-particles", type=int, default=450, help="per session")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    seeds = range(args.seed, args.seed + args.sessions)
     tables = []
-    for i in range(args.sessions):
+    if (args.out / "all_classes.csv").exists():  # keep the other sessions of an earlier run
+        earlier = pd.read_csv(args.out / "all_classes.csv", keep_default_na=False)
+        tables.append(earlier[~earlier.seed.isin(seeds)])
+    for i, seed in enumerate(seeds):
         t0 = time.perf_counter()
-        table = relion_session(args.seed + i, args.out, args.iterations)
+        table = relion_session(seed, args.out, args.iterations, args.max_particles)
         tables.append(table)
         labels = table.label.replace("", "unused").value_counts().to_dict()
         print(

@@ -50,11 +50,64 @@ def _lanczos_resize(image: np.ndarray, size_px: int) -> np.ndarray:
     return np.asarray(resized, dtype=np.float32)
 
 
+CROPS: tuple[str, ...] = ("mask", "extent")
+"""How an average is cropped before the network: to the mask diameter (v1) or to the object."""
+
+
+def object_radius_px(average: np.ndarray, share: float = 0.9) -> float:
+    """Radius about the box centre that holds ``share`` of the average's bright density.
+
+    The average is smoothed (sigma: box / 48), its background is the median of the outer ring
+    (or of the whole image when that is flat), and only pixels brighter than a fifth of the
+    brightest one above it count. Independent of the mask the average was judged at, except
+    where the mask cuts the object. At least box / 16; box / 2 when nothing stands out.
+    """
+    image = np.asarray(average, np.float64)
+    box = min(image.shape)
+    smooth = ndimage.gaussian_filter(image, box / 48 + 0.5)
+    y, x = np.indices(image.shape)
+    radius = np.hypot(y - image.shape[0] // 2, x - image.shape[1] // 2)
+    ring = smooth[radius > 0.42 * box]
+    background = np.median(ring) if ring.size and np.ptp(ring) > 0 else np.median(smooth)
+    weight = smooth - background
+    peak = weight.max()
+    if not np.isfinite(peak) or peak <= 0:
+        return box / 2
+    weight = np.where(weight >= 0.2 * peak, weight, 0.0).ravel()
+    order = np.argsort(radius.ravel())
+    cumulative = np.cumsum(weight[order])
+    r_share = radius.ravel()[order][np.searchsorted(cumulative, share * cumulative[-1])]
+    return float(np.clip(r_share, box / 16, box / 2))
+
+
+def crop_to_extent(average: np.ndarray, margin: float = 1.6) -> np.ndarray:
+    """Central crop of ``margin`` times the object's diameter (``object_radius_px``), in the box."""
+    box = min(average.shape)
+    d = int(np.clip(round(2 * margin * object_radius_px(average)), min(16, box), box))
+    cy, cx = average.shape[0] // 2, average.shape[1] // 2
+    y0, x0 = max(cy - d // 2, 0), max(cx - d // 2, 0)
+    return average[y0 : y0 + d, x0 : x0 + d]
+
+
 def preprocess_average(
-    average: np.ndarray, mask_diameter_A: float, pixel_size_A: float, size_px: int
+    average: np.ndarray,
+    mask_diameter_A: float,
+    pixel_size_A: float,
+    size_px: int,
+    crop: str = "mask",
 ) -> np.ndarray:
-    """One class average -> (size_px, size_px) float32, mean 0, unit variance (zeros if flat)."""
-    crop = crop_to_mask(np.asarray(average, dtype=np.float64), mask_diameter_A, pixel_size_A)
+    """One class average -> (size_px, size_px) float32, mean 0, unit variance (zeros if flat).
+
+    ``crop="mask"`` (v1) keeps the mask diameter; ``crop="extent"`` keeps 1.6 times the
+    object's own diameter whatever the mask (``crop_to_extent``).
+    """
+    average = np.asarray(average, dtype=np.float64)
+    if crop == "extent":
+        crop = crop_to_extent(average)
+    elif crop == "mask":
+        crop = crop_to_mask(average, mask_diameter_A, pixel_size_A)
+    else:
+        raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
     image = _lanczos_resize(crop, size_px).astype(np.float64)
     image -= image.mean()
     std = image.std()
@@ -64,16 +117,28 @@ def preprocess_average(
 
 
 def preprocess_averages(
-    averages: np.ndarray, mask_diameter_A: float, pixel_size_A: float, size_px: int
+    averages: np.ndarray,
+    mask_diameter_A: float,
+    pixel_size_A: float,
+    size_px: int,
+    crop: str = "mask",
 ) -> np.ndarray:
     """Stack (k, box, box) -> (k, size_px, size_px) network inputs (see ``preprocess_average``)."""
     return np.stack(
-        [preprocess_average(a, mask_diameter_A, pixel_size_A, size_px) for a in averages]
+        [preprocess_average(a, mask_diameter_A, pixel_size_A, size_px, crop) for a in averages]
     ).reshape(len(averages), size_px, size_px)
 
 
-def build_class_model(size_px: int = 64, seed: int = 0):
-    """Small CNN: 4 x (conv-BN-ReLU-maxpool), dropout 0.5, dense 64, softmax over 4 labels."""
+def model_crop(model) -> str:
+    """The crop a model was trained with: its name says it (``class_assess_extent``: extent)."""
+    return "extent" if str(model.name).endswith("_extent") else "mask"
+
+
+def build_class_model(size_px: int = 64, seed: int = 0, crop: str = "mask"):
+    """Small CNN: 4 x (conv-BN-ReLU-maxpool), dropout 0.5, dense 64, softmax over 4 labels.
+
+    The model's name records ``crop`` (``model_crop`` reads it back).
+    """
     import keras
     from keras import layers
 
@@ -91,7 +156,9 @@ def build_class_model(size_px: int = 64, seed: int = 0):
     x = layers.LeakyReLU(0.1)(x)
     x = layers.Dropout(0.3, seed=seed + 1)(x)
     outputs = layers.Dense(len(CLASS_LABELS), activation="softmax", name="labels")(x)
-    return keras.Model(inputs, outputs, name="class_assess")
+    return keras.Model(
+        inputs, outputs, name="class_assess" if crop == "mask" else f"class_assess_{crop}"
+    )
 
 
 def model_input_px(model) -> int:
@@ -345,26 +412,110 @@ def synthetic_class_average(
     )
 
 
+_RANDOM_MASK_RATIO = {
+    "good": (0.8, 2.0),
+    "clip": (1.2, 2.4),
+    "edge": (0.6, 2.4),
+    "noise": (0.6, 2.4),
+}
+
+
+def _uncorrected_transfer(box: int, pixel_size_A: float, rng: np.random.Generator) -> np.ndarray:
+    """Mean signed CTF over a few defoci times a B envelope: an average without CTF correction."""
+    k, angle = _radial_k(box, pixel_size_A)
+    defocus = rng.uniform(5000.0, 25000.0)
+    ctf = np.zeros_like(k)
+    for d in defocus * rng.uniform(0.85, 1.15, size=3):
+        params = CtfParams(defocus_u_A=float(d), defocus_v_A=float(d))
+        ctf -= np.sin(ctf_phase_aberration(k, angle, params))
+    return ctf / 3 * np.exp(-rng.uniform(100.0, 1000.0) * k**2 / 4)
+
+
+def randomised_class_average(
+    label: str, model: PseudoAtomModel, rng: np.random.Generator
+) -> SyntheticAverage:
+    """A drawn class average with the mask, box, pixel size and contrast randomised (v2).
+
+    Unlike ``synthetic_class_average`` the box is 1.3-2.6 particle diameters (12-60 px across
+    the particle), the mask 0.6-2.4 diameters or the whole box (a quarter), its edge hard to
+    soft, the solvent outside it zero or left as it is; the transfer CTF-corrected, uncorrected
+    (signed CTF) or a plain low-pass; the grey levels shifted and scaled.
+    """
+    d_px = float(rng.uniform(12.0, 60.0))
+    pixel_size_A = model.diameter_A / d_px
+    box = max(int(np.ceil(d_px * rng.uniform(1.3, 2.6) / 2)) * 2, 24)
+    whole_box = rng.random() < 0.25
+    low, high = _RANDOM_MASK_RATIO[label]
+    ratio = box / d_px if whole_box else float(rng.uniform(low, min(high, box / d_px)))
+    if label == "clip" and ratio * d_px < 1.2 * d_px:  # a box too small for a neighbour inside
+        ratio = box / d_px
+    r_mask_px = ratio * d_px / 2
+    ctx = {
+        "box": box,
+        "r_mask_px": r_mask_px,
+        "r_px": d_px / 2,
+        "model": model,
+        "pixel_size_A": pixel_size_A,
+        "rng": rng,
+    }
+    signal = _MAKERS[label](ctx)
+    kind = rng.random()
+    if kind < 0.7:
+        transfer = _average_transfer(box, pixel_size_A, rng)
+    elif kind < 0.85:
+        transfer = _uncorrected_transfer(box, pixel_size_A, rng)
+    else:
+        k, _ = _radial_k(box, pixel_size_A)
+        transfer = np.exp(-0.5 * (k * rng.uniform(10.0, 40.0)) ** 2)
+    signal = _filter(signal, transfer)
+    noise = _noise(box, np.abs(transfer) if rng.random() < 0.7 else np.ones_like(transfer), rng)
+    inside = _soft_disc(box, r_mask_px) > 0.5
+    level = signal[inside].std() if signal[inside].std() > 0 else 1.0
+    image = signal / level + rng.uniform(*_NOISE_LEVEL[label]) * noise
+    if not whole_box and rng.random() < 0.85:
+        disc = _soft_disc(box, r_mask_px, edge_px=float(rng.uniform(0.3, 6.0)))
+        image = (image - image[inside].mean()) * disc
+        if rng.random() < 0.3:  # solvent outside the mask left as noise (no --zero_mask)
+            image += (1 - disc) * rng.uniform(0.05, 0.5) * _noise(box, np.ones_like(transfer), rng)
+    image = image * rng.uniform(0.2, 5.0) + rng.normal(0, 1.0)
+    return SyntheticAverage(
+        image.astype(np.float32), label, ratio * model.diameter_A, pixel_size_A, model.diameter_A
+    )
+
+
 def synthetic_class_averages(
-    n_per_class: int, seed: int, structure_seeds: tuple[int, ...]
+    n_per_class: int, seed: int, structure_seeds: tuple[int, ...], randomised: bool = False
 ) -> list[SyntheticAverage]:
-    """``n_per_class`` averages of each label, cycling over the structures of ``structure_seeds``."""
+    """``n_per_class`` averages of each label, cycling over the structures of ``structure_seeds``.
+
+    ``randomised`` draws them with ``randomised_class_average`` (v2), else with
+    ``synthetic_class_average`` (v1).
+    """
     rng = np.random.default_rng(seed)
     models = [random_structure(s) for s in structure_seeds]
+    make = randomised_class_average if randomised else synthetic_class_average
     out = []
     for i in range(n_per_class):
         for label in CLASS_LABELS:
-            out.append(synthetic_class_average(label, models[(i + len(out)) % len(models)], rng))
+            out.append(make(label, models[(i + len(out)) % len(models)], rng))
     return out
 
 
 def make_training_set(
-    n_per_class: int, seed: int, structure_seeds: tuple[int, ...], size_px: int = 64
+    n_per_class: int,
+    seed: int,
+    structure_seeds: tuple[int, ...],
+    size_px: int = 64,
+    crop: str = "mask",
+    randomised: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Preprocessed inputs (n, size_px, size_px) and integer labels (index into CLASS_LABELS)."""
-    items = synthetic_class_averages(n_per_class, seed, structure_seeds)
+    items = synthetic_class_averages(n_per_class, seed, structure_seeds, randomised)
     x = np.stack(
-        [preprocess_average(a.image, a.mask_diameter_A, a.pixel_size_A, size_px) for a in items]
+        [
+            preprocess_average(a.image, a.mask_diameter_A, a.pixel_size_A, size_px, crop)
+            for a in items
+        ]
     )
     y = np.array([CLASS_LABELS.index(a.label) for a in items], dtype=np.int64)
     return x, y
@@ -384,6 +535,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     validation_fraction: float = 0.1
     seed: int = 0
+    crop: str = "mask"
 
 
 def train_class_model(x: np.ndarray, y: np.ndarray, config: TrainConfig = TrainConfig()):
@@ -416,7 +568,7 @@ def train_class_model(x: np.ndarray, y: np.ndarray, config: TrainConfig = TrainC
     )
     steps = config.epochs * int(np.ceil(len(x_train) / config.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, max(steps, 1))
-    model = build_class_model(config.size_px, seed=config.seed)
+    model = build_class_model(config.size_px, seed=config.seed, crop=config.crop)
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
         loss="sparse_categorical_crossentropy",

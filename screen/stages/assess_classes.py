@@ -1,6 +1,7 @@
 """2DAssess: label class averages good / clip / edge / noise (Li et al. 2020, SPEC §2.7).
 
-A small CNN scores each average (cropped to the mask diameter, normalised, resized); optionally a
+A small CNN scores each average (cropped to the mask diameter, or for a model trained that way to
+the object's own extent, whatever the mask; normalised, resized); optionally a
 "good" average then has to pass the saliency check (one salient object near the centre), else it is
 moved to "clip". Averages that are flat (all zeros: empty classes) are "noise" without asking the model.
 """
@@ -83,7 +84,7 @@ def assess_classes(
         Labels, CNN probabilities (k, 4) in ``CLASS_LABELS`` order, and which averages the
         saliency check moved from "good" to "clip".
     """
-    from screen.models.class_assess import predict_class_scores, preprocess_average
+    from screen.models.class_assess import model_crop, predict_class_scores, preprocess_average
 
     averages = np.nan_to_num(np.asarray(averages, dtype=np.float32))
     if averages.ndim != 3:
@@ -95,9 +96,12 @@ def assess_classes(
     scores[flat, noise] = 1.0
     live = np.flatnonzero(~flat)
     if live.size:
+        crop = model_crop(model)
         inputs = np.stack(
             [
-                preprocess_average(averages[i], mask_diameter_A, pixel_size_A, params.input_px)
+                preprocess_average(
+                    averages[i], mask_diameter_A, pixel_size_A, params.input_px, crop
+                )
                 for i in live
             ]
         )
