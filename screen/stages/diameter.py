@@ -491,7 +491,8 @@ def estimate_diameter(
     ]
     if params.coarse_method not in ("both", "canny", "scale_space"):
         raise ValueError(f"unknown coarse_method {params.coarse_method!r}")
-    picks = trial_picks(contrasts, pixel_size_A, params)
+    needs_sweep = params.use_gap or params.coarse_method != "canny"
+    picks = trial_picks(contrasts, pixel_size_A, params) if needs_sweep else None
     gap = _gap_estimate(contrasts, picks, pixel_size_A, params) if params.use_gap else None
     if gap is not None:
         return gap
