@@ -36,11 +36,11 @@ def _dense_ellipses(seed: int, shape=(384, 384)) -> np.ndarray:
     rng = np.random.default_rng(seed)
     radius = LONG_AXIS_A / PIXEL_A / 2
     y, x = np.indices(shape)
-    image, placed = np.zeros(shape), []
+    image, placed = np.zeros(shape), np.zeros((0, 2))
     for _ in range(4000):
         cx, cy = rng.uniform(radius, np.array(shape[::-1]) - radius)
-        if all((cx - px) ** 2 + (cy - py) ** 2 >= (2 * radius) ** 2 for px, py in placed):
-            placed.append((cx, cy))
+        if np.all((cx - placed[:, 0]) ** 2 + (cy - placed[:, 1]) ** 2 >= (2 * radius) ** 2):
+            placed = np.vstack([placed, [cx, cy]])
             angle = rng.uniform(0.0, np.pi)
             u = (x - cx) * np.cos(angle) + (y - cy) * np.sin(angle)
             v = (y - cy) * np.cos(angle) - (x - cx) * np.sin(angle)

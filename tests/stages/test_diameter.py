@@ -59,13 +59,13 @@ def _ellipse_field(seed, long_axis_A, n, pixel_size_A=4.0, shape=(512, 512), asp
     radius_px = long_axis_A / pixel_size_A / 2
     image = np.zeros(shape)
     y, x = np.indices(shape)
-    placed: list[tuple[float, float]] = []
+    placed = np.zeros((0, 2))
     for _ in range(20000):
         if n is not None and len(placed) == n:
             break
         cx, cy = rng.uniform(radius_px, np.array(shape[::-1]) - radius_px)
-        if all(np.hypot(cx - px, cy - py) >= 2 * radius_px for px, py in placed):
-            placed.append((cx, cy))
+        if np.all(np.hypot(cx - placed[:, 0], cy - placed[:, 1]) >= 2 * radius_px):
+            placed = np.vstack([placed, [cx, cy]])
             angle = rng.uniform(0.0, np.pi)
             u = (x - cx) * np.cos(angle) + (y - cy) * np.sin(angle)
             v = (y - cy) * np.cos(angle) - (x - cx) * np.sin(angle)
