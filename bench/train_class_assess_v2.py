@@ -247,13 +247,15 @@ def main(argv=None) -> int:
   whatever mask diameter it is judged at; Lanczos-resized to 64 px, mean 0, unit variance;
   predictions average the 4 right-angle rotations.
 - **Training data** (synthetic only): {counts}: drawn averages with the mask (0.6-2.4 particle
-  diameters or the whole box, hard to soft edges, solvent zeroed or not), box (1.3-2.6
+  diameters or the whole box, hard to soft edges, solvent zeroed or not; a third of the noise
+  ones a particle cut by a 0.35-0.6x mask, a third of the clip ones a lone particle 0.3-0.6
+  diameters off the centre), box (1.3-2.6
   diameters), pixel size (12-60 px per particle), transfer (CTF-corrected, uncorrected, low-pass)
   and grey levels randomised (`randomised_class_average`, structures 0..{args.n_structures - 1}, data seed {args.seed});
   the pipeline's own averages of simulated sessions at masks 0.5-2x (`make_class_examples.py
   --sessions 30 --seed 100000`, the sessions with seeds below {args.pipeline_split:g}, each
   repeated {args.pipeline_repeat} times);
-  RELION averages: {args.relion or "none"} (each repeated {args.relion_repeat} times).
+  RELION averages: {f"{args.relion}, each repeated {args.relion_repeat} times" if args.relion else "none"}.
   10 % kept for validation.
 - **Training**: Adam, lr 1e-3 cosine-decayed, {args.epochs} epochs, batch 64, right-angle rotations
   and flips.

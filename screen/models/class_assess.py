@@ -314,6 +314,14 @@ def _clip(ctx) -> np.ndarray:
     return image
 
 
+def _off_centre(ctx) -> np.ndarray:
+    """One particle 0.3-0.6 diameters off the centre (an average of off-centre picks)."""
+    box, r_px, rng = ctx["box"], ctx["r_px"], ctx["rng"]
+    angle = rng.uniform(0, 2 * np.pi)
+    shift = rng.uniform(0.6, 1.2) * r_px * np.array([np.cos(angle), np.sin(angle)])
+    return _project(ctx["model"], _random_euler(rng), box, ctx["pixel_size_A"], box // 2 + shift)
+
+
 def _edge(ctx) -> np.ndarray:
     box, r_mask, rng = ctx["box"], ctx["r_mask_px"], ctx["rng"]
     model, pix = ctx["model"], ctx["pixel_size_A"]
@@ -413,11 +421,12 @@ def synthetic_class_average(
 
 
 _RANDOM_MASK_RATIO = {
-    "good": (0.8, 2.0),
+    "good": (0.7, 2.0),
     "clip": (1.2, 2.4),
     "edge": (0.6, 2.4),
     "noise": (0.6, 2.4),
 }
+_CUT_MASK_RATIO = (0.35, 0.6)  # a "noise" average may be a particle cut by too small a mask
 
 
 def _uncorrected_transfer(box: int, pixel_size_A: float, rng: np.random.Generator) -> np.ndarray:
@@ -437,15 +446,19 @@ def randomised_class_average(
     """A drawn class average with the mask, box, pixel size and contrast randomised (v2).
 
     Unlike ``synthetic_class_average`` the box is 1.3-2.6 particle diameters (12-60 px across
-    the particle), the mask 0.6-2.4 diameters or the whole box (a quarter), its edge hard to
-    soft, the solvent outside it zero or left as it is; the transfer CTF-corrected, uncorrected
-    (signed CTF) or a plain low-pass; the grey levels shifted and scaled.
+    the particle), the mask 0.6-2.4 diameters (good: 0.7-2) or the whole box (a quarter), its
+    edge hard to soft, the solvent outside it zero or left as it is; a third of the "noise" ones
+    are a particle cut by a mask of 0.35-0.6 diameters (our 2D's examples label a mask under
+    0.65 diameters noise) and a third of the "clip" ones a lone particle 0.3-0.6 diameters
+    off the centre (RELION's class of off-centre picks); the transfer CTF-corrected,
+    uncorrected (signed CTF) or a plain low-pass; the grey levels shifted and scaled.
     """
     d_px = float(rng.uniform(12.0, 60.0))
     pixel_size_A = model.diameter_A / d_px
     box = max(int(np.ceil(d_px * rng.uniform(1.3, 2.6) / 2)) * 2, 24)
-    whole_box = rng.random() < 0.25
-    low, high = _RANDOM_MASK_RATIO[label]
+    cut = label == "noise" and rng.random() < 0.3
+    whole_box = not cut and rng.random() < 0.25
+    low, high = _CUT_MASK_RATIO if cut else _RANDOM_MASK_RATIO[label]
     ratio = box / d_px if whole_box else float(rng.uniform(low, min(high, box / d_px)))
     if label == "clip" and ratio * d_px < 1.2 * d_px:  # a box too small for a neighbour inside
         ratio = box / d_px
@@ -458,7 +471,12 @@ def randomised_class_average(
         "pixel_size_A": pixel_size_A,
         "rng": rng,
     }
-    signal = _MAKERS[label](ctx)
+    if cut:
+        signal = _good(ctx)
+    elif label == "clip" and rng.random() < 0.3:
+        signal = _off_centre(ctx)
+    else:
+        signal = _MAKERS[label](ctx)
     kind = rng.random()
     if kind < 0.7:
         transfer = _average_transfer(box, pixel_size_A, rng)
@@ -472,7 +490,7 @@ def randomised_class_average(
     inside = _soft_disc(box, r_mask_px) > 0.5
     level = signal[inside].std() if signal[inside].std() > 0 else 1.0
     image = signal / level + rng.uniform(*_NOISE_LEVEL[label]) * noise
-    if not whole_box and rng.random() < 0.85:
+    if cut or (not whole_box and rng.random() < 0.85):
         disc = _soft_disc(box, r_mask_px, edge_px=float(rng.uniform(0.3, 6.0)))
         image = (image - image[inside].mean()) * disc
         if rng.random() < 0.3:  # solvent outside the mask left as noise (no --zero_mask)

@@ -72,3 +72,25 @@ def test_the_model_name_says_its_crop():
     )
     assert model_crop(model) == "extent" and np.isfinite(history["loss"]).all()
     assert model_crop(build_class_model(32)) == "mask"
+
+
+def test_shipped_v2_gives_one_verdict_whatever_the_mask():
+    from screen.models.registry import load_keras_model
+    from screen.stages.assess_classes import ClassAssessParams, assess_classes
+
+    model = load_keras_model("class_assess_v2")
+    assert model_crop(model) == "extent"
+    rng = np.random.default_rng(21)
+    structure = random_structure(300_123)  # not a training structure (0..39)
+    items = [randomised_class_average(label, structure, rng) for label in CLASS_LABELS * 3]
+    params = ClassAssessParams(model="class_assess_v2")
+    correct = 0
+    for item in items:
+        whole = item.image.shape[0] * item.pixel_size_A
+        verdicts = [
+            assess_classes(item.image[None], mask, item.pixel_size_A, params, model).labels[0]
+            for mask in (0.7 * item.mask_diameter_A, item.mask_diameter_A, whole)
+        ]
+        assert len(set(verdicts)) == 1
+        correct += verdicts[0] == item.label
+    assert correct >= 8  # of 12 (chance: 3)
