@@ -1,13 +1,15 @@
 """Train 2DAssess v2 (crop to the object, not the mask) and measure it beside v1 on held-out sets.
 
+    python bench/make_class_examples.py --sessions 16 --seed 0 --out /tmp/ce_train_raw.npz
     python bench/make_class_examples.py --sessions 30 --seed 100000 --out /tmp/ce_held_raw.npz
     python bench/relion_classes.py --sessions 8 --seed 300000 --out /tmp/relion_held
-    python bench/train_class_assess_v2.py --pipeline /tmp/ce_held_raw.npz --pipeline-split 100015 \
+    python bench/train_class_assess_v2.py --n-per-class 700 --epochs 15 --pipeline-repeat 8 \
+        --pipeline /tmp/ce_train_raw.npz /tmp/ce_held_raw.npz --pipeline-split 100015 \
         --held-pipeline /tmp/ce_held_raw.npz --held-relion /tmp/relion_held
     python bench/train_class_assess_v2.py ... --measure-only      # v1 (and shipped v2) only
 
-The 30 pipeline sessions are v1's held-out set: v2 trains on the first 15, both are measured on
-the other 15. ``--relion FOLDER`` adds RELION averages of other seeds to the training data.
+The 30 pipeline sessions of seeds 100000.. are v1's held-out set: v2 trains on the first 15 (and
+16 sessions of seeds 0-15), both are measured on the other 15. ``--relion FOLDER`` adds RELION averages of other seeds to the training data.
 
 Training data: drawn averages with mask, box, pixel size, transfer and grey levels randomised
 (``class_assess.randomised_class_average``, structures 0..N-1), the raw pipeline averages of
@@ -151,9 +153,9 @@ def training_data(args, size_px: int) -> tuple[np.ndarray, np.ndarray, dict[str,
     ]
     counts = {"drawn": len(items)}
     if args.pipeline:
-        pipeline = (
-            pipeline_items(args.pipeline, (-np.inf, args.pipeline_split)) * args.pipeline_repeat
-        )
+        below = (-np.inf, args.pipeline_split)
+        pipeline = [item for path in args.pipeline for item in pipeline_items(path, below)]
+        pipeline *= args.pipeline_repeat
         items += pipeline
         counts["pipeline"] = len(pipeline)
     if args.relion:
@@ -176,7 +178,9 @@ def main(argv=None) -> int:
     parser.add_argument("--n-structures", type=int, default=40)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pipeline", type=Path, help="training npz of make_class_examples.py")
+    parser.add_argument(
+        "--pipeline", type=Path, nargs="+", help="training npz files of make_class_examples.py"
+    )
     parser.add_argument("--pipeline-repeat", type=int, default=3, help="copies of each one")
     parser.add_argument("--relion", type=Path, help="training folder of relion_classes.py")
     parser.add_argument("--relion-repeat", type=int, default=5, help="copies of each RELION one")
@@ -252,9 +256,9 @@ def main(argv=None) -> int:
   diameters off the centre), box (1.3-2.6
   diameters), pixel size (12-60 px per particle), transfer (CTF-corrected, uncorrected, low-pass)
   and grey levels randomised (`randomised_class_average`, structures 0..{args.n_structures - 1}, data seed {args.seed});
-  the pipeline's own averages of simulated sessions at masks 0.5-2x (`make_class_examples.py
-  --sessions 30 --seed 100000`, the sessions with seeds below {args.pipeline_split:g}, each
-  repeated {args.pipeline_repeat} times);
+  the pipeline's own averages of simulated sessions at masks 0.5-2x ({", ".join(str(p) for p in args.pipeline or [])}
+  made by `make_class_examples.py` (see the commands above), the sessions with seeds below
+  {args.pipeline_split:g}, each repeated {args.pipeline_repeat} times);
   RELION averages: {f"{args.relion}, each repeated {args.relion_repeat} times" if args.relion else "none"}.
   10 % kept for validation.
 - **Training**: Adam, lr 1e-3 cosine-decayed, {args.epochs} epochs, batch 64, right-angle rotations
