@@ -74,6 +74,17 @@ MaxAstigmatism = Annotated[
 ]
 """The ``--max-astigmatism`` option of ``screen run`` and ``screen evaluate micrographs``."""
 
+MaxOpaque = Annotated[
+    float | None,
+    typer.Option(
+        "--max-opaque",
+        help="A micrograph with at least this share (0-1) of its field under nearly opaque "
+        "objects (contamination balls, grid bars) is bad (reason contaminated) whatever P(good) "
+        "says; 0 turns the check off (default 0.03).",
+    ),
+]
+"""The ``--max-opaque`` option of ``screen run`` and ``screen evaluate micrographs``."""
+
 
 def _version(value: bool) -> None:
     if value:
@@ -118,6 +129,7 @@ def run(
     ] = None,
     micassess_weights: MicassessWeights = None,
     max_astigmatism: MaxAstigmatism = None,
+    max_opaque: MaxOpaque = None,
     class_weights: Annotated[
         str | None, typer.Option(help="Class-assessment weights: shipped name or .keras path.")
     ] = None,
@@ -166,6 +178,8 @@ def run(
             assess = dataclasses.replace(assess, model=micassess_weights)
         if max_astigmatism is not None:
             assess = dataclasses.replace(assess, max_astigmatism_A=max_astigmatism)
+        if max_opaque is not None:
+            assess = dataclasses.replace(assess, max_opaque_fraction=max_opaque)
         class_assess = config.class_assess
         if class_weights is not None:
             class_assess = dataclasses.replace(class_assess, model=class_weights)
@@ -533,6 +547,7 @@ def evaluate_micrographs_command(
     ] = 0.1,
     micassess_weights: MicassessWeights = None,
     max_astigmatism: MaxAstigmatism = None,
+    max_opaque: MaxOpaque = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
     """Accuracy of micrograph assessment on a labelled set, beside a CTF-resolution cutoff."""
@@ -551,6 +566,8 @@ def evaluate_micrographs_command(
             params = dataclasses.replace(params, model=micassess_weights)
         if max_astigmatism is not None:
             params = dataclasses.replace(params, max_astigmatism_A=max_astigmatism)
+        if max_opaque is not None:
+            params = dataclasses.replace(params, max_opaque_fraction=max_opaque)
         problems = assess_micrographs.params_problems(params)
         if problems:
             raise ScreenError("; ".join(problems))

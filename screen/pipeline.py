@@ -800,6 +800,11 @@ def _write_micrograph_table(layout: SessionLayout, results: list[_MicrographResu
                 "p_good": r.verdict.p_good if r.verdict else np.nan,
                 "verdict": r.verdict.verdict if r.verdict and r.status == "ok" else "",
                 "reason": (r.verdict.reason or "") if r.verdict else "",
+                "opaque_fraction": (
+                    r.verdict.opaque_fraction
+                    if r.verdict and r.verdict.opaque_fraction is not None
+                    else np.nan
+                ),
                 "defocus_u_um": r.ctf.defocus_u_A / 1e4 if r.ctf else np.nan,
                 "defocus_v_um": r.ctf.defocus_v_A / 1e4 if r.ctf else np.nan,
                 "astigmatism_angle_deg": r.ctf.astigmatism_angle_deg if r.ctf else np.nan,

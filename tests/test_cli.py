@@ -180,6 +180,10 @@ def test_run_refuses_options_out_of_range_before_any_work(screened, tmp_path):
         app, ["run", str(screened.manifest), "--out", str(out), "--max-astigmatism", "-1"]
     )
     _refusal(result, "--max-astigmatism")
+    result = runner.invoke(
+        app, ["run", str(screened.manifest), "--out", str(out), "--max-opaque", "1.5"]
+    )
+    _refusal(result, "--max-opaque")
     assert not out.exists()
 
 

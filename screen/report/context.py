@@ -300,7 +300,9 @@ def diameter_text(summary: dict, unit: str = " Å") -> str:
     method = "manifest" if summary.get("diameter_source") == "manifest" else None
     method = method or summary.get("diameter_method")
     uncertainty = summary.get("diameter_uncertainty_A")
-    spread = f" ± {float(uncertainty):.0f}" if uncertainty is not None and method != "manifest" else ""
+    spread = (
+        f" ± {float(uncertainty):.0f}" if uncertainty is not None and method != "manifest" else ""
+    )
     how = f" ({DIAMETER_METHODS.get(method, method)})" if method else ""
     return f"{float(value):,.0f}{spread}{unit}{how}"
 

@@ -103,6 +103,11 @@ def plan_micrograph(
     if reason == "good":
         if rng.random() < session.good_contamination_prob:
             balls = _balls(int(rng.integers(1, 3)), extent, (80.0, 250.0), rng)
+            # A good micrograph's balls stay small against its field (a person discards one
+            # with a large ball over part of it): radius at most 5 % of the short side, so two
+            # cover at most ~1.6 % (micrograph assessment's opaque check rejects 3 %). The
+            # same draws as before; only radii in small fields (< 5,000 Å) shrink.
+            balls[:, 2] = np.minimum(balls[:, 2], 0.05 * min(extent))
         if rng.random() < session.good_carbon_edge_prob:
             carbon = _carbon(rng, extent, coverage=rng.uniform(0.03, 0.12))
     elif reason == "empty":

@@ -45,6 +45,7 @@ class MicrographVerdict:
     verdict: str  # "good" or "bad"
     reason: str | None  # one of MICROGRAPH_REASONS when bad
     reason_scores: dict[str, float]
+    opaque_fraction: float | None = None  # share of the field under opaque contamination
 
 
 @dataclass(frozen=True)

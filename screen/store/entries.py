@@ -34,6 +34,7 @@ def verdict_from(cached: dict) -> MicrographVerdict:
         verdict,
         None if reason is None else str(reason),
         {str(k): float(v) for k, v in dict(cached["reason_scores"]).items()},
+        None if cached.get("opaque_fraction") is None else float(cached["opaque_fraction"]),
     )
 
 

@@ -12,6 +12,7 @@ from screen.stages.assess_micrographs import (
     assess_micrographs,
     check_ctf,
     load_micrograph_model,
+    params_problems,
     session_domain_check,
 )
 from screen.stages.records import MICROGRAPH_REASONS, CtfFit, MicrographVerdict
@@ -45,7 +46,7 @@ def simulated():
 
 
 def test_backend_contract():
-    assert BACKEND.key == "assess_micrographs/builtin@3"
+    assert BACKEND.key == "assess_micrographs/builtin@4"
     assert BACKEND.params_type is MicrographAssessParams
     assert BACKEND.compute is assess_micrographs
     assert PARAMS.threshold == 0.1
@@ -158,3 +159,25 @@ def test_domain_check_says_when_ctf_fits_are_poor_too_and_stays_quiet_otherwise(
     assert check.n_assessed == 2 and check.warning is None
     with pytest.raises(ValueError, match="verdicts but"):
         session_domain_check([blank], [], PARAMS)
+
+
+def test_a_micrograph_half_under_an_opaque_ball_is_bad_whatever_the_network_says(model, simulated):
+    images, pixel_sizes, reasons = simulated
+    good = [i for i, r in enumerate(reasons) if r == "good"][:2]
+    side = images[good[0]].shape[0]
+    yy, xx = np.mgrid[: images[good[0]].shape[0], : images[good[0]].shape[1]]
+    ball = (yy - 0.25 * side) ** 2 + (xx - 0.75 * side) ** 2 < (0.22 * side) ** 2
+    covered = [np.where(ball, 0.03, 1.0) * images[i] for i in good]
+    before = assess_micrographs([images[i] for i in good], pixel_sizes[:2], PARAMS, model)
+    after = assess_micrographs(covered, pixel_sizes[:2], PARAMS, model)
+    off = assess_micrographs(
+        covered, pixel_sizes[:2], replace(PARAMS, max_opaque_fraction=0), model
+    )
+    for clean, balled, unchecked in zip(before, after, off, strict=True):
+        assert clean.opaque_fraction < 0.01
+        assert 0.1 < balled.opaque_fraction < 0.2
+        assert balled.verdict == "bad"
+        assert balled.reason == "contaminated" or unchecked.verdict == "bad"
+        assert unchecked.opaque_fraction is None
+        assert unchecked.p_good == balled.p_good  # the network's P(good) is kept either way
+    assert params_problems(replace(PARAMS, max_opaque_fraction=2.0))

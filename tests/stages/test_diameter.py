@@ -264,11 +264,11 @@ def sessions():
         "apo_quantifoil": _session_data(spec, 0),
         "lubrol": _session_data(spec, 3),
         "gbg_60uM": _session_data(spec, 4),
-        # Six micrographs (1.11; ten: 1.14). On four, v6's exclusion gap fires at 143 Å (trials
-        # 100 and 126 Å agree, 44 and 23 standard errors deep; on six and eight at most 15): the
+        # Ten micrographs, as the pipeline uses. With fewer, v6's exclusion gap can fire on the
         # dense core of this four-domain particle (99 % of its mass projects within 173 Å), not
-        # the enclosing 250 Å.
-        "custom_250": _session_data(_custom(250.0, 400.0, (768, 768), 3.0, 500.0, 31), 0, n=6),
+        # the enclosing 250 Å: on four at 143 Å (44 and 23 standard errors deep); on six at 125 Å
+        # once the simulator kept good micrographs' contamination balls small (2026-12-03).
+        "custom_250": _session_data(_custom(250.0, 400.0, (768, 768), 3.0, 500.0, 31), 0, n=10),
     }
 
 
