@@ -61,6 +61,14 @@ HELD_OUT_V3 = replace(
 """Held-out base: other structures and frame sizes; each measurement forces one held-out
 generator (and keeps the trained ones at their usual rate)."""
 
+CLEAN_TRAIN_SET = replace(ma.TRAIN_SET, n_micrographs=800, seed=112)
+"""With ``--with-clean``: micrographs of v2's training distribution (no variation generators,
+1.6-4 Å/px, the simulator's per-pixel SNR), another seed than v2's, so that faint particles on
+clean ice are not learnt as "empty"."""
+
+CLEAN_VALIDATION_SET = replace(ma.VALIDATION_SET, n_micrographs=256, seed=334)
+"""With ``--with-clean``: added to the validation set on which the good logit is calibrated."""
+
 
 def labelled_set(spec: ma.SimulatedSetSpec, label: str, args) -> ma.LabelledSet:
     cached = Path(args.cache) / f"{label}_{spec.seed}.npz" if args.cache else None
@@ -132,11 +140,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--init", default="micassess_small_v2", help="weights to start from (name or path)"
     )
+    parser.add_argument(
+        "--with-clean",
+        action="store_true",
+        help="also train and calibrate on micrographs of v2's (clean) distribution",
+    )
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
 
     train = labelled_set(TRAIN_SET_V3, "train_v3b", args)
     valid = labelled_set(VALIDATION_SET_V3, "valid_v3b", args)
+    if args.with_clean:
+        train = ma.LabelledSet.concatenate([train, labelled_set(CLEAN_TRAIN_SET, "clean", args)])
+        valid = ma.LabelledSet.concatenate(
+            [valid, labelled_set(CLEAN_VALIDATION_SET, "clean_valid", args)]
+        )
     model = ma.build_model(
         with_blobs=False, image_input="image_ranks" if args.image_ranks else "image"
     )
@@ -173,6 +191,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{m.reason_accuracy:.3f} |",
             flush=True,
         )
+    plain = labelled_set(replace(ma.HELD_OUT_SET, n_micrographs=256), "plain_held_out", args)
+    m = ma.evaluate(result.model, plain)
+    print(
+        f"| none (v2's HELD_OUT_SET) | {m.n} ({m.n_good}) | {m.accuracy:.3f} | "
+        f"{m.false_negative_rate:.3f} | {m.reason_accuracy:.3f} |",
+        flush=True,
+    )
     return 0
 
 
