@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.transform import downscale_local_mean
 
 OPAQUE_WORK_SIDE_PX = 256
 """The micrograph is block-averaged to about this many pixels on its short side first."""
@@ -53,13 +52,13 @@ def opaque_fraction(image: np.ndarray) -> float:
         ``OPAQUE_MIN_REGION_FRACTION`` of the field, over the field's area. 0 for a constant
         image.
     """
-    image = np.asarray(image, dtype=np.float64)
+    image = np.asarray(image)
     factor = max(1, min(image.shape) // OPAQUE_WORK_SIDE_PX)
-    if factor > 1:  # whole blocks only: downscale_local_mean pads with zeros (opaque-looking)
-        rows, cols = (side - side % factor for side in image.shape)
-        small = downscale_local_mean(image[:rows, :cols], (factor, factor))
-    else:
-        small = image
+    rows, cols = (side // factor for side in image.shape)  # whole blocks only
+    # Block means, rows of blocks first (contiguous: ~15 ms for a K3 frame, no full-frame copy).
+    strips = image[: rows * factor, : cols * factor].reshape(rows, factor, cols * factor)
+    sums = strips.sum(axis=1, dtype=np.float64).reshape(rows, cols, factor).sum(axis=2)
+    small = sums / factor**2
     smooth = ndi.gaussian_filter(small, OPAQUE_SMOOTH_FRACTION * min(small.shape))
     median = float(np.median(smooth))
     spread = 1.4826 * float(np.median(np.abs(smooth - median)))
