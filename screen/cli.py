@@ -133,6 +133,14 @@ def run(
     class_weights: Annotated[
         str | None, typer.Option(help="Class-assessment weights: shipped name or .keras path.")
     ] = None,
+    no_domain_fallback: Annotated[
+        bool,
+        typer.Option(
+            "--no-domain-fallback",
+            help="Keep the micrograph model's verdicts even when it rejects almost a whole "
+            "session (by default such a session is assessed again with micassess_small_v3).",
+        ),
+    ] = False,
     keep_all_micrographs: Annotated[
         bool,
         typer.Option(
@@ -188,6 +196,7 @@ def run(
             assess=assess,
             class_assess=class_assess,
             keep_all_micrographs=keep_all_micrographs,
+            domain_fallback=not no_domain_fallback,
         )
         summaries = _with_stage_progress(
             parsed,

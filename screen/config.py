@@ -25,7 +25,10 @@ class RunConfig:
     larger than ``max_box_2d_px`` are Fourier-binned for 2D (the output stack keeps full size).
     ``keep_all_micrographs`` sends every readable micrograph on to picking whatever its verdict
     (the verdicts are still recorded and reported): the escape when micrograph assessment is
-    outside its trained domain.
+    outside its trained domain. ``domain_fallback``: when the micrograph model rejects almost a
+    whole session (the domain warning of ``assess_micrographs.session_domain_check``), the
+    session is assessed again with the domain-randomised model
+    (``assess_micrographs.DOMAIN_RANDOMISED_MODEL``) and its verdicts are used, loudly.
     """
 
     motion: MotionParams = field(default_factory=MotionParams)
@@ -42,6 +45,7 @@ class RunConfig:
     max_box_2d_px: int = 96
     seed: int = 0
     keep_all_micrographs: bool = False
+    domain_fallback: bool = True
 
 
 def config_problems(config: RunConfig) -> list[str]:

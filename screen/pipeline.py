@@ -87,6 +87,7 @@ class _Models:
 
     config: RunConfig
     _micrograph: object | None = None
+    _fallback_micrograph: object | None = None
     _classes: object | None = None
 
     @property
@@ -96,6 +97,15 @@ class _Models:
                 assess_micrographs.load_micrograph_model, self.config.assess, "micrograph"
             )
         return self._micrograph
+
+    @property
+    def fallback_micrograph(self):
+        """The domain-randomised micrograph model, for sessions the first one rejects."""
+        if self._fallback_micrograph is None:
+            self._fallback_micrograph = _load_once(
+                assess_micrographs.load_micrograph_model, fallback_assess(self.config), "micrograph"
+            )
+        return self._fallback_micrograph
 
     @property
     def classes(self):
@@ -310,6 +320,25 @@ def _run_session(row, layout: SessionLayout, config: RunConfig, models: _Models,
     domain = assess_micrographs.session_domain_check(
         [r.verdict for r in assessed], [r.ctf for r in assessed], config.assess
     )
+    domain_warning, micrograph_model = domain.warning, config.assess.model
+    if (
+        domain.warning
+        and config.domain_fallback
+        and config.assess.model != fallback_assess(config).model
+    ):
+        # The first model rejects almost the whole session: assess it again with the model
+        # trained on randomised detectors, denoisers and exports (CTF fits come from the cache).
+        results = _assess_and_ctf(
+            session, fallback_assess(config), session.models.fallback_micrograph
+        )
+        assessed = [r for r in results if r.status == "ok" and r.verdict is not None]
+        micrograph_model = fallback_assess(config).model
+        n_kept = sum(r.verdict.verdict == "good" for r in assessed)
+        domain_warning += (
+            f" Assessed again with {micrograph_model} (trained on randomised detectors, "
+            f"denoisers and exports): {n_kept} of {len(assessed)} kept; its verdicts are used "
+            f"(--no-domain-fallback keeps {config.assess.model}'s)."
+        )
     good = [r for r in assessed if r.verdict.verdict == "good"]
     if config.keep_all_micrographs:  # the user's escape: every readable micrograph goes on
         good = assessed
@@ -320,7 +349,8 @@ def _run_session(row, layout: SessionLayout, config: RunConfig, models: _Models,
     _write_micrograph_table(layout, results)
     search, best = _classify_all(session, stack, estimate.diameter_A if estimate else None, good)
     summary = _summary(session, results, good, estimate, stack, search, best)
-    summary["micrograph_domain_warning"] = domain.warning
+    summary["micrograph_domain_warning"] = domain_warning
+    summary["micrograph_model"] = micrograph_model
     summary["kept_all_micrographs"] = bool(config.keep_all_micrographs)
     summary["cpu_seconds"] = sum(session.stage_cpu_seconds.values())
     summary["wall_seconds"] = time.time() - wall_start
@@ -373,13 +403,30 @@ def assess_cache_version(config: RunConfig, optics: Optics) -> tuple:
     )
 
 
-def _assess_and_ctf(session: _Session) -> list[_MicrographResult]:
+def fallback_assess(config: RunConfig) -> assess_micrographs.MicrographAssessParams:
+    """The micrograph-assessment parameters of the domain fallback: the same, another model."""
+    return dataclasses.replace(config.assess, model=assess_micrographs.DOMAIN_RANDOMISED_MODEL)
+
+
+def _assess_and_ctf(
+    session: _Session,
+    assess: assess_micrographs.MicrographAssessParams | None = None,
+    model=None,
+) -> list[_MicrographResult]:
+    """Assess and CTF-fit every micrograph of the session (cached).
+
+    ``assess`` and ``model``, when given, replace the run's (the domain fallback).
+    """
+    assess = session.config.assess if assess is None else assess
+    model = session.models.micrograph if model is None else model
     paths = list(session.row.micrograph_paths)
     results = [
         _MicrographResult(name, path, file_identity(path))
         for name, path in zip(micrograph_names(paths), paths, strict=True)
     ]
-    assess_version = assess_cache_version(session.config, session.optics)
+    assess_version = assess_cache_version(
+        dataclasses.replace(session.config, assess=assess), session.optics
+    )
     ctf_version = (session.config.ctf, ctf.BACKEND.key, session.optics)
     done = 0
     for start in range(0, len(results), CHUNK):
@@ -418,8 +465,8 @@ def _assess_and_ctf(session: _Session) -> list[_MicrographResult]:
             verdicts = assess_micrographs.assess_micrographs(
                 [images[i] for i in pending_assess],
                 [session.optics.pixel_size_A] * len(pending_assess),
-                session.config.assess,
-                session.models.micrograph,
+                assess,
+                model,
             )
             each = (time.process_time() - begin) / len(pending_assess)
             for i, verdict in zip(pending_assess, verdicts, strict=True):
@@ -442,9 +489,7 @@ def _assess_and_ctf(session: _Session) -> list[_MicrographResult]:
             session.computed("ctf", entry, time.process_time() - begin)
         for result in chunk:  # the verdict once the CTF fit is known (cheap, not cached)
             if result.verdict is not None:
-                result.verdict = assess_micrographs.check_ctf(
-                    result.verdict, result.ctf, session.config.assess
-                )
+                result.verdict = assess_micrographs.check_ctf(result.verdict, result.ctf, assess)
         done += len(chunk)
         session.tick("assess + CTF", done, len(results))
     return results

@@ -34,6 +34,11 @@ def test_a_session_of_textures_gets_the_domain_warning(texture_manifest, tmp_pat
     warning = summary["micrograph_domain_warning"]
     assert warning and "outside its trained domain" in warning
     assert "of 4 micrographs called bad" in warning
+    # The session was assessed again with the domain-randomised model, whose verdicts are used.
+    assert summary["micrograph_model"] == "micassess_small_v3"
+    assert "Assessed again with micassess_small_v3" in warning
+    table = (out / "sessions" / "textures" / "micrographs.csv").read_text()
+    assert table.count("\n") == 5  # header + 4 micrographs, each once
     assert "WARNING textures" in result.output  # loud in the terminal...
     html = (out / "report.html").read_text()
     assert "outside its trained domain" in html and "domain-warning" in html  # ...and the report
@@ -57,3 +62,15 @@ def test_a_session_of_textures_gets_the_domain_warning(texture_manifest, tmp_pat
     assert again["n_kept_micrographs"] == 4  # all went on; the verdicts are the first run's
     assert again["n_good_micrographs"] == summary["n_good_micrographs"]
     assert again["micrograph_domain_warning"] == warning
+
+
+def test_no_domain_fallback_keeps_the_first_models_verdicts(texture_manifest, tmp_path):
+    out = tmp_path / "first"
+    args = ["run", str(texture_manifest), "--out", str(out), "-q", "--no-report"]
+    result = runner.invoke(app, [*args, "--no-domain-fallback"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "sessions" / "textures" / "summary.json").read_text())
+    assert summary["micrograph_model"] == "micassess_small_v2"
+    assert "outside its trained domain" in summary["micrograph_domain_warning"]
+    assert "Assessed again" not in summary["micrograph_domain_warning"]
+    assert summary["n_good_micrographs"] <= 0.2 * 4  # what triggered the warning stands
