@@ -138,7 +138,8 @@ def run(
         typer.Option(
             "--no-domain-fallback",
             help="Keep the micrograph model's verdicts even when it rejects almost a whole "
-            "session (by default such a session is assessed again with micassess_small_v3).",
+            "session (by default such a session is assessed again with micassess_small_v3; "
+            "never with --micassess-weights).",
         ),
     ] = False,
     keep_all_micrographs: Annotated[
@@ -196,7 +197,8 @@ def run(
             assess=assess,
             class_assess=class_assess,
             keep_all_micrographs=keep_all_micrographs,
-            domain_fallback=not no_domain_fallback,
+            # Weights the user chose are the user's verdicts: no fallback to another model.
+            domain_fallback=not no_domain_fallback and micassess_weights is None,
         )
         summaries = _with_stage_progress(
             parsed,

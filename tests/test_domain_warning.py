@@ -74,3 +74,13 @@ def test_no_domain_fallback_keeps_the_first_models_verdicts(texture_manifest, tm
     assert "outside its trained domain" in summary["micrograph_domain_warning"]
     assert "Assessed again" not in summary["micrograph_domain_warning"]
     assert summary["n_good_micrographs"] <= 0.2 * 4  # what triggered the warning stands
+    # Weights the user names are the user's verdicts: no fallback either.
+    chosen = tmp_path / "chosen"
+    result = runner.invoke(
+        app,
+        [*args[:3], str(chosen), "-q", "--no-report", "--micassess-weights", "micassess_small_v2"],
+    )
+    assert result.exit_code == 0, result.output
+    again = json.loads((chosen / "sessions" / "textures" / "summary.json").read_text())
+    assert again["micrograph_model"] == "micassess_small_v2"
+    assert again["n_good_micrographs"] == summary["n_good_micrographs"]
