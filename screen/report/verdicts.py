@@ -406,18 +406,40 @@ def _noise_energy(average: np.ndarray) -> float:
 
     The noise level is measured in the corners (outside the inscribed circle, where no object
     is) after the same filters as the features; the energy per unit of that level comes from
-    passing a seeded white-noise field through the same filters and polar resampling.
+    passing a seeded white-noise field through the same filters and polar resampling. Averages
+    masked to a circle (our own 2D's) have constant corners: their pixel noise is then taken
+    from the finest-scale diagonal differences inside the mask (`_masked_pixel_sigma`).
     """
     image = np.asarray(average, dtype=np.float64)
     n = min(image.shape)
-    sigma = _corner_sigma(_band_pass(_smoothed(image[:n, :n])))
+    image = image[:n, :n]
     white = np.random.default_rng(0).normal(size=(n, n))
     filtered = _band_pass(_smoothed(white))
-    unit = (
-        float((_polar(filtered * _soft_mask(n)) ** 2).sum())
-        / max(_corner_sigma(filtered), 1e-12) ** 2
-    )
-    return sigma**2 * unit
+    unit = float((_polar(filtered * _soft_mask(n)) ** 2).sum())
+    if _corner_sigma(image) > 0:
+        sigma = _corner_sigma(_band_pass(_smoothed(image)))
+        return sigma**2 * unit / max(_corner_sigma(filtered), 1e-12) ** 2
+    return _masked_pixel_sigma(image) ** 2 * unit
+
+
+def _masked_pixel_sigma(image: np.ndarray) -> float:
+    """Pixel noise of an average whose outside is masked to a constant.
+
+    The robust (MAD) level of its Haar diagonal detail, ``(a - b - c + d) / 2`` over 2x2
+    blocks, within 0.9 of the unmasked disc: white noise of std s gives std s there, and a
+    smooth object almost nothing. Noise correlated by a low-pass is underestimated.
+    """
+    n = image.shape[0] // 2 * 2
+    x = image[:n, :n] - image[0, 0]
+    a, b, c, d = x[0::2, 0::2], x[0::2, 1::2], x[1::2, 0::2], x[1::2, 1::2]
+    detail = (a - b - c + d) / 2
+    unmasked = (a != 0) & (b != 0) & (c != 0) & (d != 0)
+    if not unmasked.any():
+        return 0.0
+    yy, xx = np.indices(detail.shape) - (detail.shape[0] - 1) / 2
+    radius = np.hypot(yy, xx)
+    inside = unmasked & (radius < 0.9 * radius[unmasked].max())
+    return float(np.median(np.abs(detail[inside])) / 0.6745) if inside.any() else 0.0
 
 
 def _features(averages: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[float]]:

@@ -206,7 +206,13 @@ class DiameterParams:
         simulated cases were measured, between the gaps of simulated sessions (up to 11 at
         most trials) and EMPIAR-10017's (15-77 after centring). Single trials pass it by
         chance (23 on a simulated 250 Å session, 30 on Magellon): ``gap_min_trials``
-        agreeing ones are required as well; see `exclusion_gap`.
+        agreeing ones are required as well; see `exclusion_gap`. On 32 null sessions (noise,
+        sparse discs and ellipses; bench/diameter_gap_null.py) one passes it: identical 80-Å
+        discs, 35 per 2,048-Å field, give a false 132 Å (a known limit).
+    gap_error_groups
+        The gap's standard error comes from this many interleaved sub-stacks (`spread_profile`):
+        2 (half stacks, one degree of freedom, optimistic) as calibrated; 8 gives the honest
+        scatter on noise but changed no null decision (bench/diameter_gap_null.py).
     gap_min_trials
         The gap must be found at this many trial diameters ...
     gap_agreement
@@ -260,6 +266,7 @@ class DiameterParams:
     gap_max_boxes: int = 2000
     gap_min_boxes: int = 100
     gap_min_significance: float = 20.0
+    gap_error_groups: int = 2
     gap_min_trials: int = 2
     gap_agreement: float = 0.25
     seed: int = 0
@@ -286,6 +293,7 @@ class GapMeasure:
     significance: float  # rise on the weaker side of the minimum, in standard errors
     average: np.ndarray
     pixel_size_A: float
+    relative_depth: float = float("nan")  # the same rise as a fraction of the spread at the gap
 
 
 def corrected_contrast(
@@ -727,19 +735,24 @@ def scale_space_diameter(
     return peak * params.scale_factor, curve
 
 
-def spread_profile(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def spread_profile(boxes: np.ndarray, groups: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Radial profile of the per-pixel standard deviation across boxes, and its standard error.
 
-    Pixels that are NaN (outside the micrograph) are left out. The error is half the difference
-    between the profiles of the even and odd boxes, as an RMS over five neighbouring radii.
+    Pixels that are NaN (outside the micrograph) are left out. The error comes from ``groups``
+    interleaved sub-stacks: the standard deviation of their profiles over sqrt(``groups``)
+    (with two, half the difference of the even and odd boxes' profiles), as an RMS over five
+    neighbouring radii.
     """
     with warnings.catch_warnings():  # pixels outside every box's micrograph are NaN
         warnings.simplefilter("ignore", RuntimeWarning)
         full = np.sqrt(radial_profile(np.nan_to_num(np.nanvar(boxes, axis=0))))
-        halves = [
-            np.sqrt(radial_profile(np.nan_to_num(np.nanvar(boxes[k::2], axis=0)))) for k in (0, 1)
-        ]
-    error = np.abs(halves[0] - halves[1]) / 2.0
+        parts = np.array(
+            [
+                np.sqrt(radial_profile(np.nan_to_num(np.nanvar(boxes[k::groups], axis=0))))
+                for k in range(groups)
+            ]
+        )
+    error = parts.std(axis=0, ddof=1) / np.sqrt(groups)
     error = np.sqrt(np.convolve(error**2, np.ones(5) / 5.0, mode="same"))
     return full, np.maximum(error, 1e-12 * (1.0 + full))
 
@@ -796,7 +809,7 @@ def exclusion_gap(
         average = np.nan_to_num(np.nanmean(boxes, axis=0)).astype(np.float32)
     if len(boxes) < params.gap_min_boxes:
         return GapMeasure(trial_diameter_A, len(boxes), float("nan"), 0.0, average, binned_A)
-    spread, error = spread_profile(boxes)
+    spread, error = spread_profile(boxes, params.gap_error_groups)
     radius_A = np.arange(len(spread)) * binned_A
     window = np.flatnonzero(
         (radius_A >= 0.25 * trial_diameter_A) & (radius_A <= 1.2 * trial_diameter_A)
@@ -816,6 +829,7 @@ def exclusion_gap(
         float(rise / error[k]),
         average,
         binned_A,
+        float(rise / spread[k]) if spread[k] > 0 else float("inf"),
     )
 
 

@@ -259,3 +259,21 @@ def test_decision_is_go_only_without_flags_and_with_good_particles():
     assert V.decision({**summary, "good_particles": 0}) == ("no-go", "no good particles")
     failed = {"status": "failed", "error": "disk full"}
     assert V.decision(failed) == ("no-go", "the session failed: disk full")
+
+
+def test_noise_share_of_masked_averages_is_measured_inside_the_mask():
+    """Our own 2D masks its averages to a disc (corners exactly 0): the noise is then measured
+    inside the mask, so a noisy masked average is as noisy as the same unmasked one (the corners
+    alone gave 0, and noisy masked averages were judged as clean)."""
+    rng = np.random.default_rng(1)
+    n = 64
+    yy, xx = np.indices((n, n)) - (n - 1) / 2
+    disc = np.hypot(yy, xx) < 0.45 * n
+    blob = np.exp(-(yy**2 + xx**2) / (2 * 8.0**2))
+    for amplitude in (0.0, 30.0):  # pure noise; a clear object
+        image = amplitude * blob + rng.normal(size=(n, n))
+        unmasked, masked = V.noise_shares([image, image * disc])
+        assert masked == pytest.approx(unmasked, abs=0.05)
+    image = 3.0 * blob + rng.normal(size=(n, n))  # a faint object: mostly noise either way
+    assert min(V.noise_shares([image, image * disc])) > 0.5
+    assert V.noise_shares([np.zeros((n, n))])[0] == 0.0
