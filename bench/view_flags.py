@@ -1,6 +1,7 @@
 """Do our 2D's good classes separate views, and does `view_distance` see it? (simulated truth)
 
     python bench/view_flags.py [--micrographs 30] [--sessions ddm gbg_6uM] [--out DIR]
+                               [--noise-corrected-2d]
 
 Simulates the named conditions of the ``prex1_small`` preset (ddm: 80 % of particles in two
 views; gbg_6uM: near-uniform views), runs ``screen run`` on them, and matches every good particle
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--micrographs", type=int, default=30)
     parser.add_argument("--sessions", nargs="+", default=["ddm", "gbg_6uM"])
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--noise-corrected-2d", action="store_true", help="passed to screen run")
     args = parser.parse_args(argv)
     from typer.testing import CliRunner
 
@@ -132,9 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     manifest = root / "sim" / "manifest.csv"
     if not manifest.exists():
         simulate_screen(spec, root / "sim")
-    result = CliRunner().invoke(
-        app, ["run", str(manifest), "--out", str(root / "results"), "-q", "--no-report"]
-    )
+    command = ["run", str(manifest), "--out", str(root / "results"), "-q", "--no-report"]
+    if args.noise_corrected_2d:
+        command.append("--noise-corrected-2d")
+    result = CliRunner().invoke(app, command)
     if result.exit_code != 0:
         print(result.output)
         return 1

@@ -150,6 +150,16 @@ def run(
             "(verdicts are still reported).",
         ),
     ] = False,
+    noise_corrected_2d: Annotated[
+        bool,
+        typer.Option(
+            "--noise-corrected-2d",
+            help="2D classification scores particles against each average's signal, not "
+            "signal + noise, so that a well-populated class does not attract every particle "
+            "(better classes on simulated data; off until the verdict rules are re-checked "
+            "on its classes, bench/README.md).",
+        ),
+    ] = False,
     no_report: Annotated[
         bool, typer.Option("--no-report", help="Skip the HTML/PDF report.")
     ] = False,
@@ -197,6 +207,7 @@ def run(
             assess=assess,
             class_assess=class_assess,
             keep_all_micrographs=keep_all_micrographs,
+            classify=dataclasses.replace(config.classify, noise_corrected=noise_corrected_2d),
             # Weights the user chose are the user's verdicts: no fallback to another model.
             domain_fallback=not no_domain_fallback and micassess_weights is None,
         )

@@ -271,3 +271,20 @@ def test_run_records_its_sessions_and_old_runs_can_be_imported(screened, tmp_pat
     assert result.exit_code == 0, result.output
     assert "not recorded in the results database" in result.output
     assert f"screen store import {out}" in " ".join(result.output.split())
+
+
+def test_noise_corrected_2d_option_reaches_the_classification(screened, tmp_path, monkeypatch):
+    """``--noise-corrected-2d`` turns on `Classify2DParams.noise_corrected` (off by default)."""
+    seen = []
+
+    def fake_run_screen(rows, out, config, **kwargs):
+        seen.append(config.classify.noise_corrected)
+        return []
+
+    monkeypatch.setattr("screen.pipeline.run_screen", fake_run_screen)
+    for extra in ([], ["--noise-corrected-2d"]):
+        result = runner.invoke(
+            app, ["run", str(screened.manifest), "--out", str(tmp_path / "o"), "-q", *extra]
+        )
+        assert result.exit_code == 0, result.output
+    assert seen == [False, True]

@@ -308,21 +308,45 @@ class PreparedReferences:
     rotated_ft: np.ndarray  # (k, n_angles, box, box // 2 + 1) rfft2 of each rotated reference
 
 
-def prepare_references(references: np.ndarray, grid: AlignmentGrid) -> PreparedReferences:
-    """Low-pass, mask and normalise references, and precompute their polar and rotated transforms."""
+def prepare_references(
+    references: np.ndarray, grid: AlignmentGrid, noise_power: np.ndarray | None = None
+) -> PreparedReferences:
+    """Low-pass, mask and normalise references, and precompute their polar and rotated transforms.
+
+    ``noise_power`` (one per reference, optional) is the power that noise alone puts into each
+    filtered, masked reference (`masked_power` of one image over the number of images averaged).
+    Each reference is then scaled by its signal's norm, ``sqrt(power - noise_power)``, instead of
+    its whole norm, so that a well-populated (less noisy) average does not correlate better
+    with every particle merely for being less noisy; the signal is never taken below the noise
+    (``power - noise_power >= noise_power``), so a reference of pure noise is not amplified.
+    """
     references = np.asarray(references, dtype=np.float32)
-    box = grid.box_px
-    filtered = sfft.irfft2(sfft.rfft2(references, workers=-1) * grid.lowpass, s=(box, box))
-    weight = grid.mask / grid.mask.sum()
-    mean = (filtered * weight).sum(axis=(-2, -1), keepdims=True)
-    masked = (filtered - mean) * grid.mask
-    norm = np.sqrt((masked**2).sum(axis=(-2, -1), keepdims=True))
+    masked = filtered_masked(references, grid)
+    power = (masked**2).sum(axis=(-2, -1), keepdims=True)
+    if noise_power is not None:
+        noise = np.asarray(noise_power, dtype=np.float64).reshape(-1, 1, 1)
+        power = np.maximum(power - noise, noise)
+    norm = np.sqrt(power)
     masked = (masked / np.where(norm > 0, norm, 1.0)).astype(np.float32, copy=False)
     polar = polar_transform(masked, grid.polar, len(grid.radii_px))
     polar_ft = sfft.rfft(polar * grid.ring_weights[None, :, None], axis=-1, workers=-1)
     rotated = rotate_images(masked, grid.rotation)
     rotated_ft = sfft.rfft2(rotated, workers=-1).astype(np.complex64, copy=False)
     return PreparedReferences(masked, polar_ft.astype(np.complex64), rotated_ft)
+
+
+def filtered_masked(images: np.ndarray, grid: AlignmentGrid) -> np.ndarray:
+    """Images low-passed, their mean inside the mask removed, and masked."""
+    box = grid.box_px
+    filtered = sfft.irfft2(sfft.rfft2(images, workers=-1) * grid.lowpass, s=(box, box))
+    weight = grid.mask / grid.mask.sum()
+    mean = (filtered * weight).sum(axis=(-2, -1), keepdims=True)
+    return (filtered - mean) * grid.mask
+
+
+def masked_power(images: np.ndarray, grid: AlignmentGrid) -> np.ndarray:
+    """Power of each image after the references' filter and mask (`prepare_references`)."""
+    return (filtered_masked(np.asarray(images, dtype=np.float32), grid) ** 2).sum(axis=(-2, -1))
 
 
 def align_to_references(
@@ -332,6 +356,7 @@ def align_to_references(
     start_shift_px: np.ndarray | None = None,
     allowed: np.ndarray | None = None,
     n_passes: int = 3,
+    noise_power: np.ndarray | None = None,
 ) -> Alignment:
     """Align every image to its best reference (in-plane rotation and translation).
 
@@ -354,6 +379,9 @@ def align_to_references(
         ``(n, 2)`` current aligning shifts, where the polar transforms are centred; zero if omitted.
     allowed
         Optional ``(n, k)`` boolean: the references each image may be assigned to.
+    noise_power
+        Optional ``(k,)`` noise power of each reference (see `prepare_references`); only used
+        when ``references`` are images.
     n_passes
         Rotational then translational searches; each pass centres the polar transforms at the
         shifts found by the previous one (the rotation found about a wrong centre is unreliable).
@@ -366,7 +394,7 @@ def align_to_references(
     prepared = (
         references
         if isinstance(references, PreparedReferences)
-        else prepare_references(references, grid)
+        else prepare_references(references, grid, noise_power)
     )
     images = np.asarray(images, dtype=np.float32)
     n, box = images.shape[0], grid.box_px

@@ -28,6 +28,7 @@ from screen.processing.alignment import (
     align_to_references,
     alignment_grid,
     centre_of_mass_px,
+    filtered_masked,
     polar_transform,
     rotational_average_2d,
     shift_images,
@@ -59,6 +60,16 @@ class Classify2DParams:
         Best (reference, angle) pairs of each particle refined by the translational search.
     min_changed_fraction
         Stop early (after three iterations) once fewer particles than this change class.
+    noise_corrected
+        Score particles against each class average's signal, not its signal plus noise
+        (`screen.processing.alignment.prepare_references`): with plain normalised correlation a
+        class with many particles has the least noise and so correlates best with every
+        particle, and grows (one class took 731 of 1,051 particles of a near-uniform simulated
+        condition, bench/view_flags.py). One particle's noise is measured as the median power of
+        the particles' residuals to their class averages (no noise model); an average of n
+        particles holds 1/n of it. Off by default (``screen run --noise-corrected-2d``): with it
+        the demo's best condition gets a "two particle sizes" verdict from its now separated
+        views, and the verdict rules have not been re-checked on its classes yet.
     seed
         Seed of the random number generator (k-means seeding).
     """
@@ -70,6 +81,7 @@ class Classify2DParams:
     lowpass_A: float | None = None
     n_candidates: int = 3
     min_changed_fraction: float = 0.005
+    noise_corrected: bool = False
     seed: int = 0
 
 
@@ -129,12 +141,17 @@ def classify_2d(
 
     # The first iteration's polar search is centred on the box: picks are roughly centred, and
     # the shifts that aligned particles to their (uncentred) seeds proved a worse start.
-    references = _initial_references(images, k, grid, rng)
+    references, counts, first = _initial_references(images, k, grid, rng)
+    noise = None
+    if params.noise_corrected:
+        noise = _reference_noise_power(images, *first, references, counts, grid)
     shift = np.zeros((n, 2))
     labels = np.full(n, -1)
     n_iterations = max(1, params.n_iterations)
     for iteration in range(n_iterations):
-        alignment = align_to_references(images, references, grid, start_shift_px=shift, n_passes=1)
+        alignment = align_to_references(
+            images, references, grid, start_shift_px=shift, n_passes=1, noise_power=noise
+        )
         new_labels = _reseed_empty(alignment.reference, alignment.score, k)
         changed = float(np.mean(new_labels != labels))
         labels, psi, shift = new_labels, alignment.psi_deg, alignment.shift_px
@@ -142,6 +159,8 @@ def classify_2d(
         last = iteration == n_iterations - 1
         if last or (iteration >= 2 and changed < params.min_changed_fraction):
             break
+        if params.noise_corrected:
+            noise = _reference_noise_power(images, labels, psi, shift, averages, counts, grid)
         references = _centred(averages, contrast, grid)
 
     keep = np.flatnonzero(counts > 0)
@@ -162,7 +181,7 @@ def classify_2d(
 BACKEND = Backend(
     stage="classify2d",
     name="builtin",
-    version="2",
+    version="3",
     params_type=Classify2DParams,
     compute=classify_2d,
 )
@@ -233,8 +252,28 @@ def _initial_references(images, k, grid: AlignmentGrid, rng: np.random.Generator
         members = np.flatnonzero(labels == c)
         alignment = align_to_references(images[members], images[seeds[c]][None], grid)
         psi[members], shift[members] = alignment.psi_deg, alignment.shift_px
-    averages, _ = _class_averages(images, labels, psi, shift, k)
-    return averages
+    averages, counts = _class_averages(images, labels, psi, shift, k)
+    return averages, counts, (labels, psi, shift)
+
+
+def _reference_noise_power(images, labels, psi, shift, averages, counts, grid, chunk=1024):
+    """Noise power in each class average after the references' filter and mask.
+
+    One particle's noise is the median power of its residual to its class average (aligned,
+    filtered, masked; times n / (n - 1), as the average contains the particle), measured on
+    the particles themselves so that no noise model is assumed; an average of n particles
+    holds 1/n of it. Classes of one particle get the residual's level unchanged.
+    """
+    residuals = np.empty(len(images))
+    filtered_averages = filtered_masked(averages, grid)
+    for start in range(0, len(images), chunk):
+        stop = min(start + chunk, len(images))
+        aligned = transform_images(images[start:stop], psi[start:stop], shift[start:stop])
+        diff = filtered_masked(aligned, grid) - filtered_averages[labels[start:stop]]
+        residuals[start:stop] = (diff**2).sum(axis=(-2, -1))
+    n = np.maximum(counts[labels], 2)
+    one_particle = float(np.median(residuals * n / (n - 1)))
+    return one_particle / np.maximum(counts, 1)
 
 
 def _reseed_empty(labels: np.ndarray, score: np.ndarray, k: int) -> np.ndarray:

@@ -947,8 +947,13 @@ def refined_classes(
     boxes = detrended(np.concatenate(stacks)[order], 0.5 * diameter_A / binned_A)
     stack = ParticleStack(boxes, binned_A, np.zeros(n, np.int64), np.zeros(n), np.zeros(n))
     n_classes = int(np.clip(n // params.refine_particles_per_class, low, high))
+    # ``feret_factor`` was calibrated on averages of the classification without the noise
+    # correction (2D v2): the refinement keeps it, so its measure means what was calibrated.
     classify = Classify2DParams(
-        n_classes=n_classes, n_iterations=params.refine_iterations, seed=params.seed
+        n_classes=n_classes,
+        n_iterations=params.refine_iterations,
+        noise_corrected=False,
+        seed=params.seed,
     )
     return classify_2d(stack, params.refine_mask_diameters * diameter_A, classify)
 

@@ -167,6 +167,6 @@ def test_default_class_count_and_backend():
     assert default_n_classes(100) == 5
     assert default_n_classes(4000) == 50
     assert default_n_classes(800) == 10
-    assert BACKEND.key == "classify2d/builtin@2"
+    assert BACKEND.key == "classify2d/builtin@3"
     assert BACKEND.params_type is Classify2DParams
     assert BACKEND.compute is classify_2d
