@@ -217,9 +217,9 @@ def test_best_candidate_verdict_goes_to_the_best_condition(screen_run):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="known defect (issue 12): our 2D's good averages of one preferred sample are 0.2-1.8 "
-    "apart by view_distance, far beyond VIEW_DISTANCE (0.1, set on unmasked simulated "
-    "averages), so every average is its own view and the flag never fires on them",
+    reason="known defect (issue 12): our 2D's good classes mix views (purity 0.08-0.55 by the "
+    "true views, bench/view_flags.py) and their averages are 0.2-1.8 apart by view_distance, "
+    "far beyond VIEW_DISTANCE (0.1), so every average is its own view and the flag never fires",
 )
 def test_strongly_preferred_conditions_with_good_classes_are_flagged(screen_run):
     """apo_quantifoil, ddm and lubrol put 75-85 % of their particles in two views."""
