@@ -314,7 +314,8 @@ def prepare_references(
     """Low-pass, mask and normalise references, and precompute their polar and rotated transforms.
 
     ``noise_power`` (one per reference, optional) is the power that noise alone puts into each
-    filtered, masked reference (`masked_power` of one image over the number of images averaged).
+    filtered, masked reference (the power of one image's noise after `filtered_masked`, over the
+    number of images averaged).
     Each reference is then scaled by its signal's norm, ``sqrt(power - noise_power)``, instead of
     its whole norm, so that a well-populated (less noisy) average does not correlate better
     with every particle merely for being less noisy; the signal is never taken below the noise
@@ -342,11 +343,6 @@ def filtered_masked(images: np.ndarray, grid: AlignmentGrid) -> np.ndarray:
     weight = grid.mask / grid.mask.sum()
     mean = (filtered * weight).sum(axis=(-2, -1), keepdims=True)
     return (filtered - mean) * grid.mask
-
-
-def masked_power(images: np.ndarray, grid: AlignmentGrid) -> np.ndarray:
-    """Power of each image after the references' filter and mask (`prepare_references`)."""
-    return (filtered_masked(np.asarray(images, dtype=np.float32), grid) ** 2).sum(axis=(-2, -1))
 
 
 def align_to_references(

@@ -7,7 +7,7 @@ from screen.processing.alignment import (
     align_to_references,
     alignment_grid,
     centre_of_mass_px,
-    masked_power,
+    filtered_masked,
     polar_matrix,
     polar_transform,
     rotate_images,
@@ -167,7 +167,9 @@ def test_noise_power_removes_the_pull_of_a_well_averaged_reference():
     noise = rng.normal(0.0, sigma, (300, BOX, BOX)).astype(np.float32)
     particles = signal + noise
     plain = align_to_references(particles, references, grid, n_passes=1)
-    one = float(np.median(masked_power(noise, grid)))  # what 2D measures from residuals
+    # One particle's noise power after the references' filter and mask (2D measures it from the
+    # particles' residuals to their averages).
+    one = float(np.median((filtered_masked(noise, grid) ** 2).sum(axis=(-2, -1))))
     corrected = align_to_references(
         particles, references, grid, n_passes=1, noise_power=one / np.array([100.0, 10.0])
     )
