@@ -68,8 +68,9 @@ class Classify2DParams:
         condition, bench/view_flags.py). One particle's noise is measured as the median power of
         the particles' residuals to their class averages (no noise model); an average of n
         particles holds 1/n of it. Off by default (``screen run --noise-corrected-2d``): with it
-        the demo's best condition gets a "two particle sizes" verdict from its now separated
-        views, and the verdict rules have not been re-checked on its classes yet.
+        the demo's best condition (gbg_6uM, 10 micrographs per condition) gets a "two particle
+        sizes" verdict and so a no-go; the verdict rules have not been re-checked on its
+        classes yet (bench/README.md).
     seed
         Seed of the random number generator (k-means seeding).
     """
