@@ -21,9 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from train_micassess_v3 import HELD_OUT_V3  # noqa: E402
 
 from screen.models import micassess as ma  # noqa: E402
-from screen.simulate.domain import GENERATORS, DomainSpec, randomise  # noqa: E402
-from screen.simulate.render import render_micrograph  # noqa: E402
-from screen.simulate.session import session_models, session_plans  # noqa: E402
+from screen.simulate.domain import GENERATORS, DomainSpec  # noqa: E402
 from screen.stages.picking import PickParams, pick_particles  # noqa: E402
 
 
@@ -45,17 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name, spec in sets.items():
         for screen_spec in ma.session_specs(spec):
-            models = session_models(screen_spec.sessions[0])
-            diameter_A = max(m.diameter_A for m in models)
-            for index, plan in enumerate(session_plans(screen_spec, 0)):
-                image = render_micrograph(
-                    plan, models, screen_spec.frame_px, screen_spec.pixel_size_A
-                ).counts
-                field_A2 = image.shape[0] * image.shape[1] * screen_spec.pixel_size_A**2
-                pixel_A = screen_spec.pixel_size_A
-                if spec.domain is not None:
-                    rng = np.random.default_rng([screen_spec.seed, index, 7])
-                    image, pixel_A, _ = randomise(image, pixel_A, spec.domain, rng)
+            diameter_A = screen_spec.sessions[0].species[0].structure.diameter_A
+            field_A2 = np.prod(screen_spec.frame_px) * screen_spec.pixel_size_A**2
+            for plan, image, pixel_A in ma.session_micrographs(screen_spec, spec.domain):
                 row = [
                     name,
                     plan.reason,

@@ -23,9 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from train_micassess_v3 import HELD_OUT_V3  # noqa: E402
 
 from screen.models import micassess as ma  # noqa: E402
-from screen.simulate.domain import GENERATORS, DomainSpec, randomise  # noqa: E402
-from screen.simulate.render import render_micrograph  # noqa: E402
-from screen.simulate.session import session_models, session_plans  # noqa: E402
+from screen.simulate.domain import GENERATORS, DomainSpec  # noqa: E402
 from screen.stages.ctf import CtfSearch, estimate_ctf  # noqa: E402
 from screen.stages.records import Optics  # noqa: E402
 
@@ -34,15 +32,7 @@ def session_rows(spec: ma.SimulatedSetSpec) -> list[tuple[int, str, float]]:
     """``(session, reason, fit resolution Å)`` of every micrograph of the set."""
     rows = []
     for session, screen_spec in enumerate(ma.session_specs(spec)):
-        models = session_models(screen_spec.sessions[0])
-        for index, plan in enumerate(session_plans(screen_spec, 0)):
-            image = render_micrograph(
-                plan, models, screen_spec.frame_px, screen_spec.pixel_size_A
-            ).counts
-            pixel_A = screen_spec.pixel_size_A
-            if spec.domain is not None:
-                rng = np.random.default_rng([screen_spec.seed, index, 7])
-                image, pixel_A, _ = randomise(image, pixel_A, spec.domain, rng)
+        for plan, image, pixel_A in ma.session_micrographs(screen_spec, spec.domain):
             try:
                 fit = estimate_ctf(image, Optics(pixel_A), CtfSearch())
             except ValueError:  # binned beyond the fitting band: the stage fails it alike

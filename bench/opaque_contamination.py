@@ -24,25 +24,16 @@ from train_micassess_v3 import HELD_OUT_V3  # noqa: E402
 from screen.io.real_examples import real_examples  # noqa: E402
 from screen.models import micassess as ma  # noqa: E402
 from screen.processing.contamination import opaque_fraction  # noqa: E402
-from screen.simulate.domain import GENERATORS, DomainSpec, randomise  # noqa: E402
-from screen.simulate.render import render_micrograph  # noqa: E402
-from screen.simulate.session import session_models, session_plans  # noqa: E402
+from screen.simulate.domain import GENERATORS, DomainSpec  # noqa: E402
 from screen.stages.assess_micrographs import MicrographAssessParams  # noqa: E402
 
 
 def simulated_fractions(spec: ma.SimulatedSetSpec) -> list[tuple[str, float]]:
-    rows = []
-    for screen_spec in ma.session_specs(spec):
-        models = session_models(screen_spec.sessions[0])
-        for index, plan in enumerate(session_plans(screen_spec, 0)):
-            image = render_micrograph(
-                plan, models, screen_spec.frame_px, screen_spec.pixel_size_A
-            ).counts
-            if spec.domain is not None:
-                rng = np.random.default_rng([screen_spec.seed, index, 7])
-                image, _, _ = randomise(image, screen_spec.pixel_size_A, spec.domain, rng)
-            rows.append((plan.reason, opaque_fraction(image)))
-    return rows
+    return [
+        (plan.reason, opaque_fraction(image))
+        for screen_spec in ma.session_specs(spec)
+        for plan, image, _ in ma.session_micrographs(screen_spec, spec.domain)
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -799,26 +799,35 @@ def session_specs(spec: SimulatedSetSpec):
     return out
 
 
-def _simulate_session(task) -> tuple[Features, list[str], list[float]]:
-    """Render and preprocess every micrograph of a one-session ``ScreenSpec`` (square frames).
+def session_micrographs(screen_spec, domain=None):
+    """Yield ``(plan, image, pixel_size_A)`` for every micrograph of a one-session ``ScreenSpec``.
 
-    ``task`` is ``(screen_spec, domain)``; with a ``DomainSpec`` each micrograph goes through a
-    random chain of variation generators (seeded by the session's seed and its index) first, and
-    its pixel size is the one they leave (binning changes it).
+    With a ``DomainSpec`` each rendered micrograph goes through a random chain of variation
+    generators (seeded by the session's seed and the micrograph's index) and its pixel size is
+    the one they leave (binning changes it).
     """
     from screen.simulate.domain import randomise
     from screen.simulate.render import render_micrograph
     from screen.simulate.session import session_models, session_plans
 
-    screen_spec, domain = task
     models = session_models(screen_spec.sessions[0])
-    images, spectra, reasons, pixel_sizes = [], [], [], []
     for index, plan in enumerate(session_plans(screen_spec, 0)):
         rendered = render_micrograph(plan, models, screen_spec.frame_px, screen_spec.pixel_size_A)
         image, pixel_size_A = rendered.counts, screen_spec.pixel_size_A
         if domain is not None:
             rng = np.random.default_rng([screen_spec.seed, index, 7])
             image, pixel_size_A, _ = randomise(image, pixel_size_A, domain, rng)
+        yield plan, image, pixel_size_A
+
+
+def _simulate_session(task) -> tuple[Features, list[str], list[float]]:
+    """Render and preprocess every micrograph of a one-session ``ScreenSpec`` (square frames).
+
+    ``task`` is ``(screen_spec, domain)`` (see `session_micrographs`).
+    """
+    screen_spec, domain = task
+    images, spectra, reasons, pixel_sizes = [], [], [], []
+    for plan, image, pixel_size_A in session_micrographs(screen_spec, domain):
         squares, micrograph_spectra = preprocess(image, pixel_size_A)
         images.append(squares[0])
         spectra.append(micrograph_spectra)
