@@ -570,9 +570,23 @@ def evaluate_micrographs_command(
     micassess_weights: MicassessWeights = None,
     max_astigmatism: MaxAstigmatism = None,
     max_opaque: MaxOpaque = None,
+    no_domain_fallback: Annotated[
+        bool,
+        typer.Option(
+            "--no-domain-fallback",
+            help="Score the first model's verdicts even where it rejects almost a whole session "
+            "(by default such a session is assessed again with micassess_small_v3, as "
+            "`screen run` does; sessions: a simulated screening's, a CSV's session column, "
+            "else the whole set).",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
-    """Accuracy of micrograph assessment on a labelled set, beside a CTF-resolution cutoff."""
+    """Accuracy of micrograph assessment on a labelled set, beside a CTF-resolution cutoff.
+
+    The verdicts scored are `screen run`'s: the session domain check and its fallback model
+    included (see --no-domain-fallback).
+    """
     import dataclasses
 
     from screen import evaluation
@@ -599,7 +613,19 @@ def evaluate_micrographs_command(
             if not quiet:
                 typer.echo(f"assessed {done}/{total}", err=True)
 
-        result = evaluation.evaluate_micrographs(items, params, model, CtfSearch(), report)
+        fallback = None
+        if not no_domain_fallback and micassess_weights is None:
+            # As in `screen run`: weights the user chose are the user's verdicts, no fallback.
+            fallback_params = dataclasses.replace(
+                params, model=assess_micrographs.DOMAIN_RANDOMISED_MODEL
+            )
+            fallback = evaluation.DomainFallback(
+                fallback_params,
+                lambda: assess_micrographs.load_micrograph_model(fallback_params),
+            )
+        result = evaluation.evaluate_micrographs(
+            items, params, model, CtfSearch(), report, fallback
+        )
     except ScreenError as error:
         raise _fail(error) from None
     typer.echo(evaluation.format_evaluation(result))

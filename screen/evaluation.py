@@ -3,14 +3,22 @@
 A labelled set is either a simulated screening (``screen simulate`` output: its ground truth gives
 every micrograph's verdict and reason) or a CSV with columns ``path,label[,reason][,pixel_size_A]``
 (``label`` is ``good`` or ``bad``; paths relative to the CSV; the pixel size defaults to the MRC
-header's). Each micrograph is read, assessed at the threshold and its CTF fitted; the model's
-verdicts and the CTF-fit-resolution cutoff's verdicts are scored against the labels.
+header's; an optional ``session`` column groups micrographs into sessions). Each micrograph is
+read, assessed at the threshold and its CTF fitted; the verdicts and the CTF-fit-resolution
+cutoff's verdicts are scored against the labels.
+
+The verdicts scored are the ones `screen run` would use: each session (a simulated screening's
+sessions; a CSV's ``session`` column; otherwise the whole set is one session) gets the session
+check of `assess_micrographs.session_domain_check`, and when the model rejects almost the whole
+session it is assessed again with the domain-randomised fallback model, whose verdicts count
+(as `screen run` does; ``fallback=None`` turns this off, as ``--no-domain-fallback`` does).
 """
 
 from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from screen.errors import ScreenError
-from screen.io.images import read_image, summed_frames
+from screen.io.images import IMAGE_EXTENSIONS, read_image, summed_frames
 from screen.models.micrograph_metrics import (
     BinaryMetrics,
     best_resolution_cutoff,
@@ -39,6 +47,7 @@ class LabelledMicrograph:
     label: str  # "good" or "bad"
     reason: str  # the bad reason when known, "good" for good ones, "" when unknown
     optics: Optics
+    session: str = ""  # micrographs of one session are judged together (the domain check)
 
 
 @dataclass(frozen=True)
@@ -57,9 +66,19 @@ class MicrographEvaluation:
     unreadable: tuple[str, ...]
     max_astigmatism_A: float = 0.0  # the astigmatism check (0: off)
     bad_by_astigmatism: np.ndarray | None = None  # (n,) bool: called bad by the check alone
+    models: tuple[str, ...] = ()  # per item: the model whose verdict counts
+    domain_warnings: tuple[str, ...] = ()  # one line per session that got the domain warning
 
 
-IMAGE_SUFFIXES = (".mrc", ".tif", ".tiff")
+@dataclass(frozen=True)
+class DomainFallback:
+    """The model a session is assessed again with when the first rejects almost all of it."""
+
+    params: assess_micrographs.MicrographAssessParams
+    load_model: Callable[[], object]
+
+
+IMAGE_SUFFIXES = IMAGE_EXTENSIONS
 """Micrograph files picked up from folders per label."""
 
 
@@ -128,6 +147,7 @@ def _simulated_set(folder: Path) -> list[LabelledMicrograph]:
                     str(record.verdict),
                     str(record.reason),
                     optics,
+                    row.session,
                 )
             )
     return items
@@ -166,12 +186,60 @@ def _csv_set(path: Path) -> list[LabelledMicrograph]:
             )
             continue
         reason = record.get("reason", "").strip().lower() or ("good" if label == "good" else "")
-        items.append(LabelledMicrograph(image_path, label, reason, Optics(pixel_size_A or 0.0)))
+        session = record.get("session", "").strip()
+        items.append(
+            LabelledMicrograph(image_path, label, reason, Optics(pixel_size_A or 0.0), session)
+        )
     if problems:
         raise ScreenError(f"{path}: " + "; ".join(problems))
     if not items:
         raise ScreenError(f"{path}: no micrographs listed (only a header)")
     return items
+
+
+def _read_labelled(item: LabelledMicrograph) -> tuple[LabelledMicrograph, np.ndarray]:
+    """The summed image of a labelled micrograph and the item with its pixel size filled in."""
+    image = read_image(item.path)
+    pixel_size_A = item.optics.pixel_size_A or image.pixel_size_A
+    if not pixel_size_A:
+        raise ValueError("no pixel size (header or pixel_size_A column)")
+    optics = Optics(
+        pixel_size_A, item.optics.voltage_kV, item.optics.cs_mm, item.optics.amplitude_contrast
+    )
+    return (
+        LabelledMicrograph(item.path, item.label, item.reason, optics, item.session),
+        summed_frames(image.data),
+    )
+
+
+def _assess_all(items, params, model, ctf_search, progress):
+    """Read, assess and (with ``ctf_search``) CTF-fit every item in chunks; unreadable ones out."""
+    kept, verdicts, fits, unreadable = [], [], [], []
+    for start in range(0, len(items), CHUNK):
+        chunk, images = [], []
+        for item in items[start : start + CHUNK]:
+            try:
+                read, image = _read_labelled(item)
+            except Exception as exc:
+                unreadable.append(f"{item.path}: {type(exc).__name__}: {exc}")
+                continue
+            chunk.append(read)
+            images.append(image)
+        if chunk:
+            verdicts += assess_micrographs.assess_micrographs(
+                images, [c.optics.pixel_size_A for c in chunk], params, model
+            )
+            for item, image in zip(chunk, images, strict=True):
+                if ctf_search is None:
+                    continue
+                try:
+                    fits.append(ctf.estimate_ctf(image, item.optics, ctf_search))
+                except Exception:
+                    fits.append(None)
+            kept += chunk
+        if progress is not None:
+            progress(min(start + CHUNK, len(items)), len(items))
+    return kept, verdicts, fits, unreadable
 
 
 def evaluate_micrographs(
@@ -180,55 +248,50 @@ def evaluate_micrographs(
     model,
     ctf_search: ctf.CtfSearch,
     progress=None,
+    fallback: DomainFallback | None = None,
 ) -> MicrographEvaluation:
     """Assess and CTF-fit every micrograph (streamed in chunks), then score both methods.
 
-    Unreadable micrographs are left out of the metrics and listed in ``unreadable``.
+    Unreadable micrographs are left out of the metrics and listed in ``unreadable``. Each
+    session gets `screen run`'s domain check; with ``fallback``, a session the model rejects
+    almost entirely is assessed again with ``fallback``'s model and those verdicts are scored.
     """
-    kept, p_good, reasons, resolution, unreadable = [], [], [], [], []
-    called_good, by_astigmatism = [], []
-    for start in range(0, len(items), CHUNK):
-        chunk, images = [], []
-        for item in items[start : start + CHUNK]:
-            try:
-                image = read_image(item.path)
-            except Exception as exc:
-                unreadable.append(f"{item.path}: {type(exc).__name__}: {exc}")
-                continue
-            pixel_size_A = item.optics.pixel_size_A or image.pixel_size_A
-            if not pixel_size_A:
-                unreadable.append(f"{item.path}: no pixel size (header or pixel_size_A column)")
-                continue
-            data = summed_frames(image.data)
-            optics = Optics(
-                pixel_size_A,
-                item.optics.voltage_kV,
-                item.optics.cs_mm,
-                item.optics.amplitude_contrast,
-            )
-            chunk.append(LabelledMicrograph(item.path, item.label, item.reason, optics))
-            images.append(data)
-        if not chunk:
-            continue
-        verdicts = assess_micrographs.assess_micrographs(
-            images, [c.optics.pixel_size_A for c in chunk], params, model
-        )
-        for item, image, verdict in zip(chunk, images, verdicts, strict=True):
-            try:
-                fit = ctf.estimate_ctf(image, item.optics, ctf_search)
-            except Exception:
-                fit = None
-            checked = assess_micrographs.check_ctf(verdict, fit, params)
-            kept.append(item)
-            p_good.append(verdict.p_good)
-            called_good.append(checked.verdict == "good")
-            by_astigmatism.append(checked.verdict != verdict.verdict)
-            reasons.append(checked.reason or "good")
-            resolution.append(fit.fit_resolution_A if fit is not None else float("nan"))
-        if progress is not None:
-            progress(min(start + CHUNK, len(items)), len(items))
+    kept, verdicts, fits, unreadable = _assess_all(items, params, model, ctf_search, progress)
     if not kept:
         raise ScreenError("no micrograph of the labelled set could be read")
+    models = [params.model] * len(kept)
+    warnings = []
+    for session in dict.fromkeys(item.session for item in kept):
+        rows = [i for i, item in enumerate(kept) if item.session == session]
+        check = assess_micrographs.session_domain_check(
+            [verdicts[i] for i in rows], [fits[i] for i in rows], params
+        )
+        if check.warning is None:
+            continue
+        name = f"session {session}" if session else "the set (one session)"
+        line = f"{name}: {check.warning}"
+        if fallback is not None and fallback.params.model != params.model:
+            again, again_verdicts, _, lost = _assess_all(
+                [kept[i] for i in rows], fallback.params, fallback.load_model(), None, None
+            )
+            if lost or len(again) != len(rows):  # the files changed under us
+                raise ScreenError("micrographs became unreadable: " + "; ".join(lost))
+            for i, verdict in zip(rows, again_verdicts, strict=True):
+                verdicts[i], models[i] = verdict, fallback.params.model
+            n_kept = sum(v.verdict == "good" for v in again_verdicts)
+            line += (
+                f" Assessed again with {fallback.params.model}: {n_kept} of {len(rows)} kept; "
+                "its verdicts are scored."
+            )
+        warnings.append(line)
+    p_good, reasons, called_good, by_astigmatism = [], [], [], []
+    for verdict, fit in zip(verdicts, fits, strict=True):
+        checked = assess_micrographs.check_ctf(verdict, fit, params)
+        p_good.append(verdict.p_good)
+        called_good.append(checked.verdict == "good")
+        by_astigmatism.append(checked.verdict != verdict.verdict)
+        reasons.append(checked.reason or "good")
+    resolution = [fit.fit_resolution_A if fit is not None else float("nan") for fit in fits]
     truth = np.array([item.label == "good" for item in kept])
     scores = np.asarray(p_good, float)
     called = np.asarray(called_good, bool)
@@ -248,6 +311,8 @@ def evaluate_micrographs(
         unreadable=tuple(unreadable),
         max_astigmatism_A=params.max_astigmatism_A,
         bad_by_astigmatism=np.asarray(by_astigmatism, bool),
+        models=tuple(models),
+        domain_warnings=tuple(warnings),
     )
 
 
@@ -262,6 +327,8 @@ def format_evaluation(result: MicrographEvaluation) -> str:
         f"P(good) < {result.threshold:g}{check}; baseline bad when CTF fit resolution is worse "
         f"than {result.cutoff_A:.2f} Å (the best cutoff on this set)",
     ]
+    if result.domain_warnings:
+        rows += [f"domain check: {line}" for line in result.domain_warnings]
     if result.bad_by_astigmatism is not None and result.bad_by_astigmatism.any():
         truth = np.array([item.label == "good" for item in result.items])
         alone = binary_metrics(truth, result.p_good >= result.threshold)

@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from screen.errors import ManifestError
-from screen.io.images import IMAGE_EXTENSIONS
+from screen.io.images import EXPORT_EXTENSIONS, IMAGE_EXTENSIONS
 
 SESSION = "session"
 SOURCE_COLUMNS: tuple[str, ...] = ("micrographs", "movies")
@@ -244,7 +244,8 @@ def find_images(pattern: str, base_dir: Path) -> tuple[Path, ...]:
     -------
     tuple of Path
         Sorted paths of the matched files with an extension of `IMAGE_EXTENSIONS`;
-        other files are ignored.
+        other files are ignored, and so are JPEG/PNG exports when MRC or TIFF files match too
+        (thumbnails beside the micrographs).
 
     Raises
     ------
@@ -267,6 +268,9 @@ def find_images(pattern: str, base_dir: Path) -> tuple[Path, ...]:
     if not found:
         raise FileNotFoundError(f"{where} matches no file (looked for {full})")
     images = sorted(p for p in found if p.suffix.lower() in IMAGE_EXTENSIONS)
+    microscope_files = [p for p in images if p.suffix.lower() not in EXPORT_EXTENSIONS]
+    if microscope_files:  # JPEG/PNG beside MRC/TIFF are thumbnails (EPU writes them): not used
+        images = microscope_files
     if not images:
         raise FileNotFoundError(
             f"{where} matches {len(found)} file(s) but none is an image ({kinds})"

@@ -84,3 +84,33 @@ def test_no_domain_fallback_keeps_the_first_models_verdicts(texture_manifest, tm
     again = json.loads((chosen / "sessions" / "textures" / "summary.json").read_text())
     assert again["micrograph_model"] == "micassess_small_v2"
     assert again["n_good_micrographs"] == summary["n_good_micrographs"]
+
+
+def test_evaluate_micrographs_scores_the_verdicts_screen_run_would_use(texture_manifest, tmp_path):
+    """`screen evaluate micrographs` applies run's session check and fallback, on exports too."""
+    from PIL import Image
+
+    rows = ["path,label,pixel_size_A,session"]
+    for name in ("brick", "grass", "gravel", "camera"):
+        image = resize(getattr(data, name)().astype(np.float32), (384, 384), anti_aliasing=True)
+        grey = np.clip(255 * (image - image.min()) / np.ptp(image), 0, 255).astype(np.uint8)
+        Image.fromarray(grey).save(tmp_path / f"{name}.png")  # an 8-bit export
+        rows.append(f"{name}.png,good,2.0,textures")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join(rows) + "\n")
+    figure = str(tmp_path / "f.png")
+    result = runner.invoke(app, ["evaluate", "micrographs", str(labels), "--figure", figure, "-q"])
+    assert result.exit_code == 0, result.output
+    assert "domain check: session textures:" in result.output
+    assert "outside its trained domain" in result.output
+    assert "Assessed again with micassess_small_v3" in result.output
+    first = runner.invoke(
+        app,
+        ["evaluate", "micrographs", str(labels), "--figure", figure, "-q", "--no-domain-fallback"],
+    )
+    assert first.exit_code == 0, first.output
+    assert "domain check: session textures:" in first.output
+    assert "Assessed again" not in first.output
+    # Without the fallback v2's verdicts stand: most of the set called bad (what warned).
+    recall = [line for line in first.output.splitlines() if line.startswith("| good recall")]
+    assert recall and float(recall[0].split("|")[2]) <= 0.2

@@ -260,3 +260,19 @@ def test_a_misspelled_optional_column_is_a_warning(session_dir):
     assert manifest.sessions[0].metadata["voltge_kV"] == "200"
     ok = _write(session_dir / "ok.csv", "session,micrographs,apix,kV,grid\napo,apo,1,200,C\n")
     assert read_manifest(ok).warnings == ()
+
+
+def test_exports_are_read_alone_but_thumbnails_beside_micrographs_are_not(tmp_path):
+    from PIL import Image
+
+    thumbnail = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    mixed, exports = tmp_path / "epu", tmp_path / "exports"
+    mixed.mkdir()
+    exports.mkdir()
+    write_mrc(mixed / "FoilHole_1.mrc", np.ones((8, 8), np.float32), 1.0)
+    Image.fromarray(thumbnail).save(mixed / "FoilHole_1.jpg")  # EPU's thumbnail
+    Image.fromarray(thumbnail).save(exports / "a.jpg")
+    Image.fromarray(thumbnail).save(exports / "b.PNG")
+    assert [p.name for p in find_images("epu", tmp_path)] == ["FoilHole_1.mrc"]
+    assert [p.name for p in find_images("epu/*", tmp_path)] == ["FoilHole_1.mrc"]
+    assert [p.name for p in find_images("exports", tmp_path)] == ["a.jpg", "b.PNG"]

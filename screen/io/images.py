@@ -11,7 +11,8 @@ from screen.errors import ImageReadError
 
 MRC_EXTENSIONS: tuple[str, ...] = (".mrc", ".mrcs", ".st", ".map")
 TIFF_EXTENSIONS: tuple[str, ...] = (".tif", ".tiff")
-IMAGE_EXTENSIONS: tuple[str, ...] = MRC_EXTENSIONS + TIFF_EXTENSIONS
+EXPORT_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png")  # 8/16-bit exports, no pixel size
+IMAGE_EXTENSIONS: tuple[str, ...] = MRC_EXTENSIONS + TIFF_EXTENSIONS + EXPORT_EXTENSIONS
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,7 +61,7 @@ def check_image(data: np.ndarray, path: str | Path) -> None:
 
 
 def image_kind(path: str | Path) -> str:
-    """Say which reader handles a file: ``"mrc"`` or ``"tiff"``.
+    """Say which reader handles a file: ``"mrc"``, ``"tiff"`` or ``"export"`` (JPEG/PNG).
 
     Parameters
     ----------
@@ -70,7 +71,7 @@ def image_kind(path: str | Path) -> str:
     Returns
     -------
     str
-        ``"mrc"`` or ``"tiff"``.
+        ``"mrc"``, ``"tiff"`` or ``"export"``.
 
     Raises
     ------
@@ -82,6 +83,8 @@ def image_kind(path: str | Path) -> str:
         return "mrc"
     if suffix in TIFF_EXTENSIONS:
         return "tiff"
+    if suffix in EXPORT_EXTENSIONS:
+        return "export"
     supported = ", ".join(IMAGE_EXTENSIONS)
     raise ImageReadError(
         f"{path}: unsupported image extension {suffix or '(none)'!r}; supported: {supported}"
@@ -94,12 +97,13 @@ def summed_frames(data: np.ndarray) -> np.ndarray:
 
 
 def read_image(path: str | Path) -> MrcImage:
-    """Read an MRC or TIFF image, choosing the reader by extension.
+    """Read an MRC, TIFF or JPEG/PNG image, choosing the reader by extension.
 
     Parameters
     ----------
     path : str or Path
-        ``.mrc``, ``.mrcs``, ``.st``, ``.map`` (MRC) or ``.tif``, ``.tiff`` (TIFF) file.
+        ``.mrc``, ``.mrcs``, ``.st``, ``.map`` (MRC), ``.tif``, ``.tiff`` (TIFF) or ``.jpg``,
+        ``.jpeg``, ``.png`` (an export: grey levels as shown, no pixel size) file.
 
     Returns
     -------
@@ -112,10 +116,15 @@ def read_image(path: str | Path) -> MrcImage:
         If the extension is unsupported or the file is unusable.
     """
     # Imported here because the readers import MrcImage and check_image from this module.
-    if image_kind(path) == "mrc":
+    kind = image_kind(path)
+    if kind == "mrc":
         from screen.io.mrc import read_mrc
 
         return read_mrc(path)
+    if kind == "export":
+        from screen.io.exports import read_export
+
+        return read_export(path)
     from screen.io.tiff import read_tiff
 
     return read_tiff(path)

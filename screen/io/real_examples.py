@@ -41,11 +41,6 @@ class RealExample:
 
     def read(self) -> np.ndarray:
         """The image as float32 (an 8-bit JPEG as grey levels: dark = dense, as in EM)."""
-        if self.path.suffix.lower() in (".jpg", ".jpeg", ".png"):
-            from PIL import Image
-
-            with Image.open(self.path) as image:
-                return np.asarray(image.convert("L"), dtype=np.float32)
         from screen.io.images import read_image
 
         return np.asarray(read_image(self.path).data, dtype=np.float32)

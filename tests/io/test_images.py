@@ -30,12 +30,12 @@ def test_tiff_extensions_use_tiff_reader(tmp_path, name):
 
 
 def test_unsupported_extension_names_supported_ones(tmp_path):
-    path = tmp_path / "a.png"
-    path.write_bytes(b"\x89PNG")
+    path = tmp_path / "a.bmp"
+    path.write_bytes(b"BM")
     with pytest.raises(ImageReadError) as err:
         read_image(path)
     message = str(err.value)
-    assert "a.png" in message and "'.png'" in message
+    assert "a.bmp" in message and "'.bmp'" in message
     assert all(ext in message for ext in IMAGE_EXTENSIONS)
 
 
@@ -43,3 +43,32 @@ def test_check_image_accepts_noise_and_refuses_empty():
     check_image(_image(), "ok.mrc")
     with pytest.raises(ImageReadError, match="empty.mrc: empty image"):
         check_image(np.zeros((0, 5), np.float32), "empty.mrc")
+
+
+def test_8bit_and_16bit_exports_are_read_as_grey_levels(tmp_path):
+    from PIL import Image
+
+    grey = (np.arange(48 * 40) % 251).reshape(48, 40).astype(np.uint8)
+    Image.fromarray(grey).save(tmp_path / "a.png")
+    image = read_image(tmp_path / "a.png")
+    np.testing.assert_array_equal(image.data, grey.astype(np.float32))
+    assert image.data.dtype == np.float32 and image.pixel_size_A is None
+    # A grey export saved as RGB: three equal channels give the same grey levels.
+    Image.fromarray(np.stack([grey] * 3, axis=-1)).save(tmp_path / "rgb.PNG")
+    np.testing.assert_array_equal(read_image(tmp_path / "rgb.PNG").data, grey)
+    # 16-bit grey keeps its values (not squeezed to 8 bits).
+    deep = (np.arange(48 * 40) * 17).reshape(48, 40).astype(np.uint16)
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "deep.png").data, deep)
+    # JPEG is lossy: the same picture within a few grey levels.
+    Image.fromarray(grey).save(tmp_path / "a.jpg", quality=95)
+    assert np.abs(read_image(tmp_path / "a.jpg").data - grey).mean() < 4
+
+
+def test_a_broken_export_is_a_clear_error(tmp_path):
+    path = tmp_path / "broken.jpg"
+    path.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with pytest.raises(ImageReadError, match="broken.jpg: not a readable JPEG/PNG image"):
+        read_image(path)
+    with pytest.raises(ImageReadError, match="missing.png: file not found"):
+        read_image(tmp_path / "missing.png")
