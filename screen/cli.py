@@ -690,25 +690,35 @@ def evaluate_classes_command(
         float, typer.Option(min=0.05, help="Judge every average at this many times its mask.")
     ] = 1.0,
     class_weights: Annotated[
-        str | None, typer.Option(help="Class-assessment weights: shipped name or .keras path.")
+        str | None,
+        typer.Option(
+            help="Class-assessment weights: shipped name or .keras path (default "
+            "class_assess_v2, the mask-independent model for averages of other programs; "
+            "class_assess_v1 is what `screen run` uses on its own 2D's averages)."
+        ),
     ] = None,
 ) -> None:
     """Precision and recall of class assessment on labelled class averages."""
     import dataclasses
 
     from screen import class_evaluation
-    from screen.stages.assess_classes import ClassAssessParams, load_class_model
+    from screen.stages.assess_classes import (
+        EXTERNAL_AVERAGES_MODEL,
+        ClassAssessParams,
+        load_class_model,
+    )
 
     try:
         items = class_evaluation.load_labelled_averages(averages, labels, pixel_size, mask_diameter)
         if mask_scale != 1.0:
             items = class_evaluation.with_mask(items, mask_scale)
-        params = ClassAssessParams()
-        if class_weights is not None:
-            params = dataclasses.replace(params, model=class_weights)
+        params = dataclasses.replace(
+            ClassAssessParams(), model=class_weights or EXTERNAL_AVERAGES_MODEL
+        )
         result = class_evaluation.evaluate_classes(items, params, load_class_model(params))
     except ScreenError as error:
         raise _fail(error) from None
+    typer.echo(f"model: {params.model}")
     typer.echo(class_evaluation.format_class_evaluation(result))
 
 

@@ -100,10 +100,13 @@ def test_cli_prints_metrics_and_confusion(labelled):
     ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
+    assert "model: class_assess_v2" in result.output  # averages of another program: the default
     assert "24 labelled class averages: 6 good, 6 clip, 6 edge, 6 noise" in result.output
     assert "CNN alone: good precision" in result.output
     assert "CNN + saliency check: good precision" in result.output
     assert result.output.count("confusion (rows: true, columns: predicted)") == 2
+    run_model = runner.invoke(app, [*args, "--class-weights", "class_assess_v1"])
+    assert run_model.exit_code == 0 and "model: class_assess_v1" in run_model.output
     bad = runner.invoke(
         app,
         ["evaluate", "classes", str(folder / "nope.mrcs"), "--labels", str(folder / "labels.csv")],

@@ -42,6 +42,19 @@ class ClassAssessParams:
     saliency: SaliencyParams = SaliencyParams()
 
 
+EXTERNAL_AVERAGES_MODEL = "class_assess_v2"
+"""The model for class averages made by another program (RELION, cryoSPARC) or at an unknown
+mask: `screen evaluate classes` uses it unless told otherwise. It crops each average to its
+object's own extent, so its verdicts do not depend on the mask it is told. Measured on held-out
+averages made by RELION 3.1.3's ``relion_refine`` from simulated particles (bench/README.md,
+2026-12-03; 37 averages, 19 good): good precision / recall 1.000 / 0.842 at RELION's own mask,
+the whole box and 0.5-2x the mask, where ``class_assess_v1`` gives 1.000 / 0.579, 0.773 / 0.895
+and 0.867 / 0.684 (on 100 real RELION averages at RELION's mask v1 measured 0.63 / 0.19, issue 12).
+Its crop is what should transfer: it judges the object, not a mask or box convention.
+`screen run` keeps ``ClassAssessParams.model`` (v1) for its own 2D's averages, where v1 at the
+mask they were made with measured better (0.849 / 0.763 against 0.691 / 0.797)."""
+
+
 def load_class_model(params: ClassAssessParams = ClassAssessParams()):
     """Load the Keras model named by ``params.model`` and check its input size."""
     from screen.models.class_assess import model_input_px
