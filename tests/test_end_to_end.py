@@ -206,13 +206,19 @@ def test_best_candidate_verdict_goes_to_the_best_condition(screen_run):
     """The report's verdicts, not only its numbers: the condition that is best by construction
     (gbg_6uM: near-uniform views, most particles) is the one named best candidate, and it is not
     flagged with few views."""
+    from screen.report.context import build_context
     from screen.report.verdicts import TITLE_BEST, TITLE_FEW_VIEWS
 
-    _, _, summaries = screen_run
+    root, _, summaries = screen_run
     assert _titled(summaries, TITLE_BEST) == {"gbg_6uM"}, {
         s: v["verdicts"] for s, v in summaries.items()
     }
     assert "gbg_6uM" not in _titled(summaries, TITLE_FEW_VIEWS)
+    # The report ranks it first, and ranks every no-go condition below every go one.
+    ranking = build_context(root / "results")["ranking"]
+    assert ranking[0]["name"] == "gbg_6uM" and ranking[0]["decision"] == "go"
+    decisions = [c["decision"] for c in ranking]
+    assert decisions == sorted(decisions, key=lambda d: d != "go"), decisions
 
 
 @pytest.mark.xfail(

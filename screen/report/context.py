@@ -188,10 +188,31 @@ def load_run(run_root: Path) -> list[SessionResults]:
     return sessions
 
 
-def rank_key(summary: dict) -> tuple:
-    """Sort key: finished conditions by good particles per micrograph (best first), failed last."""
+def rank_key(summary: dict, verdicts: list[str] | None = None) -> tuple:
+    """Sort key: go, then no-go, each by good particles per micrograph; failed ones last.
+
+    ``verdicts`` are the condition's verdict sentences (`decision` reads them); without them the
+    summary's stored ``"verdicts"``. A condition flagged with preferred orientation, two sizes
+    or aggregation is no go, so it ranks below every go condition whatever its particle count:
+    more particles of few views are worth less than fewer of all views.
+    """
     ok = summary.get("status", "ok") == "ok"
-    return (not ok, -float(summary.get("good_particles_per_micrograph") or 0.0), summary["session"])
+    stored = summary.get("verdicts") or []
+    go = (
+        ok
+        and decision({**summary, "verdicts": stored if verdicts is None else verdicts})[0] == "go"
+    )
+    return (
+        not ok,
+        not go,
+        -float(summary.get("good_particles_per_micrograph") or 0.0),
+        summary["session"],
+    )
+
+
+def ranked_summaries(summaries: list[dict], verdicts: dict[str, list[str]]) -> list[dict]:
+    """Summaries in report order (`rank_key`), judged by ``verdicts`` (per session name)."""
+    return sorted(summaries, key=lambda s: rank_key(s, verdicts.get(s["session"])))
 
 
 def _reason_counts(micrographs: pd.DataFrame | None) -> dict[str, int]:
@@ -373,7 +394,7 @@ def _table(ranked: list[dict]) -> list[dict]:
 def context_from_sessions(sessions: list[SessionResults], provenance: dict | None = None) -> dict:
     """The template's dict from loaded sessions (see `build_context`)."""
     verdicts = all_verdicts(sessions)
-    ranked = sorted((s.summary for s in sessions), key=rank_key)
+    ranked = ranked_summaries([s.summary for s in sessions], verdicts)
     by_name = {s.name: s for s in sessions}
     conditions = []
     for rank, summary in enumerate(ranked, start=1):
@@ -457,8 +478,8 @@ def build_context(run_root: Path) -> dict:
     Returns
     -------
     dict
-        ``conditions`` (ranked by good particles per micrograph; failed ones last, with their
-        error), ``tables`` (the comparison: one column per condition, at most
+        ``conditions`` (ranked by `rank_key`: go before no-go, each by good particles per
+        micrograph; failed ones last, with their error), ``tables`` (the comparison: one column per condition, at most
         `TABLE_COLUMNS_PER_PAGE` per table), ``ranking``, ``failed``, and run facts (``version``,
         ``created``) from run.json when present. Values are display strings.
     """

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from screen.processing.fourier import fourier_crop
-from screen.report.context import SessionResults, rank_key
+from screen.report.context import SessionResults, all_verdicts, ranked_summaries
 
 DPI = 170
 """Resolution of every PNG: crisp at A4 width in the PDF."""
@@ -67,7 +67,13 @@ def _save(fig, path: Path, tight: bool = True) -> Path:
 
 
 def _ranked(sessions: list[SessionResults]) -> list[SessionResults]:
-    return sorted((s for s in sessions if s.ok), key=lambda s: rank_key(s.summary))
+    """Finished sessions in the report's order (go before no-go, by good particles)."""
+    verdicts = all_verdicts(sessions)
+    order = {
+        s["session"]: i
+        for i, s in enumerate(ranked_summaries([x.summary for x in sessions], verdicts))
+    }
+    return sorted((s for s in sessions if s.ok), key=lambda s: order[s.name])
 
 
 def _grouped_bars(sessions, keys, labels, ylabel, path, percent=False) -> Path:
@@ -97,9 +103,12 @@ def _grouped_bars(sessions, keys, labels, ylabel, path, percent=False) -> Path:
 
 
 def fractions_figure(sessions: list[SessionResults], path: Path) -> Path:
-    """Bars of good-micrograph and good-particle fraction (%) per condition (Fig. 7B)."""
+    """Bars of good-micrograph and good-particle fraction (%) per condition (Fig. 7B).
+
+    Conditions are drawn in the order given (`write_figures` gives the report's, `_ranked`).
+    """
     return _grouped_bars(
-        _ranked(sessions),
+        [s for s in sessions if s.ok],
         ("good_micrograph_fraction", "good_particle_fraction"),
         ("good micrographs", "good particles"),
         "fraction (%)",
@@ -109,9 +118,9 @@ def fractions_figure(sessions: list[SessionResults], path: Path) -> Path:
 
 
 def per_micrograph_figure(sessions: list[SessionResults], path: Path) -> Path:
-    """Bars of picked and good particles per micrograph per condition (Fig. 7C)."""
+    """Bars of picked and good particles per micrograph per condition (Fig. 7C), in order given."""
     return _grouped_bars(
-        _ranked(sessions),
+        [s for s in sessions if s.ok],
         ("particles_per_micrograph", "good_particles_per_micrograph"),
         ("picked", "good"),
         "particles per micrograph",
@@ -131,9 +140,9 @@ def _top_averages(session: SessionResults) -> list[tuple[np.ndarray, str]]:
 
 
 def top_classes_figure(sessions: list[SessionResults], path: Path) -> Path:
-    """The most populated good class averages of each condition, one row per condition (Fig. 7A)."""
+    """The most populated good class averages of each condition, one row each (Fig. 7A), in order."""
     plt = _pyplot()
-    ranked = _ranked(sessions)
+    ranked = [s for s in sessions if s.ok]
     rows = max(len(ranked), 1)
     fig, axes = plt.subplots(
         rows,
@@ -309,10 +318,11 @@ def write_figures(sessions: list[SessionResults], assets_dir: Path) -> dict:
     """
     assets_dir = Path(assets_dir)
     assets_dir.mkdir(parents=True, exist_ok=True)
+    ranked = _ranked(sessions)
     figures: dict = {
-        "fractions": fractions_figure(sessions, assets_dir / "fractions.png").name,
-        "per_micrograph": per_micrograph_figure(sessions, assets_dir / "per_micrograph.png").name,
-        "top_classes": top_classes_figure(sessions, assets_dir / "top_classes.png").name,
+        "fractions": fractions_figure(ranked, assets_dir / "fractions.png").name,
+        "per_micrograph": per_micrograph_figure(ranked, assets_dir / "per_micrograph.png").name,
+        "top_classes": top_classes_figure(ranked, assets_dir / "top_classes.png").name,
         "sessions": {},
     }
     for number, session in enumerate(sorted(sessions, key=lambda s: s.name)):

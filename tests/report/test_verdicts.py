@@ -278,3 +278,24 @@ def test_noise_share_of_masked_averages_is_measured_inside_the_mask():
     image = 3.0 * blob + rng.normal(size=(n, n))  # a faint object: mostly noise either way
     assert min(V.noise_shares([image, image * disc])) > 0.5
     assert V.noise_shares([np.zeros((n, n))])[0] == 0.0
+
+
+def test_a_flagged_condition_ranks_below_a_clean_one_with_fewer_particles():
+    """Issue 12: more particles of few views are worth less than fewer of all views."""
+    from screen.report.context import rank_key, ranked_summaries
+
+    preferred = summary("preferred", per_mic=200.0, good_particles=12_000)
+    clean = summary("clean", per_mic=150.0, good_particles=9_000)
+    failed = {"session": "failed", "status": "failed", "good_particles_per_micrograph": 500.0}
+    few_views = f"{V.TITLE_FEW_VIEWS}: preferred orientation likely (3 good classes, one view)."
+    ranked = ranked_summaries(
+        [failed, preferred, clean], {"preferred": [few_views], "clean": [], "failed": []}
+    )
+    assert [s["session"] for s in ranked] == ["clean", "preferred", "failed"]
+    # Without the flag, particles decide; stored verdicts count when none are given.
+    assert [s["session"] for s in ranked_summaries([clean, preferred], {})] == [
+        "preferred",
+        "clean",
+    ]
+    stored = {**preferred, "verdicts": [few_views]}
+    assert rank_key(stored) > rank_key(clean)
