@@ -103,7 +103,10 @@ def check_ctf(
 
 
 DOMAIN_MIN_MICROGRAPHS = 3
-"""The session-level domain check needs at least this many assessed micrographs."""
+"""From this many assessed micrographs the check fires at `DOMAIN_BAD_FRACTION`; a smaller
+session gets it only when every one of its micrographs is rejected, worded as weaker evidence
+(measured 2026-12-03: the single binned Magellon micrograph as its own session lost everything to
+v2, P(good) 0.0001, with no warning, where the fallback keeps it, P(good) 0.997)."""
 
 DOMAIN_BAD_FRACTION = 0.8
 """A session whose network verdicts are bad for at least this share of its assessed micrographs
@@ -125,7 +128,8 @@ class DomainCheck:
     """The session-level view of micrograph assessment.
 
     ``warning`` is a sentence for the terminal and the report when the network calls at least
-    ``DOMAIN_BAD_FRACTION`` of the session bad, else ``None``; the counts are its evidence.
+    ``DOMAIN_BAD_FRACTION`` of the session bad (all of it, in a session of fewer than
+    ``DOMAIN_MIN_MICROGRAPHS``), else ``None``; the counts are its evidence.
     """
 
     n_assessed: int
@@ -156,8 +160,16 @@ def session_domain_check(
     sound = sum(r <= SOUND_CTF_FIT_A for r in resolutions)
     median = float(np.median(resolutions)) if resolutions else None
     warning = None
-    if len(assessed) >= DOMAIN_MIN_MICROGRAPHS and len(bad) >= DOMAIN_BAD_FRACTION * len(assessed):
+    few = 0 < len(assessed) < DOMAIN_MIN_MICROGRAPHS and len(bad) == len(assessed)
+    if few or (
+        len(assessed) >= DOMAIN_MIN_MICROGRAPHS and len(bad) >= DOMAIN_BAD_FRACTION * len(assessed)
+    ):
         evidence = f"{len(bad)} of {len(assessed)} micrographs called bad by micrograph assessment"
+        if few:
+            evidence = (
+                f"every micrograph of this small session ({len(assessed)}) called bad by "
+                "micrograph assessment (too few to tell the model's domain from the grid)"
+            )
         if resolutions and sound >= 0.5 * len(resolutions):
             evidence += (
                 f" while their CTF fits are sound ({sound} fitted to {SOUND_CTF_FIT_A:g} Å or "

@@ -152,7 +152,11 @@ def test_domain_check_says_when_ctf_fits_are_poor_too_and_stays_quiet_otherwise(
     assert "sound" not in poor.warning and "0 of 4" in poor.warning
     mixed = [_verdict(0.01)] * 7 + [_verdict(0.5)] * 3  # 70 % bad: a bad grid can do this
     assert session_domain_check(mixed, [_fit(5.0)] * 10, PARAMS).warning is None
-    assert session_domain_check([_verdict(0.01)] * 2, [None] * 2, PARAMS).warning is None
+    # A session too small for a share: warned (and so re-assessed) only when all of it is bad.
+    small = session_domain_check([_verdict(0.01)] * 2, [None] * 2, PARAMS).warning
+    assert "every micrograph of this small session (2)" in small and "too few" in small
+    assert session_domain_check([_verdict(0.01), _verdict(0.5)], [None] * 2, PARAMS).warning is None
+    assert session_domain_check([_verdict(0.01)], [None], PARAMS).warning is not None
     # Unassessable images (no scores) are not counted as the model's verdicts.
     blank = MicrographVerdict(0.0, "bad", None, {})
     check = session_domain_check([blank] * 5 + [_verdict(0.6)] * 2, [None] * 7, PARAMS)
