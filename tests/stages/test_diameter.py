@@ -188,12 +188,22 @@ def test_first_peak_ignores_a_later_rise():
     assert first_peak(trials, curve, 0.05) == pytest.approx(100.0, rel=0.05)
 
 
-def test_first_peak_without_a_drop_is_the_maximum():
-    trials = np.geomspace(50.0, 400.0, 10)
+def test_first_peak_without_a_drop_is_where_the_plateau_begins():
+    """A curve that rises to a noisy plateau (the Magellon micrograph's shape) gives the plateau's
+    onset, not the trial where noise put the maximum; a curve that keeps rising, its top end."""
+    trials = np.geomspace(50.0, 400.0, 19)
+    log_d = np.log(trials)
+    rise = np.clip((log_d - np.log(50.0)) / (np.log(100.0) - np.log(50.0)), 0.0, 1.0)
+    wobble = 0.03 * np.sin(np.arange(19) * 2.1)  # +-0.5 %: which plateau trial is highest is noise
+    plateau = 4.5 + 1.3 * rise + wobble
+    plateau[-1] += 0.05  # the maximum at the last trial
+    assert np.argmax(plateau) == len(plateau) - 1
+    assert 80.0 <= first_peak(trials, plateau, 0.05) <= 100.0
     rising = np.linspace(3.0, 8.0, 10)
-    assert first_peak(trials, rising, 0.05) == pytest.approx(400.0)
+    onset = first_peak(np.geomspace(50.0, 400.0, 10), rising, 0.05)
+    assert 300.0 <= onset < 400.0
     with pytest.raises(ValueError, match="picks"):
-        first_peak(trials, np.full(10, np.nan), 0.05)
+        first_peak(trials, np.full(19, np.nan), 0.05)
 
 
 def test_unknown_coarse_method_is_refused():
