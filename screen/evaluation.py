@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +66,6 @@ class MicrographEvaluation:
     unreadable: tuple[str, ...]
     max_astigmatism_A: float = 0.0  # the astigmatism check (0: off)
     bad_by_astigmatism: np.ndarray | None = None  # (n,) bool: called bad by the check alone
-    models: tuple[str, ...] = ()  # per item: the model whose verdict counts
     domain_warnings: tuple[str, ...] = ()  # one line per session that got the domain warning
 
 
@@ -76,10 +75,6 @@ class DomainFallback:
 
     params: assess_micrographs.MicrographAssessParams
     load_model: Callable[[], object]
-
-
-IMAGE_SUFFIXES = IMAGE_EXTENSIONS
-"""Micrograph files picked up from folders per label."""
 
 
 def load_labelled_set(path: str | Path) -> list[LabelledMicrograph]:
@@ -108,7 +103,9 @@ def _folder_set(folder: Path) -> list[LabelledMicrograph]:
         root = folder / label
         if not root.is_dir():
             continue
-        for image_path in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+        for image_path in sorted(
+            p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
+        ):
             parts = image_path.relative_to(root).parts
             reason = "good" if label == "good" else ""
             if label == "bad" and len(parts) > 1:
@@ -123,7 +120,7 @@ def _folder_set(folder: Path) -> list[LabelledMicrograph]:
     if problems:
         raise ScreenError("; ".join(sorted(set(problems))))
     if not items:
-        raise ScreenError(f"{folder}: no {'/'.join(IMAGE_SUFFIXES)} files under good/ or bad/")
+        raise ScreenError(f"{folder}: no {'/'.join(IMAGE_EXTENSIONS)} files under good/ or bad/")
     return items
 
 
@@ -203,13 +200,8 @@ def _read_labelled(item: LabelledMicrograph) -> tuple[LabelledMicrograph, np.nda
     pixel_size_A = item.optics.pixel_size_A or image.pixel_size_A
     if not pixel_size_A:
         raise ValueError("no pixel size (header or pixel_size_A column)")
-    optics = Optics(
-        pixel_size_A, item.optics.voltage_kV, item.optics.cs_mm, item.optics.amplitude_contrast
-    )
-    return (
-        LabelledMicrograph(item.path, item.label, item.reason, optics, item.session),
-        summed_frames(image.data),
-    )
+    optics = replace(item.optics, pixel_size_A=pixel_size_A)
+    return replace(item, optics=optics), summed_frames(image.data)
 
 
 def _assess_all(items, params, model, ctf_search, progress):
@@ -259,7 +251,6 @@ def evaluate_micrographs(
     kept, verdicts, fits, unreadable = _assess_all(items, params, model, ctf_search, progress)
     if not kept:
         raise ScreenError("no micrograph of the labelled set could be read")
-    models = [params.model] * len(kept)
     warnings = []
     for session in dict.fromkeys(item.session for item in kept):
         rows = [i for i, item in enumerate(kept) if item.session == session]
@@ -277,7 +268,7 @@ def evaluate_micrographs(
             if lost or len(again) != len(rows):  # the files changed under us
                 raise ScreenError("micrographs became unreadable: " + "; ".join(lost))
             for i, verdict in zip(rows, again_verdicts, strict=True):
-                verdicts[i], models[i] = verdict, fallback.params.model
+                verdicts[i] = verdict
             n_kept = sum(v.verdict == "good" for v in again_verdicts)
             line += (
                 f" Assessed again with {fallback.params.model}: {n_kept} of {len(rows)} kept; "
@@ -311,7 +302,6 @@ def evaluate_micrographs(
         unreadable=tuple(unreadable),
         max_astigmatism_A=params.max_astigmatism_A,
         bad_by_astigmatism=np.asarray(by_astigmatism, bool),
-        models=tuple(models),
         domain_warnings=tuple(warnings),
     )
 
