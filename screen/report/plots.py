@@ -66,14 +66,17 @@ def _save(fig, path: Path, tight: bool = True) -> Path:
     return path
 
 
-def _ranked(sessions: list[SessionResults]) -> list[SessionResults]:
-    """Finished sessions in the report's order (go before no-go, by good particles)."""
-    verdicts = all_verdicts(sessions)
-    order = {
-        s["session"]: i
-        for i, s in enumerate(ranked_summaries([x.summary for x in sessions], verdicts))
-    }
-    return sorted((s for s in sessions if s.ok), key=lambda s: order[s.name])
+def _ranked(sessions: list[SessionResults], order: list[str] | None = None) -> list[SessionResults]:
+    """Finished sessions in the report's order (go before no-go, by good particles).
+
+    ``order`` is that order by name when the caller has it (the report's context); otherwise
+    the verdicts are derived here.
+    """
+    if order is None:
+        verdicts = all_verdicts(sessions)
+        order = [s["session"] for s in ranked_summaries([x.summary for x in sessions], verdicts)]
+    position = {name: i for i, name in enumerate(order)}
+    return sorted((s for s in sessions if s.ok), key=lambda s: position[s.name])
 
 
 def _grouped_bars(sessions, keys, labels, ylabel, path, percent=False) -> Path:
@@ -306,8 +309,12 @@ def rejected_figure(session: SessionResults, path: Path) -> Path | None:
     return _save(fig, path, tight=False)
 
 
-def write_figures(sessions: list[SessionResults], assets_dir: Path) -> dict:
+def write_figures(
+    sessions: list[SessionResults], assets_dir: Path, order: list[str] | None = None
+) -> dict:
     """Write every figure; return their file names (relative to ``assets_dir``).
+
+    ``order``: the conditions' names in the report's ranking (derived when absent).
 
     Returns
     -------
@@ -318,7 +325,7 @@ def write_figures(sessions: list[SessionResults], assets_dir: Path) -> dict:
     """
     assets_dir = Path(assets_dir)
     assets_dir.mkdir(parents=True, exist_ok=True)
-    ranked = _ranked(sessions)
+    ranked = _ranked(sessions, order)
     figures: dict = {
         "fractions": fractions_figure(ranked, assets_dir / "fractions.png").name,
         "per_micrograph": per_micrograph_figure(ranked, assets_dir / "per_micrograph.png").name,

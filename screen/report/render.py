@@ -72,7 +72,8 @@ def render_report(run_root: Path) -> tuple[Path, Path]:
     context = context_from_sessions(sessions, read_provenance(layout))
     if layout.assets_dir.exists():
         shutil.rmtree(layout.assets_dir)
-    figures = write_figures(sessions, layout.assets_dir)
+    ranking = [c["name"] for c in context["conditions"]]  # the verdicts are derived once
+    figures = write_figures(sessions, layout.assets_dir, ranking)
     context["figures"] = figures
     context["assets"] = layout.assets_dir.name
     html = render_html(context, folder)
