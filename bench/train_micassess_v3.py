@@ -85,6 +85,42 @@ def labelled_set(spec: ma.SimulatedSetSpec, label: str, args) -> ma.LabelledSet:
     return data
 
 
+def real_field_sets(args) -> tuple[ma.LabelledSet, ma.LabelledSet]:
+    """Fields cut from the real exports a person kept (``--real-fields``): training, held out.
+
+    Training fields come from the exports of ``MICASSESS_TRAINING_EXPORTS`` only; the held-out
+    ones (other seed) from the other EMPIAR-10017 exports, which never reach training.
+    """
+    from screen.io.real_examples import MICASSESS_TRAINING_EXPORTS, real_examples
+    from screen.models.real_fields import RealFieldSpec, real_labelled_set
+
+    examples = [e for e in real_examples() if e.path.name.startswith("empiar10017_")]
+    trained = [e for e in examples if e.path.name in MICASSESS_TRAINING_EXPORTS]
+    held = [e for e in examples if e.path.name not in MICASSESS_TRAINING_EXPORTS]
+    if len(trained) != len(MICASSESS_TRAINING_EXPORTS) or not held:
+        raise SystemExit("--real-fields needs the EMPIAR-10017 exports of shared/real_examples")
+    out = []
+    for label, chosen, n, seed in (
+        ("real_train", trained, args.real_fields, 71),
+        ("real_held_out", held, max(args.real_fields // 5, 30), 72),
+    ):
+        cached = Path(args.cache) / f"{label}_{n}_{seed}.npz" if args.cache else None
+        if cached is not None and cached.exists():
+            out.append(ma.load_labelled_set(cached))
+            continue
+        start = time.perf_counter()
+        spec = RealFieldSpec(n, n // 2, seed, domain=TRAINING_DOMAIN)
+        data = real_labelled_set([(e.read(), e.pixel_size_A) for e in chosen], spec)
+        print(
+            f"{label}: {len(data.good)} fields in {time.perf_counter() - start:.0f} s", flush=True
+        )
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            ma.save_labelled_set(data, cached)
+        out.append(data)
+    return out[0], out[1]
+
+
 def transfer_weights(source, target) -> int:
     """Copy, in order, the weights of ``source``'s layers into ``target``'s where shapes fit.
 
@@ -108,7 +144,7 @@ def transfer_weights(source, target) -> int:
 
 
 def real_example_rows(model) -> list[str]:
-    from screen.io.real_examples import real_examples
+    from screen.io.real_examples import MICASSESS_TRAINING_EXPORTS, real_examples
 
     rows = []
     for example in real_examples():
@@ -118,6 +154,8 @@ def real_example_rows(model) -> list[str]:
         called = "good" if p_good >= 0.1 else "bad"
         reason = ma.MICROGRAPH_REASONS[int(np.argmax(scores["reason"][0]))]
         mark = "ok" if called == example.verdict else "WRONG"
+        if example.path.name in MICASSESS_TRAINING_EXPORTS:
+            mark += " (its fields in --real-fields training)"
         rows.append(
             f"| {example.path.name} | {example.verdict} | {p_good:.3f} | {called} ({reason}) | {mark} |"
         )
@@ -145,6 +183,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also train and calibrate on micrographs of v2's (clean) distribution",
     )
+    parser.add_argument(
+        "--real-fields",
+        type=int,
+        default=0,
+        help="also train on N good fields and N/2 crowded stacks cut from the real exports of "
+        "MICASSESS_TRAINING_EXPORTS (screen.models.real_fields)",
+    )
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
 
@@ -155,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         valid = ma.LabelledSet.concatenate(
             [valid, labelled_set(CLEAN_VALIDATION_SET, "clean_valid", args)]
         )
+    real_held = None
+    if args.real_fields:
+        real_train, real_held = real_field_sets(args)
+        train = ma.LabelledSet.concatenate([train, real_train])
     model = ma.build_model(
         with_blobs=False, image_input="image_ranks" if args.image_ranks else "image"
     )
@@ -178,6 +227,12 @@ def main(argv: list[str] | None = None) -> int:
         result.model.save(MODELS_DIR / f"{args.name}.keras")
     elif args.cache:
         result.model.save(Path(args.cache) / f"{args.name}.keras")
+    if real_held is not None:
+        for name, rows in (("good", real_held.good), ("crowded stacks", ~real_held.good)):
+            part = ma.predict_features(result.model, real_held.features)["p_good"][rows]
+            print(
+                f"held-out real fields, {name}: {rows.sum()}, called good {np.mean(part >= 0.1):.3f}"
+            )
     print("| real example | a person | P(good) | called | |\n| --- | --- | --- | --- | --- |")
     print("\n".join(real_example_rows(result.model)), flush=True)
     print("| held-out generator | n (good) | accuracy | good called bad | reason right (bad) |")

@@ -23,6 +23,18 @@ REAL_EXAMPLES_DIR = Path(
 EMPIAR10017_PIXEL_A = 1.77
 EMPIAR10017_DIAMETER_A = 180.0
 """β-galactosidase is about 180 Å across (the folder's README); the picks' discs are 108 px."""
+MICASSESS_TRAINING_EXPORTS = (
+    "empiar10017_Falcon_2012_06_12-15_07_41_0.jpg",
+    "empiar10017_Falcon_2012_06_12-15_17_31_0.jpg",
+    "empiar10017_Falcon_2012_06_12-15_30_21_0.jpg",
+    "empiar10017_Falcon_2012_06_12-15_36_26_0.jpg",
+    "empiar10017_Falcon_2012_06_12-15_43_48_0.jpg",
+    "empiar10017_Falcon_2012_06_12-15_46_37_0.jpg",
+)
+"""The EMPIAR-10017 exports whose sub-fields trained ``micassess_small_v5``
+(:mod:`screen.models.real_fields`): the even positions of the ten added later, sorted by name,
+chosen by that rule before any score was seen. The first two exports (one with the 629 manual
+picks) and the other four are held out of its training."""
 MAGELLON_PIXEL_A = 6.32
 MAGELLON_RING_DIAMETER_A = 120.0
 """Outer diameter of the Magellon rings, measured on the image (bench/README.md, ±15 %)."""
