@@ -104,12 +104,13 @@ def real_field_sets(args) -> tuple[ma.LabelledSet, ma.LabelledSet]:
         ("real_train", trained, args.real_fields, 71),
         ("real_held_out", held, max(args.real_fields // 5, 30), 72),
     ):
-        cached = Path(args.cache) / f"{label}_{n}_{seed}.npz" if args.cache else None
+        n_crowded = int(round(n * args.real_crowded_share))
+        cached = Path(args.cache) / f"{label}_{n}_{n_crowded}_{seed}.npz" if args.cache else None
         if cached is not None and cached.exists():
             out.append(ma.load_labelled_set(cached))
             continue
         start = time.perf_counter()
-        spec = RealFieldSpec(n, n // 2, seed, domain=TRAINING_DOMAIN)
+        spec = RealFieldSpec(n, n_crowded, seed, domain=TRAINING_DOMAIN)
         data = real_labelled_set([(e.read(), e.pixel_size_A) for e in chosen], spec)
         print(
             f"{label}: {len(data.good)} fields in {time.perf_counter() - start:.0f} s", flush=True
@@ -187,8 +188,12 @@ def main(argv: list[str] | None = None) -> int:
         "--real-fields",
         type=int,
         default=0,
-        help="also train on N good fields and N/2 crowded stacks cut from the real exports of "
-        "MICASSESS_TRAINING_EXPORTS (screen.models.real_fields)",
+        help="also train on N good fields and N x --real-crowded-share crowded stacks cut from "
+        "the real exports of MICASSESS_TRAINING_EXPORTS (screen.models.real_fields)",
+    )
+    parser.add_argument("--real-crowded-share", type=float, default=0.5)
+    parser.add_argument(
+        "--real-repeat", type=int, default=1, help="times the real fields enter each epoch"
     )
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
@@ -203,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     real_held = None
     if args.real_fields:
         real_train, real_held = real_field_sets(args)
-        train = ma.LabelledSet.concatenate([train, real_train])
+        train = ma.LabelledSet.concatenate([train] + [real_train] * args.real_repeat)
     model = ma.build_model(
         with_blobs=False, image_input="image_ranks" if args.image_ranks else "image"
     )

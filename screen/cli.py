@@ -138,7 +138,7 @@ def run(
         typer.Option(
             "--no-domain-fallback",
             help="Keep the micrograph model's verdicts even when it rejects almost a whole "
-            "session (by default such a session is assessed again with micassess_small_v3; "
+            "session (by default such a session is assessed again with micassess_small_v5; "
             "never with --micassess-weights).",
         ),
     ] = False,
@@ -575,7 +575,7 @@ def evaluate_micrographs_command(
         typer.Option(
             "--no-domain-fallback",
             help="Score the first model's verdicts even where it rejects almost a whole session "
-            "(by default such a session is assessed again with micassess_small_v3, as "
+            "(by default such a session is assessed again with micassess_small_v5, as "
             "`screen run` does; sessions: a simulated screening's, a CSV's session column, "
             "else the whole set).",
         ),

@@ -35,8 +35,8 @@ def test_a_session_of_textures_gets_the_domain_warning(texture_manifest, tmp_pat
     assert warning and "outside its trained domain" in warning
     assert "of 4 micrographs called bad" in warning
     # The session was assessed again with the domain-randomised model, whose verdicts are used.
-    assert summary["micrograph_model"] == "micassess_small_v3"
-    assert "Assessed again with micassess_small_v3" in warning
+    assert summary["micrograph_model"] == "micassess_small_v5"
+    assert "Assessed again with micassess_small_v5" in warning
     table = (out / "sessions" / "textures" / "micrographs.csv").read_text()
     assert table.count("\n") == 5  # header + 4 micrographs, each once
     assert "WARNING textures" in result.output  # loud in the terminal...
@@ -103,7 +103,7 @@ def test_evaluate_micrographs_scores_the_verdicts_screen_run_would_use(texture_m
     assert result.exit_code == 0, result.output
     assert "domain check: session textures:" in result.output
     assert "outside its trained domain" in result.output
-    assert "Assessed again with micassess_small_v3" in result.output
+    assert "Assessed again with micassess_small_v5" in result.output
     first = runner.invoke(
         app,
         ["evaluate", "micrographs", str(labels), "--figure", figure, "-q", "--no-domain-fallback"],

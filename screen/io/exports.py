@@ -2,7 +2,8 @@
 
 Exports carry no pixel size (give it in the manifest's or labels CSV's ``pixel_size_A``) and their
 grey levels are display values, often denoised, contrast-stretched or equalised; the assessment
-network that reads grey-level ranks (``micassess_small_v3``) is the one measured on them.
+networks that read grey-level ranks (``micassess_small_v3``, ``micassess_small_v5``) are the ones
+measured on them.
 """
 
 from __future__ import annotations

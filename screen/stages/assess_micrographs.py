@@ -114,9 +114,11 @@ gets the domain warning. Real screening sessions can be mostly bad (the paper's 
 70 % bad), but a model that rejects almost a whole session is as likely to be outside the data it
 was trained on as the grid is to be that bad, and losing a good session costs more than a look."""
 
-DOMAIN_RANDOMISED_MODEL = "micassess_small_v3"
-"""The shipped model the domain warning suggests: trained on grey-level ranks of micrographs
-through random detectors, binning, denoisers and exports (``models/micassess_small_v3.md``)."""
+DOMAIN_RANDOMISED_MODEL = "micassess_small_v5"
+"""The shipped model the domain fallback uses: trained on grey-level ranks of micrographs through
+random detectors, binning, denoisers and exports, on clean simulated micrographs, and on fields cut
+from six real EMPIAR-10017 exports (``models/micassess_small_v5.md``; before 2026-12-03 evening,
+``micassess_small_v3``, which called 4 of those 12 exports "crowded")."""
 
 SOUND_CTF_FIT_A = 10.0
 """A CTF fit to this resolution or better counts as sound Thon rings (the micrograph has signal

@@ -141,8 +141,8 @@ def test_domain_check_warns_when_a_session_is_almost_all_rejected_with_sound_ctf
     assert "9 of 10" in check.warning and "CTF fits are sound" in check.warning
     assert "--keep-all-micrographs" in check.warning
     # It names the domain-randomised model, unless that is the one in use.
-    assert "--micassess-weights micassess_small_v3" in check.warning
-    v3 = replace(PARAMS, model="micassess_small_v3")
+    assert "--micassess-weights micassess_small_v5" in check.warning
+    v3 = replace(PARAMS, model="micassess_small_v5")
     assert "--micassess-weights" not in session_domain_check(verdicts, [_fit(5.0)] * 10, v3).warning
 
 
