@@ -6,6 +6,7 @@ Prints P(good), the verdict at 0.1, the likeliest reason and what a person would
 real image, at the pixel sizes the folder's README gives (the headers are wrong or placeholders).
 Fourteen images of three sources are no measurement of accuracy; they show whether the network
 does something sensible on real pixels (denoised 8-bit JPEGs, a binned MRC, a dose-weighted one).
+The six exports whose fields trained ``micassess_small_v5`` are marked.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from screen.io.real_examples import REAL_EXAMPLES_DIR, real_examples
+from screen.io.real_examples import (
+    MICASSESS_TRAINING_EXPORTS,
+    REAL_EXAMPLES_DIR,
+    real_examples,
+)
 from screen.stages.assess_micrographs import (
     MicrographAssessParams,
     assess_micrographs,
@@ -35,8 +40,11 @@ def real_examples_table(model, folder: Path = REAL_EXAMPLES_DIR, threshold: floa
         (verdict,) = assess_micrographs([image], [example.pixel_size_A], params, model)
         reason = max(verdict.reason_scores, key=verdict.reason_scores.__getitem__, default="")
         right += verdict.verdict == example.verdict
+        what = example.what
+        if example.path.name in MICASSESS_TRAINING_EXPORTS:
+            what += " (its fields trained micassess_small_v5: not evidence for v5)"
         lines.append(
-            f"| {example.path.name} ({example.pixel_size_A} Å/px) | {example.what} | "
+            f"| {example.path.name} ({example.pixel_size_A} Å/px) | {what} | "
             f"{example.verdict} | {verdict.p_good:.3f} | {verdict.verdict} | {reason} |"
         )
     lines.append(f"\n{right} of {len(examples)} verdicts as a person gives them.")
