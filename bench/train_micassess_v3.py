@@ -233,8 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cache:
         result.model.save(Path(args.cache) / f"{args.name}.keras")
     if real_held is not None:
+        p_real = ma.predict_features(result.model, real_held.features)["p_good"]
         for name, rows in (("good", real_held.good), ("crowded stacks", ~real_held.good)):
-            part = ma.predict_features(result.model, real_held.features)["p_good"][rows]
+            part = p_real[rows]
             print(
                 f"held-out real fields, {name}: {rows.sum()}, called good {np.mean(part >= 0.1):.3f}"
             )
