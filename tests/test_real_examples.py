@@ -98,7 +98,7 @@ def test_the_domain_randomised_model_keeps_most_good_real_micrographs():
     assert kept >= KEPT_BY_V3_FLOOR, [f"{v.p_good:.3f}" for v in verdicts]
 
 
-def test_the_fallback_model_keeps_every_good_real_micrograph_held_out_of_its_training():
+def test_the_fallback_model_keeps_every_good_real_micrograph():
     """micassess_small_v5, the domain fallback of ``screen run``, on the good real examples whose
     pixels never reached its training: the Magellon micrograph and the six EMPIAR-10017 exports
     outside ``MICASSESS_TRAINING_EXPORTS`` (the first two among them; v3 lost two of these six,
