@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from crowding_by_picks import disc_coverage  # noqa: E402
 from train_micassess_v3 import HELD_OUT_V3  # noqa: E402
 
 from screen.models import micassess as ma  # noqa: E402
@@ -36,10 +37,6 @@ FIELDS = {
     "dense monolayer, touching (0.7-0.9 asked)": ((0.7, 0.9), ("good",)),
     "crowded (3-5 layers)": ((0.25, 0.4), ("crowded",)),
 }
-
-
-def coverage(n: int, diameter_A: float, field_A2: float) -> float:
-    return n * np.pi * (diameter_A / 2) ** 2 / field_A2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             field_A2 = np.prod(screen_spec.frame_px) * screen_spec.pixel_size_A**2
             for plan, image, pixel_A in ma.session_micrographs(screen_spec):
                 truth = np.column_stack([plan.particle_x_A, plan.particle_y_A]) / pixel_A
-                covers.append(coverage(len(truth), diameter_A, field_A2))
+                covers.append(disc_coverage(len(truth), diameter_A, field_A2))
                 n_true += len(truth)
                 for factor in counts:
                     picks = pick_particles(image, pixel_A, factor * diameter_A, PickParams())
