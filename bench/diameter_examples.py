@@ -34,6 +34,7 @@ from screen.simulate import presets
 from screen.simulate.render import render_micrograph
 from screen.simulate.session import session_models, session_plans
 from screen.simulate.spec import ScreenSpec, SessionSpec, SpeciesSpec, StructureSpec
+from screen.simulate.structures import projected_extent_A
 from screen.stages.ctf import CtfSearch, estimate_ctf
 from screen.stages.diameter import DiameterParams, estimate_diameter
 from screen.stages.records import CtfFit, Optics
@@ -48,28 +49,6 @@ SIMULATED = {
     "sim_500": (500.0, 3000.0, 1024, 5.0, 150.0, 12),
 }
 PREX1 = {"prex1_apo_quantifoil": 0, "prex1_lubrol": 3, "prex1_gbg_60uM": 4}
-
-
-def projected_extent_A(model, mass_fraction: float = 0.99, n_views: int = 50) -> float:
-    """Mean longest 2D extent of a simulated particle's projections (the part of it one sees).
-
-    The simulator's diameter encloses every pseudo-atom (twice the largest distance from the
-    centre of mass), so a few outlying atoms set it. Here, per random view, the atoms within the
-    ``mass_fraction`` radius of the projected centre of mass are kept and their longest extent
-    (over 36 directions) is taken; the mean over views is returned.
-    """
-    rng = np.random.default_rng(0)
-    directions = np.linspace(0.0, np.pi, 36, endpoint=False)
-    directions = np.stack([np.cos(directions), np.sin(directions)], axis=1)
-    extents = []
-    for _ in range(n_views):
-        rotation, _ = np.linalg.qr(rng.normal(size=(3, 3)))
-        projected = model.positions_A @ rotation[:, :2]
-        centre = np.average(projected, axis=0, weights=model.masses_Da)
-        radius = np.linalg.norm(projected - centre, axis=1)
-        kept = projected[radius <= np.quantile(radius, mass_fraction)] @ directions.T
-        extents.append(float((kept.max(axis=0) - kept.min(axis=0)).max()))
-    return float(np.mean(extents))
 
 
 def _simulated(spec: ScreenSpec, index: int, n: int):

@@ -1,13 +1,18 @@
 """Make 2DAssess training examples with the pipeline's own picker and 2D classification.
 
     python bench/make_class_examples.py --sessions 40 --seed 0 --out /tmp/class_examples.npz
+    python bench/make_class_examples.py --from-classes /tmp/class_examples_all.npz \
+        --label-by simulated --out /tmp/class_examples_v1_labels.npz
 
 Each session is a random procedural particle (``class_examples.random_session_spec``) simulated on
 512² frames at 2-3 Å/px; picked, extracted and classified at six mask diameters as ``screen run``
-does; every class labelled good/noise from the ground truth of its members (see
-``screen.models.class_examples``). Writes preprocessed network inputs (v1's crop to the mask),
-labels, metadata and the raw averages with their mask diameter and pixel size (for other
-preprocessing).
+does. Every class is kept in ``OUT_all.npz`` with its purity (share of members on a true
+particle), member count, mask, pixel size, the particle's enclosing (simulator) diameter and its
+visible extent (``structures.projected_extent_A``). ``OUT`` holds the labelled ones (see
+``screen.models.class_examples``): preprocessed network inputs (v1's crop to the mask), labels,
+metadata and the raw averages. ``--label-by visible`` (default) judges masks against the visible
+extent (``VISIBLE_LABELS``), ``simulated`` against the enclosing diameter (class_assess_v1/v2's
+labels); ``--from-classes`` relabels an archive without simulating again.
 """
 
 from __future__ import annotations
@@ -23,14 +28,22 @@ import pandas as pd
 
 from screen.io.images import read_image
 from screen.models.class_assess import preprocess_average
-from screen.models.class_examples import pipeline_examples, random_session_spec
-from screen.simulate.session import simulate_screen
+from screen.models.class_examples import (
+    VISIBLE_LABELS,
+    ExampleParams,
+    class_label,
+    pipeline_classes,
+    random_session_spec,
+)
+from screen.simulate.session import session_models, simulate_screen
 from screen.simulate.spec import ScreenSpec
+from screen.simulate.structures import projected_extent_A
 from screen.stages.records import CLASS_LABELS, CtfFit, Optics
 
 
-def session_examples(task: tuple[int, int]) -> list[tuple]:
-    seed, size_px = task
+def session_classes(task: tuple[int, int]) -> list[tuple]:
+    """Every class of one random session: (class, seed, true diameter, visible extent)."""
+    seed, _ = task
     rng = np.random.default_rng(seed + 777)
     session = random_session_spec(seed, n_micrographs=int(rng.integers(6, 16)))
     pixel_size_A = float(rng.uniform(2.0, 3.0))
@@ -50,18 +63,47 @@ def session_examples(task: tuple[int, int]) -> list[tuple]:
             )
             here = particles[particles.micrograph == Path(row.path).name]
             truth.append(here[["x_px", "y_px"]].to_numpy())
-    diameter_A = max(s.structure.diameter_A for s in session.species)
-    examples = pipeline_examples(images, ctfs, truth, Optics(pixel_size_A), diameter_A, rng)
-    return [
-        (
-            preprocess_average(e.image, e.mask_diameter_A, e.pixel_size_A, size_px),
-            CLASS_LABELS.index(e.label),
-            e.mask_diameter_A / diameter_A,
-            float(seed),
-            e,
+    largest = max(
+        range(len(session.species)), key=lambda i: session.species[i].structure.diameter_A
+    )
+    diameter_A = session.species[largest].structure.diameter_A
+    visible_A = projected_extent_A(session_models(session)[largest])
+    found = pipeline_classes(images, ctfs, truth, Optics(pixel_size_A), diameter_A, rng)
+    return [(c, float(seed), diameter_A, visible_A) for c in found]
+
+
+def label_rows(classes: dict, label_by: str, size_px: int) -> dict:
+    """Labelled training rows (v1's crop as ``x``) from an all-classes archive's arrays."""
+    params = VISIBLE_LABELS if label_by == "visible" else ExampleParams()
+    reference = classes["visible_diameter_A" if label_by == "visible" else "true_diameter_A"]
+    labels = [
+        class_label(float(purity), float(mask_A / reference_A), params)
+        for purity, mask_A, reference_A in zip(
+            classes["purity"], classes["mask_diameter_A"], reference, strict=True
         )
-        for e in examples
     ]
+    rows = np.array([i for i, label in enumerate(labels) if label is not None], int)
+    y = np.array([CLASS_LABELS.index(labels[i]) for i in rows])
+    x = np.stack(
+        [
+            preprocess_average(
+                np.asarray(classes["averages"][i], np.float32),
+                float(classes["mask_diameter_A"][i]),
+                float(classes["pixel_size_A"][i]),
+                size_px,
+            )
+            for i in rows
+        ]
+    ).astype(np.float32)
+    out = {key: np.asarray(value)[rows] for key, value in classes.items() if key != "averages"}
+    # The averages as 2D made them (boxes differ: an object array, np.load(allow_pickle=True)).
+    out["averages"] = _objects([classes["averages"][i] for i in rows])
+    out["mask_ratio"] = classes["mask_diameter_A"][rows] / classes["true_diameter_A"][rows]
+    return {"x": x, "y": y, **out}
+
+
+def _objects(items: list) -> np.ndarray:
+    return np.array(list(items) + [None], dtype=object)[:-1]
 
 
 def main(argv=None) -> int:
@@ -70,31 +112,52 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="first session seed")
     parser.add_argument("--size-px", type=int, default=64)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--label-by",
+        choices=("visible", "simulated"),
+        default="visible",
+        help="judge masks against the particle's visible extent (projected_extent_A, default) "
+        "or the simulator's enclosing diameter (how class_assess_v1/v2 were labelled)",
+    )
+    parser.add_argument(
+        "--from-classes",
+        type=Path,
+        help="relabel an existing all-classes archive (OUT_all.npz) instead of simulating",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    tasks = [(args.seed + i, args.size_px) for i in range(args.sessions)]
-    rows = []
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        for done, found in enumerate(pool.map(session_examples, tasks), 1):
-            rows.extend(found)
-            print(f"{done}/{len(tasks)} sessions, {len(rows)} examples", flush=True)
-    x = np.stack([r[0] for r in rows]).astype(np.float32)
-    y = np.array([r[1] for r in rows])
-    np.savez_compressed(
-        args.out,
-        x=x,
-        y=y,
-        mask_ratio=np.array([r[2] for r in rows]),
-        session_seed=np.array([r[3] for r in rows]),
-        # The averages as 2D made them (boxes differ: an object array, np.load(allow_pickle=True)).
-        averages=np.array([r[4].image for r in rows] + [None], dtype=object)[:-1],
-        mask_diameter_A=np.array([r[4].mask_diameter_A for r in rows]),
-        pixel_size_A=np.array([r[4].pixel_size_A for r in rows]),
-        true_diameter_A=np.array([r[4].particle_diameter_A for r in rows]),
-    )
+    if args.from_classes:
+        loaded = np.load(args.from_classes, allow_pickle=True)
+        classes = {key: loaded[key] for key in loaded.files}
+    else:
+        tasks = [(args.seed + i, args.size_px) for i in range(args.sessions)]
+        found = []
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            for done, rows in enumerate(pool.map(session_classes, tasks), 1):
+                found.extend(rows)
+                print(f"{done}/{len(tasks)} sessions, {len(found)} classes", flush=True)
+        classes = {
+            "averages": _objects([c.image for c, *_ in found]),
+            "purity": np.array([c.purity for c, *_ in found]),
+            "n_members": np.array([c.n_members for c, *_ in found]),
+            "mask_diameter_A": np.array([c.mask_diameter_A for c, *_ in found]),
+            "pixel_size_A": np.array([c.pixel_size_A for c, *_ in found]),
+            "session_seed": np.array([r[1] for r in found]),
+            "true_diameter_A": np.array([r[2] for r in found]),
+            "visible_diameter_A": np.array([r[3] for r in found]),
+        }
+        all_path = args.out.with_name(args.out.stem + "_all.npz")
+        np.savez_compressed(all_path, **classes)
+        print(f"wrote {all_path}: every class with its purity ({len(found)})")
+    labelled = label_rows(classes, args.label_by, args.size_px)
+    np.savez_compressed(args.out, **labelled)
+    y = labelled["y"]
     counts = {label: int((y == i).sum()) for i, label in enumerate(CLASS_LABELS)}
-    print(f"wrote {args.out}: {len(y)} examples {counts} in {time.perf_counter() - t0:.0f} s")
+    print(
+        f"wrote {args.out}: {len(y)} examples {counts}, masks judged against the "
+        f"{args.label_by} size, in {time.perf_counter() - t0:.0f} s"
+    )
     return 0
 
 

@@ -71,6 +71,17 @@ class ExampleParams:
     max_box_px: int = 96
 
 
+# Labels with masks judged against the particle's visible extent (``projected_extent_A``, the
+# 99 %-mass long axis; 0.68-0.78 of the simulator's enclosing diameter). A pure class is good
+# from a mask of 0.85 visible extents, where the boundary of most views is inside the mask (the
+# extent is the longest axis; a view's own extent is mostly shorter), to 1.8 (about the old
+# 1.3 enclosing diameters, beyond which neighbours fill the mask). Chosen from the geometry
+# before any model was trained on these labels; it holds for any particle whose visible extent is
+# known, which is why real class averages (masked at the visible size by the gap estimate) get
+# the same rule.
+VISIBLE_LABELS = ExampleParams(min_good_mask_ratio=0.85, max_good_mask_ratio=1.8)
+
+
 def true_pick_flags(
     x_px: np.ndarray,
     y_px: np.ndarray,
@@ -131,32 +142,66 @@ def member_label(
     return label, (centred, off, far)
 
 
-def labelled_classes(
-    classes: ClassAverages, is_true: np.ndarray, true_diameter_A: float, params: ExampleParams
-) -> list[SyntheticAverage]:
-    """Every usable class average of one classification, labelled from its members."""
+@dataclass(frozen=True)
+class PipelineClass:
+    """One class average of the pipeline's 2D with what its members are (from ground truth)."""
+
+    image: np.ndarray  # (box, box) float32, as classify_2d made it
+    purity: float  # fraction of members within match_diameters of a true centre
+    n_members: int
+    mask_diameter_A: float
+    pixel_size_A: float
+
+
+def member_classes(classes: ClassAverages, is_true: np.ndarray) -> list[PipelineClass]:
+    """Every class of one classification with two or more members, with its purity."""
     out = []
-    ratio = classes.mask_diameter_A / true_diameter_A
     for k, average in enumerate(classes.averages):
         members = classes.assignments == k
         if members.sum() < 2:
             continue
-        label = class_label(float(is_true[members].mean()), ratio, params)
-        if label is None:
-            continue
         out.append(
-            SyntheticAverage(
+            PipelineClass(
                 np.asarray(average, np.float32),
-                label,
+                float(is_true[members].mean()),
+                int(members.sum()),
                 classes.mask_diameter_A,
                 classes.pixel_size_A,
-                true_diameter_A,
             )
         )
     return out
 
 
-def pipeline_examples(
+def labelled(
+    found: list[PipelineClass],
+    true_diameter_A: float,
+    params: ExampleParams,
+    label_diameter_A: float | None = None,
+) -> list[SyntheticAverage]:
+    """Training examples from classes: label by purity and mask / ``label_diameter_A``.
+
+    ``label_diameter_A`` is the size masks are judged against (default: the true diameter); the
+    particle's visible extent (``structures.projected_extent_A``) labels as a person would.
+    """
+    reference_A = label_diameter_A or true_diameter_A
+    out = []
+    for c in found:
+        label = class_label(c.purity, c.mask_diameter_A / reference_A, params)
+        if label is not None:
+            out.append(
+                SyntheticAverage(c.image, label, c.mask_diameter_A, c.pixel_size_A, true_diameter_A)
+            )
+    return out
+
+
+def labelled_classes(
+    classes: ClassAverages, is_true: np.ndarray, true_diameter_A: float, params: ExampleParams
+) -> list[SyntheticAverage]:
+    """Every usable class average of one classification, labelled from its members."""
+    return labelled(member_classes(classes, is_true), true_diameter_A, params)
+
+
+def pipeline_classes(
     micrographs: list[np.ndarray],
     ctfs: list[CtfFit],
     truth_xy_px: list[np.ndarray],
@@ -164,8 +209,8 @@ def pipeline_examples(
     true_diameter_A: float,
     rng: np.random.Generator,
     params: ExampleParams = ExampleParams(),
-) -> list[SyntheticAverage]:
-    """Labelled class averages of one simulated session, made as ``screen run`` makes them.
+) -> list[PipelineClass]:
+    """Every class average of one simulated session, made as ``screen run`` makes them.
 
     Parameters
     ----------
@@ -182,7 +227,7 @@ def pipeline_examples(
     rng
         Draws the diameter error and the classification seed.
     params
-        Masks, labelling thresholds.
+        Masks, matching radius.
     """
     diameter_A = true_diameter_A * float(rng.uniform(*params.diameter_error))
     stacks = []
@@ -223,8 +268,23 @@ def pipeline_examples(
     seed = int(rng.integers(0, 2**31))
     for factor in params.mask_factors:
         classes = classify_2d(stack, factor * diameter_A, Classify2DParams(seed=seed))
-        out.extend(labelled_classes(classes, is_true, true_diameter_A, params))
+        out.extend(member_classes(classes, is_true))
     return out
+
+
+def pipeline_examples(
+    micrographs: list[np.ndarray],
+    ctfs: list[CtfFit],
+    truth_xy_px: list[np.ndarray],
+    optics: Optics,
+    true_diameter_A: float,
+    rng: np.random.Generator,
+    params: ExampleParams = ExampleParams(),
+    label_diameter_A: float | None = None,
+) -> list[SyntheticAverage]:
+    """Labelled class averages of one simulated session (``pipeline_classes``, then ``labelled``)."""
+    found = pipeline_classes(micrographs, ctfs, truth_xy_px, optics, true_diameter_A, rng, params)
+    return labelled(found, true_diameter_A, params, label_diameter_A)
 
 
 def random_session_spec(seed: int, n_micrographs: int = 10):

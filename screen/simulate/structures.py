@@ -143,6 +143,33 @@ def build_structure(spec: StructureSpec) -> PseudoAtomModel:
     return PseudoAtomModel(spec.name, positions, masses, sigma_A, spec.diameter_A, spec.symmetry)
 
 
+def projected_extent_A(
+    model: PseudoAtomModel, mass_fraction: float = 0.99, n_views: int = 50, seed: int = 0
+) -> float:
+    """Mean longest 2D extent of a particle's projections: the size one sees in an image.
+
+    ``StructureSpec.diameter_A`` encloses every pseudo-atom (twice the largest distance from the
+    centre of mass), so a few outlying atoms set it, and the procedural structures' compact
+    domains carry the contrast: 99 % of the mass projects within 0.68-0.78 of it. Here, per
+    random view, the atoms within the ``mass_fraction`` radius of the projected centre of mass
+    are kept and their longest extent (over 36 directions) is taken; the mean over ``n_views``
+    views is returned. This is what a person measuring the particle on a micrograph or a class
+    average would report (the long axis of an elongated particle, averaged over views).
+    """
+    rng = np.random.default_rng(seed)
+    angles = np.linspace(0.0, np.pi, 36, endpoint=False)
+    directions = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    extents = []
+    for _ in range(n_views):
+        rotation, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+        projected = model.positions_A @ rotation[:, :2]
+        centre = np.average(projected, axis=0, weights=model.masses_Da)
+        radius = np.linalg.norm(projected - centre, axis=1)
+        kept = projected[radius <= np.quantile(radius, mass_fraction)] @ directions.T
+        extents.append(float((kept.max(axis=0) - kept.min(axis=0)).max()))
+    return float(np.mean(extents))
+
+
 def _enclosing_radius(positions: np.ndarray) -> float:
     return float(np.linalg.norm(positions, axis=1).max())
 

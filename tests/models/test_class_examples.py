@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from screen.models.class_examples import (
+    VISIBLE_LABELS,
     ExampleParams,
     class_label,
+    labelled,
     labelled_classes,
+    member_classes,
     pipeline_examples,
     random_session_spec,
     true_pick_flags,
@@ -46,6 +49,21 @@ def test_labelled_classes_use_their_members():
     out = labelled_classes(classes, is_true, 100.0, ExampleParams())
     assert [e.label for e in out] == ["good", "noise"]  # 75 %, 25 %; the singleton is skipped
     assert out[0].mask_diameter_A == 100.0 and out[0].pixel_size_A == 4.0
+
+
+def test_masks_are_judged_against_the_size_given_for_labels():
+    averages = np.zeros((1, 16, 16), np.float32)
+    classes = ClassAverages(
+        averages, np.zeros(10, int), np.array([10]), 100.0, 4.0, np.zeros(10), np.zeros((10, 2))
+    )
+    found = member_classes(classes, np.ones(10, bool))
+    assert found[0].purity == 1.0 and found[0].n_members == 10
+    # A 100 Å mask on a particle of enclosing diameter 160 Å cuts it (0.63)...
+    assert [e.label for e in labelled(found, 160.0, ExampleParams())] == ["noise"]
+    # ...but the same particle is 115 Å across as seen (0.87 visible extents): good.
+    relabelled = labelled(found, 160.0, VISIBLE_LABELS, label_diameter_A=115.0)
+    assert [e.label for e in relabelled] == ["good"]
+    assert relabelled[0].particle_diameter_A == 160.0
 
 
 def test_pipeline_examples_of_a_simulated_session_are_labelled_from_truth():

@@ -12,8 +12,10 @@ from screen.simulate.orientations import (
 )
 from screen.simulate.spec import OrientationSpec, StructureSpec
 from screen.simulate.structures import (
+    PseudoAtomModel,
     build_structure,
     parse_symmetry,
+    projected_extent_A,
     render_volume,
     symmetry_operators,
 )
@@ -172,3 +174,22 @@ def test_rotation_matrices_map_the_viewing_direction_onto_z():
     spun = euler.copy()
     spun[:, 2] += 77.0
     np.testing.assert_allclose(viewing_directions(spun), directions)
+
+
+def test_projected_extent_of_a_solid_ball_is_its_diameter_and_of_a_rod_its_long_axis():
+    rng = np.random.default_rng(0)
+    ball = rng.normal(size=(20000, 3))
+    ball *= (50.0 * rng.random(20000) ** (1 / 3) / np.linalg.norm(ball, axis=1))[:, None]
+    sphere = PseudoAtomModel("ball", ball, np.ones(20000), 2.0, 100.0, "C1")
+    # The 99 % radius of a projected ball of radius 50 Å is a little under 50 Å.
+    assert 90.0 < projected_extent_A(sphere) <= 100.0
+    rod = np.zeros((2001, 3))
+    rod[:, 0] = np.linspace(-100.0, 100.0, 2001)
+    line = PseudoAtomModel("rod", rod, np.ones(2001), 2.0, 200.0, "C1")
+    # A 200 Å rod seen from random directions: its projected length averages pi/4 of it.
+    assert 0.7 * 200.0 < projected_extent_A(line, n_views=400) < 0.85 * 200.0
+
+
+def test_projected_extent_of_a_procedural_structure_is_under_its_enclosing_diameter():
+    model = build_structure(StructureSpec("p", 160.0, 200.0, "C1", n_domains=4, seed=3))
+    assert 0.5 * 160.0 < projected_extent_A(model) < 160.0
