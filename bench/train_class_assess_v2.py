@@ -49,8 +49,8 @@ from screen.models.registry import MODELS_DIR, sha256
 from screen.stages.assess_classes import ClassAssessParams
 from screen.stages.records import CLASS_LABELS
 
-NAME = "class_assess_v2"
-CROP = "extent"
+NAME = "class_assess_v2"  # --name: the model written and measured beside v1 and v2
+CROP = "extent"  # --crop
 
 
 def pipeline_items(path: Path, seeds: tuple[float, float]) -> list[LabelledAverage]:
@@ -105,11 +105,12 @@ def held_out_sets(args) -> dict[str, list[LabelledAverage]]:
         sets["RELION, its own mask"] = relion
         sets["RELION, whole box"] = with_mask(relion, 1e6)
         sets["RELION, mask x 0.5-2"] = random_masks(relion, 1)
-    if args.held_pipeline:
-        pipeline = pipeline_items(args.held_pipeline, (args.pipeline_split, np.inf))
-        sets["our 2D, its own mask"] = pipeline
-        sets["our 2D, whole box"] = with_mask(pipeline, 1e6)
-        sets["our 2D, mask x 0.5-2"] = random_masks(pipeline, 2)
+    for path in args.held_pipeline or []:
+        pipeline = pipeline_items(path, (args.pipeline_split, np.inf))
+        name = "our 2D" if len(args.held_pipeline) == 1 else f"our 2D ({path.stem})"
+        sets[f"{name}, its own mask"] = pipeline
+        sets[f"{name}, whole box"] = with_mask(pipeline, 1e6)
+        sets[f"{name}, mask x 0.5-2"] = random_masks(pipeline, 2)
     return sets
 
 
@@ -144,7 +145,9 @@ def detail(results: dict[str, dict]) -> str:
     return "\n\n".join(lines)
 
 
-def training_data(args, size_px: int) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+def training_data(
+    args, size_px: int, crop: str = CROP
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     drawn = synthetic_class_averages(
         args.n_per_class, args.seed, tuple(range(args.n_structures)), randomised=True
     )
@@ -164,7 +167,7 @@ def training_data(args, size_px: int) -> tuple[np.ndarray, np.ndarray, dict[str,
         counts["relion"] = len(relion)
     x = np.stack(
         [
-            preprocess_average(a.image, a.mask_diameter_A, a.pixel_size_A, size_px, CROP)
+            preprocess_average(a.image, a.mask_diameter_A, a.pixel_size_A, size_px, crop)
             for a in items
         ]
     )
@@ -184,7 +187,9 @@ def main(argv=None) -> int:
     parser.add_argument("--pipeline-repeat", type=int, default=3, help="copies of each one")
     parser.add_argument("--relion", type=Path, help="training folder of relion_classes.py")
     parser.add_argument("--relion-repeat", type=int, default=5, help="copies of each RELION one")
-    parser.add_argument("--held-pipeline", type=Path)
+    parser.add_argument(
+        "--held-pipeline", type=Path, nargs="+", help="held-out npz files (one set each)"
+    )
     parser.add_argument(
         "--pipeline-split",
         type=float,
@@ -197,6 +202,10 @@ def main(argv=None) -> int:
         "--measure-only", action="store_true", help="measure v1 (and v2 if shipped)"
     )
     parser.add_argument("--dry-run", action="store_true", help="train and measure, write nothing")
+    parser.add_argument("--name", default=NAME, help="model to write (models/NAME.keras)")
+    parser.add_argument(
+        "--crop", choices=("extent", "mask"), default=CROP, help="network input crop"
+    )
     args = parser.parse_args(argv)
 
     import tensorflow as tf
@@ -206,22 +215,25 @@ def main(argv=None) -> int:
     tf.config.threading.set_inter_op_parallelism_threads(2)
     tf.config.threading.set_intra_op_parallelism_threads(2)
     models = {"v1": load_keras_model("class_assess_v1")}
+    if args.name != NAME and (MODELS_DIR / f"{NAME}.keras").exists():
+        models["v2"] = load_keras_model(NAME)
+    new = args.name.removeprefix("class_assess_")
     t_data = t_train = 0.0
     counts: dict[str, int] = {}
     if not args.measure_only:
         t0 = time.perf_counter()
-        x, y, counts = training_data(args, 64)
+        x, y, counts = training_data(args, 64, args.crop)
         t_data = time.perf_counter() - t0
         print(f"data: {len(x)} averages {counts} in {t_data:.0f} s", flush=True)
-        config = TrainConfig(epochs=args.epochs, seed=args.seed, crop=CROP)
+        config = TrainConfig(epochs=args.epochs, seed=args.seed, crop=args.crop)
         t0 = time.perf_counter()
-        models["v2"], history = train_class_model(x, y, config)
+        models[new], history = train_class_model(x, y, config)
         t_train = time.perf_counter() - t0
         print(
             f"training: {t_train:.0f} s, val accuracy {history['val_accuracy'][-1]:.3f}", flush=True
         )
-    elif (MODELS_DIR / f"{NAME}.keras").exists():
-        models["v2"] = load_keras_model(NAME)
+    elif (MODELS_DIR / f"{args.name}.keras").exists():
+        models[new] = load_keras_model(args.name)
     sets = held_out_sets(args)  # read after training: a RELION set may still be growing
     results = {
         name: {s: measure(model, items) for s, items in sets.items()}
@@ -232,10 +244,10 @@ def main(argv=None) -> int:
     print(table + "\n\n" + details)
     if args.measure_only or args.dry_run:
         return 0
-    weights = MODELS_DIR / f"{NAME}.keras"
-    models["v2"].save(weights)
+    weights = MODELS_DIR / f"{args.name}.keras"
+    models[new].save(weights)
     command = "python bench/train_class_assess_v2.py " + " ".join(argv or sys.argv[1:])
-    card = f"""# {NAME}: 2DAssess class-average classifier, judged on the object, not the mask
+    card = f"""# {args.name}: 2DAssess class-average classifier ({args.crop} crop)
 
 - **Regenerate**: the four data commands at the top of `bench/train_class_assess_v2.py`, then
   `{command.strip()}` (from the repository root; data {t_data:.0f} s + training {t_train:.0f} s
@@ -284,8 +296,8 @@ All numbers are on simulated particles (procedural structures, the simulator's n
 RELION held-out set is small (see n above). Masks that cut the particle (< 0.65 diameters) are
 labelled noise in our 2D's set; the extent crop sees a disc filled to its edge there.
 """
-    (MODELS_DIR / f"{NAME}.md").write_text(card)
-    print(f"wrote {weights} and {NAME}.md")
+    (MODELS_DIR / f"{args.name}.md").write_text(card)
+    print(f"wrote {weights} and {args.name}.md")
     return 0
 
 
