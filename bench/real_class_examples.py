@@ -1,7 +1,8 @@
 """Class averages of real particles (EMPIAR-10017), made by our picker and 2D, labelled from the
 particle centres beside the exports.
 
-    python bench/real_class_examples.py --out /tmp/real_classes.npz [--draws 3]
+    python bench/real_class_examples.py --out /tmp/real_classes.npz [--draws 3] \
+        [--fixture tests/data/empiar10017_class_averages.npz]
 
 The EMPIAR-10017 exports of ``shared/real_examples`` with particle centres are split as
 ``micassess_small_v5`` split them: the six of ``MICASSESS_TRAINING_EXPORTS`` make training
@@ -66,6 +67,26 @@ def split_classes(examples, pixel_size_A: float, draws: int, seed_base: int) -> 
     }
 
 
+def write_fixture(labelled: dict, path: Path, per_label: int = 24, seed: int = 7) -> None:
+    """The test fixture: ``per_label`` good and noise held-out averages (float16, no pickle)."""
+    rng = np.random.default_rng(seed)
+    good = rng.choice(np.flatnonzero(labelled["y"] == 0), per_label, replace=False)
+    noise = rng.choice(np.flatnonzero(labelled["y"] == 3), per_label, replace=False)
+    chosen = np.concatenate([good, noise])
+    arrays = {
+        f"average_{k:02d}": np.asarray(labelled["averages"][i], np.float16)
+        for k, i in enumerate(chosen)
+    }
+    np.savez_compressed(
+        path,
+        **arrays,
+        label=np.array(["good"] * per_label + ["noise"] * per_label),
+        mask_diameter_A=labelled["mask_diameter_A"][chosen],
+        pixel_size_A=labelled["pixel_size_A"][chosen],
+        purity=labelled["purity"][chosen],
+    )
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, default=REAL_EXAMPLES_DIR)
@@ -73,6 +94,12 @@ def main(argv=None) -> int:
     parser.add_argument("--draws", type=int, default=3, help="classifications per split")
     parser.add_argument("--size-px", type=int, default=64)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--fixture",
+        type=Path,
+        help="also write 24 good + 24 noise held-out averages here "
+        "(tests/data/empiar10017_class_averages.npz)",
+    )
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     with_centres = [e for e in real_examples(args.folder) if e.picks_path is not None]
@@ -85,6 +112,8 @@ def main(argv=None) -> int:
         np.savez_compressed(f"{stem}_all_{split}.npz", **classes)
         labelled = label_rows(classes, "visible", args.size_px)
         np.savez_compressed(f"{stem}_{split}.npz", **labelled)
+        if split == "held" and args.fixture:
+            write_fixture(labelled, args.fixture)
         y = labelled["y"]
         print(
             f"wrote {stem}_{split}.npz: {len(y)} labelled of {len(classes['purity'])} classes "

@@ -1,12 +1,13 @@
 """Class assessment on real class averages: our 2D on EMPIAR-10017 particles.
 
 The fixture holds 48 averages (24 labelled good, 24 noise, chosen with a fixed seed) of the
-held-out set of ``bench/real_class_examples.py``: five EMPIAR-10017 exports that never reached
-training, picked and classified by the built-in stages at 3.75 Å/px, labelled from the exports'
-annotated particle centres (good: >= 70 % of members on a centre at a mask of 0.85-1.8 x 180 Å;
-noise: <= 35 %, or a mask that cuts the particle). On the whole held-out set (432 averages) the
-run's model measured good precision 0.952, recall 0.893; v1 1.000 / 0.107 (models/class_assess_v3.md).
-On these 48: v3 recall 0.92, noise called good 0.04; v1 recall 0.17 and v2 0.54 fail the test.
+held-out set of ``bench/real_class_examples.py --fixture``: five EMPIAR-10017 exports that
+never reached training, picked and classified by the built-in stages at 3.75 Å/px, labelled
+from the exports' annotated particle centres (good: >= 70 % of members on a centre at a mask of
+0.85-1.8 x 180 Å; noise: <= 35 %, or a mask that cuts the particle). On the whole held-out set
+(432 averages) the run's model measured good precision 0.952, recall 0.893; v1 1.000 / 0.107
+(models/class_assess_v3.md). On these 48: v3 recall 0.92, noise called good 0.04; v1 (recall
+0.17) and v2 (0.54) fail the test.
 """
 
 from pathlib import Path
