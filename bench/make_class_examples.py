@@ -41,9 +41,8 @@ from screen.simulate.structures import projected_extent_A
 from screen.stages.records import CLASS_LABELS, CtfFit, Optics
 
 
-def session_classes(task: tuple[int, int]) -> list[tuple]:
+def session_classes(seed: int) -> list[tuple]:
     """Every class of one random session: (class, seed, true diameter, visible extent)."""
-    seed, _ = task
     rng = np.random.default_rng(seed + 777)
     session = random_session_spec(seed, n_micrographs=int(rng.integers(6, 16)))
     pixel_size_A = float(rng.uniform(2.0, 3.0))
@@ -131,7 +130,7 @@ def main(argv=None) -> int:
         loaded = np.load(args.from_classes, allow_pickle=True)
         classes = {key: loaded[key] for key in loaded.files}
     else:
-        tasks = [(args.seed + i, args.size_px) for i in range(args.sessions)]
+        tasks = [args.seed + i for i in range(args.sessions)]
         found = []
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             for done, rows in enumerate(pool.map(session_classes, tasks), 1):

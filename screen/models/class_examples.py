@@ -22,6 +22,11 @@ label every class by what its members are, from the simulator's ground truth:
   the most "good" particles in every condition;
 - other classes are not used.
 
+The sizes above are in true (enclosing) diameters for ``ExampleParams()`` (how class_assess_v1
+and v2 were labelled); ``VISIBLE_LABELS`` judges the mask against the particle's visible extent
+instead (``labelled(..., label_diameter_A=...)``; class_assess_v3). ``pipeline_classes`` keeps
+every class with its purity, so labels can be chosen after the slow part.
+
 ``clip`` and ``edge`` examples still come from the drawn generator (their truth is a property of
 the image, not of the members).
 """
@@ -270,21 +275,6 @@ def pipeline_classes(
         classes = classify_2d(stack, factor * diameter_A, Classify2DParams(seed=seed))
         out.extend(member_classes(classes, is_true))
     return out
-
-
-def pipeline_examples(
-    micrographs: list[np.ndarray],
-    ctfs: list[CtfFit],
-    truth_xy_px: list[np.ndarray],
-    optics: Optics,
-    true_diameter_A: float,
-    rng: np.random.Generator,
-    params: ExampleParams = ExampleParams(),
-    label_diameter_A: float | None = None,
-) -> list[SyntheticAverage]:
-    """Labelled class averages of one simulated session (``pipeline_classes``, then ``labelled``)."""
-    found = pipeline_classes(micrographs, ctfs, truth_xy_px, optics, true_diameter_A, rng, params)
-    return labelled(found, true_diameter_A, params, label_diameter_A)
 
 
 def random_session_spec(seed: int, n_micrographs: int = 10):

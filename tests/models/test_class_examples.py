@@ -11,7 +11,7 @@ from screen.models.class_examples import (
     labelled,
     labelled_classes,
     member_classes,
-    pipeline_examples,
+    pipeline_classes,
     random_session_spec,
     true_pick_flags,
 )
@@ -79,9 +79,10 @@ def test_pipeline_examples_of_a_simulated_session_are_labelled_from_truth():
         truth.append(np.column_stack([plan.particle_x_A, plan.particle_y_A]) / 2.5)
     diameter_A = max(s.structure.diameter_A for s in session.species)
     params = ExampleParams(mask_factors=(0.75, 1.0))
-    examples = pipeline_examples(
+    found = pipeline_classes(
         images, ctfs, truth, Optics(2.5), diameter_A, np.random.default_rng(0), params
     )
+    examples = labelled(found, diameter_A, params)
     assert examples, "no class could be labelled"
     assert {e.label for e in examples} <= {"good", "noise"}
     for e in examples:
