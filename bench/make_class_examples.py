@@ -1,6 +1,7 @@
 """Make 2DAssess training examples with the pipeline's own picker and 2D classification.
 
     python bench/make_class_examples.py --sessions 40 --seed 0 --out /tmp/class_examples.npz
+    python bench/make_class_examples.py --sessions 16 --seed 400000 --cages --out /tmp/cages.npz
     python bench/make_class_examples.py --from-classes /tmp/class_examples_all.npz \
         --label-by simulated --out /tmp/class_examples_v1_labels.npz
 
@@ -21,6 +22,7 @@ import argparse
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,8 @@ import pandas as pd
 from screen.io.images import read_image
 from screen.models.class_assess import preprocess_average
 from screen.models.class_examples import (
+    CAGE_SYMMETRIES,
+    SESSION_SYMMETRIES,
     VISIBLE_LABELS,
     ExampleParams,
     class_label,
@@ -41,10 +45,10 @@ from screen.simulate.structures import projected_extent_A
 from screen.stages.records import CLASS_LABELS, CtfFit, Optics
 
 
-def session_classes(seed: int) -> list[tuple]:
+def session_classes(seed: int, symmetries: tuple[str, ...] = SESSION_SYMMETRIES) -> list[tuple]:
     """Every class of one random session: (class, seed, true diameter, visible extent)."""
     rng = np.random.default_rng(seed + 777)
-    session = random_session_spec(seed, n_micrographs=int(rng.integers(6, 16)))
+    session = random_session_spec(seed, int(rng.integers(6, 16)), symmetries)
     pixel_size_A = float(rng.uniform(2.0, 3.0))
     spec = ScreenSpec((session,), frame_px=(512, 512), pixel_size_A=pixel_size_A, seed=seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,6 +127,12 @@ def main(argv=None) -> int:
         type=Path,
         help="relabel an existing all-classes archive (OUT_all.npz) instead of simulating",
     )
+    parser.add_argument(
+        "--cages",
+        action="store_true",
+        help="hollow cage particles (T, O, I symmetry: ring-shaped averages, like apoferritin) "
+        "instead of the Cn/Dn ones",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
@@ -133,7 +143,9 @@ def main(argv=None) -> int:
         tasks = [args.seed + i for i in range(args.sessions)]
         found = []
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            for done, rows in enumerate(pool.map(session_classes, tasks), 1):
+            symmetries = CAGE_SYMMETRIES if args.cages else SESSION_SYMMETRIES
+            make = partial(session_classes, symmetries=symmetries)
+            for done, rows in enumerate(pool.map(make, tasks), 1):
                 found.extend(rows)
                 print(f"{done}/{len(tasks)} sessions, {len(found)} classes", flush=True)
         classes = {

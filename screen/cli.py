@@ -232,8 +232,9 @@ def run(
         else:
             line += f" ({summary.get('error')})"
         typer.echo(line, err=True)
-        if summary.get("micrograph_domain_warning"):
-            _warn(f"  WARNING {summary['session']}: {summary['micrograph_domain_warning']}")
+        for key in ("micrograph_domain_warning", "class_domain_warning"):
+            if summary.get(key):
+                _warn(f"  WARNING {summary['session']}: {summary[key]}")
         for warning in summary.get("warnings") or []:
             _warn(f"  WARNING {summary['session']}: {warning}")
         if verbose and summary.get("stage_seconds"):

@@ -350,6 +350,15 @@ def _run_session(row, layout: SessionLayout, config: RunConfig, models: _Models,
     search, best = _classify_all(session, stack, estimate.diameter_A if estimate else None, good)
     summary = _summary(session, results, good, estimate, stack, search, best)
     summary["micrograph_domain_warning"] = domain_warning
+    summary["class_domain_warning"] = assess_classes.session_class_check(
+        [
+            assess_classes.MaskClasses(
+                entry["mask_diameter_A"], np.asarray(entry["_classes"].counts), entry["_verdicts"]
+            )
+            for entry in search
+        ],
+        config.class_assess.model,
+    )
     summary["micrograph_model"] = micrograph_model
     summary["kept_all_micrographs"] = bool(config.keep_all_micrographs)
     summary["cpu_seconds"] = sum(session.stage_cpu_seconds.values())

@@ -190,3 +190,33 @@ def test_diameter_of_the_magellon_rings_within_15_percent():
     estimate = estimate_diameter([example.read()], example.pixel_size_A, DiameterParams())
     assert estimate.method == "scale_space"
     assert estimate.diameter_A == pytest.approx(example.diameter_A, rel=0.15)
+
+
+def test_screen_run_on_the_magellon_rings_never_silently_keeps_no_particle(tmp_path):
+    """The real rings (one 512² frame, 6.32 Å/px) through `screen run`: good classes are found,
+    or the run says loudly that class assessment may be outside its domain (class_assess_v3
+    called every class noise, by eye the largest ones are clear rings)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from screen.cli import app
+
+    (example,) = [e for e in EXAMPLES if e.path.name.startswith("magellon")]
+    folder = tmp_path / "magellon"
+    folder.mkdir()
+    (folder / example.path.name).symlink_to(example.path.resolve())
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(
+        f"session,micrographs,pixel_size_A\nrings,magellon,{example.pixel_size_A}\n"
+    )
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", str(manifest), "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "sessions" / "rings" / "summary.json").read_text())
+    assert summary["picked_particles"] >= 100
+    warning = summary["class_domain_warning"]
+    assert summary["good_particles"] > 0 or warning, summary
+    if summary["good_particles"] == 0:
+        assert "outside its trained domain" in warning and "WARNING rings" in result.output
+        assert "outside its trained domain" in (out / "report.html").read_text()

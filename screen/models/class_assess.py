@@ -195,8 +195,12 @@ class SyntheticAverage:
     particle_diameter_A: float
 
 
-def random_structure(seed: int) -> PseudoAtomModel:
-    """A random procedural particle: diameter 60-300 Å, plausible mass, random symmetry."""
+def random_structure(seed: int, symmetries: tuple[str, ...] = SYMMETRIES) -> PseudoAtomModel:
+    """A random procedural particle: diameter 60-300 Å, plausible mass, a symmetry of ``symmetries``.
+
+    ``SYMMETRIES`` (Cn/Dn) made class_assess_v1-v3's drawn averages; pass cubic ones
+    (``"T"``, ``"O"``, ``"I"``) for hollow cages, whose averages are rings.
+    """
     rng = np.random.default_rng(seed)
     diameter_A = float(rng.uniform(60.0, 300.0))
     solid_kDa = np.pi * diameter_A**3 / 6 / 1.21 / 1e3
@@ -204,7 +208,7 @@ def random_structure(seed: int) -> PseudoAtomModel:
         name=f"synthetic-{seed}",
         diameter_A=diameter_A,
         mass_kDa=float(solid_kDa * rng.uniform(0.12, 0.45)),
-        symmetry=str(rng.choice(SYMMETRIES)),
+        symmetry=str(rng.choice(symmetries)),
         n_domains=int(rng.integers(1, 6)),
         elongation=float(rng.uniform(1.0, 2.2)),
         seed=int(seed),
@@ -502,15 +506,19 @@ def randomised_class_average(
 
 
 def synthetic_class_averages(
-    n_per_class: int, seed: int, structure_seeds: tuple[int, ...], randomised: bool = False
+    n_per_class: int,
+    seed: int,
+    structure_seeds: tuple[int, ...],
+    randomised: bool = False,
+    symmetries: tuple[str, ...] = SYMMETRIES,
 ) -> list[SyntheticAverage]:
     """``n_per_class`` averages of each label, cycling over the structures of ``structure_seeds``.
 
     ``randomised`` draws them with ``randomised_class_average`` (v2), else with
-    ``synthetic_class_average`` (v1).
+    ``synthetic_class_average`` (v1); the structures' symmetries come from ``symmetries``.
     """
     rng = np.random.default_rng(seed)
-    models = [random_structure(s) for s in structure_seeds]
+    models = [random_structure(s, symmetries) for s in structure_seeds]
     make = randomised_class_average if randomised else synthetic_class_average
     out = []
     for i in range(n_per_class):

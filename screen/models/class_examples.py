@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from screen.models.class_assess import SyntheticAverage
+from screen.simulate.structures import CUBIC_ORDERS
 from screen.stages.classify2d import Classify2DParams, classify_2d
 from screen.stages.extraction import ExtractParams, binned_stack, extract_particles
 from screen.stages.picking import PickParams, pick_particles
@@ -277,12 +278,21 @@ def pipeline_classes(
     return out
 
 
-def random_session_spec(seed: int, n_micrographs: int = 10):
+SESSION_SYMMETRIES: tuple[str, ...] = ("C1", "C1", "C1", "C2", "C3", "C4", "D2", "D3")
+"""Symmetries drawn by ``random_session_spec`` (the sessions of class_assess_v1-v3)."""
+CAGE_SYMMETRIES: tuple[str, ...] = ("T", "O", "O", "I")
+"""Hollow cages, whose averages are rings (apoferritin is O): ``symmetries=CAGE_SYMMETRIES``."""
+
+
+def random_session_spec(
+    seed: int, n_micrographs: int = 10, symmetries: tuple[str, ...] = SESSION_SYMMETRIES
+):
     """A simulated screening session of a random procedural particle, for training examples.
 
     Diameter 80-260 Å, one or two species, uniform to strongly preferred views, 500-2500
     particles per µm², and some micrographs with aggregates, contamination or carbon (their
-    junk is picked too, as it is when micrograph assessment lets a bad one through).
+    junk is picked too, as it is when micrograph assessment lets a bad one through). The
+    symmetry of each species is drawn from ``symmetries``.
     """
     from screen.simulate.spec import OrientationSpec, SessionSpec, SpeciesSpec, StructureSpec
 
@@ -290,11 +300,15 @@ def random_session_spec(seed: int, n_micrographs: int = 10):
 
     def structure(index: int, diameter_A: float) -> StructureSpec:
         solid_kDa = np.pi * diameter_A**3 / 6 / 1.21 / 1e3
+        filled = rng.uniform(0.15, 0.4)
+        symmetry = str(rng.choice(symmetries))
+        if symmetry in CUBIC_ORDERS:  # a cage's shell is dense (apoferritin: 480 kDa, 0.64)
+            filled = 0.4 + filled
         return StructureSpec(
             name=f"train-{seed}-{index}",
             diameter_A=diameter_A,
-            mass_kDa=float(solid_kDa * rng.uniform(0.15, 0.4)),
-            symmetry=str(rng.choice(("C1", "C1", "C1", "C2", "C3", "C4", "D2", "D3"))),
+            mass_kDa=float(solid_kDa * filled),
+            symmetry=symmetry,
             n_domains=int(rng.integers(1, 6)),
             elongation=float(rng.uniform(1.0, 2.2)),
             seed=10_000 + seed * 10 + index,

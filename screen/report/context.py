@@ -414,6 +414,7 @@ def context_from_sessions(sessions: list[SessionResults], provenance: dict | Non
                 "decision": go[0],
                 "decision_reason": go[1],
                 "domain_warning": summary.get("micrograph_domain_warning"),
+                "class_domain_warning": summary.get("class_domain_warning"),
                 "kept_all_micrographs": bool(summary.get("kept_all_micrographs")),
                 "n_micrographs": int(summary.get("n_micrographs") or 0),
                 "n_unreadable": n_unreadable,

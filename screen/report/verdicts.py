@@ -303,6 +303,11 @@ def decision(summary: Mapping) -> tuple[str, str]:
     if not _ok(summary):
         return "no-go", f"the session failed: {summary.get('error') or 'see its summary'}"
     if not int(summary.get("good_particles") or 0):
+        if summary.get("class_domain_warning"):
+            return "no-go", (
+                "no good particles, but class assessment may be outside its trained domain: "
+                "look at the class averages before discarding this grid"
+            )
         return "no-go", "no good particles"
     verdicts = [str(v) for v in summary.get("verdicts") or []]
     flags = [t for t in NO_GO_TITLES if any(has_title(v, t) for v in verdicts)]

@@ -19,7 +19,7 @@ MICROGRAPH_REASONS: tuple[str, ...] = ("good", *BAD_REASONS)
 
 @dataclass(frozen=True)
 class StructureSpec:
-    """A procedural 3D object: a cloud of Gaussian pseudo-atoms with Cn/Dn symmetry.
+    """A procedural 3D object: a cloud of Gaussian pseudo-atoms with point-group symmetry.
 
     Parameters
     ----------
@@ -30,7 +30,8 @@ class StructureSpec:
     mass_kDa
         Total mass; sets the projected potential and so the contrast.
     symmetry
-        ``"C1"``, ``"Cn"`` or ``"Dn"`` (n >= 1).
+        ``"C1"``, ``"Cn"`` or ``"Dn"`` (n >= 1), or ``"T"``, ``"O"``, ``"I"``: a hollow cage
+        (apoferritin is ``"O"``), whose projections are rings.
     n_domains
         Globular domains per asymmetric unit.
     elongation

@@ -2,8 +2,10 @@
 
 Each asymmetric unit holds a few globular domains; each domain is packed with short alpha-helix-like
 rods of pseudo-atoms plus some coil, which gives class averages the rod and domain texture of real
-proteins. The asymmetric unit is copied by the Cn or Dn symmetry operators, a bound partner is
-attached to the surface, and the result is scaled to the requested diameter.
+proteins. The asymmetric unit is copied by the Cn, Dn or cubic (T, O, I) symmetry operators, a
+bound partner is attached to the surface, and the result is scaled to the requested diameter.
+Cubic particles are hollow cages (domains on a shell, like apoferritin or a virus capsid): their
+projections are rings, which Cn/Dn clouds never give.
 """
 
 from __future__ import annotations
@@ -39,17 +41,29 @@ class PseudoAtomModel:
         return float(self.masses_Da.sum() / 1e3)
 
 
+CUBIC_ORDERS: dict[str, int] = {"T": 12, "O": 24, "I": 60}
+"""Rotation counts of the tetrahedral, octahedral and icosahedral groups."""
+
+
 def parse_symmetry(symmetry: str) -> tuple[str, int]:
-    """Split ``"C3"``/``"D7"`` into (group, order); raise ``ValueError`` on anything else."""
-    match = re.fullmatch(r"([CcDd])(\d+)", symmetry.strip())
+    """Split ``"C3"``/``"D7"`` into (group, order), ``"T"``/``"O"``/``"I"`` into (group, rotations).
+
+    Raises ``ValueError`` on anything else.
+    """
+    text = symmetry.strip().upper()
+    if text in CUBIC_ORDERS:
+        return text, CUBIC_ORDERS[text]
+    match = re.fullmatch(r"([CD])(\d+)", text)
     if not match or int(match.group(2)) < 1:
-        raise ValueError(f"symmetry {symmetry!r}: expected Cn or Dn with n >= 1")
-    return match.group(1).upper(), int(match.group(2))
+        raise ValueError(f"symmetry {symmetry!r}: expected Cn or Dn with n >= 1, T, O or I")
+    return match.group(1), int(match.group(2))
 
 
 def symmetry_operators(symmetry: str) -> np.ndarray:
-    """Rotation matrices (m, 3, 3) of the Cn (about z) or Dn (plus 2-folds about x) group."""
+    """Rotation matrices (m, 3, 3): Cn (about z), Dn (plus 2-folds about x), or T, O, I."""
     group, n = parse_symmetry(symmetry)
+    if group in CUBIC_ORDERS:
+        return Rotation.create_group(group).as_matrix()
     ops = [Rotation.from_euler("z", 2 * np.pi * i / n).as_matrix() for i in range(n)]
     if group == "D":
         flip = Rotation.from_euler("x", np.pi).as_matrix()
@@ -91,8 +105,19 @@ def _asymmetric_unit(spec: StructureSpec, n_residues: int, rng: np.random.Genera
     group, order = parse_symmetry(spec.symmetry)
     radius = 0.4 * spec.diameter_A  # layout scale, near final so helices keep their size
     points = []
-    per_domain = max(n_residues // spec.n_domains, 8)
-    for _ in range(spec.n_domains):
+    n_domains = spec.n_domains
+    if group in CUBIC_ORDERS:  # enough domains (about 150 in all) to close the cage's shell
+        n_domains = max(n_domains, int(np.ceil(150 / order)))
+    per_domain = max(n_residues // n_domains, 8)
+    for _ in range(n_domains):
+        if group in CUBIC_ORDERS:  # a cage: domains on a shell, the centre empty
+            direction = rng.normal(size=3)
+            centre = direction / np.linalg.norm(direction) * rng.uniform(0.78, 0.86) * radius
+            domain_radii = radius * rng.uniform(0.11, 0.17, size=3)
+            n_helix = int(per_domain * 0.7)
+            coil = centre + domain_radii * _uniform_in_ball(per_domain - n_helix, rng)
+            points += [_helix_rods(n_helix, centre, domain_radii, rng), coil]
+            continue
         if order == 1 and group == "C":
             centre = _uniform_in_ball(1, rng)[0] * radius * 0.55
         else:

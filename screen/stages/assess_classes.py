@@ -131,6 +131,60 @@ def assess_classes(
     return ClassVerdicts(labels=tuple(labels), scores=scores, moved_by_saliency=moved)
 
 
+# A session whose 2D classes hold at least this many particles and not one good class (at any
+# mask) is more likely outside the class model's domain than empty: a screening grid picked at
+# the estimated size rarely has no particle at all (Magellon's apoferritin-like rings, 128
+# picks: class_assess_v3 called every class noise, by eye the largest ones are clear rings).
+# A count, not a calibrated statistic; below it a session is too small to tell.
+CLASS_DOMAIN_MIN_PARTICLES = 100
+CLASS_DOMAIN_MAX_GOOD_FRACTION = 0.02
+"""Warn when at most this share of the classified particles is in good classes at every mask."""
+
+
+@dataclass(frozen=True)
+class MaskClasses:
+    """One classification's classes as the session check needs them."""
+
+    mask_diameter_A: float
+    counts: np.ndarray  # (k,) members per class
+    verdicts: ClassVerdicts
+
+
+def session_class_check(per_mask: list[MaskClasses], model_name: str) -> str | None:
+    """Warning text when class assessment kept (almost) nothing of a well-populated session.
+
+    Quotes the evidence: the particles classified, the masks, the largest class and its
+    P(good). None when the session is small (< ``CLASS_DOMAIN_MIN_PARTICLES`` particles at
+    every mask) or some mask has more than ``CLASS_DOMAIN_MAX_GOOD_FRACTION`` of its particles
+    in good classes.
+    """
+    populated = [m for m in per_mask if int(np.sum(m.counts)) >= CLASS_DOMAIN_MIN_PARTICLES]
+    if not populated:
+        return None
+    good_share = [
+        float(np.sum(m.counts[np.asarray(m.verdicts.labels) == "good"])) / float(np.sum(m.counts))
+        for m in populated
+    ]
+    if max(good_share) > CLASS_DOMAIN_MAX_GOOD_FRACTION:
+        return None
+    largest = max(populated, key=lambda m: int(np.max(m.counts)))
+    i = int(np.argmax(largest.counts))
+    good = CLASS_LABELS.index("good")
+    masks = sorted(m.mask_diameter_A for m in populated)
+    n = max(int(np.sum(m.counts)) for m in populated)
+    other = "class_assess_v1" if model_name != "class_assess_v1" else "class_assess_v3"
+    return (
+        f"{n} particles classified at {len(masks)} masks ({masks[0]:.0f}-{masks[-1]:.0f} Å) and "
+        f"at most {max(good_share):.0%} of them in good classes; the largest class "
+        f"({int(largest.counts[i])} particles, mask {largest.mask_diameter_A:.0f} Å) was called "
+        f"{largest.verdicts.labels[i]} (P(good) {float(largest.verdicts.scores[i, good]):.2f}). "
+        f"Class assessment ({model_name}) may be outside its trained domain (a particle shape or "
+        "kind of image it was not trained on) or the grid shows no particles. Look at the class "
+        "averages (classes/ in this session's folder); to compare, rerun with "
+        f"--class-weights {other}."
+    )
+
+
 BACKEND = Backend(
     stage="assess_classes",
     name="builtin",

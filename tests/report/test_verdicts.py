@@ -299,3 +299,9 @@ def test_a_flagged_condition_ranks_below_a_clean_one_with_fewer_particles():
     ]
     stored = {**preferred, "verdicts": [few_views]}
     assert rank_key(stored) > rank_key(clean)
+
+
+def test_no_good_particles_with_a_class_domain_warning_says_look_before_discarding():
+    summary = {"status": "ok", "good_particles": 0, "verdicts": [], "class_domain_warning": "x"}
+    go, why = V.decision(summary)
+    assert go == "no-go" and why.startswith("no good particles, but class assessment may be")

@@ -77,13 +77,37 @@ def test_partner_is_included_in_diameter_and_mass():
     assert model.masses_Da[len(alone.positions_A) :].sum() == pytest.approx(45e3, rel=1e-6)
 
 
-@pytest.mark.parametrize("symmetry", ["C3", "D2", "D7"])
+@pytest.mark.parametrize("symmetry", ["C3", "D2", "D7", "T", "O", "I"])
 @pytest.mark.parametrize("size", [SMALL, MEDIUM])
 def test_model_has_its_point_group_symmetry(symmetry, size):
     model = build_structure(StructureSpec("x", *size, symmetry, seed=4))
     assert _symmetry_error_A(model) < 1e-6
     group, order = parse_symmetry(symmetry)
     assert len(symmetry_operators(symmetry)) == order * (2 if group == "D" else 1)
+
+
+@pytest.mark.parametrize("symmetry", ["T", "O", "I"])
+def test_cubic_particles_are_hollow_cages_that_project_as_rings(symmetry):
+    # apoferritin-like: 120 Å across, 480 kDa; projected density per area (radial profile over
+    # random views) is low in the centre and peaks near the rim, as a shell's does.
+    model = build_structure(StructureSpec("cage", 120.0, 480.0, symmetry, n_domains=1, seed=2))
+    radius = np.linalg.norm(model.positions_A, axis=1)
+    assert np.quantile(radius, 0.02) > 0.4 * radius.max()  # nothing in the middle
+    rng = np.random.default_rng(0)
+    edges = np.linspace(0.0, 60.0, 13)
+    profile = np.zeros(12)
+    for _ in range(10):
+        rotation, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+        r2d = np.linalg.norm(model.positions_A @ rotation[:, :2], axis=1)
+        profile += np.histogram(r2d, bins=edges)[0] / np.diff(np.pi * edges**2)
+    assert profile[:3].mean() < 0.7 * profile.max()
+    assert 6 <= np.argmax(profile) <= 10
+
+
+def test_cubic_symmetry_names_parse():
+    assert parse_symmetry(" o ") == ("O", 24)
+    assert parse_symmetry("T") == ("T", 12)
+    assert parse_symmetry("i") == ("I", 60)
 
 
 def test_c1_model_is_not_symmetric_under_a_foreign_operator():
@@ -102,7 +126,7 @@ def test_symmetry_operators_are_rotations():
         np.testing.assert_allclose(np.linalg.det(ops), 1.0)
 
 
-@pytest.mark.parametrize("bad", ["X2", "C0", "D", "C-3", "I", "C3x", ""])
+@pytest.mark.parametrize("bad", ["X2", "C0", "D", "C-3", "I2", "Q", "C3x", ""])
 def test_invalid_symmetry_raises(bad):
     with pytest.raises(ValueError, match="expected Cn or Dn"):
         parse_symmetry(bad)

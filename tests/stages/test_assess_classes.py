@@ -8,8 +8,10 @@ from screen.models.class_assess import random_structure, synthetic_class_average
 from screen.stages.assess_classes import (
     BACKEND,
     ClassAssessParams,
+    MaskClasses,
     assess_classes,
     load_class_model,
+    session_class_check,
 )
 from screen.stages.records import CLASS_LABELS, ClassVerdicts
 
@@ -66,3 +68,38 @@ def test_labels_match_truth_on_unseen_structures(model):
         if verdicts.moved_by_saliency[0]:
             assert verdicts.labels[0] == "clip"
     assert correct / len(averages) >= STAGE_ACCURACY_MIN
+
+
+def _mask_classes(mask_A: float, counts: list[int], labels: list[str]) -> MaskClasses:
+    scores = np.zeros((len(counts), len(CLASS_LABELS)), np.float32)
+    for i, label in enumerate(labels):
+        scores[i, CLASS_LABELS.index(label)] = 0.9
+        scores[i, CLASS_LABELS.index("good")] += 0.05
+    verdicts = ClassVerdicts(tuple(labels), scores, np.zeros(len(counts), bool))
+    return MaskClasses(mask_A, np.asarray(counts), verdicts)
+
+
+def test_session_class_check_warns_when_a_populated_session_keeps_nothing():
+    # Magellon's rings with class_assess_v3: every class of ~128 particles called noise.
+    per_mask = [
+        _mask_classes(129.0, [94, 20, 10, 3, 1], ["noise"] * 5),
+        _mask_classes(193.0, [71, 36, 17, 3, 1], ["noise", "noise", "clip", "noise", "noise"]),
+    ]
+    warning = session_class_check(per_mask, "class_assess_v3")
+    assert warning is not None
+    assert warning.startswith("128 particles classified at 2 masks (129-193 Å)")
+    assert "largest class (94 particles, mask 129 Å) was called noise (P(good) 0.05)" in warning
+    assert "outside its trained domain" in warning and "--class-weights class_assess_v1" in warning
+    assert "--class-weights class_assess_v3" in session_class_check(per_mask, "class_assess_v1")
+
+
+def test_session_class_check_is_quiet_with_good_classes_or_few_particles():
+    noise_only = _mask_classes(129.0, [94, 20, 10, 3, 1], ["noise"] * 5)
+    one_good = _mask_classes(193.0, [71, 36, 17, 3, 1], ["good"] + ["noise"] * 4)
+    assert session_class_check([noise_only, one_good], "class_assess_v3") is None
+    # 1 of 128 good particles (under 2 %) still warns
+    tiny_good = _mask_classes(193.0, [71, 36, 17, 3, 1], ["noise"] * 4 + ["good"])
+    assert session_class_check([noise_only, tiny_good], "class_assess_v3") is not None
+    small = _mask_classes(129.0, [40, 20, 10], ["noise"] * 3)
+    assert session_class_check([small], "class_assess_v3") is None
+    assert session_class_check([], "class_assess_v3") is None
