@@ -101,8 +101,23 @@ def measure(model, items: list[LabelledAverage]) -> dict:
     }
 
 
+HELD_CAGE_STRUCTURE_SEED = 600_000  # held-out drawn cages: structures no training set uses
+
+
 def held_out_sets(args) -> dict[str, list[LabelledAverage]]:
     sets = {}
+    if args.held_cages:
+        first = HELD_CAGE_STRUCTURE_SEED
+        drawn = synthetic_class_averages(
+            args.held_cages,
+            12_345,
+            tuple(range(first, first + 10)),
+            randomised=True,
+            symmetries=CAGE_SYMMETRIES,
+        )
+        sets["drawn cages (held-out structures)"] = [
+            LabelledAverage(a.image, a.label, a.pixel_size_A, a.mask_diameter_A, "") for a in drawn
+        ]
     if args.held_relion:
         relion = relion_items(args.held_relion)
         sets["RELION, its own mask"] = relion
@@ -236,6 +251,9 @@ def main(argv=None) -> int:
         "sessions from it up (one npz may be both)",
     )
     parser.add_argument("--held-relion", type=Path)
+    parser.add_argument(
+        "--held-cages", type=int, default=0, help="drawn held-out cage averages per label"
+    )
     parser.add_argument(
         "--measure-only", action="store_true", help="measure v1 (and v2 if shipped)"
     )

@@ -695,7 +695,7 @@ def evaluate_classes_command(
         typer.Option(
             help="Class-assessment weights: shipped name or .keras path (default "
             "class_assess_v2, the mask-independent model for averages of other programs; "
-            "class_assess_v3, trained partly on real averages, is what `screen run` uses)."
+            "class_assess_v4, trained partly on real averages, is what `screen run` uses)."
         ),
     ] = None,
 ) -> None:

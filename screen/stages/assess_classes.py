@@ -36,7 +36,7 @@ class ClassAssessParams:
         Thresholds of the saliency check (see ``screen.processing.saliency.SaliencyParams``).
     """
 
-    model: str = "class_assess_v3"
+    model: str = "class_assess_v4"
     input_px: int = 64
     use_saliency: bool = False
     saliency: SaliencyParams = SaliencyParams()
@@ -51,10 +51,11 @@ averages made by RELION 3.1.3's ``relion_refine`` from simulated particles (benc
 the whole box and 0.5-2x the mask, where ``class_assess_v1`` gives 1.000 / 0.579, 0.773 / 0.895
 and 0.867 / 0.684 (on 100 real RELION averages at RELION's mask v1 measured 0.63 / 0.19, issue 12).
 Its crop is what should transfer: it judges the object, not a mask or box convention.
-`screen run` uses ``ClassAssessParams.model`` (``class_assess_v3``: the same crop, labels by the
-particle's visible extent, and averages of real EMPIAR-10017 particles in training): on held-out
-real averages of our 2D it measured 0.952 / 0.893 against v2's 0.928 / 0.362 and v1's 1.000 /
-0.107, on the RELION set 0.941 / 0.842 (models/class_assess_v3.md)."""
+`screen run` uses ``ClassAssessParams.model`` (``class_assess_v4``: the same crop, labels by the
+particle's visible extent, averages of real EMPIAR-10017 particles and drawn ring-shaped
+particles in training): on held-out real averages of our 2D it measured 0.962 / 0.853 against
+v2's 0.928 / 0.362 and v1's 1.000 / 0.107, on the RELION set 0.941 / 0.842
+(models/class_assess_v4.md)."""
 
 
 def load_class_model(params: ClassAssessParams = ClassAssessParams()):

@@ -16,7 +16,10 @@ from screen.stages.assess_classes import (
 from screen.stages.records import CLASS_LABELS, ClassVerdicts
 
 PARAMS = ClassAssessParams()
-STAGE_ACCURACY_MIN = 0.75  # measured 0.92 on these 24 averages, saliency check on
+# On these 24 v1-style drawings (labels by the enclosing diameter), saliency check on: v1 0.92,
+# v3 0.75, v4 0.71 (v3/v4 were trained to other labels: a drawn "clip" with a neighbour inside a
+# large mask they call good, as on real averages). A floor that a broken model (0.25) fails.
+STAGE_ACCURACY_MIN = 0.7
 SALIENCY_ON = dataclasses.replace(PARAMS, use_saliency=True)
 
 
