@@ -88,3 +88,17 @@ def test_pipeline_examples_of_a_simulated_session_are_labelled_from_truth():
     for e in examples:
         assert e.image.ndim == 2 and np.isfinite(e.image).all()
         assert e.mask_diameter_A / diameter_A < 1.0 * params.diameter_error[1] + 1e-6
+
+
+def test_cage_sessions_draw_hollow_dense_particles():
+    from screen.models.class_examples import CAGE_SYMMETRIES, SESSION_SYMMETRIES
+
+    for seed in range(6):
+        cages = random_session_spec(seed, n_micrographs=2, symmetries=CAGE_SYMMETRIES)
+        plain = random_session_spec(seed, n_micrographs=2)
+        for species in cages.species:
+            structure = species.structure
+            solid_kDa = np.pi * structure.diameter_A**3 / 6 / 1.21 / 1e3
+            assert structure.symmetry in {"T", "O", "I"}
+            assert 0.55 <= structure.mass_kDa / solid_kDa <= 0.8  # a dense shell
+        assert all(s.structure.symmetry in SESSION_SYMMETRIES for s in plain.species)
