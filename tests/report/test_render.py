@@ -39,6 +39,9 @@ DIAMETERS = {
 }
 """How each fake session's diameter (120 Å) was found."""
 
+CLASS_WARNING = "class assessment may be outside its trained domain (test)"
+"""apo_lacey's `class_domain_warning`."""
+
 
 def _write_session(layout: RunLayout, name, rng, *, n_mics, n_good, picked, good, metadata):
     session = layout.session(name)
@@ -125,6 +128,7 @@ def _write_session(layout: RunLayout, name, rng, *, n_mics, n_good, picked, good
         "wall_seconds": 700.0,
         "stage_seconds": {"ctf": 10.0, "classify": 600.0},
         "verdicts": [],
+        "class_domain_warning": CLASS_WARNING if name == "apo_lacey" else None,
     }
     session.summary.write_text(json.dumps(summary))
 
@@ -329,3 +333,8 @@ def test_condition_pages_show_the_diameter_with_its_uncertainty_and_method(rende
     assert "Particle diameter: 120 ± 11 Å (exclusion gap)." in html
     assert "Particle diameter: 120 Å (from the manifest)." in html
     assert "Particle diameter: 120 Å (refined on 2D averages)." in html
+
+
+def test_the_class_domain_warning_is_shown_in_the_ranking_and_on_the_condition(rendered):
+    html = rendered[2]
+    assert html.count(f"Warning: {CLASS_WARNING}") == 2
