@@ -694,8 +694,8 @@ def evaluate_classes_command(
         str | None,
         typer.Option(
             help="Class-assessment weights: shipped name or .keras path (default "
-            "class_assess_v2, the mask-independent model for averages of other programs; "
-            "class_assess_v4, trained partly on real averages, is what `screen run` uses)."
+            "class_assess_v4, `screen run`'s model: mask-independent, trained partly on real "
+            "averages; class_assess_v2 was the default before)."
         ),
     ] = None,
 ) -> None:

@@ -42,20 +42,19 @@ class ClassAssessParams:
     saliency: SaliencyParams = SaliencyParams()
 
 
-EXTERNAL_AVERAGES_MODEL = "class_assess_v2"
+EXTERNAL_AVERAGES_MODEL = "class_assess_v4"
 """The model for class averages made by another program (RELION, cryoSPARC) or at an unknown
-mask: `screen evaluate classes` uses it unless told otherwise. It crops each average to its
-object's own extent, so its verdicts do not depend on the mask it is told. Measured on held-out
-averages made by RELION 3.1.3's ``relion_refine`` from simulated particles (bench/README.md,
-2026-12-03; 37 averages, 19 good): good precision / recall 1.000 / 0.842 at RELION's own mask,
-the whole box and 0.5-2x the mask, where ``class_assess_v1`` gives 1.000 / 0.579, 0.773 / 0.895
-and 0.867 / 0.684 (on 100 real RELION averages at RELION's mask v1 measured 0.63 / 0.19, issue 12).
-Its crop is what should transfer: it judges the object, not a mask or box convention.
-`screen run` uses ``ClassAssessParams.model`` (``class_assess_v4``: the same crop, labels by the
-particle's visible extent, averages of real EMPIAR-10017 particles and drawn ring-shaped
-particles in training): on held-out real averages of our 2D it measured 0.962 / 0.853 against
-v2's 0.928 / 0.362 and v1's 1.000 / 0.107, on the RELION set 0.941 / 0.842
-(models/class_assess_v4.md)."""
+mask: `screen evaluate classes` uses it unless told otherwise; since 2026-12-03 (session 7) the
+same as `screen run`'s. It crops each average to its object's own extent, so its verdicts do not
+depend on the mask it is told (RELION masks the whole box; our 2D at 0.5-2 diameters). Measured
+(bench/README.md, models/class_assess_v4.md): on held-out averages made by RELION 3.1.3's
+``relion_refine`` from simulated particles (37, 19 good) good precision / recall 0.941 / 0.842
+at any mask (``class_assess_v2``, the default before: 1.000 / 0.842; ``class_assess_v1`` 1.000 /
+0.579 at RELION's mask, 0.773 / 0.895 at the whole box); on held-out **real** averages
+(EMPIAR-10017 particles, our 2D, 432 averages, 177 good) 0.962 / 0.853, where v2 keeps only
+0.362 of the good ones and v1 0.107 (on 100 real RELION averages at RELION's mask v1 measured
+0.63 / 0.19, issue 12). The real averages are one protein; v4 also keeps the real Magellon rings
+that v2 and v3 call noise."""
 
 
 def load_class_model(params: ClassAssessParams = ClassAssessParams()):
