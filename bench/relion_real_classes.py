@@ -1,0 +1,148 @@
+"""Class averages made by RELION's relion_refine from real particles, labelled from annotations.
+
+    python bench/relion_real_classes.py --out /tmp/relion_real_held
+    python bench/train_class_assess_v2.py --measure-only --name class_assess_v4 \
+        --held-relion /tmp/relion_real_held --compare class_assess_v1 class_assess_v2 class_assess_v3
+    screen evaluate classes /tmp/relion_real_held --labels /tmp/relion_real_held/labels.csv
+
+Issue 12 measured 2DAssess on real RELION averages; this makes such a set here. The EMPIAR-10017
+exports of ``shared/real_examples`` that have particle centres and are not among
+``MICASSESS_TRAINING_EXPORTS`` (the five that no model trained on), one RELION run each: the
+export binned to 3.54 Å/px, picked by the built-in picker at 180 Å (at most 450 picks, the best
+scores), extracted as RELION does (contrast inverted, normalised, no phase flip) in a box of two
+diameters at about 64 px, classified by Debian's RELION 3.1 ``relion_refine`` (2D, K = particles
+/ 40 within 8-16, 10 iterations, in-plane step 15 degrees, mask 1.1-1.5 x 180 Å, ``--zero_mask
+--flatten_solvent``). No CTF correction: the exports are denoised JPEGs whose CTF cannot be fitted
+(0.22 µm to 30 Å), so ``--ctf`` is off.
+
+Every class is labelled as ``relion_classes.py`` labels simulated ones, from its members' aligned
+centres (pick minus RELION's origin offset) against the annotated centres, in 180 Å diameters:
+``good`` when >= 70 % lie within 0.25, ``clip`` when >= 50 % lie 0.25-0.75 off, ``noise`` when
+>= 65 % lie further. The annotations may miss particles, so "noise" errs towards too many.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from screen.io.mrc import write_mrc
+from screen.io.real_examples import (
+    EMPIAR10017_DIAMETER_A,
+    MICASSESS_TRAINING_EXPORTS,
+    REAL_EXAMPLES_DIR,
+    real_examples,
+)
+from screen.io.relion import write_particle_stack
+from screen.io.star import OpticsGroup
+from screen.models.class_examples import member_label
+from screen.processing.filters import bin_to_pixel_size
+from screen.stages.extraction import ExtractParams, extract_particles
+from screen.stages.picking import PickParams, pick_particles
+from screen.stages.records import CtfFit, Optics
+from screen.stages.relion2d import Relion2DParams, run_relion_2d
+
+PICK_PIXEL_A = 3.54  # the exports binned 2x, as bench/real_class_examples.py picks them
+
+
+def relion_export(example, index: int, out: Path, iterations: int, max_particles: int):
+    """One export: pick, extract, classify with relion_refine, label the classes."""
+    rng = np.random.default_rng(2_000_000 + index)
+    diameter_A = EMPIAR10017_DIAMETER_A
+    image, pixel_A = bin_to_pixel_size(example.read(), example.pixel_size_A, PICK_PIXEL_A)
+    truth = example.picks_xy_px() * example.pixel_size_A / pixel_A
+    picks = pick_particles(image, pixel_A, diameter_A, PickParams())
+    order = np.argsort(-picks.score, kind="stable")[:max_particles]
+    picks = type(picks)(picks.x_px[order], picks.y_px[order], picks.score[order])
+    particle_A = max(pixel_A, 2.0 * diameter_A / 64)
+    extract = ExtractParams(target_pixel_size_A=particle_A, phase_flip=False)
+    no_ctf = CtfFit(20000.0, 20000.0, 0.0, 30.0, 0.0)  # unused: no phase flip, no --ctf
+    stack = extract_particles(image, picks, pixel_A, diameter_A, no_ctf, Optics(pixel_A), extract)
+    folder = out / f"export{index}"
+    table = pd.DataFrame(
+        {
+            "rlnCoordinateX": stack.x_px,
+            "rlnCoordinateY": stack.y_px,
+            "rlnMicrographName": example.path.name,
+        }
+    )
+    star = write_particle_stack(
+        folder, stack.images, OpticsGroup(pixel_size_A=stack.pixel_size_A), table
+    )
+    mask_diameter_A = min(
+        diameter_A * float(rng.uniform(1.1, 1.5)),
+        0.95 * stack.images.shape[-1] * stack.pixel_size_A,
+    )
+    k = int(np.clip(len(stack.images) // 40, 8, 16))
+    classes = run_relion_2d(
+        star,
+        folder,
+        mask_diameter_A,
+        Relion2DParams(
+            n_classes=k, iterations=iterations, psi_step_deg=15.0, ctf=False, seed=index + 1
+        ),
+    )
+    write_mrc(folder / "averages.mrcs", classes.averages, classes.pixel_size_A, stack=True)
+    scale = classes.pixel_size_A / pixel_A  # particle pixels -> binned micrograph pixels
+    aligned = np.column_stack([stack.x_px, stack.y_px]) - classes.shift_px * scale
+    distance = np.hypot(*(aligned[:, None, :] - truth[None]).transpose(2, 0, 1)).min(axis=1)
+    distance_d = distance * pixel_A / diameter_A
+    rows = []
+    for c in range(len(classes.averages)):
+        members = classes.assignments == c
+        if members.sum() < 3:
+            continue
+        label, shares = member_label(distance_d[members])
+        rows.append(
+            {
+                "file": f"export{index}/averages.mrcs",
+                "index": c,
+                "label": label or "",
+                "pixel_size_A": classes.pixel_size_A,
+                "mask_diameter_A": classes.mask_diameter_A,
+                "true_diameter_A": diameter_A,
+                "particles": int(members.sum()),
+                "centred": shares[0],
+                "off": shares[1],
+                "far": shares[2],
+                "export": example.path.name,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--folder", type=Path, default=REAL_EXAMPLES_DIR)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--max-particles", type=int, default=450)
+    args = parser.parse_args(argv)
+    held = [
+        e
+        for e in real_examples(args.folder)
+        if e.picks_path is not None and e.path.name not in MICASSESS_TRAINING_EXPORTS
+    ]
+    args.out.mkdir(parents=True, exist_ok=True)
+    tables = []
+    for index, example in enumerate(held):
+        t0 = time.perf_counter()
+        tables.append(relion_export(example, index, args.out, args.iterations, args.max_particles))
+        labelled = tables[-1][tables[-1].label != ""]
+        print(
+            f"{example.path.name}: {len(tables[-1])} classes, labels "
+            f"{labelled.label.value_counts().to_dict()}, {time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
+        all_rows = pd.concat(tables, ignore_index=True)
+        all_rows[all_rows.label != ""].to_csv(args.out / "labels.csv", index=False)
+        all_rows.to_csv(args.out / "all_classes.csv", index=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
