@@ -159,6 +159,15 @@ def relion_session(seed: int, out: Path, iterations: int, max_particles: int = 4
     pd.DataFrame(
         {"class": classes.assignments, "kind": table.kind, "distance_d": distance_d}
     ).to_csv(folder / "members.csv", index=False)
+    return class_label_rows(
+        classes, distance_d, f"{session.name}/averages.mrcs", diameter_A, {"seed": seed}
+    )
+
+
+def class_label_rows(
+    classes, distance_d: np.ndarray, file: str, diameter_A: float, extra: dict
+) -> pd.DataFrame:
+    """One labels.csv row per class of >= 3 members, labelled by ``member_label``."""
     out_rows = []
     for c in range(len(classes.averages)):
         members = classes.assignments == c
@@ -167,7 +176,7 @@ def relion_session(seed: int, out: Path, iterations: int, max_particles: int = 4
         label, shares = member_label(distance_d[members])
         out_rows.append(
             {
-                "file": f"{session.name}/averages.mrcs",
+                "file": file,
                 "index": c,
                 "label": label or "",
                 "pixel_size_A": classes.pixel_size_A,
@@ -177,7 +186,7 @@ def relion_session(seed: int, out: Path, iterations: int, max_particles: int = 4
                 "centred": shares[0],
                 "off": shares[1],
                 "far": shares[2],
-                "seed": seed,
+                **extra,
             }
         )
     return pd.DataFrame(out_rows)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from relion_classes import class_label_rows  # bench/ is on sys.path when run as a script
 
 from screen.io.mrc import write_mrc
 from screen.io.real_examples import (
@@ -39,7 +40,6 @@ from screen.io.real_examples import (
 )
 from screen.io.relion import write_particle_stack
 from screen.io.star import OpticsGroup
-from screen.models.class_examples import member_label
 from screen.processing.filters import bin_to_pixel_size
 from screen.stages.extraction import ExtractParams, extract_particles
 from screen.stages.picking import PickParams, pick_particles
@@ -91,28 +91,13 @@ def relion_export(example, index: int, out: Path, iterations: int, max_particles
     aligned = np.column_stack([stack.x_px, stack.y_px]) - classes.shift_px * scale
     distance = np.hypot(*(aligned[:, None, :] - truth[None]).transpose(2, 0, 1)).min(axis=1)
     distance_d = distance * pixel_A / diameter_A
-    rows = []
-    for c in range(len(classes.averages)):
-        members = classes.assignments == c
-        if members.sum() < 3:
-            continue
-        label, shares = member_label(distance_d[members])
-        rows.append(
-            {
-                "file": f"export{index}/averages.mrcs",
-                "index": c,
-                "label": label or "",
-                "pixel_size_A": classes.pixel_size_A,
-                "mask_diameter_A": classes.mask_diameter_A,
-                "true_diameter_A": diameter_A,
-                "particles": int(members.sum()),
-                "centred": shares[0],
-                "off": shares[1],
-                "far": shares[2],
-                "export": example.path.name,
-            }
-        )
-    return pd.DataFrame(rows)
+    return class_label_rows(
+        classes,
+        distance_d,
+        f"export{index}/averages.mrcs",
+        diameter_A,
+        {"export": example.path.name},
+    )
 
 
 def main(argv=None) -> int:
