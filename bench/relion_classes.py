@@ -164,6 +164,13 @@ def relion_session(seed: int, out: Path, iterations: int, max_particles: int = 4
     )
 
 
+def write_labels(tables: list[pd.DataFrame], out: Path) -> None:
+    """OUT/labels.csv (the labelled classes, `screen evaluate classes`' input) and all_classes.csv."""
+    rows = pd.concat(tables, ignore_index=True)
+    rows[rows.label != ""].to_csv(out / "labels.csv", index=False)
+    rows.to_csv(out / "all_classes.csv", index=False)
+
+
 def class_label_rows(
     classes, distance_d: np.ndarray, file: str, diameter_A: float, extra: dict
 ) -> pd.DataFrame:
@@ -216,9 +223,7 @@ def main(argv=None) -> int:
             f"in {time.perf_counter() - t0:.0f} s",
             flush=True,
         )
-        labelled = pd.concat(tables, ignore_index=True)
-        labelled[labelled.label != ""].to_csv(args.out / "labels.csv", index=False)
-        labelled.to_csv(args.out / "all_classes.csv", index=False)
+        write_labels(tables, args.out)
     return 0
 
 

@@ -29,7 +29,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from relion_classes import class_label_rows  # bench/ is on sys.path when run as a script
+from relion_classes import (  # bench/ is on sys.path when run as a script
+    class_label_rows,
+    write_labels,
+)
 
 from screen.io.mrc import write_mrc
 from screen.io.real_examples import (
@@ -123,9 +126,7 @@ def main(argv=None) -> int:
             f"{labelled.label.value_counts().to_dict()}, {time.perf_counter() - t0:.0f} s",
             flush=True,
         )
-        all_rows = pd.concat(tables, ignore_index=True)
-        all_rows[all_rows.label != ""].to_csv(args.out / "labels.csv", index=False)
-        all_rows.to_csv(args.out / "all_classes.csv", index=False)
+        write_labels(tables, args.out)
     return 0
 
 
