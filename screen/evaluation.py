@@ -276,8 +276,8 @@ def evaluate_micrographs(
             )
         warnings.append(line)
     p_good, reasons, called_good, by_astigmatism = [], [], [], []
-    for verdict, fit in zip(verdicts, fits, strict=True):
-        checked = assess_micrographs.check_ctf(verdict, fit, params)
+    for item, verdict, fit in zip(kept, verdicts, fits, strict=True):
+        checked = assess_micrographs.check_ctf(verdict, fit, params, item.optics.voltage_kV)
         p_good.append(verdict.p_good)
         called_good.append(checked.verdict == "good")
         by_astigmatism.append(checked.verdict != verdict.verdict)

@@ -498,7 +498,9 @@ def _assess_and_ctf(
             session.computed("ctf", entry, time.process_time() - begin)
         for result in chunk:  # the verdict once the CTF fit is known (cheap, not cached)
             if result.verdict is not None:
-                result.verdict = assess_micrographs.check_ctf(result.verdict, result.ctf, assess)
+                result.verdict = assess_micrographs.check_ctf(
+                    result.verdict, result.ctf, assess, session.optics.voltage_kV
+                )
         done += len(chunk)
         session.tick("assess + CTF", done, len(results))
     return results

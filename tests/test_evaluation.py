@@ -40,12 +40,20 @@ def test_evaluate_prints_model_and_baseline_metrics(simulated, tmp_path):
     assert figure.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_astigmatism_check_is_reported_and_can_be_turned_off(simulated, tmp_path):
+def test_astigmatism_check_is_reported_and_can_be_turned_off(simulated, tmp_path, monkeypatch):
+    from screen.stages import assess_micrographs
+
     figure = str(tmp_path / "fig.png")
     command = ["evaluate", "micrographs", str(simulated), "--figure", figure, "-q"]
     strict = runner.invoke(app, [*command, "--max-astigmatism", "1"])
     assert strict.exit_code == 0, strict.output
-    # Every fit has more than 1 Å of astigmatism: all micrographs P(good) kept are flagged.
+    assert "fitted astigmatism > 1 Å" in strict.output
+    # No fit of this small set reaches far enough to have measured its astigmatism
+    # (assess_micrographs.astigmatism_is_measured), so nothing is flagged on them ...
+    assert "astigmatism check:" not in strict.output
+    # ... and were every astigmatism measured, every micrograph P(good) kept would be flagged.
+    monkeypatch.setattr(assess_micrographs, "astigmatism_is_measured", lambda fit, kV: True)
+    strict = runner.invoke(app, [*command, "--max-astigmatism", "1"])
     assert "astigmatism check:" in strict.output and "P(good) alone: accuracy" in strict.output
     assert "| good | 0 |" in strict.output  # no micrograph is called good any more
     off = runner.invoke(app, [*command, "--max-astigmatism", "0"])

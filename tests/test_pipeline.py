@@ -123,9 +123,9 @@ def test_outputs_are_rebuilt_from_the_cache_and_stale_ones_do_not_stay(screened,
     assert after["picked_particles"] == before["picked_particles"] > 0
     assert len(list((session / "picks").glob("*.star"))) == after["n_kept_micrographs"]
     assert (session / "particles" / "particles.star").is_file()
-    # Every micrograph bad (fitted astigmatism above 1 Å): no picks, no particles left behind.
+    # Every micrograph bad (P(good) under a threshold of 1): no picks, no particles left behind.
     strict = dataclasses.replace(
-        RunConfig(), assess=dataclasses.replace(MicrographAssessParams(), max_astigmatism_A=1.0)
+        RunConfig(), assess=dataclasses.replace(MicrographAssessParams(), threshold=1.0)
     )
     after = _rerun(screened, out, strict)
     assert after["n_good_micrographs"] == 0 and after["good_particles"] == 0

@@ -85,19 +85,47 @@ def params_problems(params: MicrographAssessParams) -> list[str]:
     return problems
 
 
+def astigmatism_is_measured(fit: CtfFit, voltage_kV: float) -> bool:
+    """Whether the fit resolved its Thon rings far enough to have measured its astigmatism.
+
+    Along the two principal directions the CTF phases differ by ``pi * lambda * A * k**2`` for an
+    astigmatism ``A`` (``defocus_u - defocus_v``) at spatial frequency ``k``. Below a quarter
+    period (pi / 2) the two directions' rings cannot be told apart, so a fit whose rings match
+    only to ``d = fit_resolution_A`` measured ``A`` only when ``d <= sqrt(2 * lambda * A)``:
+    3,000 Å needs rings fitted to 10.9 Å at 300 kV, 12.3 Å at 200 kV. A fit that found no rings
+    (its resolution at the band's low end, 30 Å) reports an astigmatism that is noise (measured
+    2026-12-04, ``bench/micassess_generators.py``: 11 of 80 good simulated micrographs with
+    failed fits were called bad_ctf on fitted astigmatisms of 3,300-39,900 Å). Optics, not a
+    calibration: it holds for any detector or data.
+    """
+    from screen.processing.ctf import electron_wavelength_A
+
+    astigmatism_A = abs(fit.defocus_u_A - fit.defocus_v_A)
+    if not (math.isfinite(fit.fit_resolution_A) and math.isfinite(astigmatism_A)):
+        return False
+    wavelength_A = electron_wavelength_A(voltage_kV)
+    return fit.fit_resolution_A <= math.sqrt(2.0 * wavelength_A * astigmatism_A)
+
+
 def check_ctf(
-    verdict: MicrographVerdict, fit: CtfFit | None, params: MicrographAssessParams
+    verdict: MicrographVerdict,
+    fit: CtfFit | None,
+    params: MicrographAssessParams,
+    voltage_kV: float = 300.0,
 ) -> MicrographVerdict:
     """The verdict once the CTF fit is known: a good micrograph with too much astigmatism is bad.
 
     Returns ``verdict`` unchanged when there is no fit, the check is off
-    (``params.max_astigmatism_A`` <= 0), the micrograph is already bad or its fitted
-    astigmatism is within the limit; otherwise the same P(good) and reason scores with verdict
-    ``"bad"`` and reason ``"bad_ctf"``.
+    (``params.max_astigmatism_A`` <= 0), the micrograph is already bad, its fitted
+    astigmatism is within the limit, or the fit did not resolve rings far enough to have
+    measured it (:func:`astigmatism_is_measured`); otherwise the same P(good) and reason scores
+    with verdict ``"bad"`` and reason ``"bad_ctf"``.
     """
     if fit is None or params.max_astigmatism_A <= 0 or verdict.verdict == "bad":
         return verdict
     if abs(fit.defocus_u_A - fit.defocus_v_A) <= params.max_astigmatism_A:
+        return verdict
+    if not astigmatism_is_measured(fit, voltage_kV):
         return verdict
     return replace(verdict, verdict="bad", reason="bad_ctf")
 

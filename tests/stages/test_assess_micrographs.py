@@ -10,6 +10,7 @@ from screen.stages.assess_micrographs import (
     BACKEND,
     MicrographAssessParams,
     assess_micrographs,
+    astigmatism_is_measured,
     check_ctf,
     load_micrograph_model,
     params_problems,
@@ -120,6 +121,25 @@ def test_ctf_check_calls_strong_astigmatism_bad():
     assert check_ctf(good, elliptic, replace(PARAMS, max_astigmatism_A=8000.0)) == good
     empty = MicrographVerdict(p_good=0.01, verdict="bad", reason="empty", reason_scores={})
     assert check_ctf(empty, elliptic, PARAMS) == empty  # already bad: its reason stays
+
+
+def test_ctf_check_trusts_only_an_astigmatism_the_fit_could_measure():
+    """3,000 Å of astigmatism shifts the rings of the two principal directions by a quarter
+    period only beyond 10.9 Å at 300 kV (12.3 Å at 200 kV): a fit that stops before cannot
+    have measured it, and a failed fit (no rings, 30 Å) reports noise."""
+    good = MicrographVerdict(p_good=0.9, verdict="good", reason=None, reason_scores={})
+    failed = CtfFit(30000.0, 22000.0, 40.0, 30.0, 0.05)  # 8000 Å "measured" without rings
+    assert not astigmatism_is_measured(failed, 300.0)
+    assert check_ctf(good, failed, PARAMS) == good
+    coarse = CtfFit(21800.0, 18000.0, 10.0, 12.5, 0.3)  # 3800 Å, rings to 12.5 Å
+    assert not astigmatism_is_measured(coarse, 300.0)  # needs 12.2 Å or finer at 300 kV
+    assert astigmatism_is_measured(coarse, 200.0)  # 13.8 Å at 200 kV
+    assert check_ctf(good, coarse, PARAMS, 300.0) == good
+    assert check_ctf(good, coarse, PARAMS, 200.0).reason == "bad_ctf"
+    huge = CtfFit(35000.0, 15000.0, 10.0, 25.0, 0.2)  # 20,000 Å is visible by 28 Å
+    assert check_ctf(good, huge, PARAMS).reason == "bad_ctf"
+    nan_fit = CtfFit(20000.0, 15000.0, 10.0, float("nan"), 0.0)
+    assert check_ctf(good, nan_fit, PARAMS) == good
 
 
 def _verdict(p_good: float) -> MicrographVerdict:

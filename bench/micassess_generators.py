@@ -1,0 +1,178 @@
+"""Micrograph assessment on held-out variation generators, through `screen run`'s own verdicts.
+
+    python bench/micassess_generators.py [--out /tmp/micassess_generators] [--n 160] [--jobs 2]
+        [--generators hot_pixels bin_fourier ...] [--configs product v5 v2]
+
+Issue 10's measurement: for each generator of ``screen.simulate.domain.HELD_OUT_GENERATORS``
+(never used to train any shipped weights) a set is simulated from ``HELD_OUT_V3`` of
+``train_micassess_v3.py`` (other structures and frame sizes than training; every bad type; sessions
+of 16) with that generator forced on every micrograph and the trained ones at their usual rate,
+written as MRC files with a ``labels.csv`` of ``path,label,reason,pixel_size_A,session`` (kept in
+``--out``: a second run only evaluates). ``trained`` is the same set with no held-out generator.
+Each set is then scored as ``screen evaluate micrographs`` scores it (``screen.evaluation``):
+
+- ``product``: `screen run`'s verdicts (the default model, the astigmatism and opaque checks, the
+  session domain check and its fallback to ``DOMAIN_RANDOMISED_MODEL``);
+- ``v5`` / ``v2`` / ``v3``: one shipped model alone (``micassess_small_vN``), checks on, no
+  fallback (what ``--micassess-weights`` gives);
+- ``either``: a micrograph is good when v2 or v5 (each alone, checks on) calls it good; the
+  reason of a bad one is v2's (a rule measured here, not `screen run`'s).
+
+``clean`` is v2's own held-out kind (``micassess.HELD_OUT_SET``: no variation generator).
+
+Prints one row per set and configuration: accuracy, good called bad, reason right (bad
+micrographs called bad for the right reason), the sessions that fell back, and recall per reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from train_micassess_v3 import HELD_OUT_V3  # bench/ is on sys.path when run as a script
+
+from screen.io.mrc import write_mrc
+from screen.models import micassess as ma
+from screen.simulate.domain import HELD_OUT_GENERATORS, TRAINING_DOMAIN, DomainSpec
+
+CONFIGS = ("product", "v5", "v2", "v3", "either")
+
+
+def render_session(job: tuple[int, object, object, Path]) -> list[tuple]:
+    """Render one session of a set into ``folder``; its label rows."""
+    index, screen_spec, domain, folder = job
+    rows = []
+    for number, (plan, image, pixel_size_A) in enumerate(
+        ma.session_micrographs(screen_spec, domain)
+    ):
+        path = folder / f"s{index:03d}_m{number:03d}.mrc"
+        write_mrc(path, image, pixel_size_A)
+        label = "good" if plan.reason == "good" else "bad"
+        rows.append((path.name, label, plan.reason, pixel_size_A, f"s{index:03d}"))
+    return rows
+
+
+def write_set(generator: str, n: int, out: Path, jobs: int) -> Path:
+    """Simulate one held-out set (once) and return its ``labels.csv``."""
+    folder = out / generator
+    labels = folder / "labels.csv"
+    if labels.exists():
+        return labels
+    folder.mkdir(parents=True, exist_ok=True)
+    if generator == "clean":
+        domain = None
+        spec = replace(ma.HELD_OUT_SET, n_micrographs=n, micrographs_per_session=16)
+    else:
+        forced = () if generator == "trained" else (generator,)
+        domain = DomainSpec(TRAINING_DOMAIN.allowed, TRAINING_DOMAIN.probability, forced=forced)
+        spec = replace(HELD_OUT_V3, n_micrographs=n, domain=domain)
+    sessions = ma.session_specs(spec)
+    start = time.perf_counter()
+    jobs_list = [(i, s, domain, folder) for i, s in enumerate(sessions)]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        rows = [row for part in pool.map(render_session, jobs_list) for row in part]
+    tmp = labels.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label", "reason", "pixel_size_A", "session"])
+        writer.writerows(rows)
+    tmp.replace(labels)
+    print(
+        f"{generator}: {len(rows)} micrographs in {time.perf_counter() - start:.0f} s",
+        file=sys.stderr,
+        flush=True,
+    )
+    return labels
+
+
+def evaluate(labels: Path, config: str):
+    """Score one set with one configuration (see the module docstring)."""
+    from screen import evaluation
+    from screen.models.micrograph_metrics import binary_metrics, reason_metrics
+
+    if config == "either":
+        first, second = evaluate(labels, "v2"), evaluate(labels, "v5")
+        good = [
+            a == "good" or b == "good"
+            for a, b in zip(first.predicted_reasons, second.predicted_reasons, strict=True)
+        ]
+        reasons = tuple(
+            "good" if g else r for g, r in zip(good, first.predicted_reasons, strict=True)
+        )
+        truth = [item.label == "good" for item in first.items]
+        return replace(
+            first,
+            predicted_reasons=reasons,
+            model=binary_metrics(np.array(truth), np.array(good)),
+            reasons=reason_metrics([i.reason for i in first.items], list(reasons), np.array(good)),
+            domain_warnings=(),
+        )
+    from screen.stages import assess_micrographs as am
+    from screen.stages.ctf import CtfSearch
+
+    items = evaluation.load_labelled_set(labels)
+    params = am.MicrographAssessParams()
+    fallback = None
+    if config == "product":
+        fallback_params = replace(params, model=am.DOMAIN_RANDOMISED_MODEL)
+        fallback = evaluation.DomainFallback(
+            fallback_params, lambda: am.load_micrograph_model(fallback_params)
+        )
+    else:
+        params = replace(params, model=f"micassess_small_{config}")
+    model = am.load_micrograph_model(params)
+    return evaluation.evaluate_micrographs(items, params, model, CtfSearch(), None, fallback)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("/tmp/micassess_generators"))
+    parser.add_argument("--n", type=int, default=160, help="micrographs per set")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--generators",
+        nargs="+",
+        default=[*HELD_OUT_GENERATORS, "trained", "clean"],
+        help="held-out generators to force ('trained': none, the trained ones only; 'clean': "
+        "v2's held-out kind, no generator)",
+    )
+    parser.add_argument("--configs", nargs="+", default=["product", "v5"], choices=CONFIGS)
+    args = parser.parse_args(argv)
+    print(
+        "| set | verdicts | n (good) | accuracy | good called bad | reason right | sessions "
+        "fallen back | per bad reason: called bad / reason right |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for generator in args.generators:
+        labels = write_set(generator, args.n, args.out, args.jobs)
+        for config in args.configs:
+            start = time.perf_counter()
+            result = evaluate(labels, config)
+            m = result.model
+            n_sessions = len({item.session for item in result.items})
+            per_reason = ", ".join(
+                f"{reason} {values['called_bad']:.2f}/{values['reason_right']:.2f}"
+                for reason, values in result.reasons.items()
+            )
+            bad = [i for i, item in enumerate(result.items) if item.label == "bad"]
+            reason_right = sum(
+                result.predicted_reasons[i] == result.items[i].reason for i in bad
+            ) / max(len(bad), 1)
+            print(
+                f"| {generator} | {config} | {m.n} ({m.n_good}) | {m.accuracy:.3f} | "
+                f"{m.good_called_bad:.3f} | {reason_right:.3f} | "
+                f"{len(result.domain_warnings)} of {n_sessions} | {per_reason} |",
+                flush=True,
+            )
+            print(f"  ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
