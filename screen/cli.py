@@ -694,8 +694,8 @@ def evaluate_classes_command(
         str | None,
         typer.Option(
             help="Class-assessment weights: shipped name or .keras path (default "
-            "class_assess_v4, `screen run`'s model: mask-independent, trained partly on real "
-            "averages; class_assess_v2 was the default before)."
+            "class_assess_v5, `screen run`'s model: mask-independent, trained partly on real "
+            "averages; class_assess_v4 was the default before)."
         ),
     ] = None,
 ) -> None:
