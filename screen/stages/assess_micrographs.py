@@ -40,7 +40,8 @@ class MicrographAssessParams:
         A micrograph whose fitted astigmatism (``defocus_u - defocus_v`` of its CTF fit) is
         larger is bad, reason ``bad_ctf``, whatever P(good) says (:func:`check_ctf`); 0 turns
         the check off. Rings of a few thousand Å of astigmatism at 2-3 µm defocus are still
-        nearly round at the 7 Å the network sees, while the CTF fit measures it directly.
+        nearly round at the 7 Å the network sees, while the CTF fit measures it directly, when
+        its rings reach far enough (:func:`astigmatism_is_measured`).
     max_opaque_fraction
         A micrograph with at least this share of its field under nearly opaque objects
         (contamination balls, ice crystals, grid bars; :func:`screen.processing.contamination.
