@@ -69,7 +69,9 @@ MaxAstigmatism = Annotated[
     typer.Option(
         "--max-astigmatism",
         help="A micrograph whose fitted astigmatism (defocus U - V) exceeds this many Å is bad "
-        "(reason bad_ctf) whatever P(good) says; 0 turns the check off (default 3000).",
+        "(reason bad_ctf) whatever P(good) says, where its CTF fit resolved rings fine enough "
+        "to have measured it (a fit that found no rings is not judged); 0 turns the check off "
+        "(default 3000).",
     ),
 ]
 """The ``--max-astigmatism`` option of ``screen run`` and ``screen evaluate micrographs``."""

@@ -311,7 +311,10 @@ def format_evaluation(result: MicrographEvaluation) -> str:
     model, base = result.model, result.baseline
     check = ""
     if result.max_astigmatism_A > 0:
-        check = f" or fitted astigmatism > {result.max_astigmatism_A:.0f} Å"
+        check = (
+            f" or fitted astigmatism > {result.max_astigmatism_A:.0f} Å (where the fit's rings "
+            "reach far enough to measure it)"
+        )
     rows = [
         f"{model.n} micrographs ({model.n_good} good); model verdict bad when "
         f"P(good) < {result.threshold:g}{check}; baseline bad when CTF fit resolution is worse "
