@@ -71,6 +71,11 @@ is on crowded mixtures like gbg_60uM, not across the board). Over all 24: 18 wit
 Limitations: particles of 235 Å and more on 1280 Å frames (only ~5 particles across) come out
 1.8-2.5x too large, small particles (90 Å) ~1.5x too large (the picker's 4 Å working pixels
 and the fixed blur inflate them); the measure is noisy (class averages of ~100-300 particles).
+On real particles the refinement runs away: with the gap turned off, four binned EMPIAR-10017
+exports (β-galactosidase, 180 Å) give 417-436 Å, and simulated particles with contiguous mass
+1.8-2.4x (measured 2026-12-04, bench/README.md): its measure grows with the trial diameter, so
+the fixed point of the x ``feret_factor`` chain is ill-conditioned, and a smaller factor collapses
+the simulated cases instead. Where the gap is not found, expect real particles up to ~2x large.
 """
 
 from __future__ import annotations
