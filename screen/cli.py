@@ -70,7 +70,8 @@ MaxAstigmatism = Annotated[
         "--max-astigmatism",
         help="A micrograph whose fitted astigmatism (defocus U - V) exceeds this many Å is bad "
         "(reason bad_ctf) whatever P(good) says, where its CTF fit resolved rings fine enough "
-        "to have measured it (a fit that found no rings is not judged); 0 turns the check off "
+        "to have measured it and both halves of the micrograph repeat it (a fit that found no "
+        "rings, or one its halves contradict, is not judged); 0 turns the check off "
         "(default 3000).",
     ),
 ]

@@ -313,7 +313,7 @@ def format_evaluation(result: MicrographEvaluation) -> str:
     if result.max_astigmatism_A > 0:
         check = (
             f" or fitted astigmatism > {result.max_astigmatism_A:.0f} Å (where the fit's rings "
-            "reach far enough to measure it)"
+            "reach far enough to measure it and both half fields repeat it)"
         )
     rows = [
         f"{model.n} micrographs ({model.n_good} good); model verdict bad when "

@@ -49,10 +49,10 @@ def test_astigmatism_check_is_reported_and_can_be_turned_off(simulated, tmp_path
     assert strict.exit_code == 0, strict.output
     assert "fitted astigmatism > 1 Å" in strict.output
     # No fit of this small set reaches far enough to have measured its astigmatism
-    # (assess_micrographs.astigmatism_is_measured), so nothing is flagged on them ...
+    # (screen.stages.ctf.astigmatism_is_confirmed), so nothing is flagged on them ...
     assert "astigmatism check:" not in strict.output
     # ... and were every astigmatism measured, every micrograph P(good) kept would be flagged.
-    monkeypatch.setattr(assess_micrographs, "astigmatism_is_measured", lambda fit, kV: True)
+    monkeypatch.setattr(assess_micrographs, "astigmatism_is_confirmed", lambda fit, kV: True)
     strict = runner.invoke(app, [*command, "--max-astigmatism", "1"])
     assert "astigmatism check:" in strict.output and "P(good) alone: accuracy" in strict.output
     assert "| good | 0 |" in strict.output  # no micrograph is called good any more

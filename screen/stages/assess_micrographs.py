@@ -20,6 +20,7 @@ import numpy as np
 from screen.models import micassess
 from screen.processing.contamination import opaque_fraction
 from screen.stages.base import Backend
+from screen.stages.ctf import astigmatism_is_confirmed
 from screen.stages.records import MICROGRAPH_REASONS, CtfFit, MicrographVerdict
 
 
@@ -41,7 +42,8 @@ class MicrographAssessParams:
         larger is bad, reason ``bad_ctf``, whatever P(good) says (:func:`check_ctf`); 0 turns
         the check off. Rings of a few thousand Å of astigmatism at 2-3 µm defocus are still
         nearly round at the 7 Å the network sees, while the CTF fit measures it directly, when
-        its rings reach far enough (:func:`astigmatism_is_measured`).
+        its rings reach far enough and its two half fields repeat it
+        (`screen.stages.ctf.astigmatism_is_confirmed`).
     max_opaque_fraction
         A micrograph with at least this share of its field under nearly opaque objects
         (contamination balls, ice crystals, grid bars; :func:`screen.processing.contamination.
@@ -86,28 +88,6 @@ def params_problems(params: MicrographAssessParams) -> list[str]:
     return problems
 
 
-def astigmatism_is_measured(fit: CtfFit, voltage_kV: float) -> bool:
-    """Whether the fit resolved its Thon rings far enough to have measured its astigmatism.
-
-    Along the two principal directions the CTF phases differ by ``pi * lambda * A * k**2`` for an
-    astigmatism ``A`` (``defocus_u - defocus_v``) at spatial frequency ``k``. Below a quarter
-    period (pi / 2) the two directions' rings cannot be told apart, so a fit whose rings match
-    only to ``d = fit_resolution_A`` measured ``A`` only when ``d <= sqrt(2 * lambda * A)``:
-    3,000 Å needs rings fitted to 10.9 Å at 300 kV, 12.3 Å at 200 kV. A fit that found no rings
-    (its resolution at the band's low end, 30 Å) reports an astigmatism that is noise (measured
-    2026-12-04, ``bench/micassess_generators.py``: 11 of 80 good simulated micrographs with
-    failed fits were called bad_ctf on fitted astigmatisms of 3,300-39,900 Å). Optics, not a
-    calibration: it holds for any detector or data.
-    """
-    from screen.processing.ctf import electron_wavelength_A
-
-    astigmatism_A = abs(fit.defocus_u_A - fit.defocus_v_A)
-    if not (math.isfinite(fit.fit_resolution_A) and math.isfinite(astigmatism_A)):
-        return False
-    wavelength_A = electron_wavelength_A(voltage_kV)
-    return fit.fit_resolution_A <= math.sqrt(2.0 * wavelength_A * astigmatism_A)
-
-
 def check_ctf(
     verdict: MicrographVerdict,
     fit: CtfFit | None,
@@ -119,14 +99,15 @@ def check_ctf(
     Returns ``verdict`` unchanged when there is no fit, the check is off
     (``params.max_astigmatism_A`` <= 0), the micrograph is already bad, its fitted
     astigmatism is within the limit, or the fit did not resolve rings far enough to have
-    measured it (:func:`astigmatism_is_measured`); otherwise the same P(good) and reason scores
-    with verdict ``"bad"`` and reason ``"bad_ctf"``.
+    measured it or its two half fields did not repeat it (`screen.stages.ctf.
+    astigmatism_is_confirmed`); otherwise the same P(good) and reason scores with verdict
+    ``"bad"`` and reason ``"bad_ctf"``.
     """
     if fit is None or params.max_astigmatism_A <= 0 or verdict.verdict == "bad":
         return verdict
     if abs(fit.defocus_u_A - fit.defocus_v_A) <= params.max_astigmatism_A:
         return verdict
-    if not astigmatism_is_measured(fit, voltage_kV):
+    if not astigmatism_is_confirmed(fit, voltage_kV):
         return verdict
     return replace(verdict, verdict="bad", reason="bad_ctf")
 

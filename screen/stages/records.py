@@ -57,6 +57,10 @@ class CtfFit:
     astigmatism_angle_deg: float
     fit_resolution_A: float  # highest resolution where the fitted CTF still matches the spectrum
     score: float  # correlation of model and spectrum over the fitted band (0..1)
+    # How far the two half fields' astigmatisms differ from this fit's, relative to it (the
+    # larger of the two; 0 = the same, 1 = a half found none, 2 = the opposite direction); NaN
+    # when not measured (see `screen.stages.ctf.half_field_astigmatism_spread`).
+    astigmatism_spread: float = float("nan")
 
     @property
     def mean_defocus_A(self) -> float:

@@ -10,12 +10,12 @@ from screen.stages.assess_micrographs import (
     BACKEND,
     MicrographAssessParams,
     assess_micrographs,
-    astigmatism_is_measured,
     check_ctf,
     load_micrograph_model,
     params_problems,
     session_domain_check,
 )
+from screen.stages.ctf import astigmatism_is_measured
 from screen.stages.records import MICROGRAPH_REASONS, CtfFit, MicrographVerdict
 
 PARAMS = MicrographAssessParams()
@@ -140,6 +140,18 @@ def test_ctf_check_trusts_only_an_astigmatism_the_fit_could_measure():
     assert check_ctf(good, huge, PARAMS).reason == "bad_ctf"
     nan_fit = CtfFit(20000.0, 15000.0, 10.0, float("nan"), 0.0)
     assert check_ctf(good, nan_fit, PARAMS) == good
+
+
+def test_ctf_check_needs_the_half_fields_to_repeat_the_astigmatism():
+    """An astigmatism that the two halves of the micrograph do not repeat (spread over the
+    limit) is the fit following the image's texture, not the lens: the verdict stands."""
+    good = MicrographVerdict(p_good=0.9, verdict="good", reason=None, reason_scores={})
+    repeated = CtfFit(24000.0, 17000.0, 10.0, 6.0, 0.5, astigmatism_spread=0.15)
+    assert check_ctf(good, repeated, PARAMS).reason == "bad_ctf"
+    opposite = replace(repeated, astigmatism_spread=1.9)  # the halves' axes swapped
+    assert check_ctf(good, opposite, PARAMS) == good
+    unchecked = replace(repeated, astigmatism_spread=float("nan"))  # e.g. an external fit
+    assert check_ctf(good, unchecked, PARAMS).reason == "bad_ctf"
 
 
 def _verdict(p_good: float) -> MicrographVerdict:

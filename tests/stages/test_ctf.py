@@ -6,7 +6,14 @@ import pytest
 from screen.simulate.presets import prex1_small
 from screen.simulate.render import render_micrograph
 from screen.simulate.session import session_models, session_plans
-from screen.stages.ctf import BACKEND, CtfSearch, estimate_ctf
+from screen.stages.ctf import (
+    ASTIGMATISM_MAX_SPREAD,
+    BACKEND,
+    CtfSearch,
+    astigmatism_is_confirmed,
+    estimate_ctf,
+    half_field_astigmatism_spread,
+)
 from screen.stages.records import CtfFit, Optics
 
 PARAMS = CtfSearch()
@@ -38,7 +45,7 @@ def _angle_error_deg(a, b):
 
 
 def test_backend_contract():
-    assert BACKEND.key == "ctf/builtin@1"
+    assert BACKEND.key == "ctf/builtin@2"
     assert BACKEND.params_type is CtfSearch
     assert BACKEND.compute is estimate_ctf
 
@@ -75,6 +82,28 @@ def test_astigmatism_of_good_micrographs(frame_px, pixel_size_A):
     # Typically within 300 Å; the worst case (1500 Å at 0.86 µm, few rings) is ~500 Å off.
     assert np.median(astigmatism_errors_A) < 300.0
     assert max(astigmatism_errors_A) < 600.0
+
+
+def test_half_fields_repeat_a_real_astigmatism_and_not_a_mixed_one():
+    """The lens's astigmatism is the same over the field: both halves of an astigmatic
+    micrograph measure it again. In a field whose right half has its axes turned by 90°, that
+    half does not repeat the fit."""
+    spec = dataclasses.replace(prex1_small(8), frame_px=(1024, 1024), pixel_size_A=1.2)
+    first, second = _good_plans(spec, SESSION, 2)
+    lens = _render(spec, _with_astigmatism(first, 6000.0, 20.0))
+    fit = estimate_ctf(lens, Optics(1.2), PARAMS)
+    assert abs(fit.defocus_u_A - fit.defocus_v_A - 6000.0) < 1000.0
+    assert fit.astigmatism_spread < 0.3
+    assert astigmatism_is_confirmed(fit, 300.0)
+    other = _render(spec, _with_astigmatism(first, 6000.0, -70.0))
+    mixed = np.concatenate([lens[:, :512], other[:, 512:]], axis=1)  # right half: axes turned
+    spread = half_field_astigmatism_spread(mixed, Optics(1.2), PARAMS, fit, tile_px=512)
+    assert spread > ASTIGMATISM_MAX_SPREAD
+    assert not astigmatism_is_confirmed(dataclasses.replace(fit, astigmatism_spread=spread), 300.0)
+    unchecked = estimate_ctf(lens, Optics(1.2), dataclasses.replace(PARAMS, check_halves=False))
+    assert np.isnan(unchecked.astigmatism_spread)
+    round_rings = estimate_ctf(_render(spec, second), Optics(1.2), PARAMS)  # no astigmatism
+    assert np.isnan(round_rings.astigmatism_spread)  # nothing measured, nothing to repeat
 
 
 def test_without_astigmatism_search_u_equals_v():
