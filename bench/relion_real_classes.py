@@ -1,6 +1,7 @@
 """Class averages made by RELION's relion_refine from real particles, labelled from annotations.
 
     python bench/relion_real_classes.py --out /tmp/relion_real_held
+    python bench/relion_real_classes.py --out /tmp/relion_real_train --training 3
     python bench/train_class_assess_v2.py --measure-only --name class_assess_v4 \
         --held-relion /tmp/relion_real_held --compare class_assess_v1 class_assess_v2 class_assess_v3
     screen evaluate classes /tmp/relion_real_held --labels /tmp/relion_real_held/labels.csv
@@ -19,6 +20,9 @@ Every class is labelled as ``relion_classes.py`` labels simulated ones, from its
 centres (pick minus RELION's origin offset) against the annotated centres, in 180 Å diameters:
 ``good`` when >= 70 % lie within 0.25, ``clip`` when >= 50 % lie 0.25-0.75 off, ``noise`` when
 >= 65 % lie further. The annotations may miss particles, so "noise" errs towards too many.
+
+``--training N`` makes training data instead, from the six exports that are already training
+data of the shipped models (``MICASSESS_TRAINING_EXPORTS``), never from the held-out five.
 """
 
 from __future__ import annotations
@@ -109,17 +113,32 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--max-particles", type=int, default=450)
+    parser.add_argument(
+        "--training",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: N runs on each of the six MICASSESS_TRAINING_EXPORTS (training data), "
+        "each run with its own seed, mask, iterations (10 or 25) and particles (300-600)",
+    )
     args = parser.parse_args(argv)
-    held = [
-        e
-        for e in real_examples(args.folder)
-        if e.picks_path is not None and e.path.name not in MICASSESS_TRAINING_EXPORTS
-    ]
+    examples = [e for e in real_examples(args.folder) if e.picks_path is not None]
+    runs = []  # (index, example, iterations, max particles)
+    if args.training:
+        chosen = [e for e in examples if e.path.name in MICASSESS_TRAINING_EXPORTS]
+        rng = np.random.default_rng(7)
+        for run in range(args.training):
+            for i, example in enumerate(chosen):
+                iterations = int(rng.choice([10, 25]))
+                runs.append((100 + 10 * run + i, example, iterations, int(rng.integers(300, 601))))
+    else:
+        held = [e for e in examples if e.path.name not in MICASSESS_TRAINING_EXPORTS]
+        runs = [(i, e, args.iterations, args.max_particles) for i, e in enumerate(held)]
     args.out.mkdir(parents=True, exist_ok=True)
     tables = []
-    for index, example in enumerate(held):
+    for index, example, iterations, max_particles in runs:
         t0 = time.perf_counter()
-        tables.append(relion_export(example, index, args.out, args.iterations, args.max_particles))
+        tables.append(relion_export(example, index, args.out, iterations, max_particles))
         labelled = tables[-1][tables[-1].label != ""]
         print(
             f"{example.path.name}: {len(tables[-1])} classes, labels "
