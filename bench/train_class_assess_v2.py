@@ -118,11 +118,12 @@ def held_out_sets(args) -> dict[str, list[LabelledAverage]]:
         sets["drawn cages (held-out structures)"] = [
             LabelledAverage(a.image, a.label, a.pixel_size_A, a.mask_diameter_A, "") for a in drawn
         ]
-    if args.held_relion:
-        relion = relion_items(args.held_relion)
-        sets["RELION, its own mask"] = relion
-        sets["RELION, whole box"] = with_mask(relion, 1e6)
-        sets["RELION, mask x 0.5-2"] = random_masks(relion, 1)
+    for path in args.held_relion or []:
+        relion = relion_items(path)
+        name = "RELION" if len(args.held_relion) == 1 else f"RELION ({path.name})"
+        sets[f"{name}, its own mask"] = relion
+        sets[f"{name}, whole box"] = with_mask(relion, 1e6)
+        sets[f"{name}, mask x 0.5-2"] = random_masks(relion, 1)
     for path in args.held_pipeline or []:
         pipeline = pipeline_items(path, (args.pipeline_split, np.inf))
         name = "our 2D" if len(args.held_pipeline) == 1 else f"our 2D ({path.stem})"
@@ -189,7 +190,8 @@ def training_data(
         items += pipeline
         counts["pipeline"] = len(pipeline)
     if args.relion:
-        relion = relion_items(args.relion) * args.relion_repeat
+        relion = [item for path in args.relion for item in relion_items(path)]
+        relion *= args.relion_repeat
         items += relion
         counts["relion"] = len(relion)
     x = np.stack(
@@ -238,7 +240,12 @@ def main(argv=None) -> int:
         "--pipeline", type=Path, nargs="+", help="training npz files of make_class_examples.py"
     )
     parser.add_argument("--pipeline-repeat", type=int, default=3, help="copies of each one")
-    parser.add_argument("--relion", type=Path, help="training folder of relion_classes.py")
+    parser.add_argument(
+        "--relion",
+        type=Path,
+        nargs="+",
+        help="training folders of relion_classes.py or relion_real_classes.py --training",
+    )
     parser.add_argument("--relion-repeat", type=int, default=5, help="copies of each RELION one")
     parser.add_argument(
         "--held-pipeline", type=Path, nargs="+", help="held-out npz files (one set each)"
@@ -250,7 +257,7 @@ def main(argv=None) -> int:
         help="train on --pipeline sessions with seeds below this, hold out --held-pipeline "
         "sessions from it up (one npz may be both)",
     )
-    parser.add_argument("--held-relion", type=Path)
+    parser.add_argument("--held-relion", type=Path, nargs="+", help="held-out RELION folders")
     parser.add_argument(
         "--held-cages", type=int, default=0, help="drawn held-out cage averages per label"
     )
@@ -335,7 +342,7 @@ def main(argv=None) -> int:
   the pipeline's own averages of simulated sessions at masks 0.5-2x ({", ".join(str(p) for p in args.pipeline or [])}
   made by `make_class_examples.py` (see the commands above), the sessions with seeds below
   {args.pipeline_split:g}, each repeated {args.pipeline_repeat} times);
-  RELION averages: {f"{args.relion}, each repeated {args.relion_repeat} times" if args.relion else "none"}.
+  RELION averages: {f"{', '.join(str(p) for p in args.relion)}, each repeated {args.relion_repeat} times" if args.relion else "none"}.
   10 % kept for validation.
 - **Training**: Adam, lr 1e-3 cosine-decayed, {args.epochs} epochs, batch 64, right-angle rotations
   and flips.

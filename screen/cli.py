@@ -697,8 +697,9 @@ def evaluate_classes_command(
         str | None,
         typer.Option(
             help="Class-assessment weights: shipped name or .keras path (default "
-            "class_assess_v5, `screen run`'s model: mask-independent, trained partly on real "
-            "averages; class_assess_v4 was the default before)."
+            "class_assess_v6, `screen run`'s model: mask-independent, trained partly on real "
+            "averages and on RELION's averages of simulated particles; class_assess_v5 was "
+            "the default before)."
         ),
     ] = None,
 ) -> None:

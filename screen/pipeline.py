@@ -866,6 +866,7 @@ def _write_micrograph_table(layout: SessionLayout, results: list[_MicrographResu
                 "astigmatism_angle_deg": r.ctf.astigmatism_angle_deg if r.ctf else np.nan,
                 "ctf_fit_resolution_A": r.ctf.fit_resolution_A if r.ctf else np.nan,
                 "ctf_score": r.ctf.score if r.ctf else np.nan,
+                "astigmatism_spread": r.ctf.astigmatism_spread if r.ctf else np.nan,
                 "n_picks": r.n_picks,
             }
         )

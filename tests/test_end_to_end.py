@@ -108,6 +108,7 @@ def test_outputs_are_written_and_readable(screen_run):
     session = results / "sessions" / "gbg_6uM"
     table = pd.read_csv(session / "micrographs.csv")
     assert len(table) == MICROGRAPHS_PER_SESSION and set(table["status"]) == {"ok"}
+    assert {"ctf_fit_resolution_A", "astigmatism_spread"} <= set(table.columns)
     optics, particles = read_particles_star(session / "particles" / "particles.star")
     stack = read_mrc(session / "particles" / "particles.mrcs")
     assert len(particles) == stack.data.shape[0] > 0
