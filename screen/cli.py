@@ -584,6 +584,13 @@ def evaluate_micrographs_command(
             "else the whole set).",
         ),
     ] = False,
+    table: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write one CSV row per micrograph: label, verdict and reason scored, "
+            "P(good), CTF fit resolution, astigmatism and its half-field spread."
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
     """Accuracy of micrograph assessment on a labelled set, beside a CTF-resolution cutoff.
@@ -635,6 +642,9 @@ def evaluate_micrographs_command(
     typer.echo(evaluation.format_evaluation(result))
     evaluation.resolution_figure(result, figure)
     typer.echo(f"figure: {figure}", err=True)
+    if table is not None:
+        evaluation.verdict_table(result).to_csv(table, index=False)
+        typer.echo(f"table: {table}", err=True)
 
 
 @evaluate_app.command("diameter")

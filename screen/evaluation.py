@@ -67,6 +67,8 @@ class MicrographEvaluation:
     max_astigmatism_A: float = 0.0  # the astigmatism check (0: off)
     bad_by_astigmatism: np.ndarray | None = None  # (n,) bool: called bad by the check alone
     domain_warnings: tuple[str, ...] = ()  # one line per session that got the domain warning
+    called_good: np.ndarray | None = None  # (n,) bool: the scored verdicts
+    fits: tuple = ()  # (n,) the CTF fits (CtfFit, or None where the fit failed)
 
 
 @dataclass(frozen=True)
@@ -303,7 +305,40 @@ def evaluate_micrographs(
         max_astigmatism_A=params.max_astigmatism_A,
         bad_by_astigmatism=np.asarray(by_astigmatism, bool),
         domain_warnings=tuple(warnings),
+        called_good=called,
+        fits=tuple(fits),
     )
+
+
+def verdict_table(result: MicrographEvaluation) -> pd.DataFrame:
+    """One row per scored micrograph: its label, the verdict scored, P(good) and the CTF fit.
+
+    Columns: ``path``, ``session``, ``label``, ``true_reason`` (empty when unknown),
+    ``verdict``, ``reason`` (the verdict's; empty for good), ``p_good``, ``bad_by_astigmatism``,
+    ``ctf_fit_resolution_A``, ``astigmatism_A`` and ``astigmatism_spread`` (NaN without a fit).
+    """
+    rows = []
+    for i, item in enumerate(result.items):
+        fit = result.fits[i] if result.fits else None
+        good = bool(result.called_good[i]) if result.called_good is not None else None
+        rows.append(
+            {
+                "path": str(item.path),
+                "session": item.session,
+                "label": item.label,
+                "true_reason": "" if item.reason == "good" else item.reason,
+                "verdict": "" if good is None else ("good" if good else "bad"),
+                "reason": "" if good else result.predicted_reasons[i],
+                "p_good": float(result.p_good[i]),
+                "bad_by_astigmatism": bool(result.bad_by_astigmatism[i])
+                if result.bad_by_astigmatism is not None
+                else False,
+                "ctf_fit_resolution_A": float(result.fit_resolution_A[i]),
+                "astigmatism_A": abs(fit.defocus_u_A - fit.defocus_v_A) if fit else float("nan"),
+                "astigmatism_spread": fit.astigmatism_spread if fit else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def format_evaluation(result: MicrographEvaluation) -> str:

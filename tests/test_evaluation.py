@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -78,12 +79,20 @@ def test_labels_csv_is_evaluated(simulated, tmp_path):
     ]
     labels = tmp_path / "labels.csv"
     labels.write_text("path,label,reason\n" + "\n".join(rows) + "\nmissing.mrc,bad,empty\n")
-    result = runner.invoke(
-        app, ["evaluate", "micrographs", str(labels), "--figure", str(tmp_path / "f.png"), "-q"]
-    )
+    table = tmp_path / "verdicts.csv"
+    command = ["evaluate", "micrographs", str(labels), "--figure", str(tmp_path / "f.png")]
+    result = runner.invoke(app, [*command, "--table", str(table), "-q"])
     assert result.exit_code == 0, result.output
     assert f"{len(rows)} micrographs" in result.output
     assert "1 unreadable" in result.output and "missing.mrc" in result.output
+    # The per-micrograph table holds the verdicts the printed accuracy was computed from.
+    verdicts = pd.read_csv(table, keep_default_na=False)
+    assert len(verdicts) == len(rows) and "missing.mrc" not in set(verdicts["path"])
+    assert set(verdicts["label"]) <= {"good", "bad"} and set(verdicts["verdict"]) <= {"good", "bad"}
+    accuracy = float(np.mean(verdicts["label"] == verdicts["verdict"]))
+    assert f"| accuracy | {accuracy:.3f} |" in result.output
+    assert (verdicts.loc[verdicts["verdict"] == "good", "reason"] == "").all()
+    assert (verdicts.loc[verdicts["verdict"] == "bad", "reason"] != "").all()
 
 
 def test_folders_per_label(simulated, tmp_path):
