@@ -288,7 +288,7 @@ def assess_micrographs(
 BACKEND = Backend(
     stage="assess_micrographs",
     name="builtin",
-    version="4",  # 3: hot and dead pixels clipped before the Fourier crop; 4: opaque check
+    version="5",  # 3: hot pixels clipped before the Fourier crop; 4: opaque check; 5: its margin
     params_type=MicrographAssessParams,
     compute=assess_micrographs,
 )

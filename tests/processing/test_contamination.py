@@ -54,3 +54,20 @@ def test_odd_sizes_are_not_padded_into_dark_borders():
     rng = np.random.default_rng(2)
     image = _field(rng, 1000)[:, :997]  # not a multiple of the block size
     assert opaque_fraction(image) < 0.005
+
+
+def test_a_dark_border_of_the_frame_is_not_contamination():
+    """Partial blocks of binning or a zero-filled edge leave dark rows and columns at the border
+    (a good binned micrograph of 234 px lost 3.4 % of its field to one); a ball that reaches
+    the border still counts."""
+    rng = np.random.default_rng(3)
+    image = ndi.gaussian_filter(
+        _field(rng, 234), 4.0
+    )  # denoised: the smoothed field's spread is small
+    image[-2:, :] *= 0.3
+    image[:, -2:] *= 0.3
+    assert opaque_fraction(image) < 0.002  # 0.017 when the border is counted
+    yy, xx = np.mgrid[:234, :234]
+    edge_ball = image.copy()
+    edge_ball[(yy - 117) ** 2 + xx**2 < 60**2] *= 0.05  # half a ball over the left edge
+    assert opaque_fraction(edge_ball) > 0.03
