@@ -310,6 +310,15 @@ def evaluate_micrographs(
     )
 
 
+def _table_reason(reason: str) -> str:
+    """A bad verdict's reason for the table: "unassessable" where it has none.
+
+    An image the network could not judge is bad without a reason (counted as "good" in the
+    reason metrics).
+    """
+    return "unassessable" if reason == "good" else reason
+
+
 def verdict_table(result: MicrographEvaluation) -> pd.DataFrame:
     """One row per scored micrograph: its label, the verdict scored, P(good) and the CTF fit.
 
@@ -328,7 +337,7 @@ def verdict_table(result: MicrographEvaluation) -> pd.DataFrame:
                 "label": item.label,
                 "true_reason": "" if item.reason == "good" else item.reason,
                 "verdict": "" if good is None else ("good" if good else "bad"),
-                "reason": "" if good else result.predicted_reasons[i],
+                "reason": "" if good else _table_reason(result.predicted_reasons[i]),
                 "p_good": float(result.p_good[i]),
                 "bad_by_astigmatism": bool(result.bad_by_astigmatism[i])
                 if result.bad_by_astigmatism is not None

@@ -259,12 +259,13 @@ sin 2θ)``) lies within this fraction of the whole fit's length from it: within 
 same size, or half to one and a half times the size. Astigmatism is a property of the objective
 lens, the same over the field, so two halves of a micrograph measure it again with half the
 data; a fit that follows the image's texture (a denoiser's, a detector's) rather than its Thon
-rings does not repeat. Checked 2026-12-04 (session script over `bench/micassess_generators.py`'s
-sets): every astigmatic micrograph of the clean simulated set kept its astigmatism in both halves
-(3 of 3, spreads under 0.2), while on NL-means-denoised micrographs 12 of the 13 good ones with a
-fooled fit (3,500-20,000 Å fitted, at most 600 Å true) did not (often the opposite direction).
-The tolerance is loose on purpose: fitting noise on half the data, not the data's statistics,
-sets it."""
+rings does not repeat. Checked 2026-12-04 on `bench/micassess_generators.py`'s sets: a session
+script (halves with their own, smaller tiles) found the astigmatism of all 3 flagged micrographs
+of the clean simulated set repeated by both halves, and that of 12 of the 13 good NL-means-denoised
+ones with a fooled fit (3,500-20,000 Å fitted, at most 600 Å true) not repeated (often the
+opposite direction); with this function, the clean set's bad-CTF micrographs are all still
+called bad and the NL-means set's good ones called bad fell from 19 to 10 of 80. The tolerance
+is loose on purpose: fitting noise on half the data, not the data's statistics, sets it."""
 
 
 def astigmatism_is_measured(fit: CtfFit, voltage_kV: float) -> bool:
@@ -314,10 +315,11 @@ def half_field_astigmatism_spread(
 
     The micrograph is cut in two along its longer side and each half is fitted on its own,
     with the whole fit's periodogram tile (``tile_px`` working pixels: the same sampling of the
-    rings, fewer tiles; a smaller tile loses fine rings at high defocus). Each half's astigmatism vector ``A (cos 2θ, sin 2θ)`` (zero where the
-    half did not measure one) is compared with the whole fit's; the larger distance, over the
-    whole fit's length, is returned: 0 the same, 1 a half found none, 2 the opposite direction.
-    NaN when the whole fit measured none or a half is too small to fit.
+    rings, fewer tiles; a smaller tile loses fine rings at high defocus). Each half's
+    astigmatism vector ``A (cos 2θ, sin 2θ)`` (zero where the half did not measure one) is
+    compared with the whole fit's; the larger distance, over the whole fit's length, is
+    returned: 0 the same, 1 a half found none, 2 the opposite direction. NaN when the whole
+    fit measured none or a half is too small to fit.
     """
     whole = _astigmatism_vector(fit, optics.voltage_kV)
     size = float(np.hypot(*whole))
