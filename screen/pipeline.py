@@ -877,6 +877,9 @@ def _write_micrograph_table(layout: SessionLayout, results: list[_MicrographResu
 def _summary(session: _Session, results, good, estimate, stack, search, best) -> dict:
     readable = [r for r in results if r.status != "unreadable"]
     area_um2, warnings = _first_image_facts(session, readable)
+    caution = diameter.fallback_caution(estimate) if estimate is not None else None
+    if caution is not None:
+        warnings = [*warnings, caution]
     picked = sum(r.n_picks for r in good)
     # ``good`` are the micrographs that went on to picking (every assessed one with
     # --keep-all-micrographs); the good-micrograph count is always the verdicts'.
