@@ -199,7 +199,8 @@ def estimate_ctf(image: np.ndarray, optics: Optics, params: CtfSearch) -> CtfFit
     CtfFit
         ``score`` is the correlation of the 2D spectrum with the fitted model over the fitting
         band (0 for a featureless image); ``fit_resolution_A`` is ``params.low_res_A`` when no
-        Thon ring is fitted.
+        Thon ring is fitted; ``astigmatism_spread`` is set when the fit measured an astigmatism
+        and ``params.check_halves`` is on (`half_field_astigmatism_spread`), else NaN.
 
     Raises
     ------
