@@ -328,20 +328,17 @@ def verdict_table(result: MicrographEvaluation) -> pd.DataFrame:
     """
     rows = []
     for i, item in enumerate(result.items):
-        fit = result.fits[i] if result.fits else None
-        good = bool(result.called_good[i]) if result.called_good is not None else None
+        fit, good = result.fits[i], bool(result.called_good[i])
         rows.append(
             {
                 "path": str(item.path),
                 "session": item.session,
                 "label": item.label,
                 "true_reason": "" if item.reason == "good" else item.reason,
-                "verdict": "" if good is None else ("good" if good else "bad"),
+                "verdict": "good" if good else "bad",
                 "reason": "" if good else _table_reason(result.predicted_reasons[i]),
                 "p_good": float(result.p_good[i]),
-                "bad_by_astigmatism": bool(result.bad_by_astigmatism[i])
-                if result.bad_by_astigmatism is not None
-                else False,
+                "bad_by_astigmatism": bool(result.bad_by_astigmatism[i]),
                 "ctf_fit_resolution_A": float(result.fit_resolution_A[i]),
                 "astigmatism_A": abs(fit.defocus_u_A - fit.defocus_v_A) if fit else float("nan"),
                 "astigmatism_spread": fit.astigmatism_spread if fit else float("nan"),
