@@ -12,8 +12,9 @@ Cases: ``empiar`` (EMPIAR-10017 exports of ../shared/real_examples at 1.77 Å/px
 ~180 Å), ``empiar_bin2`` (the same, Fourier-binned 2x to 3.54 Å/px), ``magellon`` (the binned
 Magellon micrograph, 6.32 Å/px; its rings measured 120 Å, see bench/README.md), and simulated
 sessions (true CTFs as fits): ``prex1_*`` (the preset's first, lubrol and gbg_60uM sessions,
-140-150 Å) and ``sim_<D>`` (one structure of D Å, 60-500 Å, four domains, elongation 1.4, at
-pixel sizes and densities of their own).
+140-150 Å), ``sim_<D>`` (one structure of D Å, 60-500 Å, four domains, elongation 1.4, at
+pixel sizes and densities of their own) and ``globular_<D>`` (the same sessions with particles
+whose mass fills one ellipsoid, ``StructureSpec.layout="globular"``, as most proteins' does).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ SIMULATED = {
     "sim_400": (400.0, 1500.0, 1024, 4.0, 200.0, 11),
     "sim_500": (500.0, 3000.0, 1024, 5.0, 150.0, 12),
 }
+# The same sessions with particles whose mass fills one ellipsoid (StructureSpec.layout).
+GLOBULAR = {f"globular_{name[4:]}": value for name, value in SIMULATED.items()}
 PREX1 = {"prex1_apo_quantifoil": 0, "prex1_lubrol": 3, "prex1_gbg_60uM": 4}
 
 
@@ -71,9 +74,10 @@ def _simulated(spec: ScreenSpec, index: int, n: int):
 
 
 def _custom(name: str, n: int):
-    diameter_A, mass_kDa, frame_px, pixel_A, density, seed = SIMULATED[name]
+    layout = "globular" if name in GLOBULAR else "domains"
+    diameter_A, mass_kDa, frame_px, pixel_A, density, seed = {**SIMULATED, **GLOBULAR}[name]
     structure = StructureSpec(
-        name, diameter_A, mass_kDa, "C1", n_domains=4, elongation=1.4, seed=int(seed)
+        name, diameter_A, mass_kDa, "C1", n_domains=4, elongation=1.4, seed=int(seed), layout=layout
     )
     session = SessionSpec(name, (SpeciesSpec(structure),), n + 2, particles_per_um2=density)
     spec = ScreenSpec((session,), frame_px=(frame_px, frame_px), pixel_size_A=pixel_A, seed=5)
@@ -102,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="Cases to run (default: all).")
     parser.add_argument("--no-ctf", action="store_true", help="Real examples without CTF fits.")
     args = parser.parse_args(argv)
-    cases = ["empiar", "empiar_bin2", "magellon", *PREX1, *SIMULATED]
+    cases = ["empiar", "empiar_bin2", "magellon", *PREX1, *SIMULATED, *GLOBULAR]
     print(
         "| case | truth Å | estimate Å | method | ratio | within 15 % | CTF fit | "
         "projected extent Å (estimate / it) | seconds |"
@@ -114,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             images, optics, fits, truth, extent = _simulated(
                 presets.prex1_small(16), PREX1[name], args.micrographs
             )
-        elif name in SIMULATED:
+        elif name in SIMULATED or name in GLOBULAR:
             images, optics, fits, truth, extent = _custom(name, args.micrographs)
         else:
             images, optics, fits, truth, extent = _real(name, args.micrographs, not args.no_ctf)

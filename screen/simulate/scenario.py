@@ -31,7 +31,7 @@ from screen.errors import ScreenError
 from screen.manifest import session_name_problem
 from screen.simulate.presets import PRESETS
 from screen.simulate.spec import BAD_REASONS, ScreenSpec, SessionSpec
-from screen.simulate.structures import parse_symmetry
+from screen.simulate.structures import STRUCTURE_LAYOUTS, parse_symmetry
 
 
 class ScenarioError(ScreenError):
@@ -134,6 +134,11 @@ def _session_problems(session: SessionSpec) -> list[str]:
             problems.append(f"{structure.name}: diameter_A {structure.diameter_A} not in 20–1500 Å")
         if structure.mass_kDa <= 0:
             problems.append(f"{structure.name}: mass_kDa must be positive")
+        if structure.layout not in STRUCTURE_LAYOUTS:
+            problems.append(
+                f"{structure.name}: layout {structure.layout!r} is not one of "
+                + ", ".join(STRUCTURE_LAYOUTS)
+            )
     low, high = session.particle_snr
     if not 0 < low <= high:
         problems.append(f"particle_snr {session.particle_snr} must be 0 < low <= high")

@@ -38,6 +38,13 @@ class StructureSpec:
         Aspect ratio (>= 1) of the domain layout along z: elongated particles give distinct views.
     partner
         An optional second structure attached to the surface (a bound partner).
+    layout
+        ``"domains"``: ``n_domains`` compact domains per asymmetric unit, spread out (their
+        projections show a dense core about a quarter to a half of ``diameter_A`` across);
+        ``"globular"``: residues uniform in one ellipsoid (long axis ``diameter_A``, the others
+        that over ``elongation``), mass filling the envelope as most proteins' does (half-peak
+        size of its class averages 0.70-0.76 of the diameter, β-galactosidase's 0.57;
+        bench/README.md). Not in any training set of the shipped models: a held-out kind.
     seed
         Seed of the shape itself, so the same structure appears in every session that names it.
     """
@@ -50,6 +57,7 @@ class StructureSpec:
     elongation: float = 1.3
     partner: StructureSpec | None = None
     seed: int = 0
+    layout: str = "domains"
 
 
 @dataclass(frozen=True)

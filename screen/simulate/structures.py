@@ -101,7 +101,14 @@ def _uniform_in_ball(n: int, rng: np.random.Generator) -> np.ndarray:
     return directions * rng.random((n, 1)) ** (1 / 3)
 
 
+STRUCTURE_LAYOUTS: tuple[str, ...] = ("domains", "globular")
+"""Values of ``StructureSpec.layout``."""
+
+
 def _asymmetric_unit(spec: StructureSpec, n_residues: int, rng: np.random.Generator) -> np.ndarray:
+    if spec.layout == "globular":  # residues uniform in one ellipsoid, long axis along z
+        radii = 0.5 * spec.diameter_A * np.array([1.0, 1.0, spec.elongation]) / spec.elongation
+        return _uniform_in_ball(n_residues, rng) * radii
     group, order = parse_symmetry(spec.symmetry)
     radius = 0.4 * spec.diameter_A  # layout scale, near final so helices keep their size
     points = []

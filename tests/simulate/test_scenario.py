@@ -43,7 +43,16 @@ def test_all_problems_reported_at_once():
             },
             {
                 "name": "a",
-                "species": [{"structure": {"name": "y", "diameter_A": 100, "mass_kDa": 100}}],
+                "species": [
+                    {
+                        "structure": {
+                            "name": "y",
+                            "diameter_A": 100,
+                            "mass_kDa": 100,
+                            "layout": "sponge",
+                        }
+                    }
+                ],
             },
         ],
     }
@@ -56,6 +65,7 @@ def test_all_problems_reported_at_once():
         "'Q3'",
         "diameter_A 10.0 not in",
         "'a' is used twice",
+        "layout 'sponge' is not one of domains, globular",
     ):
         assert expected in message
 
