@@ -153,6 +153,16 @@ def run(
             "(verdicts are still reported).",
         ),
     ] = False,
+    per_condition_diameter: Annotated[
+        bool,
+        typer.Option(
+            "--per-condition-diameter",
+            help="Pick each condition at its own estimated particle diameter (by default all "
+            "are picked at the run's common one, the median of the conditions' factor-free "
+            "estimates, so that they are compared at one size; a condition the manifest gives "
+            "diameter_A for, or one whose own estimate is over 1.5x off, keeps its own).",
+        ),
+    ] = False,
     noise_corrected_2d: Annotated[
         bool,
         typer.Option(
@@ -210,6 +220,7 @@ def run(
             assess=assess,
             class_assess=class_assess,
             keep_all_micrographs=keep_all_micrographs,
+            common_diameter=not per_condition_diameter,
             classify=dataclasses.replace(config.classify, noise_corrected=noise_corrected_2d),
             # Weights the user chose are the user's verdicts: no fallback to another model.
             domain_fallback=not no_domain_fallback and micassess_weights is None,

@@ -29,6 +29,11 @@ class RunConfig:
     whole session (the domain warning of ``assess_micrographs.session_domain_check``), the
     session is assessed again with the domain-randomised model
     (``assess_micrographs.DOMAIN_RANDOMISED_MODEL``) and its verdicts are used, loudly.
+    ``common_diameter``: every condition of the run is picked and classified at the run's common
+    particle diameter (``diameter.common_diameter``: the median of the conditions' factor-free
+    estimates), except conditions whose ``diameter_A`` the manifest gives and those whose own
+    factor-free estimate lies more than ``diameter.COMMON_DIAMETER_RANGE`` from it (another
+    particle); False picks each at its own estimate.
     """
 
     motion: MotionParams = field(default_factory=MotionParams)
@@ -46,6 +51,7 @@ class RunConfig:
     seed: int = 0
     keep_all_micrographs: bool = False
     domain_fallback: bool = True
+    common_diameter: bool = True
 
 
 def config_problems(config: RunConfig) -> list[str]:

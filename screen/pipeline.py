@@ -221,16 +221,36 @@ def _run_sessions(
 ) -> list[dict]:
     models = _Models(config)
     started = time.time()
-    summaries = []
+    # Two passes: every condition's micrographs and own diameter first, so that all can be
+    # picked at the run's common diameter (`diameter.common_diameter`), then the rest.
+    prepared: dict[str, _Prepared | dict] = {}
     for row in manifest.sessions:
         session_layout = layout.session(row.session)
         _remove_outputs(session_layout)
         try:
-            summary = _run_session(row, session_layout, config, models, progress)
+            prepared[row.session] = _prepare_session(row, session_layout, config, models, progress)
         except Exception as exc:  # one failing session never stops the others
             _raise_if_run_stopping(exc)
-            summary = _failed_summary(row, exc)
-        _write_json(session_layout.summary, summary)
+            prepared[row.session] = _failed_summary(row, exc)
+    common = None
+    if config.common_diameter:
+        common = diameter.common_diameter(
+            {
+                name: p.estimate
+                for name, p in prepared.items()
+                if isinstance(p, _Prepared) and p.estimate is not None
+            }
+        )
+    summaries = []
+    for row in manifest.sessions:
+        summary = prepared[row.session]
+        if isinstance(summary, _Prepared):
+            try:
+                summary = _finish_session(summary, common)
+            except Exception as exc:
+                _raise_if_run_stopping(exc)
+                summary = _failed_summary(row, exc)
+        _write_json(layout.session(row.session).summary, summary)
         summaries.append(summary)
     _add_verdicts(layout, summaries)
     _write_provenance(layout, manifest, config, argv, time.time() - started)
@@ -299,7 +319,24 @@ def _failed_summary(row: SessionRow, exc: Exception) -> dict:
     }
 
 
-def _run_session(row, layout: SessionLayout, config: RunConfig, models: _Models, progress) -> dict:
+@dataclass
+class _Prepared:
+    """A condition after its micrographs and its own diameter (`_prepare_session`)."""
+
+    session: _Session
+    results: list[_MicrographResult]
+    good: list[_MicrographResult]
+    estimate: DiameterEstimate | None
+    domain_warning: str | None
+    micrograph_model: str
+    cpu_seconds: float
+    wall_seconds: float
+
+
+def _prepare_session(
+    row, layout: SessionLayout, config: RunConfig, models: _Models, progress
+) -> _Prepared:
+    """Read, assess and CTF-fit a condition's micrographs and estimate its own diameter."""
     cpu_start, wall_start = time.process_time(), time.time()
     session = _Session(
         row=row,
@@ -343,12 +380,54 @@ def _run_session(row, layout: SessionLayout, config: RunConfig, models: _Models,
     if config.keep_all_micrographs:  # the user's escape: every readable micrograph goes on
         good = assessed
     estimate = _estimate_diameter(session, good)
-    stack, pick_counts = _pick_and_extract(session, good, estimate.diameter_A if estimate else None)
+    return _Prepared(
+        session,
+        results,
+        good,
+        estimate,
+        domain_warning,
+        micrograph_model,
+        time.process_time() - cpu_start,
+        time.time() - wall_start,
+    )
+
+
+def _finish_session(prepared: _Prepared, common: diameter.CommonDiameter | None) -> dict:
+    """Pick, extract, classify and assess a prepared condition; its summary.
+
+    It is picked at the run's ``common`` diameter where `diameter.adopts_common` says so, else at
+    its own estimate.
+    """
+    cpu_start, wall_start = time.process_time(), time.time()
+    session, results, good, estimate = (
+        prepared.session,
+        prepared.results,
+        prepared.good,
+        prepared.estimate,
+    )
+    layout, config = session.layout, session.config
+    used = estimate
+    if estimate is not None and common is not None and diameter.adopts_common(estimate, common):
+        used = dataclasses.replace(
+            estimate, diameter_A=common.diameter_A, uncertainty_A=common.uncertainty_A
+        )
+    diameter_A = used.diameter_A if used else None
+    stack, pick_counts = _pick_and_extract(session, good, diameter_A)
     for result in results:
         result.n_picks = pick_counts.get(result.name, 0)
     _write_micrograph_table(layout, results)
-    search, best = _classify_all(session, stack, estimate.diameter_A if estimate else None, good)
+    search, best = _classify_all(session, stack, diameter_A, good)
     summary = _summary(session, results, good, estimate, stack, search, best)
+    if used is not estimate:
+        summary["diameter_A"] = used.diameter_A
+        summary["diameter_source"] = "common"
+        summary["diameter_common_uncertainty_A"] = common.uncertainty_A
+        summary["diameter_common_from"] = list(common.conditions)
+        summary["warnings"] = [
+            w for w in summary["warnings"] if w != diameter.fallback_caution(estimate)
+        ]
+    summary["diameter_estimate_A"] = estimate.diameter_A if estimate else None
+    domain_warning, micrograph_model = prepared.domain_warning, prepared.micrograph_model
     summary["micrograph_domain_warning"] = domain_warning
     summary["class_domain_warning"] = assess_classes.session_class_check(
         [
@@ -362,8 +441,8 @@ def _run_session(row, layout: SessionLayout, config: RunConfig, models: _Models,
     summary["micrograph_model"] = micrograph_model
     summary["kept_all_micrographs"] = bool(config.keep_all_micrographs)
     summary["cpu_seconds"] = sum(session.stage_cpu_seconds.values())
-    summary["wall_seconds"] = time.time() - wall_start
-    summary["run_cpu_seconds"] = time.process_time() - cpu_start
+    summary["wall_seconds"] = prepared.wall_seconds + time.time() - wall_start
+    summary["run_cpu_seconds"] = prepared.cpu_seconds + time.process_time() - cpu_start
     summary["stage_seconds"] = dict(session.stage_seconds)
     summary["stage_cpu_seconds"] = dict(session.stage_cpu_seconds)
     return summary

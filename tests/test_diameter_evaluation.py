@@ -71,8 +71,9 @@ def test_a_labelled_csv_is_evaluated(labels_csv):
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "2" and cells[4] == "120"
     estimate_A = float(cells[2].split("±")[0])
-    # Dense elongated particles: the exclusion gap, a little beyond the long axis (137 Å).
-    assert cells[3] == "gap" and "±" in cells[2]
+    # Dense elongated particles: the edge of the picks' spread (the exclusion gap before it, a
+    # little beyond the long axis, 137 Å).
+    assert cells[3] == "spread_edge" and "±" in cells[2]
     assert estimate_A == pytest.approx(LONG_AXIS_A, rel=0.25)
     ratio = float(cells[5])
     assert ratio == pytest.approx(estimate_A / LONG_AXIS_A, abs=0.01)

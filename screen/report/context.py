@@ -293,6 +293,7 @@ def _fmt_seconds(value) -> str:
 
 
 DIAMETER_METHODS = {
+    "spread_edge": "edge of the picks' spread",
     "gap": "exclusion gap",
     "refined": "refined on 2D averages",
     "scale_space": "scale-space peak",
@@ -314,10 +315,22 @@ def diameter_text(summary: dict, unit: str = " Å") -> str:
     '181 ± 11 Å (exclusion gap)'
     >>> diameter_text({"diameter_A": 180, "diameter_source": "manifest"})
     '180 Å (from the manifest)'
+    >>> diameter_text({"diameter_A": 130, "diameter_source": "common",
+    ...     "diameter_common_uncertainty_A": 12, "diameter_estimate_A": 167.3,
+    ...     "diameter_uncertainty_A": 6, "diameter_method": "spread_edge"})
+    "130 ± 12 Å (common to the run; this condition's own estimate 167 ± 6 Å (edge of the picks' spread))"
     """
     value = summary.get("diameter_A")
     if value is None:
         return "—"
+    if summary.get("diameter_source") == "common":
+        own = dict(summary, diameter_A=summary.get("diameter_estimate_A"), diameter_source=None)
+        spread = summary.get("diameter_common_uncertainty_A")
+        spread = f" ± {float(spread):.0f}" if spread else ""
+        return (
+            f"{float(value):,.0f}{spread}{unit} (common to the run; this condition's own "
+            f"estimate {diameter_text(own, unit)})"
+        )
     method = "manifest" if summary.get("diameter_source") == "manifest" else None
     method = method or summary.get("diameter_method")
     uncertainty = summary.get("diameter_uncertainty_A")

@@ -1,20 +1,28 @@
-"""Particle diameter: the exclusion gap where it is found, else coarse estimates refined in 2D.
+"""Particle diameter: the spread edge or the exclusion gap where found, else coarse estimates.
 
-First, the exclusion gap (`exclusion_gap`, `gap_diameter`; no calibrated factor). Picks made
-at a sweep of trial diameters are boxed; the standard deviation across boxes, as a function of
-the radius, is high inside the particle, lowest just outside it (no other particle can be
-there) and rises again where the neighbours begin (the boxes are first centred on their
-symmetrised average, as pick errors would spread the particle outwards). Where that minimum is
-significant at several trials and the trials agree (the measure does not follow the picking scale), twice its
-radius is the diameter, their spread its uncertainty. It needs a field with neighbours near
-contact (most screening micrographs worth keeping); in sparse fields the profile just flattens.
-Measured: EMPIAR-10017 (β-galactosidase, ~180 Å, dense, denoised exports) 181 Å ± 6 on four
-2x-binned micrographs (uncentred boxes: 198 Å); a dense synthetic field of ellipses (long
-axis 120 Å, axes ratio 0.6, random sequential packing) 136-139 Å: the gap lies between the
-particle's edge and where its neighbours begin, so spaced or elongated particles come out
-somewhat large (see bench/README.md for the full runs). No simulated session tested so far has a
-significant gap (their particles are weak against shot noise), and neither has the Magellon
-micrograph (sparse rings): they take the fallback below.
+Both profile methods need no calibrated factor. Picks made at a sweep of trial diameters are
+boxed, the boxes centred on their symmetrised average (pick errors would spread the particle
+outwards), and the standard deviation across boxes is taken as a function of the radius
+(`exclusion_gap`): high inside the particle (views, internal structure), falling off at its
+edge, flat (ice and noise only) until the neighbours begin, where it rises again.
+
+First, the spread edge (`spread_edge_px`, `spread_edge_diameter`): at each trial, the radius
+where the profile has fallen to within a tenth of its drop above its minimum. Picks on noise
+(or, at small trials, on a particle's domains) give an edge of about the trial's own size;
+picks on the particles give one that stays where the particles end whatever the trial. The
+median of the largest set of trials that agree within 10 % (at least five trials spanning 1.4x
+of trial diameter, the measure within their span) is the diameter, half their range the
+uncertainty. Measured (bench/README.md, 2026-12-04, 10 micrographs or fewer): EMPIAR-10017
+2x binned 164 Å for ~180 (0.91); simulated P-Rex1 sessions (140-150 Å) 0.92-1.13; simulated
+particles of 120-250 Å, with mass in domains or filling an ellipsoid, 1.00-1.10; no plateau
+(next method) on the Magellon rings (one sparse micrograph) and on the sparsest simulated
+sessions (60 and 120 Å, ~3 particles per micrograph).
+
+Then the exclusion gap (`gap_diameter`): where the profile's minimum is significant at several
+trials and the trials agree, twice its radius is the diameter. It needs neighbours near contact;
+it lies between a particle's edge and where its neighbours begin, so spaced fields read large
+(simulated P-Rex1 sessions at 30 micrographs: 178 and 217 Å for 140 and 150 Å; EMPIAR-10017
+181 Å ± 6 on four 2x-binned micrographs; dense ellipses of long axis 120 Å 136-139 Å).
 
 The fallback, with factors calibrated on our simulator (``scale_factor``, ``edge_factor``,
 ``feret_factor``): two coarse estimates, each refined on 2D class averages, the consistent
@@ -194,10 +202,39 @@ class DiameterParams:
     scale_factor
         Diameter = peak trial diameter x this factor (calibrated on simulated sessions of random
         structures that no test uses; see `scale_space_diameter`).
+    use_spread_edge
+        Try the spread edge first (`spread_edge_diameter`; False: the gap, then the fallback).
+    edge_depth
+        The spread edge is where the spread profile has fallen to within this fraction of its
+        inner drop above its minimum (`spread_edge_px`): where the particle's variation has
+        died out, blur included. Chosen on EMPIAR-10017 (β-galactosidase) and three P-Rex1
+        simulated sessions beside the half depth and the steepest descent (which read
+        0.55-1.05 of the diameter over the cases of bench/README.md); it is a property of
+        the profile's shape (a fraction of its own drop), not of any image scale.
+    edge_min_contrast
+        A trial's spread edge counts only where the spread falls by at least this fraction of
+        its minimum (`GapMeasure.edge_contrast`) ...
+    edge_strong_contrast
+        ... and a plateau needs one trial that falls by at least this fraction. Detection
+        thresholds, not scales (they decide whether edges are used, never where they lie).
+        Picks in a textured background without particles (lacey carbon, ice: the CTF gives
+        it a scale, and picks on it make a plateau of edges near three times the first zero's
+        period, e.g. 59 Å at 1.5 µm) fall by 0.01-0.03 at every trial; particles by 0.02-0.06
+        at the plateau's smallest trials and up to 0.1-1.0 at its larger ones, where coarser
+        boxes leave less noise (simulated P-Rex1 and other structures; 0.11-0.30 on
+        EMPIAR-10017; measured 2026-12-04, bench/README.md).
+    edge_agreement
+        Trials whose spread edges agree within this fraction of each other form a plateau ...
+    edge_min_trials
+        ... which needs at least this many trials ...
+    edge_min_span
+        ... spanning at least this ratio of trial diameters (the measure does not follow the
+        trial over it; picks on noise make edges of about their own trial's size).
     use_gap
-        Try the exclusion gap first (False: the coarse estimates and refinement only).
+        Try the exclusion gap (False: the coarse estimates and refinement only).
     gap_trial_step
-        The exclusion gap (`exclusion_gap`) is measured at every this-many scale-space trial.
+        The spread edge and the exclusion gap (`exclusion_gap`) are measured at every
+        this-many scale-space trial (1: all; the edge's plateau needs them).
     gap_box_diameters
         Box of the gap's stack, in trial diameters (room for the neighbours beyond the gap).
     gap_max_boxes
@@ -265,8 +302,15 @@ class DiameterParams:
     scale_drop: float = 0.05
     scale_min_picks: float = 2.0
     scale_factor: float = 1.5
+    use_spread_edge: bool = True
+    edge_depth: float = 0.1
+    edge_min_contrast: float = 0.02
+    edge_strong_contrast: float = 0.05
+    edge_agreement: float = 0.1
+    edge_min_trials: int = 5
+    edge_min_span: float = 1.4
     use_gap: bool = True
-    gap_trial_step: int = 2
+    gap_trial_step: int = 1
     gap_box_diameters: float = 3.0
     gap_max_boxes: int = 2000
     gap_min_boxes: int = 100
@@ -299,6 +343,8 @@ class GapMeasure:
     average: np.ndarray
     pixel_size_A: float
     relative_depth: float = float("nan")  # the same rise as a fraction of the spread at the gap
+    edge_diameter_A: float = float("nan")  # where the spread has fallen off (`spread_edge_px`)
+    edge_contrast: float = 0.0  # the spread's drop to its minimum, as a fraction of the minimum
 
 
 def corrected_contrast(
@@ -445,20 +491,89 @@ def blob_edge_diameter_px(average: np.ndarray, sigma_px: float) -> float:
 def fallback_caution(estimate: DiameterEstimate) -> str | None:
     """A caution for the run's output when the diameter came from the fallback, else ``None``.
 
-    Measured (bench/README.md, 2026-12-04): without the exclusion gap the fallback came out
-    0.8-1.5x on most of this simulator's particles (whose mass sits in spread-out domains) but
-    2.0-3.4x on simulated particles whose mass fills their envelope, as proteins' does, and
-    2.3-2.4x on real β-galactosidase; the user's ``diameter_A`` overrides it.
+    Measured (bench/README.md, 2026-12-04): without the spread edge and the exclusion gap the
+    fallback came out 0.8-1.5x on most of this simulator's particles (whose mass sits in
+    spread-out domains) but 2.0-3.4x on simulated particles whose mass fills their envelope, as
+    proteins' does, and 2.3-2.4x on real β-galactosidase; the user's ``diameter_A`` overrides it.
     """
-    if estimate.method in ("gap", "manifest"):
+    if estimate.method in ("spread_edge", "gap", "manifest"):
         return None
     return (
         f"the particle diameter ({estimate.diameter_A:.0f} Å) comes from the fallback "
-        f"({estimate.method}), not from the exclusion gap (no neighbours near contact were "
-        "found). Measured on particles whose mass fills their envelope and on real "
-        "β-galactosidase, it came out 2-3.4x too large; if you know the particle's size, give "
-        "it in the manifest's diameter_A column."
+        f"({estimate.method}): the picks showed no particle edge that held over the trial "
+        "diameters, nor a gap to their neighbours. Measured on particles whose mass fills "
+        "their envelope and on real β-galactosidase, the fallback came out 2-3.4x too large; "
+        "if you know the particle's size, give it in the manifest's diameter_A column."
     )
+
+
+CONFIDENT_METHODS: tuple[str, ...] = ("spread_edge", "gap", "manifest")
+"""Diameters that need no calibrated factor (or are the user's): they set the run's common one."""
+
+COMMON_DIAMETER_RANGE = 1.5
+"""A condition whose own confident diameter lies within this factor of the run's common
+diameter is taken to hold the same particle (different grids, additives or concentrations of one
+sample, as a screening session has): it is picked at the common diameter. Further off, it is
+another particle and keeps its own. Conditions of one sample differed by at most 1.34x in their
+spread-edge estimates (the demo's P-Rex1 conditions, 125-167 Å, 2026-12-04); another protein
+in the same run is usually more than 1.5x larger or smaller, and a user who screens two close
+in size gives their ``diameter_A`` in the manifest."""
+
+
+@dataclass(frozen=True)
+class CommonDiameter:
+    """The particle diameter shared by the conditions of a run (`common_diameter`)."""
+
+    diameter_A: float
+    uncertainty_A: float  # half the range of the contributing diameters
+    conditions: tuple[str, ...]  # the conditions whose diameters it is the median of
+
+
+def common_diameter(estimates: dict[str, DiameterEstimate]) -> CommonDiameter | None:
+    """The run's common particle diameter: the median of its conditions' confident diameters.
+
+    The conditions of a screening run are usually one sample on different grids, with different
+    additives or concentrations: one particle size. Each condition's own estimate comes from at
+    most ten micrographs and moves with its particles' spacing and any free partner (the demo's
+    P-Rex1 conditions: 125-167 Å by the spread edge for 140-150 Å); picking recall moves with
+    the picking diameter (0.71 at 115 Å, 0.55 at 167 Å on one simulated condition), so conditions
+    picked at different diameters are not compared fairly. Confident diameters (`CONFIDENT_METHODS`)
+    within `COMMON_DIAMETER_RANGE` of their median are its members; ``None`` when there is none.
+    """
+    confident = {
+        name: e.diameter_A
+        for name, e in estimates.items()
+        if e.method in CONFIDENT_METHODS and np.isfinite(e.diameter_A) and e.diameter_A > 0
+    }
+    if not confident:
+        return None
+    middle = float(np.median(list(confident.values())))
+    members = {
+        name: d
+        for name, d in confident.items()
+        if abs(np.log(d / middle)) <= np.log(COMMON_DIAMETER_RANGE)
+    }
+    values = np.array(list(members.values()))
+    return CommonDiameter(
+        float(np.median(values)),
+        float(values.max() - values.min()) / 2.0,
+        tuple(members),
+    )
+
+
+def adopts_common(own: DiameterEstimate, common: CommonDiameter) -> bool:
+    """Whether a condition is picked at the run's common diameter rather than its own.
+
+    Never a diameter the user gave; a confident one when it lies within `COMMON_DIAMETER_RANGE`
+    of the common diameter (the same particle); always the fallback's (see `fallback_caution`:
+    measured 2-3.4x off on particles that fill their envelope, where the common diameter comes
+    from conditions with a factor-free measure).
+    """
+    if own.method == "manifest":
+        return False
+    if own.method in CONFIDENT_METHODS:
+        return abs(np.log(own.diameter_A / common.diameter_A)) <= np.log(COMMON_DIAMETER_RANGE)
+    return True
 
 
 def estimate_diameter(
@@ -523,11 +638,12 @@ def estimate_diameter(
     ]
     if params.coarse_method not in ("both", "canny", "scale_space"):
         raise ValueError(f"unknown coarse_method {params.coarse_method!r}")
-    needs_sweep = params.use_gap or params.coarse_method != "canny"
+    profiles = params.use_spread_edge or params.use_gap
+    needs_sweep = profiles or params.coarse_method != "canny"
     picks = trial_picks(contrasts, pixel_size_A, params) if needs_sweep else None
-    gap = _gap_estimate(contrasts, picks, pixel_size_A, params) if params.use_gap else None
-    if gap is not None:
-        return gap
+    found = _profile_estimate(contrasts, picks, pixel_size_A, params) if profiles else None
+    if found is not None:
+        return found
     makers = {
         "scale_space": lambda c, px, p: _scale_space_estimate(c, px, p, picks),
         "canny": _canny_estimate,
@@ -605,27 +721,34 @@ def _scale_space_estimate(
     )
 
 
-def _gap_estimate(
+def _profile_estimate(
     contrasts, picks: list[list[Picks]], pixel_size_A: float, params: DiameterParams
 ) -> DiameterEstimate | None:
-    """The exclusion-gap diameter over every ``gap_trial_step``-th trial (None: no gap)."""
+    """The spread edge's diameter, else the exclusion gap's (None: neither found).
+
+    Both come from the same spread profiles, measured at every ``gap_trial_step``-th trial.
+    """
     step = max(params.gap_trial_step, 1)
     measures = [
         exclusion_gap(contrasts, per_image, pixel_size_A, trial_A, params)
         for trial_A, per_image in list(zip(params.scale_trials_A, picks, strict=True))[::step]
     ]
-    found = gap_diameter(measures, params)
-    if found is None:
-        return None
-    diameter_A, uncertainty_A, measure = found
-    return DiameterEstimate(
-        diameter_A=diameter_A,
-        edge_diameter_A=diameter_A,
-        average=measure.average,
-        pixel_size_A=measure.pixel_size_A,
-        uncertainty_A=uncertainty_A,
-        method="gap",
-    )
+    for method, use, find in (
+        ("spread_edge", params.use_spread_edge, spread_edge_diameter),
+        ("gap", params.use_gap, gap_diameter),
+    ):
+        found = find(measures, params) if use else None
+        if found is not None:
+            diameter_A, uncertainty_A, measure = found
+            return DiameterEstimate(
+                diameter_A=diameter_A,
+                edge_diameter_A=diameter_A,
+                average=measure.average,
+                pixel_size_A=measure.pixel_size_A,
+                uncertainty_A=uncertainty_A,
+                method=method,
+            )
+    return None
 
 
 def refine_from(
@@ -874,7 +997,31 @@ def exclusion_gap(
         average,
         binned_A,
         float(rise / spread[k]) if spread[k] > 0 else float("inf"),
+        float(2.0 * spread_edge_px(spread, first, k, params.edge_depth) * binned_A),
+        float((spread[first:k].max() - spread[k]) / spread[k]) if spread[k] > 0 else 0.0,
     )
+
+
+def spread_edge_px(spread: np.ndarray, first: int, minimum: int, depth: float) -> float:
+    """Radius (px) where the spread profile has fallen off: the particle's edge.
+
+    From the profile's highest point between ``first`` and its ``minimum`` outwards, the first
+    radius (interpolated) where it lies within ``depth`` of that drop above the minimum. Unlike
+    the minimum itself, which sits anywhere in the flat stretch between a particle and its
+    neighbours (a spaced field reads large; a sparse one has no minimum worth the name), the
+    fall-off marks where the particle's own variation ends. NaN without a fall-off.
+    """
+    if minimum <= first:
+        return float("nan")
+    top = first + int(np.argmax(spread[first:minimum]))
+    drop = spread[top] - spread[minimum]
+    if not drop > 0:
+        return float("nan")
+    level = spread[minimum] + depth * drop
+    below = top + int(np.flatnonzero(spread[top : minimum + 1] <= level)[0])
+    if below == top:
+        return float(top)
+    return float(np.interp(level, [spread[below], spread[below - 1]], [below, below - 1]))
 
 
 def _centred_boxes(smooths, x, y, image, box_px: int, margin: int, iterations: int) -> np.ndarray:
@@ -896,6 +1043,65 @@ def _centred_boxes(smooths, x, y, image, box_px: int, margin: int, iterations: i
             smooth, x[mine] + shifts[mine, 0], y[mine] + shifts[mine, 1], box_px, fill=np.nan
         )
     return boxes
+
+
+def spread_edge_diameter(
+    measures: list[GapMeasure], params: DiameterParams
+) -> tuple[float, float, GapMeasure] | None:
+    """Diameter from the spread edges of several trials where they form a plateau.
+
+    Picks on noise, or on a particle's domains at small trials, give an edge of about their own
+    trial's size: that measure follows the trial. Picks on the particles give an edge that stays
+    where the particles end whatever the trial. Only trials whose spread falls by at least
+    ``edge_min_contrast`` count. The largest set of them whose edges agree within
+    ``edge_agreement`` is taken when it has at least ``edge_min_trials`` trials spanning at
+    least ``edge_min_span`` of trial diameter, one of them falls by ``edge_strong_contrast``
+    (picks on a textured background without particles make a plateau too, of low contrast),
+    and its diameter lies within that span, give or take ``edge_agreement`` (the trial it was
+    picked at agrees with the measure: a fixed point, as in the paper's step). Ties go to the
+    larger diameter. The diameter is the set's median, the uncertainty half its range, the
+    measure returned the one nearest the diameter. ``None`` without such a set.
+
+    Measured (10 micrographs or fewer, bench/README.md): EMPIAR-10017 2x binned 0.91 of
+    ~180 Å; simulated P-Rex1 (140-150 Å), domain and globular structures of 120-250 Å
+    0.92-1.13; no plateau (the next method answers) on the Magellon rings, the smallest or
+    sparsest simulated particles (60 Å from 50 Å trials; 120 Å at ~3 per micrograph), a lacey
+    grid's few particles, and on noise, CTF-shaped noise and 32 null sessions.
+    """
+    valid = [
+        m
+        for m in measures
+        if np.isfinite(m.edge_diameter_A)
+        and m.edge_diameter_A > 0
+        and m.edge_contrast >= params.edge_min_contrast
+    ]
+    tolerance = np.log1p(params.edge_agreement)
+    best: tuple[tuple[int, float], list[GapMeasure]] | None = None
+    for anchor in valid:
+        members = [
+            m for m in valid if abs(np.log(m.edge_diameter_A / anchor.edge_diameter_A)) <= tolerance
+        ]
+        trials = [m.trial_diameter_A for m in members]
+        diameter_A = float(np.median([m.edge_diameter_A for m in members]))
+        if (
+            len(members) < params.edge_min_trials
+            or max(m.edge_contrast for m in members) < params.edge_strong_contrast
+            or max(trials) / min(trials) < params.edge_min_span
+            or not min(trials) <= diameter_A * (1 + params.edge_agreement)
+            or not diameter_A <= max(trials) * (1 + params.edge_agreement)
+        ):
+            continue
+        key = (len(members), diameter_A)
+        if best is None or key > best[0]:
+            best = (key, members)
+    if best is None:
+        return None
+    (_, diameter_A), members = best
+    values = np.array([m.edge_diameter_A for m in members])
+    pixel_A = max(m.pixel_size_A for m in members)
+    uncertainty_A = max(float(values.max() - values.min()) / 2.0, pixel_A)
+    nearest = min(members, key=lambda m: abs(m.edge_diameter_A - diameter_A))
+    return diameter_A, uncertainty_A, nearest
 
 
 def gap_diameter(
@@ -1131,7 +1337,7 @@ def self_consistent_diameter(
 BACKEND = Backend(
     stage="diameter",
     name="builtin",
-    version="6",
+    version="7",
     params_type=DiameterParams,
     compute=estimate_diameter,
 )

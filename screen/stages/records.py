@@ -89,7 +89,8 @@ class DiameterEstimate:
     average: np.ndarray  # the unaligned average the edge was found on
     pixel_size_A: float
     uncertainty_A: float = float("nan")  # NaN when the method gives none
-    method: str = ""  # "gap", "scale_space", "canny" or "refined" (the diameter stage's names)
+    # "spread_edge", "gap", "scale_space", "canny" or "refined" (the diameter stage's names)
+    method: str = ""
 
 
 @dataclass(frozen=True)
