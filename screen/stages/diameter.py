@@ -11,8 +11,8 @@ where the profile has fallen to within a tenth of its drop above its minimum. Pi
 (or, at small trials, on a particle's domains) give an edge of about the trial's own size;
 picks on the particles give one that stays where the particles end whatever the trial. The
 median of the largest set of trials that agree within 10 % (at least five trials spanning 1.4x
-of trial diameter, the measure within their span) is the diameter, half their range the
-uncertainty. Measured (bench/README.md, 2026-12-04, 10 micrographs or fewer): EMPIAR-10017
+of trial diameter, beginning at a trial no larger than the measure, one of them with a clear
+drop) is the diameter, half their range the uncertainty. Measured (bench/README.md, 2026-12-04, 10 micrographs or fewer): EMPIAR-10017
 2x binned 164 Å for ~180 (0.91); simulated P-Rex1 sessions (140-150 Å) 0.92-1.13; simulated
 particles of 120-250 Å, with mass in domains or filling an ellipsoid, 1.00-1.10; no plateau
 (next method) on the Magellon rings (one sparse micrograph) and on the sparsest simulated
@@ -1057,9 +1057,11 @@ def spread_edge_diameter(
     ``edge_agreement`` is taken when it has at least ``edge_min_trials`` trials spanning at
     least ``edge_min_span`` of trial diameter, one of them falls by ``edge_strong_contrast``
     (picks on a textured background without particles make a plateau too, of low contrast),
-    and its diameter lies within that span, give or take ``edge_agreement`` (the trial it was
-    picked at agrees with the measure: a fixed point, as in the paper's step). Ties go to the
-    larger diameter. The diameter is the set's median, the uncertainty half its range, the
+    and it begins at a trial no larger than its diameter, give or take ``edge_agreement`` (picks
+    made at a larger scale than what they measure sit on clusters or texture). It may end below
+    its diameter: picks at half a particle's size still land on the particles (a 400-Å globular
+    particle: edges of 376-412 Å at trials of 178-283 Å; larger trials have too few boxes). Ties
+    go to the larger diameter. The diameter is the set's median, the uncertainty half its range, the
     measure returned the one nearest the diameter. ``None`` without such a set.
 
     Measured (10 micrographs or fewer, bench/README.md): EMPIAR-10017 2x binned 0.91 of
@@ -1088,7 +1090,6 @@ def spread_edge_diameter(
             or max(m.edge_contrast for m in members) < params.edge_strong_contrast
             or max(trials) / min(trials) < params.edge_min_span
             or not min(trials) <= diameter_A * (1 + params.edge_agreement)
-            or not diameter_A <= max(trials) * (1 + params.edge_agreement)
         ):
             continue
         key = (len(members), diameter_A)

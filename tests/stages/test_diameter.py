@@ -403,8 +403,12 @@ def test_spread_edge_diameter_needs_a_plateau_that_does_not_follow_the_trial():
     assert spread_edge_diameter(following, params) is None
     narrow = [edge(t, 150.0) for t in (100.0, 106.0, 112.0, 119.0, 126.0)]  # spans 1.26x only
     assert spread_edge_diameter(narrow, params) is None
-    beyond = [edge(t, 300.0) for t in trials[:6]]  # no trial near the measure: no fixed point
-    assert spread_edge_diameter(beyond, params) is None
+    # picks made at larger scales than the edge they measure (clusters, texture): refused
+    larger = [edge(t, 60.0) for t in (89.0, 100.0, 112.0, 126.0, 141.0)]
+    assert spread_edge_diameter(larger, params) is None
+    # a plateau may lie above every trial (a 400-Å particle picked at 178-283 Å)
+    above = [edge(t, 400.0) for t in (178.0, 200.0, 224.0, 252.0, 283.0)]
+    assert spread_edge_diameter(above, params)[0] == pytest.approx(400.0)
     # a plateau of weak contrast is background texture, not particles
     texture = [edge(t, 150.0, c) for t, c in zip(trials, [0.01, 0.02, 0.03] * 4, strict=False)]
     assert spread_edge_diameter(texture, params) is None
