@@ -157,10 +157,11 @@ def run(
         bool,
         typer.Option(
             "--per-condition-diameter",
-            help="Pick each condition at its own estimated particle diameter (by default all "
-            "are picked at the run's common one, the median of the conditions' factor-free "
-            "estimates, so that they are compared at one size; a condition the manifest gives "
-            "diameter_A for, or one whose own estimate is over 1.5x off, keeps its own).",
+            help="Pick each condition at its own estimated particle diameter (by default, when "
+            "two or more conditions' factor-free estimates agree within 1.5x, as one sample's "
+            "do, all are picked at their median, the run's common diameter, so that they are "
+            "compared at one size; a condition the manifest gives diameter_A for, or one whose "
+            "own estimate is over 1.5x off, keeps its own).",
         ),
     ] = False,
     noise_corrected_2d: Annotated[

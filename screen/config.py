@@ -29,11 +29,11 @@ class RunConfig:
     whole session (the domain warning of ``assess_micrographs.session_domain_check``), the
     session is assessed again with the domain-randomised model
     (``assess_micrographs.DOMAIN_RANDOMISED_MODEL``) and its verdicts are used, loudly.
-    ``common_diameter``: every condition of the run is picked and classified at the run's common
-    particle diameter (``diameter.common_diameter``: the median of the conditions' factor-free
-    estimates), except conditions whose ``diameter_A`` the manifest gives and those whose own
-    factor-free estimate lies more than ``diameter.COMMON_DIAMETER_RANGE`` from it (another
-    particle); False picks each at its own estimate.
+    ``common_diameter``: when the run has a common particle diameter (``diameter.common_diameter``:
+    two or more conditions' factor-free estimates within ``diameter.COMMON_DIAMETER_RANGE`` of one
+    another, their median), every condition is picked and classified at it, except those whose
+    ``diameter_A`` the manifest gives and those whose own factor-free estimate lies more than that
+    factor from it (another particle); False picks each at its own estimate.
     """
 
     motion: MotionParams = field(default_factory=MotionParams)

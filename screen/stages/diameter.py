@@ -511,13 +511,15 @@ CONFIDENT_METHODS: tuple[str, ...] = ("spread_edge", "gap", "manifest")
 """Diameters that need no calibrated factor (or are the user's): they set the run's common one."""
 
 COMMON_DIAMETER_RANGE = 1.5
-"""A condition whose own confident diameter lies within this factor of the run's common
-diameter is taken to hold the same particle (different grids, additives or concentrations of one
-sample, as a screening session has): it is picked at the common diameter. Further off, it is
-another particle and keeps its own. Conditions of one sample differed by at most 1.34x in their
-spread-edge estimates (the demo's P-Rex1 conditions, 125-167 Å, 2026-12-04); another protein
-in the same run is usually more than 1.5x larger or smaller, and a user who screens two close
-in size gives their ``diameter_A`` in the manifest."""
+"""The run has a common diameter only when at least two conditions' confident diameters lie
+within this factor of one another (largest over smallest): one particle, measured with the noise
+of ten micrographs each and moved by spacing and free partners. The demo's P-Rex1 conditions
+spread 1.34x (125-167 Å by the spread edge, 2026-12-04). A manifest that mixes samples of other
+sizes (β-galactosidase and the 120-Å Magellon rings: 1.5x; most pairs of proteins more) has
+none, and each condition is picked at its own estimate; a condition whose own confident diameter
+lies further than this factor from the common one keeps its own as well. Two samples closer in
+size share a compromise within about ±20 % of each; a user who screens such a mix gives their
+``diameter_A`` in the manifest or runs with ``--per-condition-diameter``."""
 
 
 @dataclass(frozen=True)
@@ -537,15 +539,17 @@ def common_diameter(estimates: dict[str, DiameterEstimate]) -> CommonDiameter | 
     most ten micrographs and moves with its particles' spacing and any free partner (the demo's
     P-Rex1 conditions: 125-167 Å by the spread edge for 140-150 Å); picking recall moves with
     the picking diameter (0.71 at 115 Å, 0.55 at 167 Å on one simulated condition), so conditions
-    picked at different diameters are not compared fairly. Confident diameters (`CONFIDENT_METHODS`)
-    within `COMMON_DIAMETER_RANGE` of their median are its members; ``None`` when there is none.
+    picked at different diameters are not compared fairly. Confident diameters
+    (`CONFIDENT_METHODS`) within `COMMON_DIAMETER_RANGE` of their median are its members; there
+    is a common diameter only with two members or more that lie within that factor of one
+    another (one particle), else ``None``.
     """
     confident = {
         name: e.diameter_A
         for name, e in estimates.items()
         if e.method in CONFIDENT_METHODS and np.isfinite(e.diameter_A) and e.diameter_A > 0
     }
-    if not confident:
+    if len(confident) < 2:
         return None
     middle = float(np.median(list(confident.values())))
     members = {
@@ -554,6 +558,8 @@ def common_diameter(estimates: dict[str, DiameterEstimate]) -> CommonDiameter | 
         if abs(np.log(d / middle)) <= np.log(COMMON_DIAMETER_RANGE)
     }
     values = np.array(list(members.values()))
+    if len(values) < 2 or values.max() / values.min() > COMMON_DIAMETER_RANGE:
+        return None
     return CommonDiameter(
         float(np.median(values)),
         float(values.max() - values.min()) / 2.0,

@@ -490,6 +490,26 @@ def test_common_diameter_is_the_median_of_confident_estimates_of_one_particle():
     assert not adopts_common(run["d"], common)  # over 1.5x off: its own particle
     assert adopts_common(run["e"], common)  # the fallback's never beats a factor-free one
     assert not adopts_common(estimate(150.0, "manifest"), common)  # the user's value stays
-    assert common_diameter({"e": run["e"]}) is None
-    given = common_diameter({"m": estimate(180.0, "manifest"), "e": run["e"]})
-    assert given.diameter_A == 180.0 and given.conditions == ("m",)
+    given = common_diameter({"m": estimate(180.0, "manifest"), "a": run["a"], "e": run["e"]})
+    assert given.diameter_A == pytest.approx(152.5) and given.conditions == ("m", "a")
+
+
+def test_no_common_diameter_for_one_condition_or_samples_of_different_sizes():
+    from screen.stages.records import DiameterEstimate
+
+    def estimate(d: float, method: str) -> DiameterEstimate:
+        return DiameterEstimate(d, d, np.zeros((0, 0)), 4.0, method=method)
+
+    # β-galactosidase by the spread edge beside the Magellon rings by the fallback: one
+    # confident diameter is no common one, and the rings keep their own
+    assert (
+        common_diameter({"b": estimate(164.0, "spread_edge"), "r": estimate(129.0, "scale_space")})
+        is None
+    )
+    # three samples: every one within 1.5x of the median, but 100 and 190 Å are not one particle
+    mixed = {
+        "x": estimate(100.0, "gap"),
+        "y": estimate(140.0, "spread_edge"),
+        "z": estimate(190.0, "spread_edge"),
+    }
+    assert common_diameter(mixed) is None
