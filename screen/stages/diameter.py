@@ -12,11 +12,12 @@ where the profile has fallen to within a tenth of its drop above its minimum. Pi
 picks on the particles give one that stays where the particles end whatever the trial. The
 median of the largest set of trials that agree within 10 % (at least five trials spanning 1.4x
 of trial diameter, beginning at a trial no larger than the measure, one of them with a clear
-drop) is the diameter, half their range the uncertainty. Measured (bench/README.md, 2026-12-04, 10 micrographs or fewer): EMPIAR-10017
-2x binned 164 Å for ~180 (0.91); simulated P-Rex1 sessions (140-150 Å) 0.92-1.13; simulated
-particles of 120-250 Å, with mass in domains or filling an ellipsoid, 1.00-1.10; no plateau
-(next method) on the Magellon rings (one sparse micrograph) and on the sparsest simulated
-sessions (60 and 120 Å, ~3 particles per micrograph).
+drop) is the diameter, half their range the uncertainty. Measured (bench/README.md,
+2026-12-04, 10 micrographs or fewer): EMPIAR-10017 164 Å for ~180 (0.91, full resolution and
+2x binned); simulated P-Rex1 sessions (140-150 Å) 0.85-1.10; simulated particles whose mass
+fills one ellipsoid 1.00-1.10 at 120-400 Å, domain structures 0.65-1.05 at 180-500 Å (their
+visible core); no plateau (next methods) on the Magellon rings (one sparse micrograph), 60-Å
+particles, a sparse 120-Å session and a 500-Å globular particle (trials end at 400 Å).
 
 Then the exclusion gap (`gap_diameter`): where the profile's minimum is significant at several
 trials and the trials agree, twice its radius is the diameter. It needs neighbours near contact;
@@ -1004,7 +1005,7 @@ def exclusion_gap(
         binned_A,
         float(rise / spread[k]) if spread[k] > 0 else float("inf"),
         float(2.0 * spread_edge_px(spread, first, k, params.edge_depth) * binned_A),
-        float((spread[first:k].max() - spread[k]) / spread[k]) if spread[k] > 0 else 0.0,
+        float((inner.max() - spread[k]) / spread[k]) if spread[k] > 0 else 0.0,
     )
 
 
@@ -1070,11 +1071,9 @@ def spread_edge_diameter(
     go to the larger diameter. The diameter is the set's median, the uncertainty half its range, the
     measure returned the one nearest the diameter. ``None`` without such a set.
 
-    Measured (10 micrographs or fewer, bench/README.md): EMPIAR-10017 2x binned 0.91 of
-    ~180 Å; simulated P-Rex1 (140-150 Å), domain and globular structures of 120-250 Å
-    0.92-1.13; no plateau (the next method answers) on the Magellon rings, the smallest or
-    sparsest simulated particles (60 Å from 50 Å trials; 120 Å at ~3 per micrograph), a lacey
-    grid's few particles, and on noise, CTF-shaped noise and 32 null sessions.
+    Measured (10 micrographs or fewer, bench/README.md): EMPIAR-10017 0.91 of ~180 Å; see the
+    module docstring for the simulated cases. No plateau on noise, CTF-shaped noise and 32 null
+    sessions but two of sparse discs (93 Å for 80-Å discs, 94 Å for 120-Å ones).
     """
     valid = [
         m
