@@ -15,9 +15,9 @@ of trial diameter, beginning at a trial no larger than the measure, one of them 
 drop) is the diameter, half their range the uncertainty. Measured (bench/README.md,
 2026-12-04, 10 micrographs or fewer): EMPIAR-10017 164 Å for ~180 (0.91, full resolution and
 2x binned); simulated P-Rex1 sessions (140-150 Å) 0.85-1.10; simulated particles whose mass
-fills one ellipsoid 1.00-1.10 at 120-400 Å, domain structures 0.65-1.05 at 180-500 Å (their
+fills one ellipsoid 1.00-1.10 at 120-500 Å, domain structures 0.65-1.05 at 180-500 Å (their
 visible core); no plateau (next methods) on the Magellon rings (one sparse micrograph), 60-Å
-particles, a sparse 120-Å session and a 500-Å globular particle (trials end at 400 Å).
+particles and a sparse 120-Å session.
 
 Then the exclusion gap (`gap_diameter`): where the profile's minimum is significant at several
 trials and the trials agree, twice its radius is the diameter. It needs neighbours near contact;
@@ -221,9 +221,10 @@ class DiameterParams:
         Picks in a textured background without particles (lacey carbon, ice: the CTF gives
         it a scale, and picks on it make a plateau of edges near three times the first zero's
         period, e.g. 59 Å at 1.5 µm) fall by 0.01-0.03 at every trial; particles by 0.02-0.06
-        at the plateau's smallest trials and up to 0.1-1.0 at its larger ones, where coarser
-        boxes leave less noise (simulated P-Rex1 and other structures; 0.11-0.30 on
-        EMPIAR-10017; measured 2026-12-04, bench/README.md).
+        at the plateau's smallest trials and up to 0.04-1.0 at its largest (coarser boxes leave
+        less noise: a 500-Å particle at 5 Å/px reaches 0.04, most simulated ones 0.06-1.0,
+        EMPIAR-10017 0.11-0.30; measured 2026-12-04, bench/README.md). 0.05 first, lowered to
+        0.04 for the 500-Å particle; texture stays at 0.03 or below.
     edge_agreement
         Trials whose spread edges agree within this fraction of each other form a plateau ...
     edge_min_trials
@@ -306,7 +307,7 @@ class DiameterParams:
     use_spread_edge: bool = True
     edge_depth: float = 0.1
     edge_min_contrast: float = 0.02
-    edge_strong_contrast: float = 0.05
+    edge_strong_contrast: float = 0.04
     edge_agreement: float = 0.1
     edge_min_trials: int = 5
     edge_min_span: float = 1.4
