@@ -288,3 +288,22 @@ def test_noise_corrected_2d_option_reaches_the_classification(screened, tmp_path
         )
         assert result.exit_code == 0, result.output
     assert seen == [False, True]
+
+
+def test_per_condition_diameter_option_turns_the_common_diameter_off(
+    screened, tmp_path, monkeypatch
+):
+    """By default conditions are picked at the run's common diameter; the option turns it off."""
+    seen = []
+
+    def fake_run_screen(rows, out, config, **kwargs):
+        seen.append(config.common_diameter)
+        return []
+
+    monkeypatch.setattr("screen.pipeline.run_screen", fake_run_screen)
+    for extra in ([], ["--per-condition-diameter"]):
+        result = runner.invoke(
+            app, ["run", str(screened.manifest), "--out", str(tmp_path / "o"), "-q", *extra]
+        )
+        assert result.exit_code == 0, result.output
+    assert seen == [True, False]
