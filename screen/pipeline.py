@@ -417,15 +417,14 @@ def _finish_session(prepared: _Prepared, common: diameter.CommonDiameter | None)
         result.n_picks = pick_counts.get(result.name, 0)
     _write_micrograph_table(layout, results)
     search, best = _classify_all(session, stack, diameter_A, good)
-    summary = _summary(session, results, good, estimate, stack, search, best)
+    summary = _summary(
+        session, results, good, estimate, stack, search, best, picked_at_own=used is estimate
+    )
     if used is not estimate:
         summary["diameter_A"] = used.diameter_A
         summary["diameter_source"] = "common"
         summary["diameter_common_uncertainty_A"] = common.uncertainty_A
         summary["diameter_common_from"] = list(common.conditions)
-        summary["warnings"] = [
-            w for w in summary["warnings"] if w != diameter.fallback_caution(estimate)
-        ]
     summary["diameter_estimate_A"] = estimate.diameter_A if estimate else None
     domain_warning, micrograph_model = prepared.domain_warning, prepared.micrograph_model
     summary["micrograph_domain_warning"] = domain_warning
@@ -953,10 +952,15 @@ def _write_micrograph_table(layout: SessionLayout, results: list[_MicrographResu
         pd.DataFrame(rows).to_csv(tmp, index=False)
 
 
-def _summary(session: _Session, results, good, estimate, stack, search, best) -> dict:
+def _summary(
+    session: _Session, results, good, estimate, stack, search, best, *, picked_at_own=True
+) -> dict:
     readable = [r for r in results if r.status != "unreadable"]
     area_um2, warnings = _first_image_facts(session, readable)
-    caution = diameter.fallback_caution(estimate) if estimate is not None else None
+    # a fallback estimate that the run's common diameter replaced was not picked at: no caution
+    caution = (
+        diameter.fallback_caution(estimate) if estimate is not None and picked_at_own else None
+    )
     if caution is not None:
         warnings = [*warnings, caution]
     picked = sum(r.n_picks for r in good)

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from screen.cli import app
@@ -273,37 +274,27 @@ def test_run_records_its_sessions_and_old_runs_can_be_imported(screened, tmp_pat
     assert f"screen store import {out}" in " ".join(result.output.split())
 
 
-def test_noise_corrected_2d_option_reaches_the_classification(screened, tmp_path, monkeypatch):
-    """``--noise-corrected-2d`` turns on `Classify2DParams.noise_corrected` (off by default)."""
+@pytest.mark.parametrize(
+    ("option", "setting", "default"),
+    [
+        # turns on `Classify2DParams.noise_corrected` (off by default)
+        ("--noise-corrected-2d", lambda config: config.classify.noise_corrected, False),
+        # by default conditions are picked at the run's common diameter; the option turns it off
+        ("--per-condition-diameter", lambda config: config.common_diameter, True),
+    ],
+    ids=["noise_corrected_2d", "per_condition_diameter"],
+)
+def test_run_option_reaches_the_config(screened, tmp_path, monkeypatch, option, setting, default):
     seen = []
 
     def fake_run_screen(rows, out, config, **kwargs):
-        seen.append(config.classify.noise_corrected)
+        seen.append(setting(config))
         return []
 
     monkeypatch.setattr("screen.pipeline.run_screen", fake_run_screen)
-    for extra in ([], ["--noise-corrected-2d"]):
+    for extra in ([], [option]):
         result = runner.invoke(
             app, ["run", str(screened.manifest), "--out", str(tmp_path / "o"), "-q", *extra]
         )
         assert result.exit_code == 0, result.output
-    assert seen == [False, True]
-
-
-def test_per_condition_diameter_option_turns_the_common_diameter_off(
-    screened, tmp_path, monkeypatch
-):
-    """By default conditions are picked at the run's common diameter; the option turns it off."""
-    seen = []
-
-    def fake_run_screen(rows, out, config, **kwargs):
-        seen.append(config.common_diameter)
-        return []
-
-    monkeypatch.setattr("screen.pipeline.run_screen", fake_run_screen)
-    for extra in ([], ["--per-condition-diameter"]):
-        result = runner.invoke(
-            app, ["run", str(screened.manifest), "--out", str(tmp_path / "o"), "-q", *extra]
-        )
-        assert result.exit_code == 0, result.output
-    assert seen == [True, False]
+    assert seen == [default, not default]
