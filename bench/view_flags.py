@@ -1,7 +1,7 @@
 """Do our 2D's good classes separate views, and does `view_distance` see it? (simulated truth)
 
     python bench/view_flags.py [--micrographs 30] [--sessions ddm gbg_6uM] [--out DIR]
-                               [--noise-corrected-2d]
+                               [--noise-corrected-2d] [--frame-px 512]
 
 Simulates the named conditions of the ``prex1_small`` preset (ddm: 80 % of particles in two
 views; gbg_6uM: near-uniform views), runs ``screen run`` on them, and matches every good particle
@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", nargs="+", default=["ddm", "gbg_6uM"])
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--noise-corrected-2d", action="store_true", help="passed to screen run")
+    parser.add_argument(
+        "--frame-px", type=int, default=512, help="frame side (the preset's 512 px is 0.1 µm²)"
+    )
     args = parser.parse_args(argv)
     from typer.testing import CliRunner
 
@@ -129,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     root = args.out or Path(tempfile.mkdtemp(prefix="view_flags_"))
     spec = prex1_small(args.micrographs)
     spec = dataclasses.replace(
-        spec, sessions=tuple(s for s in spec.sessions if s.name in args.sessions)
+        spec,
+        sessions=tuple(s for s in spec.sessions if s.name in args.sessions),
+        frame_px=(args.frame_px, args.frame_px),
     )
     manifest = root / "sim" / "manifest.csv"
     if not manifest.exists():
