@@ -88,6 +88,17 @@ MaxOpaque = Annotated[
 ]
 """The ``--max-opaque`` option of ``screen run`` and ``screen evaluate micrographs``."""
 
+MaxCarbon = Annotated[
+    float | None,
+    typer.Option(
+        "--max-carbon",
+        help="A micrograph with at least this share (0-1) of its field behind a carbon film "
+        "edge (a sharp straight step across the field) is bad (reason carbon) whatever P(good) "
+        "says; 0 turns the check off (default 0.3).",
+    ),
+]
+"""The ``--max-carbon`` option of ``screen run`` and ``screen evaluate micrographs``."""
+
 
 def _version(value: bool) -> None:
     if value:
@@ -133,6 +144,7 @@ def run(
     micassess_weights: MicassessWeights = None,
     max_astigmatism: MaxAstigmatism = None,
     max_opaque: MaxOpaque = None,
+    max_carbon: MaxCarbon = None,
     class_weights: Annotated[
         str | None, typer.Option(help="Class-assessment weights: shipped name or .keras path.")
     ] = None,
@@ -213,6 +225,8 @@ def run(
             assess = dataclasses.replace(assess, max_astigmatism_A=max_astigmatism)
         if max_opaque is not None:
             assess = dataclasses.replace(assess, max_opaque_fraction=max_opaque)
+        if max_carbon is not None:
+            assess = dataclasses.replace(assess, max_carbon_fraction=max_carbon)
         class_assess = config.class_assess
         if class_weights is not None:
             class_assess = dataclasses.replace(class_assess, model=class_weights)
@@ -586,6 +600,7 @@ def evaluate_micrographs_command(
     micassess_weights: MicassessWeights = None,
     max_astigmatism: MaxAstigmatism = None,
     max_opaque: MaxOpaque = None,
+    max_carbon: MaxCarbon = None,
     no_domain_fallback: Annotated[
         bool,
         typer.Option(
@@ -627,6 +642,8 @@ def evaluate_micrographs_command(
             params = dataclasses.replace(params, max_astigmatism_A=max_astigmatism)
         if max_opaque is not None:
             params = dataclasses.replace(params, max_opaque_fraction=max_opaque)
+        if max_carbon is not None:
+            params = dataclasses.replace(params, max_carbon_fraction=max_carbon)
         problems = assess_micrographs.params_problems(params)
         if problems:
             raise ScreenError("; ".join(problems))

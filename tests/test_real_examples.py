@@ -75,6 +75,17 @@ def test_the_contaminated_real_micrograph_is_bad_with_either_model(weights):
     assert all(v.opaque_fraction < 0.01 for v in good)
 
 
+def test_no_real_example_has_a_carbon_film_edge():
+    """None of the 14 shows a film edge: step contrasts 1.2-3.2 against the check's 4, darker
+    sides 5-16 % of the field (bench/carbon_edges.py)."""
+    from screen.processing.carbon import CARBON_MIN_STEP_CONTRAST, carbon_edge
+
+    for example in EXAMPLES:
+        edge = carbon_edge(example.read())
+        assert edge.carbon_fraction() == 0.0, example.path.name
+        assert edge.step_contrast < CARBON_MIN_STEP_CONTRAST, example.path.name
+
+
 KEPT_BY_V3_FLOOR = 9
 """Good real examples micassess_small_v3 keeps (measured 9 of 13 on 2026-12-03: Magellon and 8
 of the 12 EMPIAR-10017 exports; the closest kept one at P(good) 0.20, the closest lost at 0.071)."""

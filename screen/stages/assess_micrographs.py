@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from screen.models import micassess
+from screen.processing.carbon import carbon_edge
 from screen.processing.contamination import opaque_fraction
 from screen.stages.base import Backend
 from screen.stages.ctf import astigmatism_is_confirmed
@@ -51,6 +52,14 @@ class MicrographAssessParams:
         check off. 3 %: a person discards a micrograph with a large ball over part of the field
         (the real example has 13 %), keeps one with a small ball (the Magellon example: 0.2 %);
         no good micrograph, real or simulated, measured above 2.6 % (bench/opaque_contamination.py).
+    max_carbon_fraction
+        A micrograph with at least this share of its field behind a carbon film edge (the darker
+        side of a sharp straight step across the field, :func:`screen.processing.carbon.
+        carbon_edge`) is bad, reason ``carbon``, whatever P(good) and the network's reason say;
+        0 turns the check off.
+        0.3: the simulator's bad carbon micrographs have 40-85 % of the field under carbon, its
+        good ones with an edge 3-12 %; a person keeps a micrograph with a strip of carbon along
+        one side and discards one with a third of it on carbon (bench/carbon_edges.py).
     """
 
     threshold: float = 0.1
@@ -58,6 +67,7 @@ class MicrographAssessParams:
     batch_size: int = 32
     max_astigmatism_A: float = 3000.0
     max_opaque_fraction: float = 0.03
+    max_carbon_fraction: float = 0.3
 
 
 def params_problems(params: MicrographAssessParams) -> list[str]:
@@ -82,6 +92,11 @@ def params_problems(params: MicrographAssessParams) -> list[str]:
         problems.append(
             f"max_opaque_fraction (--max-opaque) is {params.max_opaque_fraction:g} but must be in 0–1 "
             "(0 turns the contamination check off)"
+        )
+    if not 0.0 <= params.max_carbon_fraction <= 1.0:
+        problems.append(
+            f"max_carbon_fraction (--max-carbon) is {params.max_carbon_fraction:g} but must be in "
+            "0–1 (0 turns the carbon check off)"
         )
     if params.batch_size < 1:
         problems.append(f"batch_size is {params.batch_size} but must be at least 1")
@@ -268,6 +283,9 @@ def assess_micrographs(
         }
         bad = p_good < params.threshold
         opaque = opaque_fraction(images[index]) if params.max_opaque_fraction > 0 else None
+        carbon = (
+            carbon_edge(images[index]).carbon_fraction() if params.max_carbon_fraction > 0 else None
+        )
         verdicts[index] = MicrographVerdict(
             p_good=p_good,
             verdict="bad" if bad else "good",
@@ -279,16 +297,22 @@ def assess_micrographs(
             ),
             reason_scores=reason_scores,
             opaque_fraction=opaque,
+            carbon_fraction=carbon,
         )
         if not bad and opaque is not None and opaque >= params.max_opaque_fraction:
             verdicts[index] = replace(verdicts[index], verdict="bad", reason="contaminated")
+        elif carbon is not None and carbon >= params.max_carbon_fraction:
+            # A film edge over a third of the field is the reason even where the network had
+            # another: the check fired on no other kind of bad micrograph (bench/carbon_edges.py).
+            verdicts[index] = replace(verdicts[index], verdict="bad", reason="carbon")
     return verdicts
 
 
 BACKEND = Backend(
     stage="assess_micrographs",
     name="builtin",
-    version="5",  # 3: hot pixels clipped before the Fourier crop; 4: opaque check; 5: its margin
+    # 3: hot pixels clipped before the Fourier crop; 4: opaque check; 5: its margin; 6: carbon check
+    version="6",
     params_type=MicrographAssessParams,
     compute=assess_micrographs,
 )

@@ -46,6 +46,7 @@ class MicrographVerdict:
     reason: str | None  # one of MICROGRAPH_REASONS when bad
     reason_scores: dict[str, float]
     opaque_fraction: float | None = None  # share of the field under opaque contamination
+    carbon_fraction: float | None = None  # share of the field behind a carbon film edge (0: none)
 
 
 @dataclass(frozen=True)

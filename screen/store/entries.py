@@ -35,6 +35,7 @@ def verdict_from(cached: dict) -> MicrographVerdict:
         None if reason is None else str(reason),
         {str(k): float(v) for k, v in dict(cached["reason_scores"]).items()},
         None if cached.get("opaque_fraction") is None else float(cached["opaque_fraction"]),
+        None if cached.get("carbon_fraction") is None else float(cached["carbon_fraction"]),
     )
 
 

@@ -47,7 +47,7 @@ def simulated():
 
 
 def test_backend_contract():
-    assert BACKEND.key == "assess_micrographs/builtin@5"
+    assert BACKEND.key == "assess_micrographs/builtin@6"
     assert BACKEND.params_type is MicrographAssessParams
     assert BACKEND.compute is assess_micrographs
     assert PARAMS.threshold == 0.1
@@ -65,11 +65,12 @@ def test_verdicts_follow_ground_truth_and_threshold(model, simulated):
         assert v.verdict == ("bad" if v.p_good < 0.1 else "good")
         assert (v.reason is None) == (v.verdict == "good")
         assert set(v.reason_scores) == set(MICROGRAPH_REASONS)
-    # The user's threshold is honoured: 0 keeps everything, a high one rejects more.
-    assert all(
-        v.verdict == "good"
-        for v in assess_micrographs(images, pixel_sizes, replace(PARAMS, threshold=0.0), model)
-    )
+    # The user's threshold is honoured: at 0 the network rejects nothing (only the carbon check
+    # does, and only micrographs that are carbon), a high one rejects more.
+    lenient = assess_micrographs(images, pixel_sizes, replace(PARAMS, threshold=0.0), model)
+    for v, reason in zip(lenient, reasons, strict=True):
+        assert v.verdict == "good" or v.reason == "carbon" == reason
+    assert any(v.reason == "carbon" for v in lenient)
     strict = assess_micrographs(images, pixel_sizes, replace(PARAMS, threshold=0.9), model)
     assert sum(v.verdict == "bad" for v in strict) >= sum(v.verdict == "bad" for v in verdicts)
     # Batching does not change the scores.
@@ -217,3 +218,24 @@ def test_a_micrograph_half_under_an_opaque_ball_is_bad_whatever_the_network_says
         assert unchecked.opaque_fraction is None
         assert unchecked.p_good == balled.p_good  # the network's P(good) is kept either way
     assert params_problems(replace(PARAMS, max_opaque_fraction=2.0))
+
+
+def test_a_micrograph_half_behind_a_carbon_film_edge_is_bad_whatever_the_network_says(
+    model, simulated
+):
+    images, pixel_sizes, reasons = simulated
+    good = [i for i, r in enumerate(reasons) if r == "good"][:2]
+    side = images[good[0]].shape[1]
+    xx = np.arange(images[good[0]].shape[1])[None, :]
+    filmed = [np.where(xx < 0.55 * side, 0.8, 1.0) * images[i] for i in good]
+    before = assess_micrographs([images[i] for i in good], pixel_sizes[:2], PARAMS, model)
+    after = assess_micrographs(filmed, pixel_sizes[:2], PARAMS, model)
+    off = assess_micrographs(filmed, pixel_sizes[:2], replace(PARAMS, max_carbon_fraction=0), model)
+    for clean, covered, unchecked in zip(before, after, off, strict=True):
+        assert clean.carbon_fraction == 0.0
+        assert covered.carbon_fraction == pytest.approx(0.55, abs=0.05)
+        assert covered.verdict == "bad"
+        assert covered.reason == "carbon" or unchecked.verdict == "bad"
+        assert unchecked.carbon_fraction is None
+        assert unchecked.p_good == covered.p_good  # the network's P(good) is kept either way
+    assert params_problems(replace(PARAMS, max_carbon_fraction=-0.1))
