@@ -8,9 +8,10 @@ times the grey-level spread within each side (the step contrast), and the grey l
 that line changes over a narrow band (the transition). An ice-thickness gradient is a ramp, not
 a step: the best split of a linear ramp differs by only about sqrt(3) times the spread within
 its halves, and a steeper gradient still changes over much of the field. Particles, clumps and
-noise change the spread within the sides, not the means. Like the opaque check (:mod:`screen.processing.contamination`) it needs no pixel size
-and no noise model: every scale is a fraction of the field, every level relative to the field's
-own spread, so it reads raw counts, binned, denoised or 8-bit exported micrographs alike.
+noise change the spread within the sides, not the means. Like the opaque check
+(:mod:`screen.processing.contamination`) it needs no pixel size and no noise model: every scale
+is a fraction of the field, every level relative to the field's own spread, so it reads raw
+counts, binned, denoised or 8-bit exported micrographs alike.
 """
 
 from __future__ import annotations
