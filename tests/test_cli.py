@@ -185,6 +185,10 @@ def test_run_refuses_options_out_of_range_before_any_work(screened, tmp_path):
         app, ["run", str(screened.manifest), "--out", str(out), "--max-opaque", "1.5"]
     )
     _refusal(result, "--max-opaque")
+    result = runner.invoke(
+        app, ["run", str(screened.manifest), "--out", str(out), "--max-carbon", "-0.5"]
+    )
+    _refusal(result, "max_carbon_fraction (--max-carbon) is -0.5 but must be in 0–1")
     assert not out.exists()
 
 
