@@ -93,7 +93,7 @@ MaxCarbon = Annotated[
     typer.Option(
         "--max-carbon",
         help="A micrograph with at least this share (0-1) of its field behind a carbon film "
-        "edge (a sharp straight step across the field) is bad (reason carbon) whatever P(good) "
+        "edge (a sharp step across the field, straight or curved) is bad (reason carbon) whatever P(good) "
         "says; 0 turns the check off (default 0.3).",
     ),
 ]

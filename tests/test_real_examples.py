@@ -76,14 +76,14 @@ def test_the_contaminated_real_micrograph_is_bad_with_either_model(weights):
 
 
 def test_no_real_example_has_a_carbon_film_edge():
-    """None of the 14 shows a film edge: step contrasts 1.2-3.2 against the check's 4, darker
-    sides 5-16 % of the field (bench/carbon_edges.py)."""
-    from screen.processing.carbon import CARBON_MIN_STEP_CONTRAST, carbon_edge
+    """None of the 14 shows a film edge: step contrasts 1.0-3.9 (the check needs 4 with a sharp
+    transition), darker sides 5-17 % of the field (it needs 30 %; bench/carbon_edges.py)."""
+    from screen.processing.carbon import carbon_edge
 
     for example in EXAMPLES:
         edge = carbon_edge(example.read())
         assert edge.carbon_fraction() == 0.0, example.path.name
-        assert edge.step_contrast < CARBON_MIN_STEP_CONTRAST, example.path.name
+        assert edge.dark_fraction < 0.25, example.path.name
 
 
 KEPT_BY_V3_FLOOR = 9

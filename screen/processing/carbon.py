@@ -1,17 +1,18 @@
-"""Carbon film across the field: a straight step in the micrograph's smoothed grey level.
+"""Carbon film across the field: a sharp step in the micrograph's smoothed grey level.
 
 The edge of a hole in the support film (or of a carbon layer) divides the field into two parts
 of different thickness: the carbon side scatters more electrons and is darker, and the step
-between the two is sharp on the scale of the field. On a heavily smoothed copy, a line at the
-right angle and position splits the field into two sides whose mean grey levels differ by many
-times the grey-level spread within each side (the step contrast), and the grey level across
-that line changes over a narrow band (the transition). An ice-thickness gradient is a ramp, not
-a step: the best split of a linear ramp differs by only about sqrt(3) times the spread within
-its halves, and a steeper gradient still changes over much of the field. Particles, clumps and
-noise change the spread within the sides, not the means. Like the opaque check
-(:mod:`screen.processing.contamination`) it needs no pixel size and no noise model: every scale
-is a fraction of the field, every level relative to the field's own spread, so it reads raw
-counts, binned, denoised or 8-bit exported micrographs alike.
+between the two is sharp on the scale of the field. On a heavily smoothed copy, a line
+(straight, or an arc of a hole's rim) at the right angle and position splits the field into two
+sides whose mean grey levels differ by many times the grey-level spread within each side (the
+step contrast), and the grey level across that line changes over a narrow band (the
+transition). An ice-thickness gradient is a ramp, not a step: the best split of a linear ramp
+differs by only about sqrt(3) times the spread within its halves, and a steeper gradient still
+changes over much of the field. Particles, clumps and noise change the spread within the sides,
+not the means. Like the opaque check (:mod:`screen.processing.contamination`) it needs no pixel
+size and no noise model: every scale is a fraction of the field, every level relative to the
+field's own spread, so it reads raw counts, binned, denoised or 8-bit exported micrographs
+alike.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from scipy import ndimage as ndi
 
 from screen.processing.filters import block_means
 
-CARBON_WORK_SIDE_PX = 128
+CARBON_WORK_SIDE_PX = 96
 """The micrograph is block-averaged to about this many pixels on its short side first."""
 
 CARBON_SMOOTH_FRACTION = 1.5 / 128.0
@@ -35,6 +36,11 @@ CARBON_ANGLES = 36
 
 CARBON_BINS = 48
 """Positions of the dividing line tried along each direction."""
+
+CARBON_CURVATURES = (0.0, 0.6, -0.6, 1.2, -1.2)
+"""Curvatures of the dividing line tried, per short side of the field: a hole's rim seen in a
+frame (R1.2/1.3 holes in a K3 frame at 0.65-1 Å/px: 0.45-0.7; R2/1: 0.25-0.4; a straight edge
+0). The line is the parabola that approximates the arc."""
 
 CARBON_MIN_SIDE_FRACTION = 0.05
 """Each side of a split holds at least this share of the field."""
@@ -47,15 +53,16 @@ CARBON_MAX_TRANSITION = 0.1
 """... and when the grey level across its line goes from 20 % to 80 % of its range within this
 share of the field (`CarbonEdge.transition_fraction`). Measured 2026-12-05 (`bench/
 carbon_edges.py`, 960 simulated micrographs of six sets, held-out structures, every variation
-generator): among micrographs whose darker side holds 30 % of the field or more, the simulator's
-carbon ones have contrasts of 3.8-14.7 and transitions of 0.02-0.08 (a few curved or striped
-edges 0.12-0.44), good ones contrasts up to 4.9 (ice gradients) but transitions of 0.17 or more,
-other bad reasons contrasts up to 4.1; the 14 real examples 1.2-3.2 and 0.12-0.62 (no film edge
-in any). A linear ramp gives a contrast of about 1.7 and a transition of 0.6. It should transfer
-because a film edge is a step in thickness, which no ice gradient, particle field, detector or
-export makes, and both measures are relative to the field; a curved hole edge spreads over its
-sagitta along the straight profile (about 10 % of a K3 frame for a 1.2 µm hole), so the check
-errs on the side of keeping the micrograph."""
+generator): among micrographs whose darker side holds 30 % of the field or more, the
+simulator's carbon ones have contrasts of 4.1-16.3 (10th percentile to largest) and transitions
+of 0.02 (a few striped or faint edges more), good ones contrasts up to 4.4 (ice gradients) but
+transitions of 0.21 or more, other bad reasons contrasts up to 4.2 and transitions of 0.31 or
+more; the 14 real examples (no film edge in any) contrasts 1.0-3.9, transitions 0.08-0.65,
+darker sides 5-17 % of the field. A linear ramp gives a contrast of about 1.7 and a transition
+of 0.6. It should transfer because a film edge is a step in thickness, which no ice gradient,
+particle field, detector or export makes, and all three measures are relative to the field; a
+rim more curved than `CARBON_CURVATURES` spreads along the profile, so the check errs on the
+side of keeping the micrograph."""
 
 
 @dataclass(frozen=True)
@@ -73,12 +80,15 @@ class CarbonEdge:
     transition_fraction
         Share of the positions along that normal where the mean grey level lies between 20 % and
         80 % of its range (its 5th to 95th percentile): small for a step, large for a ramp.
+    curvature
+        Curvature of the line, per short side of the field (`CARBON_CURVATURES`; 0: straight).
     """
 
     step_contrast: float
     dark_fraction: float
     angle_deg: float
     transition_fraction: float = 1.0
+    curvature: float = 0.0
 
     def carbon_fraction(self) -> float:
         """Share of the field behind a film edge: ``dark_fraction`` if the step counts, else 0.
@@ -124,33 +134,39 @@ def carbon_edge(image: np.ndarray) -> CarbonEdge:
     if n < 64 or not np.ptp(values) > 0:
         return best
     yy, xx = np.indices(small.shape, dtype=np.float64)
-    yy -= yy.mean()
-    xx -= xx.mean()
+    yy = (yy - yy.mean()) / min(small.shape)
+    xx = (xx - xx.mean()) / min(small.shape)
     squares = values * values
     profile = np.zeros(0)
     for theta in np.linspace(0.0, np.pi, CARBON_ANGLES, endpoint=False):
-        along = (xx * np.cos(theta) + yy * np.sin(theta)).ravel()
-        edges = np.linspace(along.min(), along.max(), CARBON_BINS + 1)
-        index = np.clip(np.searchsorted(edges, along, side="right") - 1, 0, CARBON_BINS - 1)
-        per_bin = np.bincount(index, minlength=CARBON_BINS).astype(np.float64)
-        sums = np.bincount(index, values, CARBON_BINS)
-        count = np.cumsum(per_bin)[:-1]
-        total = np.cumsum(sums)[:-1]
-        total2 = np.cumsum(np.bincount(index, squares, CARBON_BINS))[:-1]
-        other = n - count
-        ok = (count >= CARBON_MIN_SIDE_FRACTION * n) & (other >= CARBON_MIN_SIDE_FRACTION * n)
-        if not ok.any():
-            continue
-        count, other, total, total2 = count[ok], other[ok], total[ok], total2[ok]
-        mean_a, mean_b = total / count, (values.sum() - total) / other
-        within = (total2 - count * mean_a**2) + (squares.sum() - total2 - other * mean_b**2)
-        spread = np.sqrt(np.maximum(within / n, 1e-300))
-        contrast = np.abs(mean_a - mean_b) / spread
-        k = int(np.argmax(contrast))
-        if contrast[k] > best.step_contrast:
-            dark = count[k] / n if mean_a[k] < mean_b[k] else other[k] / n
-            best = CarbonEdge(float(contrast[k]), float(dark), float(np.degrees(theta)))
-            profile = sums[per_bin > 0] / per_bin[per_bin > 0]
+        normal = (xx * np.cos(theta) + yy * np.sin(theta)).ravel()
+        tangent = (yy * np.cos(theta) - xx * np.sin(theta)).ravel()
+        for curvature in CARBON_CURVATURES:
+            # Lines of constant `along` are parabolas of this curvature: arcs of a hole's rim.
+            along = normal + 0.5 * curvature * tangent**2
+            edges = np.linspace(along.min(), along.max(), CARBON_BINS + 1)
+            index = np.clip(np.searchsorted(edges, along, side="right") - 1, 0, CARBON_BINS - 1)
+            per_bin = np.bincount(index, minlength=CARBON_BINS).astype(np.float64)
+            sums = np.bincount(index, values, CARBON_BINS)
+            count = np.cumsum(per_bin)[:-1]
+            total = np.cumsum(sums)[:-1]
+            total2 = np.cumsum(np.bincount(index, squares, CARBON_BINS))[:-1]
+            other = n - count
+            ok = (count >= CARBON_MIN_SIDE_FRACTION * n) & (other >= CARBON_MIN_SIDE_FRACTION * n)
+            if not ok.any():
+                continue
+            count, other, total, total2 = count[ok], other[ok], total[ok], total2[ok]
+            mean_a, mean_b = total / count, (values.sum() - total) / other
+            within = (total2 - count * mean_a**2) + (squares.sum() - total2 - other * mean_b**2)
+            spread = np.sqrt(np.maximum(within / n, 1e-300))
+            contrast = np.abs(mean_a - mean_b) / spread
+            k = int(np.argmax(contrast))
+            if contrast[k] > best.step_contrast:
+                dark = count[k] / n if mean_a[k] < mean_b[k] else other[k] / n
+                best = CarbonEdge(
+                    float(contrast[k]), float(dark), float(np.degrees(theta)), curvature=curvature
+                )
+                profile = sums[per_bin > 0] / per_bin[per_bin > 0]
     if profile.size == 0:
         return best
     low, high = np.percentile(profile, [5.0, 95.0])

@@ -54,12 +54,12 @@ class MicrographAssessParams:
         no good micrograph, real or simulated, measured above 2.6 % (bench/opaque_contamination.py).
     max_carbon_fraction
         A micrograph with at least this share of its field behind a carbon film edge (the darker
-        side of a sharp straight step across the field, :func:`screen.processing.carbon.
-        carbon_edge`) is bad, reason ``carbon``, whatever P(good) and the network's reason say;
-        0 turns the check off.
-        0.3: the simulator's bad carbon micrographs have 40-85 % of the field under carbon, its
-        good ones with an edge 3-12 %; a person keeps a micrograph with a strip of carbon along
-        one side and discards one with a third of it on carbon (bench/carbon_edges.py).
+        side of a sharp step across the field, straight or along a hole's rim;
+        :func:`screen.processing.carbon.carbon_edge`) is bad, reason ``carbon``, whatever P(good)
+        and the network's reason say; 0 turns the check off. 0.3: the simulator's bad carbon
+        micrographs have 40-85 % of the field under carbon, its good ones with an edge 3-12 %; a
+        person keeps a micrograph with a strip of carbon along one side and discards one with a
+        third of it on carbon (bench/carbon_edges.py).
     """
 
     threshold: float = 0.1

@@ -71,3 +71,19 @@ def test_export_grey_levels_binning_and_hot_pixels_do_not_change_it():
 def test_a_thin_strip_of_carbon_is_measured_as_thin():
     edge = carbon_edge(_film(_field(np.random.default_rng(3)), 0.1, 90.0))
     assert edge.carbon_fraction() == pytest.approx(0.1, abs=0.04)
+
+
+@pytest.mark.parametrize("radius_sides", [0.8, 1.6])
+def test_the_curved_rim_of_a_hole_is_a_film_edge(radius_sides):
+    """A hole's rim crossing the frame (carbon outside the circle, 40 % of the field)."""
+    image = _field(np.random.default_rng(4))
+    side = image.shape[0]
+    yy, xx = np.mgrid[:side, :side]
+    radius = radius_sides * side
+    centres = np.linspace(-radius, side, 200)
+    covered = [np.mean((xx - cx) ** 2 + (yy - side / 2) ** 2 >= radius**2) for cx in centres]
+    cx = centres[int(np.argmin(np.abs(np.array(covered) - 0.4)))]
+    hole = (xx - cx) ** 2 + (yy - side / 2) ** 2 < radius**2
+    edge = carbon_edge(np.where(hole, 1.0, 0.8) * image)
+    assert edge.carbon_fraction() == pytest.approx(0.4, abs=0.05)
+    assert edge.curvature != 0.0 or radius_sides > 1.0
