@@ -311,8 +311,9 @@ def assess_micrographs(
 BACKEND = Backend(
     stage="assess_micrographs",
     name="builtin",
-    # 3: hot pixels clipped before the Fourier crop; 4: opaque check; 5: its margin; 6: carbon check
-    version="6",
+    # 3: hot pixels clipped before the Fourier crop; 4: opaque check; 5: its margin; 6: carbon
+    # check; 7: it follows arcs too
+    version="7",
     params_type=MicrographAssessParams,
     compute=assess_micrographs,
 )

@@ -47,7 +47,7 @@ def simulated():
 
 
 def test_backend_contract():
-    assert BACKEND.key == "assess_micrographs/builtin@6"
+    assert BACKEND.key == "assess_micrographs/builtin@7"
     assert BACKEND.params_type is MicrographAssessParams
     assert BACKEND.compute is assess_micrographs
     assert PARAMS.threshold == 0.1
