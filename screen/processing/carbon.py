@@ -137,6 +137,7 @@ def carbon_edge(image: np.ndarray) -> CarbonEdge:
     yy = (yy - yy.mean()) / min(small.shape)
     xx = (xx - xx.mean()) / min(small.shape)
     squares = values * values
+    value_sum, square_sum = float(values.sum()), float(squares.sum())
     profile = np.zeros(0)
     for theta in np.linspace(0.0, np.pi, CARBON_ANGLES, endpoint=False):
         normal = (xx * np.cos(theta) + yy * np.sin(theta)).ravel()
@@ -156,8 +157,8 @@ def carbon_edge(image: np.ndarray) -> CarbonEdge:
             if not ok.any():
                 continue
             count, other, total, total2 = count[ok], other[ok], total[ok], total2[ok]
-            mean_a, mean_b = total / count, (values.sum() - total) / other
-            within = (total2 - count * mean_a**2) + (squares.sum() - total2 - other * mean_b**2)
+            mean_a, mean_b = total / count, (value_sum - total) / other
+            within = (total2 - count * mean_a**2) + (square_sum - total2 - other * mean_b**2)
             spread = np.sqrt(np.maximum(within / n, 1e-300))
             contrast = np.abs(mean_a - mean_b) / spread
             k = int(np.argmax(contrast))
