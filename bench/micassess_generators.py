@@ -11,8 +11,9 @@ written as MRC files with a ``labels.csv`` of ``path,label,reason,pixel_size_A,s
 ``--out``: a second run only evaluates). ``trained`` is the same set with no held-out generator.
 Each set is then scored as ``screen evaluate micrographs`` scores it (``screen.evaluation``):
 
-- ``product``: `screen run`'s verdicts (the default model, the astigmatism and opaque checks, the
-  session domain check and its fallback to ``DOMAIN_RANDOMISED_MODEL``);
+- ``product``: `screen run`'s verdicts (the default model, the astigmatism, opaque and carbon
+  checks, the session domain check and its fallback to ``DOMAIN_RANDOMISED_MODEL``, and that
+  model's second opinion on sessions the default rejects in part);
 - ``v5`` / ``v2`` / ``v3``: one shipped model alone (``micassess_small_vN``), checks on, no
   fallback (what ``--micassess-weights`` gives);
 - ``either``: a micrograph is good when v2 or v5 (each alone, checks on) calls it good; the

@@ -153,8 +153,8 @@ def run(
         typer.Option(
             "--no-domain-fallback",
             help="Keep the micrograph model's verdicts even when it rejects almost a whole "
-            "session (by default such a session is assessed again with micassess_small_v5; "
-            "never with --micassess-weights).",
+            "session or much more of it than micassess_small_v5 does (by default such a session "
+            "gets micassess_small_v5's verdicts; never with --micassess-weights).",
         ),
     ] = False,
     keep_all_micrographs: Annotated[
@@ -606,7 +606,8 @@ def evaluate_micrographs_command(
         typer.Option(
             "--no-domain-fallback",
             help="Score the first model's verdicts even where it rejects almost a whole session "
-            "(by default such a session is assessed again with micassess_small_v5, as "
+            "or much more of one than micassess_small_v5 does (by default such a session gets "
+            "micassess_small_v5's verdicts, as "
             "`screen run` does; sessions: a simulated screening's, a CSV's session column, "
             "else the whole set).",
         ),

@@ -28,7 +28,9 @@ class RunConfig:
     outside its trained domain. ``domain_fallback``: when the micrograph model rejects almost a
     whole session (the domain warning of ``assess_micrographs.session_domain_check``), the
     session is assessed again with the domain-randomised model
-    (``assess_micrographs.DOMAIN_RANDOMISED_MODEL``) and its verdicts are used, loudly.
+    (``assess_micrographs.DOMAIN_RANDOMISED_MODEL``) and its verdicts are used, loudly; so are
+    they when it rejects a large share and that model, asked for a second opinion, keeps much
+    more of the session (``assess_micrographs.second_opinion_warning``).
     ``common_diameter``: when the run has a common particle diameter (``diameter.common_diameter``:
     two or more conditions' factor-free estimates within ``diameter.COMMON_DIAMETER_RANGE`` of one
     another, their median), every condition is picked and classified at it, except those whose

@@ -11,7 +11,10 @@ The verdicts scored are the ones `screen run` would use: each session (a simulat
 sessions; a CSV's ``session`` column; otherwise the whole set is one session) gets the session
 check of `assess_micrographs.session_domain_check`, and when the model rejects almost the whole
 session it is assessed again with the domain-randomised fallback model, whose verdicts count
-(as `screen run` does; ``fallback=None`` turns this off, as ``--no-domain-fallback`` does).
+(as `screen run` does; ``fallback=None`` turns this off, as ``--no-domain-fallback`` does). A
+session the model rejects in a large share (`assess_micrographs.needs_second_opinion`) is also
+assessed with the fallback model, whose verdicts count when the two disagree on much of it
+(`assess_micrographs.second_opinion_warning`).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from screen.models.micrograph_metrics import (
     reason_metrics,
 )
 from screen.stages import assess_micrographs, ctf
-from screen.stages.records import MICROGRAPH_REASONS, Optics
+from screen.stages.records import MICROGRAPH_REASONS, MicrographVerdict, Optics
 
 CHUNK = 16  # micrographs held in memory at once
 
@@ -236,6 +239,18 @@ def _assess_all(items, params, model, ctf_search, progress):
     return kept, verdicts, fits, unreadable
 
 
+def _assess_again(
+    kept: list[LabelledMicrograph], rows: list[int], fallback: DomainFallback
+) -> list[MicrographVerdict]:
+    """``fallback``'s verdicts on the micrographs ``kept[i]`` for ``i`` in ``rows``, in order."""
+    again, verdicts, _, lost = _assess_all(
+        [kept[i] for i in rows], fallback.params, fallback.load_model(), None, None
+    )
+    if lost or len(again) != len(rows):  # the files changed under us
+        raise ScreenError("micrographs became unreadable: " + "; ".join(lost))
+    return verdicts
+
+
 def evaluate_micrographs(
     items: list[LabelledMicrograph],
     params: assess_micrographs.MicrographAssessParams,
@@ -259,16 +274,25 @@ def evaluate_micrographs(
         check = assess_micrographs.session_domain_check(
             [verdicts[i] for i in rows], [fits[i] for i in rows], params
         )
-        if check.warning is None:
-            continue
         name = f"session {session}" if session else "the set (one session)"
+        if check.warning is None:
+            if (
+                fallback is not None
+                and fallback.params.model != params.model
+                and assess_micrographs.needs_second_opinion([verdicts[i] for i in rows], params)
+            ):
+                again_verdicts = _assess_again(kept, rows, fallback)
+                warning = assess_micrographs.second_opinion_warning(
+                    [verdicts[i] for i in rows], again_verdicts, params
+                )
+                if warning is not None:
+                    for i, verdict in zip(rows, again_verdicts, strict=True):
+                        verdicts[i] = verdict
+                    warnings.append(f"{name}: {warning}")
+            continue
         line = f"{name}: {check.warning}"
         if fallback is not None and fallback.params.model != params.model:
-            again, again_verdicts, _, lost = _assess_all(
-                [kept[i] for i in rows], fallback.params, fallback.load_model(), None, None
-            )
-            if lost or len(again) != len(rows):  # the files changed under us
-                raise ScreenError("micrographs became unreadable: " + "; ".join(lost))
+            again_verdicts = _assess_again(kept, rows, fallback)
             for i, verdict in zip(rows, again_verdicts, strict=True):
                 verdicts[i] = verdict
             n_kept = sum(v.verdict == "good" for v in again_verdicts)

@@ -358,11 +358,10 @@ def _prepare_session(
         [r.verdict for r in assessed], [r.ctf for r in assessed], config.assess
     )
     domain_warning, micrograph_model = domain.warning, config.assess.model
-    if (
-        domain.warning
-        and config.domain_fallback
-        and config.assess.model != fallback_assess(config).model
-    ):
+    fallback_allowed = (
+        config.domain_fallback and config.assess.model != fallback_assess(config).model
+    )
+    if domain.warning and fallback_allowed:
         # The first model rejects almost the whole session: assess it again with the model
         # trained on randomised detectors, denoisers and exports (CTF fits come from the cache).
         results = _assess_and_ctf(
@@ -376,6 +375,25 @@ def _prepare_session(
             f"denoisers and exports): {n_kept} of {len(assessed)} kept; its verdicts are used "
             f"(--no-domain-fallback keeps {config.assess.model}'s)."
         )
+    elif fallback_allowed and assess_micrographs.needs_second_opinion(
+        [r.verdict for r in assessed], config.assess
+    ):
+        # A large share rejected: the randomised model's second opinion on the same micrographs.
+        again = _assess_and_ctf(
+            session, fallback_assess(config), session.models.fallback_micrograph
+        )
+        pairs = [
+            (first.verdict, second.verdict)
+            for first, second in zip(results, again, strict=True)
+            if first.status == second.status == "ok" and first.verdict and second.verdict
+        ]
+        warning = assess_micrographs.second_opinion_warning(
+            [a for a, _ in pairs], [b for _, b in pairs], config.assess
+        )
+        if warning is not None:
+            results, domain_warning = again, warning
+            assessed = [r for r in results if r.status == "ok" and r.verdict is not None]
+            micrograph_model = fallback_assess(config).model
     good = [r for r in assessed if r.verdict.verdict == "good"]
     if config.keep_all_micrographs:  # the user's escape: every readable micrograph goes on
         good = assessed

@@ -35,6 +35,34 @@ def simulate_demo_screen() -> Callable[[Path, int], Path]:
     return simulate
 
 
+@pytest.fixture(scope="session")
+def empty_carbon_session():
+    """A held-out-kind session of 12 simulated micrographs (good, empty, carbon), rendered.
+
+    Returns ``(reasons, images, pixel_size_A)`` (576² frames; structures no model trained on).
+    """
+    from screen.models import micassess as ma
+    from screen.simulate.render import render_micrograph
+    from screen.simulate.session import session_models, session_plans
+
+    spec = dataclasses.replace(
+        ma.HELD_OUT_SET,
+        n_micrographs=12,
+        seed=31337,
+        micrographs_per_session=12,
+        structure_seeds=(9000, 9100),
+        bad_reasons=("empty", "carbon"),
+    )
+    (screen_spec,) = ma.session_specs(spec)
+    models = session_models(screen_spec.sessions[0])
+    plans = session_plans(screen_spec, 0)
+    images = [
+        render_micrograph(p, models, screen_spec.frame_px, screen_spec.pixel_size_A).counts
+        for p in plans
+    ]
+    return [p.reason for p in plans], images, screen_spec.pixel_size_A
+
+
 @dataclass(frozen=True)
 class Screened:
     """A screened one-session run: its manifest and results folder (do not change them)."""

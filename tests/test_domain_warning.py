@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from skimage import data
 from skimage.transform import resize
@@ -114,3 +115,77 @@ def test_evaluate_micrographs_scores_the_verdicts_screen_run_would_use(texture_m
     # Without the fallback v2's verdicts stand: most of the set called bad (what warned).
     recall = [line for line in first.output.splitlines() if line.startswith("| good recall")]
     assert recall and float(recall[0].split("|")[2]) <= 0.2
+
+
+@pytest.fixture(scope="module")
+def half_rejected_manifest(tmp_path_factory, empty_carbon_session):
+    """A session of eight simulated micrographs, six good and two carbon, all Fourier-cropped 2.4x.
+
+    Cropping is a generator held out of every model's training. v2 rejects 6 of 8 (four good ones
+    and both carbon ones: under the domain check's 80 %), v5 3 (the carbon ones, one good one).
+    """
+    from screen.processing.fourier import fourier_crop
+
+    reasons, images, frame_pixel_A = empty_carbon_session
+    folder = tmp_path_factory.mktemp("binned")
+    side_px = 240
+    pixel_size_A = frame_pixel_A * images[0].shape[1] / side_px
+    carbon = [i for i, r in enumerate(reasons) if r == "carbon"][:2]
+    for index, reason in enumerate(reasons):
+        if reason == "good" or index in carbon:
+            image = fourier_crop(np.asarray(images[index], np.float32), (side_px, side_px))
+            write_mrc(folder / f"{reason}_{index:02d}.mrc", image, pixel_size_A=pixel_size_A)
+    manifest = folder / "manifest.csv"
+    manifest.write_text(f"session,micrographs,pixel_size_A\nbinned,*.mrc,{pixel_size_A:.4f}\n")
+    return manifest
+
+
+def test_a_session_the_two_models_disagree_on_uses_the_randomised_models_verdicts(
+    half_rejected_manifest, tmp_path
+):
+    out = tmp_path / "run"
+    args = ["run", str(half_rejected_manifest), "-q", "--no-report", "--out"]
+    result = runner.invoke(app, [*args, str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "sessions" / "binned" / "summary.json").read_text())
+    warning = summary["micrograph_domain_warning"]
+    assert "6 of 8 micrographs called bad" in warning and "only 3 by micassess_small_v5" in warning
+    assert summary["micrograph_model"] == "micassess_small_v5"
+    assert "WARNING binned" in result.output
+    table = pd.read_csv(out / "sessions" / "binned" / "micrographs.csv")
+    verdicts = dict(zip(table["micrograph"], table["verdict"], strict=True))
+    assert sum(v == "good" for k, v in verdicts.items() if k.startswith("good")) == 5
+    assert all(v == "bad" for k, v in verdicts.items() if k.startswith("carbon"))
+    # --no-domain-fallback keeps the first model's verdicts: four good micrographs lost.
+    first = tmp_path / "first"
+    result = runner.invoke(app, [*args, str(first), "--no-domain-fallback"])
+    assert result.exit_code == 0, result.output
+    again = json.loads((first / "sessions" / "binned" / "summary.json").read_text())
+    assert again["micrograph_model"] == "micassess_small_v2"
+    assert again["micrograph_domain_warning"] is None
+    assert again["n_good_micrographs"] == 2
+
+
+def test_evaluate_micrographs_scores_the_second_opinion_as_run_uses_it(
+    half_rejected_manifest, tmp_path
+):
+    folder = half_rejected_manifest.parent
+    pixel_size_A = half_rejected_manifest.read_text().splitlines()[1].split(",")[2]
+    rows = ["path,label,pixel_size_A,session"]
+    for path in sorted(folder.glob("*.mrc")):
+        label = "good" if path.name.startswith("good") else "bad"
+        rows.append(f"{path},{label},{pixel_size_A},binned")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join(rows) + "\n")
+    args = ["evaluate", "micrographs", str(labels), "--figure", str(tmp_path / "f.png"), "-q"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "domain check: session binned:" in result.output
+    assert "only 3 by micassess_small_v5" in result.output
+    recall = [line for line in result.output.splitlines() if line.startswith("| good recall")]
+    assert float(recall[0].split("|")[2]) == pytest.approx(5 / 6, abs=1e-3)
+    first = runner.invoke(app, [*args, "--no-domain-fallback"])
+    assert first.exit_code == 0, first.output
+    assert "domain check" not in first.output or "session binned" not in first.output
+    recall = [line for line in first.output.splitlines() if line.startswith("| good recall")]
+    assert float(recall[0].split("|")[2]) == pytest.approx(2 / 6, abs=1e-3)

@@ -220,6 +220,67 @@ def session_domain_check(
     return DomainCheck(len(assessed), len(bad), sound, median, warning)
 
 
+SECOND_OPINION_SHARE = 0.3
+"""A session whose first model rejects at least this share of its assessed micrographs is also
+assessed with `DOMAIN_RANDOMISED_MODEL`; when the first rejects at least this share of the session
+more than that one does, the randomised model's verdicts are used, with the domain warning.
+Calibrated on `bench/micassess_generators.py`'s sets (10 sessions of 16 each, half bad): on clean
+simulated sessions (v2's own kind) v2 rejects -0.12 to +0.19 of a session more than v5 (v5 keeps
+some crowded and empty ones); on every session through held-out or trained variation generators
+(hot pixels, Fourier binning, NL-means, JPEG, detectors and exports), +0.38 to +0.88, and one such
+session at 75 % rejected by v2 (under `DOMAIN_BAD_FRACTION`) lost good micrographs that v5 keeps.
+It measures two models' disagreement on the same micrographs, not an image statistic, so it
+carries to data neither model was trained on: where they disagree on a third of a session, keeping
+the micrographs is the paper's side of the error (losing good data costs more)."""
+
+
+def needs_second_opinion(verdicts: list[MicrographVerdict], params: MicrographAssessParams) -> bool:
+    """Whether the session's first verdicts reject enough of it to ask the randomised model.
+
+    True when at least `DOMAIN_MIN_MICROGRAPHS` micrographs were assessed, at least
+    `SECOND_OPINION_SHARE` of them are bad by the network (P(good) < threshold), and the first
+    model is not already `DOMAIN_RANDOMISED_MODEL`.
+    """
+    assessed = [v for v in verdicts if v.reason_scores]
+    if len(assessed) < DOMAIN_MIN_MICROGRAPHS or params.model == DOMAIN_RANDOMISED_MODEL:
+        return False
+    n_bad = sum(v.p_good < params.threshold for v in assessed)
+    return n_bad >= SECOND_OPINION_SHARE * len(assessed)
+
+
+def second_opinion_warning(
+    first: list[MicrographVerdict],
+    second: list[MicrographVerdict],
+    params: MicrographAssessParams,
+) -> str | None:
+    """The domain warning when the randomised model keeps much more of the session than the first.
+
+    ``first`` are the verdicts of ``params.model``, ``second`` those of
+    `DOMAIN_RANDOMISED_MODEL` on the same micrographs, in order. Micrographs either could not
+    assess (no reason scores) are left out. Returns None unless the first rejects (P(good) <
+    threshold) at least `SECOND_OPINION_SHARE` of the compared micrographs more than the second.
+    """
+    if len(first) != len(second):
+        raise ValueError(f"{len(first)} first verdicts but {len(second)} second ones")
+    pairs = [
+        (a, b) for a, b in zip(first, second, strict=True) if a.reason_scores and b.reason_scores
+    ]
+    if len(pairs) < DOMAIN_MIN_MICROGRAPHS:
+        return None
+    n_first = sum(a.p_good < params.threshold for a, _ in pairs)
+    n_second = sum(b.p_good < params.threshold for _, b in pairs)
+    if n_first - n_second < SECOND_OPINION_SHARE * len(pairs):
+        return None
+    return (
+        f"{n_first} of {len(pairs)} micrographs called bad by micrograph assessment "
+        f"({params.model}) but only {n_second} by {DOMAIN_RANDOMISED_MODEL} (trained on "
+        "randomised detectors, binning, denoising and exports): micrograph assessment may be "
+        "outside its trained domain (e.g. denoised, binned or unusual data). The randomised "
+        "model's verdicts are used (--no-domain-fallback keeps the first's); look at a few "
+        "micrographs."
+    )
+
+
 def load_micrograph_model(params: MicrographAssessParams):
     """Load the Keras model named by ``params.model`` (imports TensorFlow)."""
     return micassess.load_micassess(params.model)

@@ -3,16 +3,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from screen.models import micassess as ma
-from screen.simulate.render import render_micrograph
-from screen.simulate.session import session_models, session_plans
 from screen.stages.assess_micrographs import (
     BACKEND,
     MicrographAssessParams,
     assess_micrographs,
     check_ctf,
     load_micrograph_model,
+    needs_second_opinion,
     params_problems,
+    second_opinion_warning,
     session_domain_check,
 )
 from screen.stages.ctf import astigmatism_is_measured
@@ -27,23 +26,9 @@ def model():
 
 
 @pytest.fixture(scope="module")
-def simulated():
-    spec = replace(
-        ma.HELD_OUT_SET,
-        n_micrographs=12,
-        seed=31337,
-        micrographs_per_session=12,
-        structure_seeds=(9000, 9100),
-        bad_reasons=("empty", "carbon"),
-    )
-    (screen_spec,) = ma.session_specs(spec)
-    models = session_models(screen_spec.sessions[0])
-    plans = session_plans(screen_spec, 0)
-    images = [
-        render_micrograph(p, models, screen_spec.frame_px, screen_spec.pixel_size_A).counts
-        for p in plans
-    ]
-    return images, [screen_spec.pixel_size_A] * len(images), [p.reason for p in plans]
+def simulated(empty_carbon_session):
+    reasons, images, pixel_size_A = empty_carbon_session
+    return images, [pixel_size_A] * len(images), reasons
 
 
 def test_backend_contract():
@@ -196,6 +181,30 @@ def test_domain_check_says_when_ctf_fits_are_poor_too_and_stays_quiet_otherwise(
     assert check.n_assessed == 2 and check.warning is None
     with pytest.raises(ValueError, match="verdicts but"):
         session_domain_check([blank], [], PARAMS)
+
+
+def test_second_opinion_is_asked_from_a_third_rejected_and_used_when_models_disagree():
+    blank = MicrographVerdict(0.0, "bad", None, {})
+    # 3 of 10 rejected: ask; 2 of 10: do not. Unassessable images do not count.
+    assert needs_second_opinion([_verdict(0.01)] * 3 + [_verdict(0.9)] * 7, PARAMS)
+    assert not needs_second_opinion(
+        [_verdict(0.01)] * 2 + [_verdict(0.9)] * 8 + [blank] * 5, PARAMS
+    )
+    assert not needs_second_opinion([_verdict(0.01)] * 2, PARAMS)  # too few to judge a share
+    v5 = replace(PARAMS, model="micassess_small_v5")
+    assert not needs_second_opinion([_verdict(0.01)] * 10, v5)  # already the randomised model
+    first = [_verdict(0.01)] * 7 + [_verdict(0.9)] * 3  # 70 %: under the domain check's 80 %
+    assert session_domain_check(first, [None] * 10, PARAMS).warning is None
+    agrees = [_verdict(0.01)] * 5 + [_verdict(0.9)] * 5
+    assert second_opinion_warning(first, agrees, PARAMS) is None  # 2 of 10 apart
+    keeps = [_verdict(0.01)] * 4 + [_verdict(0.9)] * 6
+    warning = second_opinion_warning(first, keeps, PARAMS)
+    assert "7 of 10 micrographs called bad" in warning and "only 4 by micassess_small_v5" in warning
+    assert "outside its trained domain" in warning and "--no-domain-fallback" in warning
+    # Pairs where either model could not assess are left out of the shares.
+    assert second_opinion_warning(first + [blank] * 3, keeps + [_verdict(0.9)] * 3, PARAMS)
+    with pytest.raises(ValueError, match="first verdicts but"):
+        second_opinion_warning(first, keeps[:3], PARAMS)
 
 
 def test_a_micrograph_half_under_an_opaque_ball_is_bad_whatever_the_network_says(model, simulated):
