@@ -11,6 +11,7 @@ from screen.stages.ctf import (
     BACKEND,
     CtfSearch,
     astigmatism_is_confirmed,
+    astigmatism_on_pixel_grid,
     estimate_ctf,
     half_field_astigmatism_spread,
 )
@@ -104,6 +105,19 @@ def test_half_fields_repeat_a_real_astigmatism_and_not_a_mixed_one():
     assert np.isnan(unchecked.astigmatism_spread)
     round_rings = estimate_ctf(_render(spec, second), Optics(1.2), PARAMS)  # no astigmatism
     assert np.isnan(round_rings.astigmatism_spread)  # nothing measured, nothing to repeat
+
+
+def test_an_astigmatism_along_the_pixel_grid_is_not_believed():
+    """Processing (patch denoisers, resampling) fakes astigmatism along rows, columns and
+    diagonals; a lens has no such preference."""
+    for angle in (0.0, 1.5, 44.0, -45.0, 46.9, 90.0, -89.0, 135.5):
+        assert astigmatism_on_pixel_grid(angle), angle
+    for angle in (2.5, 20.0, -30.0, 42.0, 67.5, -80.0):
+        assert not astigmatism_on_pixel_grid(angle), angle
+    repeated = CtfFit(24000.0, 17000.0, 20.0, 6.0, 0.5, astigmatism_spread=0.1)
+    assert astigmatism_is_confirmed(repeated, 300.0)
+    on_diagonal = dataclasses.replace(repeated, astigmatism_angle_deg=-44.6)
+    assert not astigmatism_is_confirmed(on_diagonal, 300.0)
 
 
 def test_without_astigmatism_search_u_equals_v():
