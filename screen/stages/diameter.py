@@ -103,7 +103,13 @@ from screen.processing.ctf import ctf_zero_frequencies_A
 from screen.processing.filters import bin_to_pixel_size, lowpass
 from screen.stages.base import Backend
 from screen.stages.classify2d import Classify2DParams, classify_2d
-from screen.stages.extraction import ExtractParams, ctf_params, extract_particles, phase_flip
+from screen.stages.extraction import (
+    ExtractParams,
+    ctf_params,
+    extract_particles,
+    phase_flip,
+    wiener_correct,
+)
 from screen.stages.picking import PickParams, pick_particles
 from screen.stages.records import (
     ClassAverages,
@@ -151,6 +157,18 @@ class DiameterParams:
         reliable: see the module's limitations.
     phase_flip
         Phase-flip the micrographs with their CTFs, when CTFs are given.
+    wiener_epsilon
+        When the phase-flipped micrographs give no spread-edge plateau, the spread edge is
+        measured again on micrographs corrected by ``-CTF (1 + e) / (CTF^2 + e)``
+        (`screen.stages.extraction.wiener_correct`, ``e`` this value; 0 turns the retry off)
+        before the exclusion gap and the fallback. Near the CTF's zeros the flip passes noise at
+        full weight; the Wiener gain falls to zero there, which keeps a small particle's edge
+        out of the flip's fringes (a 60-Å particle on 1536² frames: 61 Å against 70-78 Å) and
+        gives a plateau where the flip found none (simulated 120-Å sessions: 1.05 and 1.09 of
+        the diameter, where the flip left them to the fallback's simulator factors). It is not
+        the first choice: on 400-500 Å particles it loses the plateau or reads smaller than the
+        flip (bench/README.md, diameter, session 13). ``e`` is relative to the CTF's own scale
+        (its largest square is 1), not to any image statistic.
     pick
         Picker parameters used at every trial diameter and in the refinement. They keep every
         maximum above shot noise (``robust_threshold_sigma=0``): the score curve and the
@@ -280,6 +298,7 @@ class DiameterParams:
     canny_sigma_px: float = 2.0
     edge_factor: float = 1.9
     phase_flip: bool = True
+    wiener_epsilon: float = 0.1
     pick: PickParams = field(default_factory=lambda: PickParams(robust_threshold_sigma=0.0))
     refine_rounds: int = 2
     refine_tolerance: float = 0.25
@@ -354,14 +373,22 @@ def corrected_contrast(
     pixel_size_A: float,
     ctf: CtfFit | None = None,
     optics: Optics | None = None,
+    wiener_epsilon: float = 0.0,
 ) -> np.ndarray:
-    """``image / median - 1`` (particles dark), phase-flipped with ``ctf`` when it is given."""
+    """``image / median - 1`` (particles dark), CTF-corrected with ``ctf`` when it is given.
+
+    The correction is the phase flip, or with ``wiener_epsilon`` > 0 the Wiener-like gain of
+    `screen.stages.extraction.wiener_correct`.
+    """
     image = np.asarray(image, dtype=np.float32)
     median = float(np.median(image))
     contrast = image / (median if median != 0 else 1.0) - 1.0
     if ctf is None:
         return contrast.astype(np.float32)
-    return phase_flip(contrast, pixel_size_A, ctf, optics or Optics(pixel_size_A))
+    optics = optics or Optics(pixel_size_A)
+    if wiener_epsilon > 0:
+        return wiener_correct(contrast, pixel_size_A, ctf, optics, wiener_epsilon)
+    return phase_flip(contrast, pixel_size_A, ctf, optics)
 
 
 def symmetrised(image: np.ndarray) -> np.ndarray:
@@ -622,8 +649,10 @@ def estimate_diameter(
 
     Notes
     -----
-    The exclusion gap (`exclusion_gap`) is tried first, on the picks of the scale-space sweep;
-    only when no trials agree on a significant gap do the coarse estimates run. With
+    The spread edge (`spread_edge_diameter`) is tried first, on the picks of the scale-space
+    sweep of the phase-flipped micrographs; then (``wiener_epsilon`` > 0, CTFs given) on those of
+    Wiener-corrected ones; then the exclusion gap (`gap_diameter`) of the flipped sweep; only
+    when none finds a diameter do the coarse estimates run. With
     ``coarse_method="both"`` each coarse estimate (scale-space peak, the paper's Canny
     edge) starts its own refinement (unless they agree within ``refine_tolerance``), and the one
     whose last round changed least is kept: a refinement that converges is self-consistent, one
@@ -649,7 +678,19 @@ def estimate_diameter(
     profiles = params.use_spread_edge or params.use_gap
     needs_sweep = profiles or params.coarse_method != "canny"
     picks = trial_picks(contrasts, pixel_size_A, params) if needs_sweep else None
-    found = _profile_estimate(contrasts, picks, pixel_size_A, params) if profiles else None
+    measures = _spread_measures(contrasts, picks, pixel_size_A, params) if profiles else []
+    found = _from_measures(measures, params, ("spread_edge",))
+    if found is None and flip and params.use_spread_edge and params.wiener_epsilon > 0:
+        wiener = [
+            corrected_contrast(image, pixel_size_A, ctfs[i], optics, params.wiener_epsilon)
+            for i, image in enumerate(subset)
+        ]
+        wiener_picks = trial_picks(wiener, pixel_size_A, params)
+        found = _from_measures(
+            _spread_measures(wiener, wiener_picks, pixel_size_A, params), params, ("spread_edge",)
+        )
+    if found is None:
+        found = _from_measures(measures, params, ("gap",))
     if found is not None:
         return found
     makers = {
@@ -729,23 +770,28 @@ def _scale_space_estimate(
     )
 
 
-def _profile_estimate(
+def _spread_measures(
     contrasts, picks: list[list[Picks]], pixel_size_A: float, params: DiameterParams
-) -> DiameterEstimate | None:
-    """The spread edge's diameter, else the exclusion gap's (None: neither found).
-
-    Both come from the same spread profiles, measured at every ``gap_trial_step``-th trial.
-    """
+) -> list[GapMeasure]:
+    """The spread profiles' measures (`exclusion_gap`) at every ``gap_trial_step``-th trial."""
     step = max(params.gap_trial_step, 1)
-    measures = [
+    return [
         exclusion_gap(contrasts, per_image, pixel_size_A, trial_A, params)
         for trial_A, per_image in list(zip(params.scale_trials_A, picks, strict=True))[::step]
     ]
-    for method, use, find in (
-        ("spread_edge", params.use_spread_edge, spread_edge_diameter),
-        ("gap", params.use_gap, gap_diameter),
-    ):
-        found = find(measures, params) if use else None
+
+
+def _from_measures(
+    measures: list[GapMeasure], params: DiameterParams, methods: tuple[str, ...]
+) -> DiameterEstimate | None:
+    """The first of ``methods`` (``"spread_edge"``, ``"gap"``) that finds a diameter, else None."""
+    finders = {
+        "spread_edge": (params.use_spread_edge, spread_edge_diameter),
+        "gap": (params.use_gap, gap_diameter),
+    }
+    for method in methods:
+        use, find = finders[method]
+        found = find(measures, params) if use and measures else None
         if found is not None:
             diameter_A, uncertainty_A, measure = found
             return DiameterEstimate(
@@ -1344,7 +1390,7 @@ def self_consistent_diameter(
 BACKEND = Backend(
     stage="diameter",
     name="builtin",
-    version="7",
+    version="8",  # 8: the spread edge of Wiener-corrected micrographs before the gap
     params_type=DiameterParams,
     compute=estimate_diameter,
 )

@@ -77,6 +77,20 @@ def phase_flip(image: np.ndarray, pixel_size_A: float, ctf: CtfFit, optics: Opti
     return apply_transfer(image, flip)
 
 
+def wiener_correct(
+    image: np.ndarray, pixel_size_A: float, ctf: CtfFit, optics: Optics, epsilon: float
+) -> np.ndarray:
+    """Multiply the image's spectrum by ``-CTF (1 + epsilon) / (CTF^2 + epsilon)`` (protein dark).
+
+    Where ``|CTF|`` is 1 the gain is 1, as the phase flip's; near the CTF's zeros, where the
+    flip passes noise at full weight, it falls to 0. ``epsilon`` is relative to the CTF's own
+    scale (its largest square is 1), not to any image statistic.
+    """
+    ctf_values = ctf_2d(image.shape, pixel_size_A, ctf_params(ctf, optics))
+    gain = -ctf_values * (1.0 + epsilon) / (ctf_values * ctf_values + epsilon)
+    return apply_transfer(image, gain.astype(np.float32))
+
+
 def normalise_boxes(boxes: np.ndarray, background_radius_px: float) -> np.ndarray:
     """Zero mean and unit standard deviation outside ``background_radius_px``, per box."""
     outside = ~circular_mask(boxes.shape[-1], background_radius_px)

@@ -289,6 +289,8 @@ def sessions():
         # the enclosing 250 Å: on four at 143 Å (44 and 23 standard errors deep); on six at 125 Å
         # once the simulator kept good micrographs' contamination balls small (2026-12-03).
         "custom_250": _session_data(_custom(250.0, 400.0, (768, 768), 3.0, 500.0, 31), 0, n=10),
+        # About three particles per micrograph: no plateau of the phase-flipped spread edge.
+        "custom_120": _session_data(_custom(120.0, 150.0, (512, 512), 2.0, 300.0, 14), 0, n=10),
     }
 
 
@@ -306,6 +308,20 @@ def test_simulated_sessions_within_tolerance(sessions, name, tolerance):
         )
     else:  # the spread edge and the gap measure the diameter itself
         assert estimate.edge_diameter_A == estimate.diameter_A
+
+
+def test_the_wiener_corrected_spread_edge_measures_where_the_flip_finds_no_plateau(sessions):
+    """Without it this sparse 120-Å session falls to the simulator-calibrated fallback."""
+    images, pixel_size_A, ctfs, optics, truth = sessions["custom_120"]
+    estimate = estimate_diameter(images, pixel_size_A, DiameterParams(), ctfs, optics)
+    assert estimate.method == "spread_edge"
+    assert estimate.diameter_A == pytest.approx(truth, rel=0.15)  # measured 126 Å
+    flip_only = dataclasses.replace(DiameterParams(), wiener_epsilon=0.0)
+    assert estimate_diameter(images, pixel_size_A, flip_only, ctfs, optics).method == "refined"
+    # Micrographs without a CTF get no correction, so no retry either: the same answer.
+    plain = estimate_diameter(images[:4], pixel_size_A, DiameterParams(), None, optics)
+    same = estimate_diameter(images[:4], pixel_size_A, flip_only, None, optics)
+    assert (plain.method, plain.diameter_A) == (same.method, same.diameter_A)
 
 
 @pytest.mark.parametrize("name", ["apo_quantifoil", "lubrol", "gbg_60uM"])
@@ -431,7 +447,7 @@ def test_estimate_diameter_takes_the_gap_when_found(dense_ellipses):
 
 def test_backend_contract():
     assert BACKEND.stage == "diameter"
-    assert BACKEND.version == "7"
+    assert BACKEND.version == "8"
     assert BACKEND.params_type is DiameterParams
     assert BACKEND.compute is estimate_diameter
     assert dataclasses.is_dataclass(DiameterParams())

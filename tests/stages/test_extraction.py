@@ -4,10 +4,19 @@ import numpy as np
 import pytest
 
 from screen.processing.boxes import circular_mask, radial_profile
+from screen.processing.ctf import ctf_2d
 from screen.simulate.presets import prex1_small
 from screen.simulate.render import render_micrograph
 from screen.simulate.session import session_models, session_plans
-from screen.stages.extraction import BACKEND, ExtractParams, box_size_px, extract_particles
+from screen.stages.extraction import (
+    BACKEND,
+    ExtractParams,
+    box_size_px,
+    ctf_params,
+    extract_particles,
+    phase_flip,
+    wiener_correct,
+)
 from screen.stages.records import CtfFit, Optics, Picks
 
 DIAMETER_A = 140.0
@@ -85,3 +94,24 @@ def test_backend_contract():
     assert BACKEND.stage == "extraction"
     assert BACKEND.params_type is ExtractParams
     assert BACKEND.compute is extract_particles
+
+
+def test_the_wiener_correction_is_the_flip_at_the_ctf_peaks_and_silent_at_its_zeros():
+    rng = np.random.default_rng(3)
+    noise = rng.standard_normal((256, 256)).astype(np.float32)
+    ctf, optics, pixel_A = CtfFit(15000.0, 14000.0, 30.0, 6.0, 1.0), Optics(2.0), 2.0
+    values = ctf_2d(noise.shape, pixel_A, ctf_params(ctf, optics))  # the rfft2 half plane
+    spectrum = np.fft.rfft2
+    wiener = spectrum(wiener_correct(noise, pixel_A, ctf, optics, 0.1))
+    flipped = spectrum(phase_flip(noise, pixel_A, ctf, optics))
+    original = spectrum(noise)
+    peaks, zeros = np.abs(values) > 0.98, np.abs(values) < 0.03
+    assert peaks.sum() > 100 and zeros.sum() > 100
+    # At the peaks both give the same Fourier components (gain -sign(CTF), magnitude 1) ...
+    # (apply_transfer tapers the borders, so components match closely, not exactly)
+    agreement = np.abs(wiener[peaks] - flipped[peaks]) / np.abs(flipped[peaks])
+    assert np.median(agreement) < 0.02 and np.mean(agreement < 0.1) > 0.98
+    # ... at the zeros the flip passes the noise at full weight and the Wiener gain almost none.
+    ratio = np.abs(wiener[zeros]) / np.abs(original[zeros])
+    assert np.median(ratio) < 0.4
+    assert np.median(np.abs(flipped[zeros]) / np.abs(original[zeros])) > 0.95
