@@ -48,6 +48,9 @@ SIMULATED = {
     "sim_250": (250.0, 400.0, 768, 3.0, 500.0, 31),
     "sim_400": (400.0, 1500.0, 1024, 4.0, 200.0, 11),
     "sim_500": (500.0, 3000.0, 1024, 5.0, 150.0, 12),
+    # The 60-Å session on 1536² frames: nine times the particles (a K3 frame at 1.2 Å/px has
+    # about ten times more again).
+    "sim_60_1536": (60.0, 40.0, 1536, 1.2, 1000.0, 13),
 }
 # The same sessions with particles whose mass fills one ellipsoid (StructureSpec.layout).
 GLOBULAR = {f"globular_{name[4:]}": value for name, value in SIMULATED.items()}

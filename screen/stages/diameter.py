@@ -90,7 +90,7 @@ the simulated cases instead. Where the gap is not found, expect real particles u
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import fft as sfft
@@ -99,7 +99,7 @@ from skimage.feature import canny
 from skimage.measure import label, regionprops
 
 from screen.processing.boxes import extract_boxes, radial_profile
-from screen.processing.ctf import ctf_zero_frequencies_A
+from screen.processing.ctf import ctf_zero_frequencies_A, electron_wavelength_A
 from screen.processing.filters import bin_to_pixel_size, lowpass
 from screen.stages.base import Backend
 from screen.stages.classify2d import Classify2DParams, classify_2d
@@ -158,7 +158,8 @@ class DiameterParams:
     phase_flip
         Phase-flip the micrographs with their CTFs, when CTFs are given.
     wiener_epsilon
-        When the phase-flipped micrographs give no spread-edge plateau, the spread edge is
+        When the phase-flipped micrographs give no spread-edge plateau, or one so small that
+        the flip's CTF fringes widen it (`WIENER_DELOCALISATION_SHARE`), the spread edge is
         measured again on micrographs corrected by ``-CTF (1 + e) / (CTF^2 + e)``
         (`screen.stages.extraction.wiener_correct`, ``e`` this value; 0 turns the retry off)
         before the exclusion gap and the fallback. Near the CTF's zeros the flip passes noise at
@@ -169,6 +170,14 @@ class DiameterParams:
         the first choice: on 400-500 Å particles it loses the plateau or reads smaller than the
         flip (bench/README.md, diameter, session 13). ``e`` is relative to the CTF's own scale
         (its largest square is 1), not to any image statistic.
+    wiener_small_trials
+        The Wiener retry's sweep adds this many trials below ``scale_trials_A``'s smallest, at
+        its ratio (3: from 35 Å): a 60-Å particle needs five agreeing trials from one no larger
+        than itself (on 1536² frames its edges agree at 61-73 Å from trial 35 Å, 1.02 of its
+        diameter; from 50 Å there are four). The first sweep does not have them: there the
+        domains of a 250-Å structure form the largest plateau (bench/README.md, session 12);
+        the retry runs only where the first sweep found none. CTF-shaped noise at 1-3 µm
+        gives no plateau with them either (edge contrast 0.01-0.03).
     pick
         Picker parameters used at every trial diameter and in the refinement. They keep every
         maximum above shot noise (``robust_threshold_sigma=0``): the score curve and the
@@ -299,6 +308,7 @@ class DiameterParams:
     edge_factor: float = 1.9
     phase_flip: bool = True
     wiener_epsilon: float = 0.1
+    wiener_small_trials: int = 3
     pick: PickParams = field(default_factory=lambda: PickParams(robust_threshold_sigma=0.0))
     refine_rounds: int = 2
     refine_tolerance: float = 0.25
@@ -650,8 +660,9 @@ def estimate_diameter(
     Notes
     -----
     The spread edge (`spread_edge_diameter`) is tried first, on the picks of the scale-space
-    sweep of the phase-flipped micrographs; then (``wiener_epsilon`` > 0, CTFs given) on those of
-    Wiener-corrected ones; then the exclusion gap (`gap_diameter`) of the flipped sweep; only
+    sweep of the phase-flipped micrographs; then (``wiener_epsilon`` > 0, CTFs given), when it
+    found none or one within reach of the CTF's fringes (`WIENER_DELOCALISATION_SHARE`), on
+    those of Wiener-corrected ones; then the exclusion gap (`gap_diameter`) of the flipped sweep; only
     when none finds a diameter do the coarse estimates run. With
     ``coarse_method="both"`` each coarse estimate (scale-space peak, the paper's Canny
     edge) starts its own refinement (unless they agree within ``refine_tolerance``), and the one
@@ -680,14 +691,26 @@ def estimate_diameter(
     picks = trial_picks(contrasts, pixel_size_A, params) if needs_sweep else None
     measures = _spread_measures(contrasts, picks, pixel_size_A, params) if profiles else []
     found = _from_measures(measures, params, ("spread_edge",))
-    if found is None and flip and params.use_spread_edge and params.wiener_epsilon > 0:
+    halo = (
+        flip
+        and found is not None
+        and flip_delocalisation_share(
+            found.diameter_A, ctfs[: len(subset)], optics or Optics(pixel_size_A), params
+        )
+        > WIENER_DELOCALISATION_SHARE
+    )
+    if (found is None or halo) and flip and params.use_spread_edge and params.wiener_epsilon > 0:
         wiener = [
             corrected_contrast(image, pixel_size_A, ctfs[i], optics, params.wiener_epsilon)
             for i, image in enumerate(subset)
         ]
-        wiener_picks = trial_picks(wiener, pixel_size_A, params)
-        found = _from_measures(
-            _spread_measures(wiener, wiener_picks, pixel_size_A, params), params, ("spread_edge",)
+        retry = replace(params, scale_trials_A=_with_smaller_trials(params))
+        wiener_picks = trial_picks(wiener, pixel_size_A, retry)
+        found = (
+            _from_measures(
+                _spread_measures(wiener, wiener_picks, pixel_size_A, retry), retry, ("spread_edge",)
+            )
+            or found
         )
     if found is None:
         found = _from_measures(measures, params, ("gap",))
@@ -768,6 +791,42 @@ def _scale_space_estimate(
         pixel_size_A=pixel_size_A,
         method="scale_space",
     )
+
+
+WIENER_DELOCALISATION_SHARE = 0.1
+"""A phase-flipped spread edge ``d`` whose CTF delocalisation (`flip_delocalisation_share`) is
+more than this share of ``d`` is measured again on Wiener-corrected micrographs, whose plateau
+replaces it when there is one. The flip keeps the CTF's fringes, which reach this far from the
+particle at the frequencies the measure sees, so they widen a small particle's edge: a 60-Å
+particle on 1536² frames at 2.4 µm read 71 Å flipped (share 0.27) and 61 Å Wiener-corrected
+(bench/README.md, diameter, session 13). Every simulated and real case the flip read within ±15 %
+has a share of 0.03-0.097 (EMPIAR-10017 binned 0.03, P-Rex1 0.07, a 120-Å particle at 2.4 µm 0.097;
+its Wiener plateau would read 1.08 instead of 1.00), so this is where the flip's fringes begin to
+matter; the share is optics (wavelength, defocus) over size, not an image statistic."""
+
+
+def flip_delocalisation_share(
+    diameter_A: float, ctfs: list[CtfFit], optics: Optics, params: DiameterParams
+) -> float:
+    """The CTF's delocalisation at the spread measure's resolution, over ``diameter_A``.
+
+    Features at spatial frequency ``k`` are displaced by ``λ Δf k``; the measure at trial ``d``
+    low-passes its boxes with a Gaussian of FWHM ``lowpass_diameters * d``, whose transfer is
+    half at ``k = 0.44 / FWHM``. ``Δf`` is the median of the fits' mean defoci.
+    """
+    defocus_A = float(np.median([0.5 * (c.defocus_u_A + c.defocus_v_A) for c in ctfs]))
+    k_half = 0.44 / (params.lowpass_diameters * diameter_A)
+    return electron_wavelength_A(optics.voltage_kV) * abs(defocus_A) * k_half / diameter_A
+
+
+def _with_smaller_trials(params: DiameterParams) -> tuple[float, ...]:
+    """``scale_trials_A`` with ``wiener_small_trials`` more below its smallest, at its ratio."""
+    trials = tuple(params.scale_trials_A)
+    if params.wiener_small_trials <= 0 or len(trials) < 2:
+        return trials
+    ratio = trials[1] / trials[0]
+    below = [trials[0] / ratio**i for i in range(params.wiener_small_trials, 0, -1)]
+    return tuple(round(t, 1) for t in below) + trials
 
 
 def _spread_measures(

@@ -12,6 +12,7 @@ from screen.simulate.session import session_models, session_plans
 from screen.simulate.spec import ScreenSpec, SessionSpec, SpeciesSpec, StructureSpec
 from screen.stages.diameter import (
     BACKEND,
+    WIENER_DELOCALISATION_SHARE,
     DiameterParams,
     GapMeasure,
     TrialAverage,
@@ -27,6 +28,7 @@ from screen.stages.diameter import (
     exclusion_gap,
     fallback_caution,
     first_peak,
+    flip_delocalisation_share,
     gap_diameter,
     object_feret_px,
     scale_space_diameter,
@@ -308,6 +310,20 @@ def test_simulated_sessions_within_tolerance(sessions, name, tolerance):
         )
     else:  # the spread edge and the gap measure the diameter itself
         assert estimate.edge_diameter_A == estimate.diameter_A
+
+
+def test_the_flips_fringes_matter_for_small_particles_at_high_defocus():
+    """The CTF's delocalisation at the measure's resolution, over the diameter: optics only."""
+    params = DiameterParams()
+    share = lambda d, df_um, kV=300.0: flip_delocalisation_share(  # noqa: E731
+        d, [CtfFit(df_um * 1e4, df_um * 1e4, 0.0, 6.0, 1.0)], Optics(1.0, kV), params
+    )
+    assert share(71.0, 2.43) == pytest.approx(0.278, abs=0.002)  # a 60-Å particle, flipped
+    assert share(162.0, 1.46) == pytest.approx(0.032, abs=0.002)  # EMPIAR-10017
+    assert share(71.0, 2.43) > WIENER_DELOCALISATION_SHARE > share(120.0, 2.43)
+    assert share(60.0, 1.0) == pytest.approx(share(60.0, 2.0) / 2)  # linear in defocus
+    assert share(60.0, 2.0) == pytest.approx(4 * share(120.0, 2.0))  # over the size squared
+    assert share(60.0, 2.0, 200.0) > share(60.0, 2.0)  # longer wavelength
 
 
 def test_the_wiener_corrected_spread_edge_measures_where_the_flip_finds_no_plateau(sessions):
