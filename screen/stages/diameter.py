@@ -176,7 +176,8 @@ class DiameterParams:
         than itself (on 1536² frames its edges agree at 61-73 Å from trial 35 Å, 1.02 of its
         diameter; from 50 Å there are four). The first sweep does not have them: there the
         domains of a 250-Å structure form the largest plateau (bench/README.md, session 12);
-        the retry runs only where the first sweep found none. CTF-shaped noise at 1-3 µm
+        the retry runs only where the first sweep found none or a small one (within the CTF
+        fringes' reach), so no particle-sized plateau competes. CTF-shaped noise at 1-3 µm
         gives no plateau with them either (edge contrast 0.01-0.03).
     pick
         Picker parameters used at every trial diameter and in the refinement. They keep every
