@@ -234,18 +234,23 @@ carries to data neither model was trained on: where they disagree on a third of 
 the micrographs is the paper's side of the error (losing good data costs more)."""
 
 
+SECOND_OPINION_MIN_DIFFERENCE = 2
+"""... and by at least this many micrographs: in a session of 3-6, one micrograph the two models
+disagree on is already a third of it, and one disagreement is the models' noise, not a domain."""
+
+
 def needs_second_opinion(verdicts: list[MicrographVerdict], params: MicrographAssessParams) -> bool:
     """Whether the session's first verdicts reject enough of it to ask the randomised model.
 
     True when at least `DOMAIN_MIN_MICROGRAPHS` micrographs were assessed, at least
-    `SECOND_OPINION_SHARE` of them are bad by the network (P(good) < threshold), and the first
-    model is not already `DOMAIN_RANDOMISED_MODEL`.
+    `SECOND_OPINION_SHARE` of them (and `SECOND_OPINION_MIN_DIFFERENCE`) are bad by the network
+    (P(good) < threshold), and the first model is not already `DOMAIN_RANDOMISED_MODEL`.
     """
     assessed = [v for v in verdicts if v.reason_scores]
     if len(assessed) < DOMAIN_MIN_MICROGRAPHS or params.model == DOMAIN_RANDOMISED_MODEL:
         return False
     n_bad = sum(v.p_good < params.threshold for v in assessed)
-    return n_bad >= SECOND_OPINION_SHARE * len(assessed)
+    return n_bad >= max(SECOND_OPINION_SHARE * len(assessed), SECOND_OPINION_MIN_DIFFERENCE)
 
 
 def second_opinion_warning(
@@ -258,7 +263,8 @@ def second_opinion_warning(
     ``first`` are the verdicts of ``params.model``, ``second`` those of
     `DOMAIN_RANDOMISED_MODEL` on the same micrographs, in order. Micrographs either could not
     assess (no reason scores) are left out. Returns None unless the first rejects (P(good) <
-    threshold) at least `SECOND_OPINION_SHARE` of the compared micrographs more than the second.
+    threshold) at least `SECOND_OPINION_SHARE` of the compared micrographs, and at least
+    `SECOND_OPINION_MIN_DIFFERENCE` micrographs, more than the second.
     """
     if len(first) != len(second):
         raise ValueError(f"{len(first)} first verdicts but {len(second)} second ones")
@@ -269,7 +275,7 @@ def second_opinion_warning(
         return None
     n_first = sum(a.p_good < params.threshold for a, _ in pairs)
     n_second = sum(b.p_good < params.threshold for _, b in pairs)
-    if n_first - n_second < SECOND_OPINION_SHARE * len(pairs):
+    if n_first - n_second < max(SECOND_OPINION_SHARE * len(pairs), SECOND_OPINION_MIN_DIFFERENCE):
         return None
     return (
         f"{n_first} of {len(pairs)} micrographs called bad by micrograph assessment "

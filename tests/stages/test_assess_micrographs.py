@@ -201,6 +201,13 @@ def test_second_opinion_is_asked_from_a_third_rejected_and_used_when_models_disa
     warning = second_opinion_warning(first, keeps, PARAMS)
     assert "7 of 10 micrographs called bad" in warning and "only 4 by micassess_small_v5" in warning
     assert "outside its trained domain" in warning and "--no-domain-fallback" in warning
+    # In a small session one disagreement is a third of it, but not yet a domain: two are.
+    assert not needs_second_opinion([_verdict(0.01)] + [_verdict(0.9)] * 2, PARAMS)
+    small = [_verdict(0.01)] * 2 + [_verdict(0.9)]
+    assert needs_second_opinion(small, PARAMS)
+    assert "2 of 3 micrographs" in second_opinion_warning(small, [_verdict(0.9)] * 3, PARAMS)
+    one_apart = [_verdict(0.01)] + [_verdict(0.9)] * 2
+    assert second_opinion_warning(small, one_apart, PARAMS) is None
     # Pairs where either model could not assess are left out of the shares.
     assert second_opinion_warning(first + [blank] * 3, keeps + [_verdict(0.9)] * 3, PARAMS)
     with pytest.raises(ValueError, match="first verdicts but"):
