@@ -14,6 +14,8 @@ Each set is then scored as ``screen evaluate micrographs`` scores it (``screen.e
 - ``product``: `screen run`'s verdicts (the default model, the astigmatism, opaque and carbon
   checks, the session domain check and its fallback to ``DOMAIN_RANDOMISED_MODEL``, and that
   model's second opinion on sessions the default rejects in part);
+- (``--per-session``: one chain of generators and its parameters per session, as a real session
+  is processed, instead of one per micrograph; the sets go to ``<generator>_per_session``)
 - ``v5`` / ``v2`` / ``v3``: one shipped model alone (``micassess_small_vN``), checks on, no
   fallback (what ``--micassess-weights`` gives);
 - ``either``: a micrograph is good when v2 or v5 (each alone, checks on) calls it good; the
@@ -59,9 +61,9 @@ def render_session(job: tuple[int, object, object, Path]) -> list[tuple]:
     return rows
 
 
-def write_set(generator: str, n: int, out: Path, jobs: int) -> Path:
+def write_set(generator: str, n: int, out: Path, jobs: int, per_session: bool = False) -> Path:
     """Simulate one held-out set (once) and return its ``labels.csv``."""
-    folder = out / generator
+    folder = out / (f"{generator}_per_session" if per_session else generator)
     labels = folder / "labels.csv"
     if labels.exists():
         return labels
@@ -71,7 +73,9 @@ def write_set(generator: str, n: int, out: Path, jobs: int) -> Path:
         spec = replace(ma.HELD_OUT_SET, n_micrographs=n, micrographs_per_session=16)
     else:
         forced = () if generator == "trained" else (generator,)
-        domain = DomainSpec(TRAINING_DOMAIN.allowed, TRAINING_DOMAIN.probability, forced=forced)
+        domain = DomainSpec(
+            TRAINING_DOMAIN.allowed, TRAINING_DOMAIN.probability, forced, per_session
+        )
         spec = replace(HELD_OUT_V3, n_micrographs=n, domain=domain)
     sessions = ma.session_specs(spec)
     start = time.perf_counter()
@@ -144,6 +148,12 @@ def main(argv: list[str] | None = None) -> int:
         "v2's held-out kind, no generator)",
     )
     parser.add_argument("--configs", nargs="+", default=["product", "v5"], choices=CONFIGS)
+    parser.add_argument(
+        "--per-session",
+        action="store_true",
+        help="one chain of generators (and its parameters) per session, as a real session is "
+        "processed, instead of one per micrograph (sets in <out>/<generator>_per_session)",
+    )
     args = parser.parse_args(argv)
     print(
         "| set | verdicts | n (good) | accuracy | good called bad | reason right | sessions "
@@ -151,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for generator in args.generators:
-        labels = write_set(generator, args.n, args.out, args.jobs)
+        labels = write_set(generator, args.n, args.out, args.jobs, args.per_session)
         for config in args.configs:
             start = time.perf_counter()
             result = evaluate(labels, config)
@@ -166,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                 result.predicted_reasons[i] == result.items[i].reason for i in bad
             ) / max(len(bad), 1)
             print(
-                f"| {generator} | {config} | {m.n} ({m.n_good}) | {m.accuracy:.3f} | "
+                f"| {generator}{' (per session)' if args.per_session else ''} | {config} | "
+                f"{m.n} ({m.n_good}) | {m.accuracy:.3f} | "
                 f"{m.good_called_bad:.3f} | {reason_right:.3f} | "
                 f"{len(result.domain_warnings)} of {n_sessions} | {per_reason} |",
                 flush=True,

@@ -803,8 +803,9 @@ def session_micrographs(screen_spec, domain=None):
     """Yield ``(plan, image, pixel_size_A)`` for every micrograph of a one-session ``ScreenSpec``.
 
     With a ``DomainSpec`` each rendered micrograph goes through a random chain of variation
-    generators (seeded by the session's seed and the micrograph's index) and its pixel size is
-    the one they leave (binning changes it).
+    generators (seeded by the session's seed and the micrograph's index, or by the session's
+    seed alone with ``per_session``: one chain and its parameters for the whole session) and its
+    pixel size is the one they leave (binning changes it).
     """
     from screen.simulate.domain import randomise
     from screen.simulate.render import render_micrograph
@@ -815,7 +816,8 @@ def session_micrographs(screen_spec, domain=None):
         rendered = render_micrograph(plan, models, screen_spec.frame_px, screen_spec.pixel_size_A)
         image, pixel_size_A = rendered.counts, screen_spec.pixel_size_A
         if domain is not None:
-            rng = np.random.default_rng([screen_spec.seed, index, 7])
+            seed = [screen_spec.seed, 7] if domain.per_session else [screen_spec.seed, index, 7]
+            rng = np.random.default_rng(seed)
             image, pixel_size_A, _ = randomise(image, pixel_size_A, domain, rng)
         yield plan, image, pixel_size_A
 

@@ -248,12 +248,16 @@ class DomainSpec:
 
     ``probability`` is the chance that a stage applies one of its allowed generators (chosen
     uniformly); ``forced`` generators are applied to every micrograph (one held-out generator
-    per measurement set).
+    per measurement set). ``per_session``: one chain, with the same parameters (binning factor,
+    denoiser strength, hot-pixel positions, export quality), for every micrograph of a session,
+    as a real session goes through one detector and one processing pipeline; otherwise each
+    micrograph draws its own (training: the most variety per micrograph).
     """
 
     allowed: tuple[str, ...]
     probability: float = 0.5
     forced: tuple[str, ...] = ()
+    per_session: bool = False
 
 
 TRAINING_DOMAIN = DomainSpec(

@@ -277,6 +277,28 @@ def test_domain_randomised_set_and_a_network_without_blob_statistics():
     assert scores["p_good"].shape == (8,) and np.isfinite(scores["reason"]).all()
 
 
+def test_a_per_session_chain_processes_every_micrograph_of_a_session_alike():
+    """A real session goes through one detector and one pipeline: same binning, same hot pixels."""
+    from screen.simulate.domain import DomainSpec
+
+    spec = replace(
+        ma.TRAIN_SET, n_micrographs=3, micrographs_per_session=3, seed=8, frame_px=(384,)
+    )
+    (screen_spec,) = ma.session_specs(spec)
+
+    def chain(name: str, per_session: bool):
+        domain = DomainSpec((name,), 1.0, (name,), per_session)
+        return list(ma.session_micrographs(screen_spec, domain))
+
+    binned = chain("bin_sum", True)
+    assert len({pixel_size_A for _, _, pixel_size_A in binned}) == 1  # one binning factor
+    assert binned[0][2] > screen_spec.pixel_size_A
+    dead = [np.flatnonzero(image == 0.0) for _, image, _ in chain("hot_pixels", True)]
+    assert len(dead[0]) > 0 and all(np.array_equal(dead[0], d) for d in dead[1:])
+    dead_each = [np.flatnonzero(image == 0.0) for _, image, _ in chain("hot_pixels", False)]
+    assert not np.array_equal(dead_each[0], dead_each[1])  # per micrograph: new positions
+
+
 def test_verdict_loss_scores_unknown_reasons_on_p_good_only():
     import keras
 
