@@ -496,12 +496,12 @@ def _read_micrograph(session: _Session, result: _MicrographResult) -> np.ndarray
 def assess_cache_version(config: RunConfig, optics: Optics) -> tuple:
     """What a micrograph's cached assessment depends on, besides the file.
 
-    The parameters (less the astigmatism check, applied after the cache by `check_ctf`, so that
-    changing it reuses P(good)), the backend, the model's weights, and the pixel size: the network
-    sees the frame rescaled to ~8 Å/px, so a corrected pixel size must re-assess.
+    The parameters (less the CTF checks, applied after the cache by `check_ctf`, so that
+    changing them reuses P(good)), the backend, the model's weights, and the pixel size: the
+    network sees the frame rescaled to ~8 Å/px, so a corrected pixel size must re-assess.
     """
     return (
-        dataclasses.replace(config.assess, max_astigmatism_A=0.0),
+        dataclasses.replace(config.assess, max_astigmatism_A=0.0, sound_ctf_keeps=True),
         assess_micrographs.BACKEND.key,
         model_identity(config.assess.model),
         optics.pixel_size_A,

@@ -60,6 +60,13 @@ class MicrographAssessParams:
         micrographs have 40-85 % of the field under carbon, its good ones with an edge 3-12 %; a
         person keeps a micrograph with a strip of carbon along one side and discards one with a
         third of it on carbon (bench/carbon_edges.py).
+    sound_ctf_keeps
+        A micrograph the network calls bad for its CTF (``bad_ctf``) is good after all when its
+        CTF fit reached `SOUND_CTF_FIT_A` (10 Å) or better without a confirmed astigmatism over
+        ``max_astigmatism_A`` (:func:`check_ctf`): the fit measures the CTF. Measured on
+        `bench/micassess_generators.py`'s sets (2026-12-05): v5 called every good micrograph of
+        one JPEG-exported session ``bad_ctf`` (P(good) 0.004-0.08) while their fits reached
+        8-11 Å; over 1,760 micrographs the rule keeps 8 good ones and 1 true bad-CTF one.
     """
 
     threshold: float = 0.1
@@ -68,6 +75,7 @@ class MicrographAssessParams:
     max_astigmatism_A: float = 3000.0
     max_opaque_fraction: float = 0.03
     max_carbon_fraction: float = 0.3
+    sound_ctf_keeps: bool = True
 
 
 def params_problems(params: MicrographAssessParams) -> list[str]:
@@ -109,22 +117,30 @@ def check_ctf(
     params: MicrographAssessParams,
     voltage_kV: float = 300.0,
 ) -> MicrographVerdict:
-    """The verdict once the CTF fit is known: a good micrograph with too much astigmatism is bad.
+    """The verdict once the CTF fit is known: the fit measures the CTF, the network guesses it.
 
-    Returns ``verdict`` unchanged when there is no fit, the check is off
-    (``params.max_astigmatism_A`` <= 0), the micrograph is already bad, its fitted
-    astigmatism is within the limit, or the fit did not resolve rings far enough to have
-    measured it or its two half fields did not repeat it (`screen.stages.ctf.
-    astigmatism_is_confirmed`); otherwise the same P(good) and reason scores with verdict
-    ``"bad"`` and reason ``"bad_ctf"``.
+    A good micrograph whose fitted astigmatism is over ``params.max_astigmatism_A`` (the check
+    on: > 0), where the fit resolved rings far enough to have measured it and its two half fields
+    repeat it (`screen.stages.ctf.astigmatism_is_confirmed`), becomes bad, reason ``"bad_ctf"``.
+    With ``params.sound_ctf_keeps``, a micrograph the network called bad for its CTF (reason
+    ``"bad_ctf"``) whose fit reached `SOUND_CTF_FIT_A` or better, without such an astigmatism,
+    becomes good: Thon rings fitted to 10 Å are a sound CTF, whatever the network inferred from
+    the image. P(good) and the reason scores stay as the network gave them; anything else
+    returns ``verdict`` unchanged.
     """
-    if fit is None or params.max_astigmatism_A <= 0 or verdict.verdict == "bad":
+    if fit is None:
         return verdict
-    if abs(fit.defocus_u_A - fit.defocus_v_A) <= params.max_astigmatism_A:
+    astigmatic = (
+        params.max_astigmatism_A > 0
+        and abs(fit.defocus_u_A - fit.defocus_v_A) > params.max_astigmatism_A
+        and astigmatism_is_confirmed(fit, voltage_kV)
+    )
+    if verdict.verdict == "bad":
+        sound = math.isfinite(fit.fit_resolution_A) and fit.fit_resolution_A <= SOUND_CTF_FIT_A
+        if params.sound_ctf_keeps and verdict.reason == "bad_ctf" and sound and not astigmatic:
+            return replace(verdict, verdict="good", reason=None)
         return verdict
-    if not astigmatism_is_confirmed(fit, voltage_kV):
-        return verdict
-    return replace(verdict, verdict="bad", reason="bad_ctf")
+    return replace(verdict, verdict="bad", reason="bad_ctf") if astigmatic else verdict
 
 
 DOMAIN_MIN_MICROGRAPHS = 3

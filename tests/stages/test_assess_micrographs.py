@@ -109,6 +109,22 @@ def test_ctf_check_calls_strong_astigmatism_bad():
     assert check_ctf(empty, elliptic, PARAMS) == empty  # already bad: its reason stays
 
 
+def test_a_sound_ctf_fit_overrules_the_networks_bad_ctf():
+    """Thon rings fitted to 10 Å or better measure a sound CTF; the network only infers it."""
+    called = MicrographVerdict(p_good=0.02, verdict="bad", reason="bad_ctf", reason_scores={})
+    sound = CtfFit(20300.0, 19800.0, 10.0, 8.5, 0.5)
+    kept = check_ctf(called, sound, PARAMS)
+    assert (kept.verdict, kept.reason, kept.p_good) == ("good", None, 0.02)
+    coarse = replace(sound, fit_resolution_A=14.0)  # rings to 14 Å: the network may be right
+    assert check_ctf(called, coarse, PARAMS) == called
+    assert check_ctf(called, replace(sound, fit_resolution_A=float("nan")), PARAMS) == called
+    elliptic = CtfFit(24000.0, 17000.0, 10.0, 6.0, 0.5, astigmatism_spread=0.1)  # 7000 Å
+    assert check_ctf(called, elliptic, PARAMS) == called  # the fit confirms a bad CTF
+    empty = replace(called, reason="empty")
+    assert check_ctf(empty, sound, PARAMS) == empty  # other reasons: not the fit's to judge
+    assert check_ctf(called, sound, replace(PARAMS, sound_ctf_keeps=False)) == called
+
+
 def test_ctf_check_trusts_only_an_astigmatism_the_fit_could_measure():
     """3,000 Å of astigmatism shifts the rings of the two principal directions by a quarter
     period only beyond 10.9 Å at 300 kV (12.3 Å at 200 kV): a fit that stops before cannot
