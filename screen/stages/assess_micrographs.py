@@ -123,8 +123,8 @@ def check_ctf(
     on: > 0), where the fit resolved rings far enough to have measured it and its two half fields
     repeat it (`screen.stages.ctf.astigmatism_is_confirmed`), becomes bad, reason ``"bad_ctf"``.
     With ``params.sound_ctf_keeps``, a micrograph the network called bad for its CTF (reason
-    ``"bad_ctf"``) whose fit reached `SOUND_CTF_FIT_A` or better, without such an astigmatism,
-    becomes good: Thon rings fitted to 10 Å are a sound CTF, whatever the network inferred from
+    ``"bad_ctf"``, likelier than good) whose fit reached `SOUND_CTF_FIT_A` or better, without
+    such an astigmatism, becomes good: Thon rings fitted to 10 Å are a sound CTF, whatever the network inferred from
     the image. P(good) and the reason scores stay as the network gave them; anything else
     returns ``verdict`` unchanged.
     """
@@ -137,7 +137,13 @@ def check_ctf(
     )
     if verdict.verdict == "bad":
         sound = math.isfinite(fit.fit_resolution_A) and fit.fit_resolution_A <= SOUND_CTF_FIT_A
-        if params.sound_ctf_keeps and verdict.reason == "bad_ctf" and sound and not astigmatic:
+        # The network's judgement: bad CTF likelier than good (always so under the 0.1 rule; not
+        # when a threshold near 1 makes a confident "good" bad and bad_ctf merely its runner-up).
+        network_bad_ctf = (
+            verdict.reason == "bad_ctf"
+            and verdict.reason_scores.get("bad_ctf", 0.0) > verdict.p_good
+        )
+        if params.sound_ctf_keeps and network_bad_ctf and sound and not astigmatic:
             return replace(verdict, verdict="good", reason=None)
         return verdict
     return replace(verdict, verdict="bad", reason="bad_ctf") if astigmatic else verdict

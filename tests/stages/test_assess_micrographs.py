@@ -111,7 +111,8 @@ def test_ctf_check_calls_strong_astigmatism_bad():
 
 def test_a_sound_ctf_fit_overrules_the_networks_bad_ctf():
     """Thon rings fitted to 10 Å or better measure a sound CTF; the network only infers it."""
-    called = MicrographVerdict(p_good=0.02, verdict="bad", reason="bad_ctf", reason_scores={})
+    scores = {"bad_ctf": 0.9, "drift": 0.08}
+    called = MicrographVerdict(p_good=0.02, verdict="bad", reason="bad_ctf", reason_scores=scores)
     sound = CtfFit(20300.0, 19800.0, 10.0, 8.5, 0.5)
     kept = check_ctf(called, sound, PARAMS)
     assert (kept.verdict, kept.reason, kept.p_good) == ("good", None, 0.02)
@@ -123,6 +124,10 @@ def test_a_sound_ctf_fit_overrules_the_networks_bad_ctf():
     empty = replace(called, reason="empty")
     assert check_ctf(empty, sound, PARAMS) == empty  # other reasons: not the fit's to judge
     assert check_ctf(called, sound, replace(PARAMS, sound_ctf_keeps=False)) == called
+    # Under a threshold near 1 a confident "good" is bad with bad_ctf only as its runner-up:
+    # that is not the network's judgement of the CTF, and the verdict stands.
+    runner_up = replace(called, p_good=0.95, reason_scores={"bad_ctf": 0.03, "drift": 0.02})
+    assert check_ctf(runner_up, sound, PARAMS) == runner_up
 
 
 def test_ctf_check_trusts_only_an_astigmatism_the_fit_could_measure():
