@@ -69,6 +69,7 @@ class MicrographEvaluation:
     unreadable: tuple[str, ...]
     max_astigmatism_A: float = 0.0  # the astigmatism check (0: off)
     bad_by_astigmatism: np.ndarray | None = None  # (n,) bool: called bad by the check alone
+    kept_by_sound_ctf: np.ndarray | None = None  # (n,) bool: network's bad_ctf kept by the fit
     domain_warnings: tuple[str, ...] = ()  # one line per session that got the domain warning
     called_good: np.ndarray | None = None  # (n,) bool: the scored verdicts
     fits: tuple = ()  # (n,) the CTF fits (CtfFit, or None where the fit failed)
@@ -301,12 +302,13 @@ def evaluate_micrographs(
                 "its verdicts are scored."
             )
         warnings.append(line)
-    p_good, reasons, called_good, by_astigmatism = [], [], [], []
+    p_good, reasons, called_good, by_astigmatism, by_sound_ctf = [], [], [], [], []
     for item, verdict, fit in zip(kept, verdicts, fits, strict=True):
         checked = assess_micrographs.check_ctf(verdict, fit, params, item.optics.voltage_kV)
         p_good.append(verdict.p_good)
         called_good.append(checked.verdict == "good")
-        by_astigmatism.append(checked.verdict != verdict.verdict)
+        by_astigmatism.append(checked.verdict == "bad" and verdict.verdict == "good")
+        by_sound_ctf.append(checked.verdict == "good" and verdict.verdict == "bad")
         reasons.append(checked.reason or "good")
     resolution = [fit.fit_resolution_A if fit is not None else float("nan") for fit in fits]
     truth = np.array([item.label == "good" for item in kept])
@@ -328,6 +330,7 @@ def evaluate_micrographs(
         unreadable=tuple(unreadable),
         max_astigmatism_A=params.max_astigmatism_A,
         bad_by_astigmatism=np.asarray(by_astigmatism, bool),
+        kept_by_sound_ctf=np.asarray(by_sound_ctf, bool),
         domain_warnings=tuple(warnings),
         called_good=called,
         fits=tuple(fits),
@@ -395,6 +398,14 @@ def format_evaluation(result: MicrographEvaluation) -> str:
             f"astigmatism check: {int(flagged.sum())} micrographs called bad that P(good) kept "
             f"({int((flagged & ~truth).sum())} truly bad); P(good) alone: accuracy "
             f"{alone.accuracy:.3f}, good called bad {alone.good_called_bad:.3f}"
+        )
+    if result.kept_by_sound_ctf is not None and result.kept_by_sound_ctf.any():
+        truth = np.array([item.label == "good" for item in result.items])
+        kept = result.kept_by_sound_ctf
+        rows.append(
+            f"sound CTF: {int(kept.sum())} micrographs the network called bad_ctf kept, their CTF "
+            f"fits reaching {assess_micrographs.SOUND_CTF_FIT_A:g} Å ({int((kept & truth).sum())} "
+            "truly good)"
         )
     rows += [
         "",

@@ -132,3 +132,24 @@ def test_a_bad_labels_csv_is_a_clear_error(tmp_path, content, problem):
     assert "Traceback" not in result.output
     expected = problem or "threshold (--threshold) is 2 but must be in 0–1"
     assert expected in result.output and (problem is None or str(labels) in result.output)
+
+
+def test_the_network_verdicts_a_sound_ctf_fit_overrules_are_reported(
+    simulated, tmp_path, monkeypatch
+):
+    from dataclasses import replace
+
+    from screen.stages import assess_micrographs
+
+    figure = str(tmp_path / "fig.png")
+    command = ["evaluate", "micrographs", str(simulated), "--figure", figure, "-q"]
+    # As if every bad verdict were a bad_ctf whose CTF fit reached 10 Å: all kept, and said so.
+    monkeypatch.setattr(
+        assess_micrographs,
+        "check_ctf",
+        lambda verdict, fit, params, kV: replace(verdict, verdict="good", reason=None),
+    )
+    result = runner.invoke(app, command)
+    assert result.exit_code == 0, result.output
+    assert "sound CTF:" in result.output and "network called bad_ctf kept" in result.output
+    assert "astigmatism check:" not in result.output  # nothing was called bad by a check
