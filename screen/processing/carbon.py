@@ -111,7 +111,7 @@ def _smoothed_small(image: np.ndarray) -> np.ndarray:
 
 
 def carbon_edge(image: np.ndarray) -> CarbonEdge:
-    """The straight line that best splits a micrograph into a darker and a lighter part.
+    """The line (straight, or an arc like a hole's rim) that best splits a micrograph in two.
 
     Parameters
     ----------
