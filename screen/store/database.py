@@ -31,6 +31,8 @@ import hashlib
 import json
 import os
 import re
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -206,6 +208,25 @@ def describe(location: Location) -> str:
         return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", location)
 
 
+def _set_wal(cursor: sqlite3.Cursor) -> None:
+    """Put the database in WAL mode, waiting up to `BUSY_TIMEOUT_S` for another connection.
+
+    Switching a new file to WAL needs an exclusive lock, and SQLite answers "database is locked"
+    at once, without its busy handler, while another process is making the same switch (two
+    `screen` processes opening a new database together: 1 open in 240 failed before this).
+    The mode is persistent, so this waits only on a database's first opens.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _sqlite_engine(path: Path) -> Engine:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -221,7 +242,7 @@ def _sqlite_engine(path: Path) -> Engine:
     def _connect(dbapi_connection, _record) -> None:
         dbapi_connection.isolation_level = None  # transactions are begun by `_begin` below
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _set_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
