@@ -176,7 +176,7 @@ def predict_class_scores(model, images: np.ndarray, batch_size: int = 256) -> np
         rotated = np.rot90(images, k, axes=(1, 2))[..., None]
         for start in range(0, len(rotated), batch_size):
             batch = np.ascontiguousarray(rotated[start : start + batch_size])
-            total[start : start + batch_size] += np.asarray(model(batch, training=False))
+            total[start : start + batch_size] += np.asarray(model.predict_on_batch(batch))
     return (total / 4).astype(np.float32)
 
 

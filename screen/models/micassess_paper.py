@@ -159,7 +159,7 @@ def predict_paper(model, images: list[np.ndarray], batch_size: int = 8) -> np.nd
         batch = np.stack(squares[start : start + batch_size])[..., None]
         if channels != 1:
             batch = np.repeat(batch, channels, axis=-1)
-        scores = np.asarray(model(batch, training=False), dtype=np.float64).reshape(len(batch), -1)
+        scores = np.asarray(model.predict_on_batch(batch), dtype=np.float64).reshape(len(batch), -1)
         for row, score in zip(owner[start : start + batch_size], scores[:, -1], strict=True):
             p_good[row] = max(p_good[row], float(score))
     return p_good

@@ -61,10 +61,11 @@ def fourier_crop(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     my, mx = shape
     if my > ny or mx > nx:
         raise ValueError(f"cannot Fourier-crop {image.shape} up to {shape}")
-    spectrum = sfft.rfft2(image.astype(np.float32), workers=-1)
+    # Separable: the transform along x, cropped to the kept columns before the one along y
+    # (half the work and memory of a full 2D transform for a 2x crop; the same numbers).
+    rows = sfft.rfft(np.asarray(image, dtype=np.float32), axis=1, workers=-1)[:, : mx // 2 + 1]
+    spectrum = sfft.fft(rows, axis=0, workers=-1)
     half_y = (my + 1) // 2
-    cropped = np.concatenate(
-        [spectrum[:half_y, : mx // 2 + 1], spectrum[ny - (my - half_y) :, : mx // 2 + 1]]
-    )
+    cropped = np.concatenate([spectrum[:half_y], spectrum[ny - (my - half_y) :]])
     out = sfft.irfft2(cropped, s=(my, mx), workers=-1)
     return (out * (my * mx) / (ny * nx)).astype(np.float32)
