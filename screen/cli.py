@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -113,6 +115,25 @@ def main(
     ] = False,
 ) -> None:
     """Automatic cryo-EM sample screening."""
+    _quiet_tensorflow()
+
+
+def _retracing_note(record: logging.LogRecord) -> bool:
+    return "triggered tf.function retracing" not in record.getMessage()
+
+
+def _quiet_tensorflow() -> None:
+    """Keep TensorFlow's own log lines out of the user's terminal (before it is imported).
+
+    Its C++ start-up lines (oneDNN, CPU instructions, and on machines without a GPU an
+    alarming "failed call to cuInit") and its note that a model met a new batch shape say
+    nothing about the user's data; real failures are raised as exceptions. A
+    ``TF_CPP_MIN_LOG_LEVEL`` the user sets wins (0 shows everything).
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    tf_logger = logging.getLogger("tensorflow")
+    if _retracing_note not in tf_logger.filters:
+        tf_logger.addFilter(_retracing_note)
 
 
 def _fail(error: Exception) -> typer.Exit:

@@ -302,3 +302,26 @@ def test_run_option_reaches_the_config(screened, tmp_path, monkeypatch, option, 
         )
         assert result.exit_code == 0, result.output
     assert seen == [default, not default]
+
+
+def test_tensorflow_log_lines_are_kept_out_of_the_terminal_unless_asked_for(monkeypatch):
+    import logging
+
+    from screen import cli
+
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    cli._quiet_tensorflow()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")  # the user's choice wins
+    cli._quiet_tensorflow()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("tensorflow", logging.WARNING, __file__, 1, message, None, None)
+
+    tf_logger = logging.getLogger("tensorflow")
+    assert tf_logger.filters.count(cli._retracing_note) == 1  # added once
+    assert not tf_logger.filter(
+        record("5 out of the last 5 calls ... triggered tf.function retracing")
+    )
+    assert tf_logger.filter(record("something else"))

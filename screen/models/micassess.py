@@ -237,11 +237,14 @@ def grey_level_ranks(images: np.ndarray) -> np.ndarray:
     return out
 
 
-def downsampled_squares(image: np.ndarray, image_px: int) -> np.ndarray:
+def downsampled_squares(
+    image: np.ndarray, image_px: int, value_range: tuple[float, float] | None = None
+) -> np.ndarray:
     """Fourier-crop a whole frame so its short side is ``image_px``; its normalised square crops.
 
-    One transform of the whole frame (not one per crop): a K3 frame costs one FFT.
-    Returns ``(n_crops, image_px, image_px)`` float32.
+    One transform of the whole frame (not one per crop): a K3 frame costs one FFT. Pixel values
+    are clipped to ``value_range`` first, when given. Returns ``(n_crops, image_px, image_px)``
+    float32.
     """
     ny, nx = image.shape
     scale = image_px / min(ny, nx)
@@ -249,7 +252,12 @@ def downsampled_squares(image: np.ndarray, image_px: int) -> np.ndarray:
         image_px if ny <= nx else min(ny, max(image_px, round(ny * scale))),
         image_px if nx <= ny else min(nx, max(image_px, round(nx * scale))),
     )
-    small = image if shape == (ny, nx) else fourier_crop(np.asarray(image, np.float32), shape)
+    if shape != (ny, nx):
+        small = fourier_crop(image, shape, value_range)
+    elif value_range is not None:
+        small = np.clip(np.asarray(image, np.float32), *value_range)
+    else:
+        small = np.asarray(image, np.float32)
     return np.stack([normalise_masked(small[sy, sx]) for sy, sx in square_crops(small.shape)])
 
 
@@ -357,7 +365,11 @@ def power_image(
 
 
 def spectrum_features(
-    image: np.ndarray, pixel_size_A: float, k_A: np.ndarray = SPECTRUM_K_A
+    image: np.ndarray,
+    pixel_size_A: float,
+    k_A: np.ndarray = SPECTRUM_K_A,
+    *,
+    value_range: tuple[float, float] | None = None,
 ) -> Spectra:
     """Spectral inputs of a micrograph, from the averaged periodogram of its centre.
 
@@ -369,12 +381,15 @@ def spectrum_features(
       drift, elliptical rings of astigmatism; rotation invariant;
     * ``power``: the 2D log power at fixed physical frequencies (:func:`power_image`).
 
-    Frequencies beyond the micrograph's Nyquist take the value at Nyquist.
+    Frequencies beyond the micrograph's Nyquist take the value at Nyquist. ``value_range``, when
+    given, clips the pixel values first.
     """
     ny, nx = image.shape
     side = min(ny, nx, SPECTRUM_MAX_PX)
     y0, x0 = (ny - side) // 2, (nx - side) // 2
     centre = np.asarray(image[y0 : y0 + side, x0 : x0 + side], dtype=np.float32)
+    if value_range is not None:  # the clip of `clip_outliers`, on the centre only
+        centre = np.clip(centre, *value_range)
     # At least 3 x 3 half-overlapping tiles, so small frames are not one speckled periodogram;
     # large centres use touching tiles (already dozens of them).
     tile_px = min(SPECTRUM_TILE_PX, side // 2)
@@ -416,6 +431,19 @@ OUTLIER_QUANTILE = 5e-4
 """Share of pixels at each end of the grey levels clipped by :func:`clip_outliers`."""
 
 
+def outlier_limits(image: np.ndarray) -> tuple[float, float] | None:
+    """The grey levels :func:`clip_outliers` clips to: ``OUTLIER_QUANTILE`` from each end.
+
+    Read from at most about 2**20 evenly strided pixels; ``None`` for a mostly constant image
+    (a blank frame: left to the checks).
+    """
+    stride = max(1, int(np.sqrt(image.size / 2**20)))
+    sample = np.asarray(image[::stride, ::stride], dtype=np.float32).reshape(-1)
+    low, high = np.quantile(sample, [OUTLIER_QUANTILE, 1.0 - OUTLIER_QUANTILE])
+    # Python floats: NumPy 2 would promote a float32 frame to float64 with NumPy scalars
+    return (float(low), float(high)) if high > low else None
+
+
 def clip_outliers(image: np.ndarray) -> np.ndarray:
     """Clip the darkest and brightest ``OUTLIER_QUANTILE`` of the pixels to the quantiles there.
 
@@ -423,18 +451,11 @@ def clip_outliers(image: np.ndarray) -> np.ndarray:
     spread, through the Fourier crop, into rings and white noise that no simulator's noise
     model predicts. A quantile is a statistic of the image's own grey levels, so the clip means
     the same on counts, 8-bit exports or denoised images; contamination, carbon and particles
-    cover far more than 0.05 % of a frame and keep their values. The quantiles are read from
-    at most about 2**20 evenly strided pixels.
+    cover far more than 0.05 % of a frame and keep their values (`outlier_limits`).
     """
     image = np.asarray(image, dtype=np.float32)
-    stride = max(1, int(np.sqrt(image.size / 2**20)))
-    sample = image[::stride, ::stride].reshape(-1)
-    low, high = np.quantile(sample, [OUTLIER_QUANTILE, 1.0 - OUTLIER_QUANTILE])
-    if not high > low:  # mostly constant (a blank frame): leave it to the checks
-        return image
-    # Python floats: NumPy 2 would promote the float32 frame to float64 with NumPy scalars
-    # (a 190-MB copy of a K3 frame, cast back later)
-    return np.clip(image, float(low), float(high))
+    limits = outlier_limits(image)
+    return image if limits is None else np.clip(image, *limits)
 
 
 def preprocess(
@@ -481,8 +502,12 @@ def preprocess(
             f"cannot assess a micrograph of shape {image.shape} with a {side}-px network: "
             "its short side is smaller"
         )
-    image = clip_outliers(image)
-    return downsampled_squares(image, side), spectrum_features(image, pixel_size_A)
+    # `clip_outliers` applied inside each (no clipped copy of the whole frame)
+    limits = outlier_limits(image)
+    return (
+        downsampled_squares(image, side, value_range=limits),
+        spectrum_features(image, pixel_size_A, value_range=limits),
+    )
 
 
 # --------------------------------------------------------------------------- model

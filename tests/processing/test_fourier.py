@@ -63,6 +63,24 @@ def test_fourier_crop_keeps_mean_shape_and_low_frequencies(shape):
     np.testing.assert_allclose(out, expected, atol=0.05)
 
 
+def test_fourier_crop_in_row_blocks_with_a_clip_equals_clip_then_one_transform():
+    from scipy import fft as sfft
+
+    rng = np.random.default_rng(3)
+    image = rng.normal(size=(203, 150)).astype(np.float32)
+    image[7, 9], image[150, 30] = 80.0, -60.0  # a hot and a dead pixel
+    clipped = np.clip(image, -2.5, 2.5)
+    spectrum = sfft.rfft2(clipped)[:, : 60 // 2 + 1]
+    cropped = np.concatenate([spectrum[:50], spectrum[203 - 49 :]])
+    expected = sfft.irfft2(cropped, s=(99, 60)) * (99 * 60) / (203 * 150)
+
+    for rows in (1, 16, 512):  # blocks smaller than, dividing and larger than the frame
+        out = fourier_crop(image, (99, 60), value_range=(-2.5, 2.5), block_rows=rows)
+        np.testing.assert_allclose(out, expected, atol=2e-6)
+    unclipped = fourier_crop(image, (99, 60))
+    assert np.abs(unclipped - expected).max() > 0.1  # the clip did something
+
+
 def test_fourier_crop_refuses_to_enlarge():
     with pytest.raises(ValueError, match="cannot Fourier-crop"):
         fourier_crop(np.zeros((32, 32)), (64, 32))
