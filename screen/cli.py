@@ -758,8 +758,8 @@ def evaluate_classes_command(
         str | None,
         typer.Option(
             help="Class-assessment weights: shipped name or .keras path (default "
-            "class_assess_v6, `screen run`'s model: mask-independent, trained partly on real "
-            "averages and on RELION's averages of simulated particles; class_assess_v5 was "
+            "class_assess_v7, `screen run`'s model: mask-independent, trained partly on real "
+            "averages and on RELION's averages of simulated particles; class_assess_v6 was "
             "the default before)."
         ),
     ] = None,

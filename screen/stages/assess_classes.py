@@ -36,24 +36,24 @@ class ClassAssessParams:
         Thresholds of the saliency check (see ``screen.processing.saliency.SaliencyParams``).
     """
 
-    model: str = "class_assess_v6"
+    model: str = "class_assess_v7"
     input_px: int = 64
     use_saliency: bool = False
     saliency: SaliencyParams = SaliencyParams()
 
 
-EXTERNAL_AVERAGES_MODEL = "class_assess_v6"
+EXTERNAL_AVERAGES_MODEL = "class_assess_v7"
 """The model for class averages made by another program (RELION, cryoSPARC) or at an unknown
 mask: `screen evaluate classes` uses it unless told otherwise; since 2026-12-03 (session 7) the
 same as `screen run`'s. It crops each average to its object's own extent, so its verdicts do not
 depend on the mask it is told (RELION masks the whole box; our 2D at 0.5-2 diameters). Measured
-(bench/README.md, models/class_assess_v6.md; good precision / recall at any mask): on **real**
+(bench/README.md, models/class_assess_v7.md; good precision / recall at any mask): on **real**
 averages made by RELION 3.1's ``relion_refine`` from EMPIAR-10017 particles (42, all good; no
-real RELION average in its training) recall 0.786 (v5, the default before: 0.690; v4 0.333; v1
-0.024 at RELION's mask); on held-out real averages of our 2D (432, 177 good) 0.952 / 0.887 (v5
-0.950 / 0.859, v1 1.000 / 0.107); on RELION averages of simulated particles of other sessions
-than its RELION training data (37, 20 good) 0.944 / 0.850 (v5 0.850 / 0.850). The real averages
-are one protein; v6 also keeps the real Magellon rings at 193 Å."""
+real RELION average in its training) recall 0.857 (v6 0.786, v5 0.690, v4 0.333, v1 0.024 at
+RELION's mask); on held-out real averages of our 2D (432, 177 good) 0.940 / 0.887 (v6 0.952 /
+0.887, v1 1.000 / 0.107); on RELION averages of simulated particles of other sessions than its
+RELION training data (37, 20 good) 1.000 / 0.850 (v6 0.944 / 0.850). The real averages are one
+protein; v7 also keeps the real Magellon rings at 193 Å."""
 
 
 def load_class_model(params: ClassAssessParams = ClassAssessParams()):
