@@ -184,3 +184,27 @@ def test_a_server_database_that_cannot_be_used_is_a_clear_error(monkeypatch):
     assert "Connection refused" in message and "secret" not in message
     result = CliRunner().invoke(app, ["store", "info", "--db", url])
     assert result.exit_code == 2 and "cannot connect to the database server" in result.output
+
+
+def test_the_wal_switch_waits_for_another_process_making_it(monkeypatch):
+    import sqlite3
+
+    from screen.store import database
+
+    class Cursor:
+        def __init__(self, failures: int, message: str = "database is locked"):
+            self.failures, self.message, self.calls = failures, message, 0
+
+        def execute(self, sql):
+            self.calls += 1
+            if self.calls <= self.failures:
+                raise sqlite3.OperationalError(self.message)
+
+    monkeypatch.setattr(database.time, "sleep", lambda s: None)
+    busy = Cursor(failures=3)
+    database._set_wal(busy)
+    assert busy.calls == 4  # locked three times, then switched
+    broken = Cursor(failures=1, message="disk I/O error")
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        database._set_wal(broken)  # anything but a lock is not waited for
+    assert broken.calls == 1
