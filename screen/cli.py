@@ -101,6 +101,25 @@ MaxCarbon = Annotated[
 ]
 """The ``--max-carbon`` option of ``screen run`` and ``screen evaluate micrographs``."""
 
+Averages = Annotated[
+    Path, typer.Argument(help="A stack of class averages (.mrcs) or a folder of images.")
+]
+AverageLabels = Annotated[
+    Path,
+    typer.Option(
+        help="CSV of [file,]index,label[,pixel_size_A][,mask_diameter_A] "
+        "(label: good, clip, edge or noise; index 0-based)."
+    ),
+]
+AveragesPixelSize = Annotated[
+    float | None, typer.Option(min=0.01, help="Å per pixel (default: the file header's).")
+]
+AveragesMask = Annotated[
+    float | None,
+    typer.Option(min=1.0, help="Mask diameter in Å of rows without one (default: whole box)."),
+]
+"""The labelled class averages of ``screen evaluate classes`` and ``screen train classes``."""
+
 
 def _version(value: bool) -> None:
     if value:
@@ -734,23 +753,10 @@ def evaluate_diameter_command(
 
 @evaluate_app.command("classes")
 def evaluate_classes_command(
-    averages: Annotated[
-        Path, typer.Argument(help="A stack of class averages (.mrcs) or a folder of images.")
-    ],
-    labels: Annotated[
-        Path,
-        typer.Option(
-            help="CSV of [file,]index,label[,pixel_size_A][,mask_diameter_A] "
-            "(label: good, clip, edge or noise; index 0-based)."
-        ),
-    ],
-    pixel_size: Annotated[
-        float | None, typer.Option(min=0.01, help="Å per pixel (default: the file header's).")
-    ] = None,
-    mask_diameter: Annotated[
-        float | None,
-        typer.Option(min=1.0, help="Mask diameter in Å of rows without one (default: whole box)."),
-    ] = None,
+    averages: Averages,
+    labels: AverageLabels,
+    pixel_size: AveragesPixelSize = None,
+    mask_diameter: AveragesMask = None,
     mask_scale: Annotated[
         float, typer.Option(min=0.05, help="Judge every average at this many times its mask.")
     ] = 1.0,
@@ -788,6 +794,17 @@ def evaluate_classes_command(
     typer.echo(class_evaluation.format_class_evaluation(result))
 
 
+def _save_weights(model, out: Path) -> None:
+    """Write a Keras model to ``out`` (.keras) atomically: a crash leaves no half file."""
+    from screen.io.atomic import atomic_path
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        keras_tmp = tmp.with_name(tmp.name + ".keras")  # Keras insists on the suffix
+        model.save(keras_tmp)
+        keras_tmp.replace(tmp)
+
+
 @train_app.command("micrographs")
 def train_micrographs_command(
     labels: Annotated[
@@ -814,7 +831,6 @@ def train_micrographs_command(
 ) -> None:
     """Fine-tune micrograph assessment (or train it afresh) on your own labelled micrographs."""
     from screen import evaluation, training
-    from screen.io.atomic import atomic_path
     from screen.models.micassess import TrainingConfig
 
     if out.suffix != ".keras":
@@ -836,11 +852,7 @@ def train_micrographs_command(
         )
     except ScreenError as error:
         raise _fail(error) from None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        keras_tmp = tmp.with_name(tmp.name + ".keras")
-        result.model.save(keras_tmp)
-        keras_tmp.replace(tmp)
+    _save_weights(result.model, out)
     data = prepared.data
     typer.echo(
         f"trained on {len(data.good)} crops ({int(data.good.sum())} good) for {epochs} epochs "
@@ -850,3 +862,72 @@ def train_micrographs_command(
     for line in prepared.skipped:
         typer.echo(f"skipped {line}", err=True)
     typer.echo(f"weights: {out} (use: screen run ... --micassess-weights {out})")
+
+
+@train_app.command("classes")
+def train_classes_command(
+    averages: Averages,
+    labels: AverageLabels,
+    pixel_size: AveragesPixelSize = None,
+    mask_diameter: AveragesMask = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Trained weights (.keras).")] = Path(
+        "class_assess_finetuned.keras"
+    ),
+    base: Annotated[
+        str | None,
+        typer.Option(
+            help="Weights to start from (shipped name or .keras path; default: `screen run`'s)."
+        ),
+    ] = None,
+    from_scratch: Annotated[
+        bool, typer.Option("--from-scratch", help="Train a fresh network instead.")
+    ] = False,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the labelled set.")] = 10,
+    learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-4,
+    held_out: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.9,
+            help="Share of each label kept out of training and scored before and after "
+            "(0: train on all, no score).",
+        ),
+    ] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of the split, shuffling and augmentation.")] = 0,
+) -> None:
+    """Fine-tune class assessment (or train it afresh) on your own labelled class averages."""
+    import dataclasses
+
+    from screen import class_evaluation, training
+    from screen.stages.assess_classes import ClassAssessParams, load_class_model
+
+    if out.suffix != ".keras":
+        raise _fail(ScreenError(f"{out}: the weights file must end in .keras"))
+    params = dataclasses.replace(ClassAssessParams(), model=base or ClassAssessParams().model)
+    try:
+        items = class_evaluation.load_labelled_averages(averages, labels, pixel_size, mask_diameter)
+        base_model = None if from_scratch else load_class_model(params)
+        result = training.train_classes(items, base_model, epochs, learning_rate, held_out, seed)
+    except ScreenError as error:
+        raise _fail(error) from None
+    _save_weights(result.model, out)
+    counts = ", ".join(f"{label} {n}" for label, n in result.train_counts.items())
+    start = "a fresh network" if from_scratch else params.model
+    typer.echo(
+        f"trained {start} on {result.n_train} averages ({counts}) for {epochs} epochs "
+        f"in {result.seconds:.0f} s"
+    )
+
+    def scores(values: tuple[float, float, float]) -> str:
+        precision, recall, accuracy = values
+        return f"good precision {precision:.3f}, recall {recall:.3f}, accuracy {accuracy:.3f}"
+
+    if result.after is not None:
+        typer.echo(f"held out {result.n_held_out} averages (not trained on):")
+        if result.before is not None:
+            typer.echo(f"  {params.model}: {scores(result.before)}")
+        typer.echo(f"  trained:  {scores(result.after)}")
+    typer.echo(
+        f"weights: {out} (use: screen run ... --class-weights {out}; "
+        f"screen evaluate classes ... --class-weights {out})"
+    )

@@ -172,3 +172,32 @@ def _write_run(root: Path, created: str, sessions: dict[str, dict]) -> Path:
 def write_run() -> Callable[[Path, str, dict[str, dict]], Path]:
     """``write_run(root, created, {name: summary values})``: a small finished results folder."""
     return _write_run
+
+
+def _write_labelled_averages(folder: Path, n_per_class: int, seed: int, structure_seeds) -> list:
+    """``n_per_class`` drawn averages per label as one 64-px stack (4 Å/px) + labels.csv."""
+    import numpy as np
+
+    from screen.io.mrc import write_mrc
+    from screen.models.class_assess import synthetic_class_averages
+
+    items = synthetic_class_averages(n_per_class, seed=seed, structure_seeds=structure_seeds)
+    box = 64
+    images = []
+    for item in items:  # pad / crop to one box so they fit one stack
+        image = np.zeros((box, box), np.float32)
+        b = min(box, item.image.shape[0])
+        o, p = (box - b) // 2, (item.image.shape[0] - b) // 2
+        image[o : o + b, o : o + b] = item.image[p : p + b, p : p + b]
+        images.append(image)
+    write_mrc(folder / "averages.mrcs", np.stack(images), 4.0, stack=True)
+    rows = ["index,label,mask_diameter_A"]
+    rows += [f"{i},{a.label},{min(a.mask_diameter_A, box * 4.0):.1f}" for i, a in enumerate(items)]
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    return items
+
+
+@pytest.fixture(scope="session")
+def write_labelled_averages() -> Callable[..., list]:
+    """Write a labelled stack of drawn class averages (``screen evaluate/train classes``)."""
+    return _write_labelled_averages

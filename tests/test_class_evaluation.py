@@ -13,30 +13,16 @@ from screen.class_evaluation import (
 from screen.cli import app
 from screen.errors import ScreenError
 from screen.io.mrc import write_mrc
-from screen.models.class_assess import synthetic_class_averages
 from screen.stages.assess_classes import ClassAssessParams, load_class_model
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def labelled(tmp_path_factory):
+def labelled(tmp_path_factory, write_labelled_averages):
     """A stack of 24 drawn averages (6 per label) of unseen structures, same box, and its labels."""
     folder = tmp_path_factory.mktemp("classes")
-    items = synthetic_class_averages(6, seed=5, structure_seeds=(300_001, 300_002))
-    box = 64
-    images = []
-    for item in items:  # pad / crop to one box so they fit one stack
-        image = np.zeros((box, box), np.float32)
-        b = min(box, item.image.shape[0])
-        o, p = (box - b) // 2, (item.image.shape[0] - b) // 2
-        image[o : o + b, o : o + b] = item.image[p : p + b, p : p + b]
-        images.append(image)
-    write_mrc(folder / "averages.mrcs", np.stack(images), 4.0, stack=True)
-    rows = ["index,label,mask_diameter_A"]
-    rows += [f"{i},{a.label},{min(a.mask_diameter_A, box * 4.0):.1f}" for i, a in enumerate(items)]
-    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
-    return folder, items
+    return folder, write_labelled_averages(folder, 6, 5, (300_001, 300_002))
 
 
 def test_loads_stack_labels_pixel_size_and_masks(labelled):

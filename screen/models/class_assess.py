@@ -564,9 +564,13 @@ class TrainConfig:
     crop: str = "mask"
 
 
-def train_class_model(x: np.ndarray, y: np.ndarray, config: TrainConfig = TrainConfig()):
+def train_class_model(
+    x: np.ndarray, y: np.ndarray, config: TrainConfig = TrainConfig(), model=None
+):
     """Train a fresh ``build_class_model`` on inputs ``x`` (n, s, s) and labels ``y`` (n,).
 
+    With ``model`` (a loaded class model whose input side is ``x``'s), that model is trained
+    further instead (fine-tuning; ``config.size_px`` and ``config.crop`` are then its own).
     Random flips/right-angle rotations augment each batch; the learning rate is cosine-decayed.
     Returns ``(model, history)`` where history maps metric names to per-epoch lists.
     """
@@ -594,7 +598,8 @@ def train_class_model(x: np.ndarray, y: np.ndarray, config: TrainConfig = TrainC
     )
     steps = config.epochs * int(np.ceil(len(x_train) / config.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, max(steps, 1))
-    model = build_class_model(config.size_px, seed=config.seed, crop=config.crop)
+    if model is None:
+        model = build_class_model(config.size_px, seed=config.seed, crop=config.crop)
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
         loss="sparse_categorical_crossentropy",
