@@ -2,6 +2,7 @@
 
     python bench/relion_real_classes.py --out /tmp/relion_real_held
     python bench/relion_real_classes.py --out /tmp/relion_real_train --training 3
+    python bench/relion_real_classes.py --out /tmp/relion_real_pooled --pooled 150
     python bench/train_class_assess_v2.py --measure-only --name class_assess_v4 \
         --held-relion /tmp/relion_real_held --compare class_assess_v1 class_assess_v2 class_assess_v3
     screen evaluate classes /tmp/relion_real_held --labels /tmp/relion_real_held/labels.csv
@@ -24,6 +25,10 @@ centres (pick minus RELION's origin offset) against the annotated centres, in 18
 ``--training N`` makes training data instead, from the six exports that are already training
 data of the shipped models (``MICASSESS_TRAINING_EXPORTS``), never from the held-out five, with a
 relaxed good rule for their less complete annotations (`training_labels`).
+
+``--pooled PER_CLASS`` makes one run over the five held-out exports together, K = particles /
+PER_CLASS: averages of 100-250 particles each, as RELION runs over whole datasets give, where the
+per-export runs' averages hold 5-90.
 """
 
 from __future__ import annotations
@@ -57,9 +62,9 @@ from screen.stages.relion2d import Relion2DParams, run_relion_2d
 PICK_PIXEL_A = 3.54  # the exports binned 2x, as bench/real_class_examples.py picks them
 
 
-def relion_export(example, index: int, out: Path, iterations: int, max_particles: int):
-    """One export: pick, extract, classify with relion_refine, label the classes."""
-    rng = np.random.default_rng(2_000_000 + index)
+def _export_particles(example, max_particles: int):
+    """One export binned to `PICK_PIXEL_A`, picked at 180 Å (best ``max_particles``), extracted
+    as RELION does; returns the stack, the annotated centres (binned pixels) and the pixel size."""
     diameter_A = EMPIAR10017_DIAMETER_A
     image, pixel_A = bin_to_pixel_size(example.read(), example.pixel_size_A, PICK_PIXEL_A)
     truth = example.picks_xy_px() * example.pixel_size_A / pixel_A
@@ -70,22 +75,40 @@ def relion_export(example, index: int, out: Path, iterations: int, max_particles
     extract = ExtractParams(target_pixel_size_A=particle_A, phase_flip=False)
     no_ctf = CtfFit(20000.0, 20000.0, 0.0, 30.0, 0.0)  # unused: no phase flip, no --ctf
     stack = extract_particles(image, picks, pixel_A, diameter_A, no_ctf, Optics(pixel_A), extract)
+    return stack, truth, pixel_A
+
+
+def relion_export(
+    examples, index: int, out: Path, iterations: int, max_particles: int, per_class: int = 40
+):
+    """Pick, extract, classify with relion_refine (one run over ``examples``), label the classes.
+
+    ``per_class``: K = particles / per_class within 8-16 (40 for one export; a pooled run of
+    several exports with a larger value gives averages of more particles each).
+    """
+    rng = np.random.default_rng(2_000_000 + index)
+    diameter_A = EMPIAR10017_DIAMETER_A
+    parts = [_export_particles(example, max_particles) for example in examples]
+    images = np.concatenate([stack.images for stack, _, _ in parts])
     folder = out / f"export{index}"
     table = pd.DataFrame(
         {
-            "rlnCoordinateX": stack.x_px,
-            "rlnCoordinateY": stack.y_px,
-            "rlnMicrographName": example.path.name,
+            "rlnCoordinateX": np.concatenate([stack.x_px for stack, _, _ in parts]),
+            "rlnCoordinateY": np.concatenate([stack.y_px for stack, _, _ in parts]),
+            "rlnMicrographName": np.concatenate(
+                [
+                    [e.path.name] * len(stack.images)
+                    for e, (stack, _, _) in zip(examples, parts, strict=True)
+                ]
+            ),
         }
     )
-    star = write_particle_stack(
-        folder, stack.images, OpticsGroup(pixel_size_A=stack.pixel_size_A), table
-    )
+    particle_A = parts[0][0].pixel_size_A
+    star = write_particle_stack(folder, images, OpticsGroup(pixel_size_A=particle_A), table)
     mask_diameter_A = min(
-        diameter_A * float(rng.uniform(1.1, 1.5)),
-        0.95 * stack.images.shape[-1] * stack.pixel_size_A,
+        diameter_A * float(rng.uniform(1.1, 1.5)), 0.95 * images.shape[-1] * particle_A
     )
-    k = int(np.clip(len(stack.images) // 40, 8, 16))
+    k = int(np.clip(len(images) // per_class, 8, 16))
     classes = run_relion_2d(
         star,
         folder,
@@ -95,16 +118,21 @@ def relion_export(example, index: int, out: Path, iterations: int, max_particles
         ),
     )
     write_mrc(folder / "averages.mrcs", classes.averages, classes.pixel_size_A, stack=True)
-    scale = classes.pixel_size_A / pixel_A  # particle pixels -> binned micrograph pixels
-    aligned = np.column_stack([stack.x_px, stack.y_px]) - classes.shift_px * scale
-    distance = np.hypot(*(aligned[:, None, :] - truth[None]).transpose(2, 0, 1)).min(axis=1)
-    distance_d = distance * pixel_A / diameter_A
+    distances, first = [], 0
+    for stack, truth, pixel_A in parts:
+        shift = classes.shift_px[first : first + len(stack.images)]
+        first += len(stack.images)
+        scale = classes.pixel_size_A / pixel_A  # particle pixels -> binned micrograph pixels
+        aligned = np.column_stack([stack.x_px, stack.y_px]) - shift * scale
+        distance = np.hypot(*(aligned[:, None, :] - truth[None]).transpose(2, 0, 1)).min(axis=1)
+        distances.append(distance * pixel_A / diameter_A)
+    name = examples[0].path.name if len(examples) == 1 else f"{len(examples)} exports pooled"
     return class_label_rows(
         classes,
-        distance_d,
+        np.concatenate(distances),
         f"export{index}/averages.mrcs",
         diameter_A,
-        {"export": example.path.name},
+        {"export": name},
     )
 
 
@@ -147,6 +175,14 @@ def main(argv=None) -> int:
         "each run with its own seed, mask, iterations (10 or 25) and particles (300-600)",
     )
     parser.add_argument(
+        "--pooled",
+        type=int,
+        default=0,
+        metavar="PER_CLASS",
+        help="instead: one run over all five held-out exports, K = particles / PER_CLASS "
+        "(averages of more particles each, as RELION runs on whole datasets give)",
+    )
+    parser.add_argument(
         "--relabel",
         action="store_true",
         help="only rewrite OUT/labels.csv of a --training folder from its all_classes.csv",
@@ -157,26 +193,32 @@ def main(argv=None) -> int:
         write_labels([training_labels(rows)], args.out)
         return 0
     examples = [e for e in real_examples(args.folder) if e.picks_path is not None]
-    runs = []  # (index, example, iterations, max particles)
+    runs = []  # (examples, index, iterations, max particles)
     if args.training:
         chosen = [e for e in examples if e.path.name in MICASSESS_TRAINING_EXPORTS]
         rng = np.random.default_rng(7)
         for run in range(args.training):
             for i, example in enumerate(chosen):
                 iterations = int(rng.choice([10, 25]))
-                runs.append((100 + 10 * run + i, example, iterations, int(rng.integers(300, 601))))
+                runs.append(
+                    ([example], 100 + 10 * run + i, iterations, int(rng.integers(300, 601)))
+                )
     else:
         held = [e for e in examples if e.path.name not in MICASSESS_TRAINING_EXPORTS]
-        runs = [(i, e, args.iterations, args.max_particles) for i, e in enumerate(held)]
+        runs = [([e], i, args.iterations, args.max_particles) for i, e in enumerate(held)]
+        if args.pooled:
+            runs = [(held, 0, args.iterations, args.max_particles)]
     args.out.mkdir(parents=True, exist_ok=True)
     tables = []
-    for index, example, iterations, max_particles in runs:
+    for chosen_examples, index, iterations, max_particles in runs:
         t0 = time.perf_counter()
-        table = relion_export(example, index, args.out, iterations, max_particles)
+        table = relion_export(
+            chosen_examples, index, args.out, iterations, max_particles, args.pooled or 40
+        )
         tables.append(training_labels(table) if args.training else table)
         labelled = tables[-1][tables[-1].label != ""]
         print(
-            f"{example.path.name}: {len(tables[-1])} classes, labels "
+            f"{table.export.iloc[0] if len(table) else index}: {len(tables[-1])} classes, labels "
             f"{labelled.label.value_counts().to_dict()}, {time.perf_counter() - t0:.0f} s",
             flush=True,
         )
