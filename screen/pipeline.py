@@ -38,7 +38,7 @@ import screen
 from screen.config import RunConfig, config_problems
 from screen.errors import RunError, ScreenError, os_error_message
 from screen.io.atomic import atomic_path
-from screen.io.images import MrcImage, read_image, summed_frames
+from screen.io.images import MrcImage, read_ahead, read_image, summed_frames
 from screen.io.mrc import write_mrc
 from screen.io.star import OpticsGroup, write_particles_star, write_star
 from screen.manifest import Manifest, SessionRow
@@ -533,38 +533,44 @@ def _assess_and_ctf(
         dataclasses.replace(session.config, assess=assess), session.optics
     )
     ctf_version = (session.config.ctf, ctf.BACKEND.key, session.optics)
-    done = 0
-    for start in range(0, len(results), CHUNK):
-        chunk = results[start : start + CHUNK]
-        images: dict[int, np.ndarray] = {}
-        pending_assess = []
-        for i, result in enumerate(chunk):
-            cached = session.cache.get_json(
-                "assess",
-                result.name,
-                cache_key(result.identity, assess_version),
-                entries.verdict_from,
-            )
-            cached_ctf = session.cache.get_json(
-                "ctf", result.name, cache_key(result.identity, ctf_version), entries.ctf_from
-            )
-            if cached is not None:
-                result.verdict = cached
-                entry = ("assess", result.name, cache_key(result.identity, assess_version))
-                session.reused("assess_micrographs", entry)
-            if cached_ctf is not None:
-                result.ctf = cached_ctf
-                session.reused("ctf", ("ctf", result.name, cache_key(result.identity, ctf_version)))
-            if result.verdict is not None and result.ctf is not None:
-                continue
+    for result in results:  # what the cache already holds
+        entry = ("assess", result.name, cache_key(result.identity, assess_version))
+        cached = session.cache.get_json(*entry, entries.verdict_from)
+        if cached is not None:
+            result.verdict = cached
+            session.reused("assess_micrographs", entry)
+        ctf_entry = ("ctf", result.name, cache_key(result.identity, ctf_version))
+        cached_ctf = session.cache.get_json(*ctf_entry, entries.ctf_from)
+        if cached_ctf is not None:
+            result.ctf = cached_ctf
+            session.reused("ctf", ctf_entry)
+    todo = [r for r in results if r.verdict is None or r.ctf is None]
+    done = len(results) - len(todo)
+    session.tick("assess + CTF", done, len(results))
+
+    def read_chunk(chunk: list[_MicrographResult]) -> list[np.ndarray | Exception]:
+        images: list[np.ndarray | Exception] = []
+        for result in chunk:
             try:
-                images[i] = _read_micrograph(session, result)
-            except Exception as exc:
-                _raise_if_run_stopping(exc)
-                result.status, result.error = "unreadable", f"{type(exc).__name__}: {exc}"
-                continue
-            if result.verdict is None:
-                pending_assess.append(i)
+                images.append(_read_micrograph(session, result))
+            except Exception as exc:  # handed to the caller, which decides what it means
+                images.append(exc)
+        return images
+
+    chunks = [todo[start : start + CHUNK] for start in range(0, len(todo), CHUNK)]
+    # Movies are motion-corrected while read (CPU work that records stage statistics): read
+    # when reached. Images are read one chunk ahead while this one is assessed and fitted (the
+    # stages' process CPU times then include that reading, a small share of it).
+    for chunk, read in read_ahead(chunks, read_chunk, background=session.row.kind != "movies"):
+        images: dict[int, np.ndarray] = {}
+        for i, (result, image) in enumerate(zip(chunk, read, strict=True)):
+            if isinstance(image, Exception):
+                _raise_if_run_stopping(image)
+                result.status = "unreadable"
+                result.error = f"{type(image).__name__}: {image}"
+            else:
+                images[i] = image
+        pending_assess = [i for i in images if chunk[i].verdict is None]
         if pending_assess:
             begin = time.process_time()
             verdicts = assess_micrographs.assess_micrographs(
@@ -592,13 +598,13 @@ def _assess_and_ctf(
             entry = ("ctf", result.name, cache_key(result.identity, ctf_version))
             session.cache.put_json(*entry, result.ctf)
             session.computed("ctf", entry, time.process_time() - begin)
-        for result in chunk:  # the verdict once the CTF fit is known (cheap, not cached)
-            if result.verdict is not None:
-                result.verdict = assess_micrographs.check_ctf(
-                    result.verdict, result.ctf, assess, session.optics.voltage_kV
-                )
         done += len(chunk)
         session.tick("assess + CTF", done, len(results))
+    for result in results:  # the verdict once the CTF fit is known (cheap, not cached)
+        if result.verdict is not None:
+            result.verdict = assess_micrographs.check_ctf(
+                result.verdict, result.ctf, assess, session.optics.voltage_kV
+            )
     return results
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -128,3 +131,30 @@ def read_image(path: str | Path) -> MrcImage:
     from screen.io.tiff import read_tiff
 
     return read_tiff(path)
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def read_ahead(
+    chunks: Sequence[T], read: Callable[[T], R], background: bool = True
+) -> Iterator[tuple[T, R]]:
+    """``(chunk, read(chunk))`` in order, the next chunk read while the caller works on this one.
+
+    Reading a file is mostly the kernel copying pages while one core waits; with ``background``
+    the next chunk's reading runs in a thread during the caller's work on the current one (the
+    caller's numerical work keeps both cores busy otherwise). ``read`` must be safe to run beside
+    the caller (files in, arrays out) and should return its errors rather than raise them; at
+    most two chunks are in memory. ``background=False`` reads each chunk when it is reached.
+    """
+    if not background:
+        for chunk in chunks:
+            yield chunk, read(chunk)
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(read, chunks[0]) if chunks else None
+        for index, chunk in enumerate(chunks):
+            done = pending.result()
+            pending = pool.submit(read, chunks[index + 1]) if index + 1 < len(chunks) else None
+            yield chunk, done

@@ -72,3 +72,27 @@ def test_a_broken_export_is_a_clear_error(tmp_path):
         read_image(path)
     with pytest.raises(ImageReadError, match="missing.png: file not found"):
         read_image(tmp_path / "missing.png")
+
+
+def test_read_ahead_reads_the_next_chunk_while_the_caller_works_on_this_one():
+    import threading
+
+    from screen.io.images import read_ahead
+
+    started = {k: threading.Event() for k in range(3)}
+
+    def read(chunk):
+        started[chunk].set()
+        return chunk * 10
+
+    seen = []
+    for chunk, value in read_ahead([0, 1, 2], read):
+        if chunk < 2:  # the next chunk is being read while this one is in hand
+            assert started[chunk + 1].wait(timeout=10)
+        seen.append((chunk, value))
+    assert seen == [(0, 0), (1, 10), (2, 20)]
+    order = []
+    for chunk, _ in read_ahead([0, 1, 2], lambda c: order.append(c), background=False):
+        order.append(f"use {chunk}")
+    assert order == [0, "use 0", 1, "use 1", 2, "use 2"]  # read when reached
+    assert list(read_ahead([], read)) == []
