@@ -349,7 +349,14 @@ def _prepare_session(
         stage_seconds={},
         stage_cpu_seconds={},
     )
-    results = _assess_and_ctf(session)
+    fallback_allowed = (
+        config.domain_fallback and config.assess.model != fallback_assess(config).model
+    )
+    # The randomised model assesses the same pixels at once (cached): a session that needs its
+    # verdicts (below) is then not read and preprocessed a second time.
+    model = models.micrograph  # loaded first: a run's own model that cannot load stops it
+    also = (fallback_assess(config), models.fallback_micrograph) if fallback_allowed else None
+    results = _assess_and_ctf(session, model=model, also=also)
     assessed = [r for r in results if r.status == "ok" and r.verdict is not None]
     if not assessed:
         _write_micrograph_table(layout, results)
@@ -358,9 +365,6 @@ def _prepare_session(
         [r.verdict for r in assessed], [r.ctf for r in assessed], config.assess
     )
     domain_warning, micrograph_model = domain.warning, config.assess.model
-    fallback_allowed = (
-        config.domain_fallback and config.assess.model != fallback_assess(config).model
-    )
     if domain.warning and fallback_allowed:
         # The first model rejects almost the whole session: assess it again with the model
         # trained on randomised detectors, denoisers and exports (CTF fits come from the cache).
@@ -517,10 +521,13 @@ def _assess_and_ctf(
     session: _Session,
     assess: assess_micrographs.MicrographAssessParams | None = None,
     model=None,
+    also: tuple[assess_micrographs.MicrographAssessParams, object] | None = None,
 ) -> list[_MicrographResult]:
     """Assess and CTF-fit every micrograph of the session (cached).
 
-    ``assess`` and ``model``, when given, replace the run's (the domain fallback).
+    ``assess`` and ``model``, when given, replace the run's (the domain fallback). ``also``, a
+    second (params, model), is assessed on the same pixels while they are in memory and only
+    cached: a later pass with it (the second opinion) then reads no micrograph again.
     """
     assess = session.config.assess if assess is None else assess
     model = session.models.micrograph if model is None else model
@@ -533,6 +540,12 @@ def _assess_and_ctf(
         dataclasses.replace(session.config, assess=assess), session.optics
     )
     ctf_version = (session.config.ctf, ctf.BACKEND.key, session.optics)
+    also_version = (
+        assess_cache_version(dataclasses.replace(session.config, assess=also[0]), session.optics)
+        if also is not None
+        else None
+    )
+    also_missing: set[str] = set()
     for result in results:  # what the cache already holds
         entry = ("assess", result.name, cache_key(result.identity, assess_version))
         cached = session.cache.get_json(*entry, entries.verdict_from)
@@ -544,6 +557,13 @@ def _assess_and_ctf(
         if cached_ctf is not None:
             result.ctf = cached_ctf
             session.reused("ctf", ctf_entry)
+        if also is not None:
+            also_key = cache_key(result.identity, also_version)
+            if (
+                session.cache.get_json("assess", result.name, also_key, entries.verdict_from)
+                is None
+            ):
+                also_missing.add(result.name)
     todo = [r for r in results if r.verdict is None or r.ctf is None]
     done = len(results) - len(todo)
     session.tick("assess + CTF", done, len(results))
@@ -571,20 +591,27 @@ def _assess_and_ctf(
             else:
                 images[i] = image
         pending_assess = [i for i in images if chunk[i].verdict is None]
-        if pending_assess:
+        pending_also = [i for i in images if chunk[i].name in also_missing]
+        pending = sorted(set(pending_assess) | set(pending_also))
+        if pending:
+            pairs = [(assess, model)] + ([also] if pending_also else [])
             begin = time.process_time()
-            verdicts = assess_micrographs.assess_micrographs(
-                [images[i] for i in pending_assess],
-                [session.optics.pixel_size_A] * len(pending_assess),
-                assess,
-                model,
+            verdicts = assess_micrographs.assess_micrographs_with(
+                [images[i] for i in pending],
+                [session.optics.pixel_size_A] * len(pending),
+                pairs,
             )
-            each = (time.process_time() - begin) / len(pending_assess)
-            for i, verdict in zip(pending_assess, verdicts, strict=True):
-                chunk[i].verdict = verdict
-                entry = ("assess", chunk[i].name, cache_key(chunk[i].identity, assess_version))
-                session.cache.put_json(*entry, verdict)
-                session.computed("assess_micrographs", entry, each)
+            each = (time.process_time() - begin) / (len(pending) * len(pairs))
+            for row, i in enumerate(pending):
+                if i in pending_assess:
+                    chunk[i].verdict = verdicts[0][row]
+                    entry = ("assess", chunk[i].name, cache_key(chunk[i].identity, assess_version))
+                    session.cache.put_json(*entry, verdicts[0][row])
+                    session.computed("assess_micrographs", entry, each)
+                if i in pending_also:
+                    entry = ("assess", chunk[i].name, cache_key(chunk[i].identity, also_version))
+                    session.cache.put_json(*entry, verdicts[1][row])
+                    session.computed("assess_micrographs", entry, each)
         for i, image in images.items():
             result = chunk[i]
             if result.ctf is not None:

@@ -141,12 +141,24 @@ def half_rejected_manifest(tmp_path_factory, empty_carbon_session):
 
 
 def test_a_session_the_two_models_disagree_on_uses_the_randomised_models_verdicts(
-    half_rejected_manifest, tmp_path
+    half_rejected_manifest, tmp_path, monkeypatch
 ):
+    from screen.stages import assess_micrographs
+
+    calls = []
+    assess_with = assess_micrographs.assess_micrographs_with
+
+    def counted(images, pixel_sizes_A, assessments):
+        calls.append((len(images), [params.model for params, _ in assessments]))
+        return assess_with(images, pixel_sizes_A, assessments)
+
+    monkeypatch.setattr(assess_micrographs, "assess_micrographs_with", counted)
     out = tmp_path / "run"
     args = ["run", str(half_rejected_manifest), "-q", "--no-report", "--out"]
     result = runner.invoke(app, [*args, str(out)])
     assert result.exit_code == 0, result.output
+    # Both models assessed the micrographs in one pass: the second opinion read nothing again.
+    assert calls == [(8, ["micassess_small_v2", "micassess_small_v5"])]
     summary = json.loads((out / "sessions" / "binned" / "summary.json").read_text())
     warning = summary["micrograph_domain_warning"]
     assert "6 of 8 micrographs called bad" in warning and "only 3 by micassess_small_v5" in warning

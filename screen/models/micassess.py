@@ -653,45 +653,76 @@ def predict_micrographs(
     :mod:`screen.models.micassess_paper`) gets the paper's preprocessing and gives no reason
     (all-zero reason rows).
     """
+    return predict_micrographs_with([model], images, pixel_sizes_A, batch_size)[0]
+
+
+def predict_micrographs_with(
+    models, images: list[np.ndarray], pixel_sizes_A: list[float], batch_size: int = 32
+) -> list[dict[str, np.ndarray]]:
+    """`predict_micrographs` for several networks, each frame preprocessed once for all of them.
+
+    Networks that see a frame alike (the same square side rule; the inputs each takes are cut
+    from the same crops and spectra) share the Fourier crop and spectra, the costly part; a
+    paper-style network, or one with another fixed side, is preprocessed on its own.
+    """
     from screen.models.micassess_paper import is_paper_model, predict_paper
 
-    if is_paper_model(model):
-        p_good = predict_paper(model, [np.asarray(image) for image in images], batch_size)
-        return {"p_good": p_good, "reason": np.zeros((len(images), len(MICROGRAPH_REASONS)))}
-    image_px = model_image_px(model)
-    crops, spectra, blobs, owner = [], [], [], []
-    pairs = list(zip(images, pixel_sizes_A, strict=True))
+    n = len(images)
+    empty = {"p_good": np.zeros(0), "reason": np.zeros((0, len(MICROGRAPH_REASONS)))}
+    out: list[dict[str, np.ndarray] | None] = [None] * len(models)
+    shared = []
+    for k, model in enumerate(models):
+        if n == 0:
+            out[k] = empty
+        elif is_paper_model(model):
+            p_good = predict_paper(model, [np.asarray(image) for image in images], batch_size)
+            out[k] = {"p_good": p_good, "reason": np.zeros((n, len(MICROGRAPH_REASONS)))}
+        else:
+            shared.append(k)
+    groups: dict[int | None, list[int]] = {}
+    for k in shared:  # one preprocessing per square-side rule
+        groups.setdefault(model_image_px(models[k]), []).append(k)
+    for image_px, members in groups.items():
+        takes_blobs = any("blobs" in model_input_names(models[k]) for k in members)
+        features, owner = _prepared_features(images, pixel_sizes_A, image_px, takes_blobs)
+        counts = np.bincount(owner, minlength=n)
+        for k in members:
+            scores = predict_features(models[k], features, batch_size)
+            p_good = np.bincount(owner, weights=scores["p_good"], minlength=n) / counts
+            reason = np.stack(
+                [
+                    np.bincount(owner, weights=scores["reason"][:, j], minlength=n) / counts
+                    for j in range(scores["reason"].shape[1])
+                ],
+                axis=1,
+            )
+            out[k] = {"p_good": p_good, "reason": reason}
+    return out
 
-    takes_blobs = "blobs" in model_input_names(model)
+
+def _prepared_features(
+    images: list[np.ndarray], pixel_sizes_A: list[float], image_px: int | None, blobs: bool
+) -> tuple[Features, np.ndarray]:
+    """Features of every crop of ``images`` and the index of the frame each crop came from."""
+    crops, spectra, stats, owner = [], [], [], []
+    pairs = list(zip(images, pixel_sizes_A, strict=True))
 
     def prepare(pair):
         squares, micrograph_spectra = preprocess(pair[0], pair[1], image_px)
-        stats = blob_features(squares) if takes_blobs else np.zeros((len(squares), 0))
-        return squares, micrograph_spectra, stats
+        return (
+            squares,
+            micrograph_spectra,
+            (blob_features(squares) if blobs else np.zeros((len(squares), 0))),
+        )
 
     # Two micrographs at a time: the FFTs and most numpy work release the GIL.
     with ThreadPoolExecutor(max_workers=PREPROCESS_THREADS) as pool:
-        for index, (squares, micrograph_spectra, stats) in enumerate(pool.map(prepare, pairs)):
+        for index, (squares, micrograph_spectra, blob_rows) in enumerate(pool.map(prepare, pairs)):
             crops.extend(squares)
             spectra.extend([micrograph_spectra] * len(squares))
-            blobs.append(stats)
+            stats.append(blob_rows)
             owner.extend([index] * len(squares))
-    n = len(images)
-    if n == 0:
-        return {"p_good": np.zeros(0), "reason": np.zeros((0, len(MICROGRAPH_REASONS)))}
-    features = Features.from_crops(crops, spectra, np.concatenate(blobs))
-    scores = predict_features(model, features, batch_size)
-    owner_arr = np.asarray(owner)
-    counts = np.bincount(owner_arr, minlength=n)
-    p_good = np.bincount(owner_arr, weights=scores["p_good"], minlength=n) / counts
-    reason = np.stack(
-        [
-            np.bincount(owner_arr, weights=scores["reason"][:, j], minlength=n) / counts
-            for j in range(scores["reason"].shape[1])
-        ],
-        axis=1,
-    )
-    return {"p_good": p_good, "reason": reason}
+    return Features.from_crops(crops, spectra, np.concatenate(stats)), np.asarray(owner)
 
 
 # --------------------------------------------------------------------------- simulated data

@@ -345,56 +345,93 @@ def assess_micrographs(
         When the lists differ in length, a pixel size is not positive, or the threshold is
         outside [0, 1].
     """
+    return assess_micrographs_with(images, pixel_sizes_A, [(params, model)])[0]
+
+
+def assess_micrographs_with(
+    images: list[np.ndarray],
+    pixel_sizes_A: list[float],
+    assessments: list[tuple[MicrographAssessParams, object]],
+) -> list[list[MicrographVerdict]]:
+    """`assess_micrographs` with several (params, model) pairs: one list of verdicts per pair.
+
+    Each frame is cropped, and its spectra and contamination measured, once for all of them.
+    """
     if len(images) != len(pixel_sizes_A):
         raise ValueError(f"{len(images)} images but {len(pixel_sizes_A)} pixel sizes")
-    if not 0.0 <= params.threshold <= 1.0:
-        raise ValueError(f"threshold must be in [0, 1], got {params.threshold}")
-    if params.batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {params.batch_size}")
+    for params, _ in assessments:
+        if not 0.0 <= params.threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {params.threshold}")
+        if params.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {params.batch_size}")
     for index, pixel_size_A in enumerate(pixel_sizes_A):
         if not pixel_size_A > 0:
             raise ValueError(f"micrograph {index}: pixel size must be positive, got {pixel_size_A}")
     usable = [i for i, image in enumerate(images) if micassess.is_assessable(image)]
-    scores = micassess.predict_micrographs(
-        model,
+    all_scores = micassess.predict_micrographs_with(
+        [model for _, model in assessments],
         [np.asarray(images[i]) for i in usable],
         [float(pixel_sizes_A[i]) for i in usable],
-        params.batch_size,
+        min(params.batch_size for params, _ in assessments) if assessments else 32,
     )
-    verdicts = [MicrographVerdict(p_good=0.0, verdict="bad", reason=None, reason_scores={})] * len(
-        images
+    opaque = {
+        i: opaque_fraction(images[i])
+        for i in usable
+        if any(params.max_opaque_fraction > 0 for params, _ in assessments)
+    }
+    carbon = {
+        i: carbon_edge(images[i]).carbon_fraction()
+        for i in usable
+        if any(params.max_carbon_fraction > 0 for params, _ in assessments)
+    }
+    unusable = MicrographVerdict(p_good=0.0, verdict="bad", reason=None, reason_scores={})
+    out = []
+    for (params, _), scores in zip(assessments, all_scores, strict=True):
+        verdicts = [unusable] * len(images)
+        for row, index in enumerate(usable):
+            verdicts[index] = _verdict(
+                float(scores["p_good"][row]),
+                scores["reason"][row],
+                params,
+                opaque.get(index) if params.max_opaque_fraction > 0 else None,
+                carbon.get(index) if params.max_carbon_fraction > 0 else None,
+            )
+        out.append(verdicts)
+    return out
+
+
+def _verdict(
+    p_good: float,
+    reason_row: np.ndarray,
+    params: MicrographAssessParams,
+    opaque: float | None,
+    carbon: float | None,
+) -> MicrographVerdict:
+    """One micrograph's verdict from the network's scores and the image checks' measures."""
+    reason_scores = {
+        name: float(value) for name, value in zip(MICROGRAPH_REASONS, reason_row, strict=True)
+    }
+    bad = p_good < params.threshold
+    verdict = MicrographVerdict(
+        p_good=p_good,
+        verdict="bad" if bad else "good",
+        # A network without a reason head (the paper's) gives all-zero reason scores.
+        reason=(
+            max(reason_scores, key=reason_scores.__getitem__)
+            if bad and any(reason_scores.values())
+            else None
+        ),
+        reason_scores=reason_scores,
+        opaque_fraction=opaque,
+        carbon_fraction=carbon,
     )
-    for row, index in enumerate(usable):
-        p_good = float(scores["p_good"][row])
-        reason_scores = {
-            name: float(value)
-            for name, value in zip(MICROGRAPH_REASONS, scores["reason"][row], strict=True)
-        }
-        bad = p_good < params.threshold
-        opaque = opaque_fraction(images[index]) if params.max_opaque_fraction > 0 else None
-        carbon = (
-            carbon_edge(images[index]).carbon_fraction() if params.max_carbon_fraction > 0 else None
-        )
-        verdicts[index] = MicrographVerdict(
-            p_good=p_good,
-            verdict="bad" if bad else "good",
-            # A network without a reason head (the paper's) gives all-zero reason scores.
-            reason=(
-                max(reason_scores, key=reason_scores.__getitem__)
-                if bad and any(reason_scores.values())
-                else None
-            ),
-            reason_scores=reason_scores,
-            opaque_fraction=opaque,
-            carbon_fraction=carbon,
-        )
-        if not bad and opaque is not None and opaque >= params.max_opaque_fraction:
-            verdicts[index] = replace(verdicts[index], verdict="bad", reason="contaminated")
-        elif carbon is not None and carbon >= params.max_carbon_fraction:
-            # A film edge over a third of the field is the reason even where the network had
-            # another: the check fired on no other kind of bad micrograph (bench/carbon_edges.py).
-            verdicts[index] = replace(verdicts[index], verdict="bad", reason="carbon")
-    return verdicts
+    if not bad and opaque is not None and opaque >= params.max_opaque_fraction:
+        return replace(verdict, verdict="bad", reason="contaminated")
+    if carbon is not None and carbon >= params.max_carbon_fraction:
+        # A film edge over a third of the field is the reason even where the network had
+        # another: the check fired on no other kind of bad micrograph (bench/carbon_edges.py).
+        return replace(verdict, verdict="bad", reason="carbon")
+    return verdict
 
 
 BACKEND = Backend(
