@@ -156,6 +156,9 @@ class _Session:
     optics: Optics
     stage_seconds: dict[str, float]
     stage_cpu_seconds: dict[str, float]
+    # Cache entries already counted: a result computed (or reused) and later read again from
+    # the cache in the same session (the second opinion's verdicts) counts once.
+    counted: set[tuple[str, str, str]] = dataclasses.field(default_factory=set)
 
     def tick(self, stage: str, done: int, total: int) -> None:
         if self.progress is not None:
@@ -163,12 +166,16 @@ class _Session:
 
     def computed(self, stage: str, entry: tuple[str, str, str], cpu_seconds: float) -> None:
         """Account for a stage result computed now (``entry``: cache stage, name, key)."""
+        self.counted.add(entry)
         self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + cpu_seconds
         self.stage_cpu_seconds[stage] = self.stage_cpu_seconds.get(stage, 0.0) + cpu_seconds
         self.cache.put_cpu_seconds(*entry, cpu_seconds)
 
     def reused(self, stage: str, entry: tuple[str, str, str]) -> None:
         """Account for a cached stage result: its original CPU cost counts in the totals."""
+        if entry in self.counted:
+            return
+        self.counted.add(entry)
         seconds = self.cache.get_cpu_seconds(*entry)
         self.stage_cpu_seconds[stage] = self.stage_cpu_seconds.get(stage, 0.0) + seconds
 
@@ -558,12 +565,11 @@ def _assess_and_ctf(
             result.ctf = cached_ctf
             session.reused("ctf", ctf_entry)
         if also is not None:
-            also_key = cache_key(result.identity, also_version)
-            if (
-                session.cache.get_json("assess", result.name, also_key, entries.verdict_from)
-                is None
-            ):
+            also_entry = ("assess", result.name, cache_key(result.identity, also_version))
+            if session.cache.get_json(*also_entry, entries.verdict_from) is None:
                 also_missing.add(result.name)
+            else:  # spent once, as in the run that computed it
+                session.reused("assess_micrographs", also_entry)
     todo = [r for r in results if r.verdict is None or r.ctf is None]
     done = len(results) - len(todo)
     session.tick("assess + CTF", done, len(results))
