@@ -100,7 +100,7 @@ class _Models:
 
     @property
     def fallback_micrograph(self):
-        """The domain-randomised micrograph model, for sessions the first one rejects."""
+        """The domain-randomised micrograph model: its second opinion, made beside the first."""
         if self._fallback_micrograph is None:
             self._fallback_micrograph = _load_once(
                 assess_micrographs.load_micrograph_model, fallback_assess(self.config), "micrograph"
