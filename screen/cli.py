@@ -101,6 +101,18 @@ MaxCarbon = Annotated[
 ]
 """The ``--max-carbon`` option of ``screen run`` and ``screen evaluate micrographs``."""
 
+MaxCrystalline = Annotated[
+    float | None,
+    typer.Option(
+        "--max-crystalline",
+        help="A micrograph with crystalline-ice reflections (sharp spots at 3.4-3.9 Å in its "
+        "power spectrum; measured only at pixel sizes under about 1.9 Å) in at least this share "
+        "(0-1) of its field is bad (reason contaminated) whatever P(good) says; 0 turns the "
+        "check off (default 0.25).",
+    ),
+]
+"""The ``--max-crystalline`` option of ``screen run`` and ``screen evaluate micrographs``."""
+
 Averages = Annotated[
     Path, typer.Argument(help="A stack of class averages (.mrcs) or a folder of images.")
 ]
@@ -186,6 +198,7 @@ def run(
     max_astigmatism: MaxAstigmatism = None,
     max_opaque: MaxOpaque = None,
     max_carbon: MaxCarbon = None,
+    max_crystalline: MaxCrystalline = None,
     class_weights: Annotated[
         str | None, typer.Option(help="Class-assessment weights: shipped name or .keras path.")
     ] = None,
@@ -268,6 +281,8 @@ def run(
             assess = dataclasses.replace(assess, max_opaque_fraction=max_opaque)
         if max_carbon is not None:
             assess = dataclasses.replace(assess, max_carbon_fraction=max_carbon)
+        if max_crystalline is not None:
+            assess = dataclasses.replace(assess, max_crystalline_fraction=max_crystalline)
         class_assess = config.class_assess
         if class_weights is not None:
             class_assess = dataclasses.replace(class_assess, model=class_weights)
@@ -642,6 +657,7 @@ def evaluate_micrographs_command(
     max_astigmatism: MaxAstigmatism = None,
     max_opaque: MaxOpaque = None,
     max_carbon: MaxCarbon = None,
+    max_crystalline: MaxCrystalline = None,
     no_domain_fallback: Annotated[
         bool,
         typer.Option(
@@ -686,6 +702,8 @@ def evaluate_micrographs_command(
             params = dataclasses.replace(params, max_opaque_fraction=max_opaque)
         if max_carbon is not None:
             params = dataclasses.replace(params, max_carbon_fraction=max_carbon)
+        if max_crystalline is not None:
+            params = dataclasses.replace(params, max_crystalline_fraction=max_crystalline)
         problems = assess_micrographs.params_problems(params)
         if problems:
             raise ScreenError("; ".join(problems))

@@ -1001,6 +1001,11 @@ def _write_micrograph_table(layout: SessionLayout, results: list[_MicrographResu
                     if r.verdict and r.verdict.carbon_fraction is not None
                     else np.nan
                 ),
+                "crystalline_fraction": (
+                    r.verdict.crystalline_fraction
+                    if r.verdict and r.verdict.crystalline_fraction is not None
+                    else np.nan
+                ),
                 "defocus_u_um": r.ctf.defocus_u_A / 1e4 if r.ctf else np.nan,
                 "defocus_v_um": r.ctf.defocus_v_A / 1e4 if r.ctf else np.nan,
                 "astigmatism_angle_deg": r.ctf.astigmatism_angle_deg if r.ctf else np.nan,

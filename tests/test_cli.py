@@ -189,6 +189,10 @@ def test_run_refuses_options_out_of_range_before_any_work(screened, tmp_path):
         app, ["run", str(screened.manifest), "--out", str(out), "--max-carbon", "-0.5"]
     )
     _refusal(result, "max_carbon_fraction (--max-carbon) is -0.5 but must be in 0–1")
+    result = runner.invoke(
+        app, ["run", str(screened.manifest), "--out", str(out), "--max-crystalline", "2"]
+    )
+    _refusal(result, "max_crystalline_fraction (--max-crystalline) is 2 but must be in 0–1")
     assert not out.exists()
 
 

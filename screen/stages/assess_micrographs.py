@@ -20,6 +20,7 @@ import numpy as np
 from screen.models import micassess
 from screen.processing.carbon import carbon_edge
 from screen.processing.contamination import opaque_fraction
+from screen.processing.ice import ice_reflections
 from screen.stages.base import Backend
 from screen.stages.ctf import astigmatism_is_confirmed
 from screen.stages.records import MICROGRAPH_REASONS, CtfFit, MicrographVerdict
@@ -60,6 +61,14 @@ class MicrographAssessParams:
         micrographs have 40-85 % of the field under carbon, its good ones with an edge 3-12 %; a
         person keeps a micrograph with a strip of carbon along one side and discards one with a
         third of it on carbon (bench/carbon_edges.py).
+    max_crystalline_fraction
+        A micrograph with crystalline-ice reflections (sharp spots at 3.4-3.9 Å,
+        :func:`screen.processing.ice.ice_reflections`) in at least this share of its tiles is
+        bad, reason ``contaminated``, whatever P(good) says; 0 turns the check off. Measured only
+        where the pixel size resolves 3.9 Å (finer than about 1.9 Å/px). 0.25: a person discards
+        a micrograph with a quarter of its field crystalline and may keep one with a small ice
+        crystal; the reflections themselves are found by their statistics, not by any calibration
+        (no tile of the real EMPIAR-10017 exports nor of noise comes near the limit).
     sound_ctf_keeps
         A micrograph the network calls bad for its CTF (``bad_ctf``) is good after all when its
         CTF fit reached `SOUND_CTF_FIT_A` (10 Å) or better without a confirmed astigmatism over
@@ -75,6 +84,7 @@ class MicrographAssessParams:
     max_astigmatism_A: float = 3000.0
     max_opaque_fraction: float = 0.03
     max_carbon_fraction: float = 0.3
+    max_crystalline_fraction: float = 0.25
     sound_ctf_keeps: bool = True
 
 
@@ -105,6 +115,11 @@ def params_problems(params: MicrographAssessParams) -> list[str]:
         problems.append(
             f"max_carbon_fraction (--max-carbon) is {params.max_carbon_fraction:g} but must be in "
             "0–1 (0 turns the carbon check off)"
+        )
+    if not 0.0 <= params.max_crystalline_fraction <= 1.0:
+        problems.append(
+            f"max_crystalline_fraction (--max-crystalline) is {params.max_crystalline_fraction:g} "
+            "but must be in 0–1 (0 turns the crystalline-ice check off)"
         )
     if params.batch_size < 1:
         problems.append(f"batch_size is {params.batch_size} but must be at least 1")
@@ -384,6 +399,11 @@ def assess_micrographs_with(
         for i in usable
         if any(params.max_carbon_fraction > 0 for params, _ in assessments)
     }
+    crystalline = {
+        i: _crystalline_share(images[i], float(pixel_sizes_A[i]))
+        for i in usable
+        if any(params.max_crystalline_fraction > 0 for params, _ in assessments)
+    }
     unusable = MicrographVerdict(p_good=0.0, verdict="bad", reason=None, reason_scores={})
     out = []
     for (params, _), scores in zip(assessments, all_scores, strict=True):
@@ -395,6 +415,7 @@ def assess_micrographs_with(
                 params,
                 opaque.get(index) if params.max_opaque_fraction > 0 else None,
                 carbon.get(index) if params.max_carbon_fraction > 0 else None,
+                crystalline.get(index) if params.max_crystalline_fraction > 0 else None,
             )
         out.append(verdicts)
     return out
@@ -406,6 +427,7 @@ def _verdict(
     params: MicrographAssessParams,
     opaque: float | None,
     carbon: float | None,
+    crystalline: float | None = None,
 ) -> MicrographVerdict:
     """One micrograph's verdict from the network's scores and the image checks' measures."""
     reason_scores = {
@@ -424,6 +446,7 @@ def _verdict(
         reason_scores=reason_scores,
         opaque_fraction=opaque,
         carbon_fraction=carbon,
+        crystalline_fraction=crystalline,
     )
     if not bad and opaque is not None and opaque >= params.max_opaque_fraction:
         return replace(verdict, verdict="bad", reason="contaminated")
@@ -431,15 +454,23 @@ def _verdict(
         # A film edge over a third of the field is the reason even where the network had
         # another: the check fired on no other kind of bad micrograph (bench/carbon_edges.py).
         return replace(verdict, verdict="bad", reason="carbon")
+    if not bad and crystalline is not None and crystalline >= params.max_crystalline_fraction:
+        return replace(verdict, verdict="bad", reason="contaminated")
     return verdict
+
+
+def _crystalline_share(image: np.ndarray, pixel_size_A: float) -> float | None:
+    """Share of the micrograph's tiles with crystalline-ice reflections (None: not measurable)."""
+    found = ice_reflections(image, pixel_size_A)
+    return None if found is None else found.tile_share
 
 
 BACKEND = Backend(
     stage="assess_micrographs",
     name="builtin",
     # 3: hot pixels clipped before the Fourier crop; 4: opaque check; 5: its margin; 6: carbon
-    # check; 7: it follows arcs too
-    version="7",
+    # check; 7: it follows arcs too; 8: crystalline-ice reflections
+    version="8",
     params_type=MicrographAssessParams,
     compute=assess_micrographs,
 )

@@ -47,6 +47,9 @@ class MicrographVerdict:
     reason_scores: dict[str, float]
     opaque_fraction: float | None = None  # share of the field under opaque contamination
     carbon_fraction: float | None = None  # share of the field behind a carbon film edge (0: none)
+    # Share of the field's tiles with crystalline-ice reflections (None: not measured, or the
+    # pixel size cannot resolve 3.9 Å).
+    crystalline_fraction: float | None = None
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,11 @@ def verdict_from(cached: dict) -> MicrographVerdict:
         {str(k): float(v) for k, v in dict(cached["reason_scores"]).items()},
         None if cached.get("opaque_fraction") is None else float(cached["opaque_fraction"]),
         None if cached.get("carbon_fraction") is None else float(cached["carbon_fraction"]),
+        (
+            None
+            if cached.get("crystalline_fraction") is None
+            else float(cached["crystalline_fraction"])
+        ),
     )
 
 

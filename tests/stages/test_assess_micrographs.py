@@ -32,7 +32,7 @@ def simulated(empty_carbon_session):
 
 
 def test_backend_contract():
-    assert BACKEND.key == "assess_micrographs/builtin@7"
+    assert BACKEND.key == "assess_micrographs/builtin@8"
     assert BACKEND.params_type is MicrographAssessParams
     assert BACKEND.compute is assess_micrographs
     assert PARAMS.threshold == 0.1
@@ -276,3 +276,30 @@ def test_a_micrograph_half_behind_a_carbon_film_edge_is_bad_whatever_the_network
         assert unchecked.carbon_fraction is None
         assert unchecked.p_good == covered.p_good  # the network's P(good) is kept either way
     assert params_problems(replace(PARAMS, max_carbon_fraction=-0.1))
+
+
+def test_crystalline_ice_over_half_the_field_is_bad_whatever_the_network_says(model, simulated):
+    """Hexagonal-ice fringes (3.90 Å, three directions) over the left 60 % of two good
+    micrographs, read as 1.0 Å/px so that the band is resolved (the check's own statistics are
+    in tests/processing/test_ice.py)."""
+    images, _, reasons = simulated
+    good = [images[i] for i, r in enumerate(reasons) if r == "good"][:2]
+    pixel_sizes = [1.0, 1.0]
+    yy, xx = np.indices(good[0].shape).astype(float)
+    lattice = sum(
+        np.cos(2 * np.pi * (xx * np.cos(np.radians(d)) + yy * np.sin(np.radians(d))) / 3.9)
+        for d in (23.0, 83.0, 143.0)
+    ) * (xx < 0.6 * good[0].shape[1])
+    iced = [image * (1.0 + 0.05 * lattice) for image in good]
+    before = assess_micrographs(good, pixel_sizes, PARAMS, model)
+    after = assess_micrographs(iced, pixel_sizes, PARAMS, model)
+    off = assess_micrographs(iced, pixel_sizes, replace(PARAMS, max_crystalline_fraction=0), model)
+    coarse = assess_micrographs(iced, [2.5, 2.5], PARAMS, model)
+    for clean, crystalline, unchecked, unresolved in zip(before, after, off, coarse, strict=True):
+        assert clean.crystalline_fraction == 0.0
+        assert crystalline.crystalline_fraction >= 0.4
+        assert crystalline.verdict == "bad"
+        assert crystalline.reason == "contaminated" or unchecked.verdict == "bad"
+        assert unchecked.crystalline_fraction is None
+        assert unresolved.crystalline_fraction is None  # 2.5 Å/px cannot show 3.9 Å
+    assert params_problems(replace(PARAMS, max_crystalline_fraction=1.5))

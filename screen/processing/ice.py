@@ -1,0 +1,201 @@
+"""Crystalline ice seen in the power spectrum: Bragg reflections at 3.4-3.9 Å.
+
+Vitreous ice scatters into a broad diffuse ring; crystalline ice (hexagonal or cubic, from slow
+freezing, devitrification or frost) diffracts into sharp reflections: hexagonal ice (100) at
+3.90 Å, (002) at 3.67 Å and (101) at 3.44 Å, cubic ice (111) at 3.67 Å: the ice spots and
+rings that stand out of a CTF program's diagnostic spectrum of a crystalline micrograph, a domain
+of a few hundred Å giving a spot about one frequency sample wide. Nothing else a cryo-EM micrograph holds is
+periodic at 3.4-3.9 Å (protein and vitreous ice are amorphous; the gold of a grid diffracts at
+2.35 Å), so such spots are crystalline ice whatever the detector, dose or export.
+
+The micrograph is cut into tiles (a regular sample of at most ``max_tiles``, edges tapered); in
+each tile's periodogram every sample of the band is divided by its radius's mean (a robust
+estimate interpolated at the sample's radius: the Thon rings and the detector's and export's
+transfer are the same along a radius, so they divide out), averaged over its 3 x 3 neighbourhood,
+and a tile holds ice reflections when the largest such mean reaches ``min_spot_ratio`` (8). Without
+reflections the samples are about exponential with mean 1, so a 3 x 3 mean of nine is about
+Gamma(9, 1/9), whose largest value over a tile's few thousand band samples lies near 3: measured
+3.1-3.6 on shot noise and smoothed noise, 3.6-5.6 on the twelve real EMPIAR-10017 exports
+(denoised 8-bit JPEG at 1.77 Å/px; ``tests/test_real_examples.py``). 8 is chosen from those
+statistics, not from any simulated micrograph. Samples within a few degrees of the pixel axes
+(gain stripes, row artefacts, the tile's own edges) and near the lattice of an 8 x 8 block
+transform (JPEG exports: artefacts at multiples of 1/8 cycle per pixel) are left out.
+
+Only where the pixel size resolves the band (finer than about 1.9 Å/px) can this be measured;
+elsewhere the result is ``None`` and crystalline ice is judged from the image (MicAssess).
+`screen simulate`'s crystalline domains carry fringes too faint to reach the limit once its
+radiation-damage and B-factor envelopes have acted (3 x 3 means 2.8-3.9 on eleven of its
+crystalline micrographs at 1.0-1.8 Å/px): the check is for real crystalline ice and is tested on
+injected lattices (``tests/processing/test_ice.py``), not measured on the simulator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+ICE_BAND_A: tuple[float, float] = (3.3, 4.05)
+"""d-spacings (Å) searched: hexagonal ice's 3.90, 3.67 and 3.44 Å and cubic ice's 3.67 Å."""
+
+NYQUIST_SHARE = 0.95
+"""The band is searched up to this share of the Nyquist frequency (the last samples are aliased)."""
+
+AXIS_EXCLUSION_DEG = 3.0
+"""Samples within this angle of the pixel axes are left out (stripes and row artefacts)."""
+
+BLOCK_PERIOD_PX = 8
+"""Period (pixels) of a block transform whose artefacts are left out (JPEG's 8 x 8 blocks)."""
+
+
+@dataclass(frozen=True)
+class IceReflections:
+    """Crystalline-ice reflections found in a micrograph's tiles.
+
+    Attributes
+    ----------
+    tile_share
+        Share of the sampled tiles that hold at least one reflection (about the share of the
+        field under crystalline ice, for domains larger than a tile).
+    tiles
+        Number of tiles sampled.
+    strongest_ratio
+        Largest 3 x 3 mean of a band sample over its radius's median, over all tiles.
+    strongest_spacing_A
+        d-spacing (Å) where it lies.
+    """
+
+    tile_share: float
+    tiles: int
+    strongest_ratio: float
+    strongest_spacing_A: float
+
+
+def measurable(pixel_size_A: float) -> bool:
+    """Whether the pixel size resolves the ice band's coarse end (3.9-4.05 Å)."""
+    return 1.0 / ICE_BAND_A[1] < NYQUIST_SHARE / (2.0 * pixel_size_A)
+
+
+def ice_reflections(
+    image: np.ndarray,
+    pixel_size_A: float,
+    tile_px: int = 256,
+    max_tiles: int = 24,
+    min_spot_ratio: float = 8.0,
+) -> IceReflections | None:
+    """Crystalline-ice reflections in a micrograph (``None`` where the pixel size cannot show them).
+
+    Parameters
+    ----------
+    image
+        The micrograph (any intensity scale).
+    pixel_size_A
+        Its pixel size.
+    tile_px
+        Side of the tiles (smaller for frames under two tiles across).
+    max_tiles
+        At most this many tiles, spread evenly over the frame.
+    min_spot_ratio
+        A tile holds a reflection where a 3 x 3 mean of band samples over their radius's median
+        reaches this (see the module's notes for why 4).
+    """
+    if not measurable(pixel_size_A):
+        return None
+    frame = np.asarray(image, dtype=np.float32)
+    tile = int(min(tile_px, 2 ** int(np.log2(max(min(frame.shape) // 2, 16)))))
+    band, radius_bin, n_bins = _band_samples(tile, pixel_size_A)
+    if not band.any():
+        return None
+    # Edges tapered over a tenth of the tile on each side: without it a smooth (denoised)
+    # export's strong low frequencies leak into the band; a full taper would correlate
+    # neighbouring samples and break the statistics of the 3 x 3 mean.
+    from scipy.signal.windows import tukey
+
+    taper = tukey(tile, alpha=0.2).astype(np.float32)
+    window = np.outer(taper, taper)
+    best_ratio, best_spacing_A, with_ice, corners = (
+        0.0,
+        float("nan"),
+        0,
+        _tile_corners(frame.shape, tile, max_tiles),
+    )
+    band_rows, band_cols = np.nonzero(band)
+    bins = radius_bin[band]
+    radii = np.hypot(np.fft.fftfreq(tile)[band_rows], np.fft.rfftfreq(tile)[band_cols]) * tile
+    for y, x in corners:
+        patch = frame[y : y + tile, x : x + tile]
+        patch = (patch - patch.mean()) * window
+        power = np.abs(np.fft.rfft2(patch)) ** 2
+        samples = power[band]
+        # The radius's mean, estimated robustly (median / ln 2 for exponential samples) per
+        # radius bin and interpolated (in log) at each sample's own radius: the spectrum can
+        # fall by a large factor across one bin near Nyquist (a denoised or smoothed export).
+        medians = _medians_by_bin(samples, bins, n_bins)
+        filled = np.flatnonzero(medians > 0)
+        expected = np.exp(np.interp(radii, filled, np.log(medians[filled]))) / np.log(2.0)
+        ratio = np.zeros_like(power)
+        ratio[band_rows, band_cols] = samples / np.maximum(expected, 1e-30)
+        smoothed = _mean_3x3(ratio)[band_rows, band_cols]
+        k = int(np.argmax(smoothed))
+        if smoothed[k] >= min_spot_ratio:
+            with_ice += 1
+        if smoothed[k] > best_ratio:
+            best_ratio = float(smoothed[k])
+            fy = np.fft.fftfreq(tile)[band_rows[k]]
+            fx = np.fft.rfftfreq(tile)[band_cols[k]]
+            best_spacing_A = float(pixel_size_A / np.hypot(fx, fy))
+    return IceReflections(
+        tile_share=with_ice / len(corners),
+        tiles=len(corners),
+        strongest_ratio=best_ratio,
+        strongest_spacing_A=best_spacing_A,
+    )
+
+
+def _band_samples(tile: int, pixel_size_A: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """Mask of the band's samples on a tile's rfft grid, their radius bins and the bin count."""
+    fy = np.fft.fftfreq(tile)[:, None]  # cycles per pixel
+    fx = np.fft.rfftfreq(tile)[None, :]
+    radius = np.hypot(fx, fy)
+    k_A = radius / pixel_size_A
+    k_high = min(1.0 / ICE_BAND_A[0], NYQUIST_SHARE / (2.0 * pixel_size_A))
+    band = (k_A >= 1.0 / ICE_BAND_A[1]) & (k_A <= k_high)
+    angle = np.degrees(np.arctan2(np.abs(fy), fx))  # 0..90 over the half plane
+    band &= (angle > AXIS_EXCLUSION_DEG) & (angle < 90.0 - AXIS_EXCLUSION_DEG)
+    block = 1.0 / BLOCK_PERIOD_PX
+    near_x = np.abs(fx / block - np.round(fx / block)) * block * tile <= 2.5
+    near_y = np.abs(fy / block - np.round(fy / block)) * block * tile <= 2.5
+    band &= ~(near_x & near_y)
+    radius_bin = np.round(radius * tile).astype(int)
+    return band, radius_bin, int(radius_bin.max()) + 1
+
+
+def _medians_by_bin(values: np.ndarray, bins: np.ndarray, n_bins: int) -> np.ndarray:
+    """Median of ``values`` within each integer bin (NaN-free; empty bins 0)."""
+    order = np.lexsort((values, bins))
+    sorted_bins, sorted_values = bins[order], values[order]
+    starts = np.searchsorted(sorted_bins, np.arange(n_bins), side="left")
+    ends = np.searchsorted(sorted_bins, np.arange(n_bins), side="right")
+    medians = np.zeros(n_bins)
+    for b in np.flatnonzero(ends > starts):
+        medians[b] = np.median(sorted_values[starts[b] : ends[b]])
+    return medians
+
+
+def _mean_3x3(values: np.ndarray) -> np.ndarray:
+    """Mean over each sample's 3 x 3 neighbourhood (the frequency grid wraps along its rows)."""
+    from scipy.ndimage import uniform_filter
+
+    return uniform_filter(values, size=3, mode=("wrap", "nearest"))
+
+
+def _tile_corners(shape: tuple[int, ...], tile: int, max_tiles: int) -> list[tuple[int, int]]:
+    """Top-left corners of at most ``max_tiles`` tiles on an even grid over the frame."""
+    ny, nx = shape[0] // tile, shape[1] // tile
+    ys = np.arange(ny) * tile + (shape[0] - ny * tile) // 2
+    xs = np.arange(nx) * tile + (shape[1] - nx * tile) // 2
+    corners = [(int(y), int(x)) for y in ys for x in xs]
+    if len(corners) > max_tiles:
+        pick = np.round(np.linspace(0, len(corners) - 1, max_tiles)).astype(int)
+        corners = [corners[i] for i in pick]
+    return corners
