@@ -88,7 +88,7 @@ def test_no_real_example_has_a_carbon_film_edge():
 
 def test_no_real_example_shows_crystalline_ice_reflections():
     """The EMPIAR-10017 exports (1.77 Å/px: the band up to 3.72 Å is resolved) are vitreous:
-    no tile reaches the limit (strongest 3 x 3 means 3.6-5.6 against 8; denoised 8-bit JPEG).
+    no tile reaches the limit (strongest 3 x 3 means 3.2-5.2 against 8; denoised 8-bit JPEG).
     The Magellon micrograph (6.32 Å/px) cannot show the band."""
     from screen.processing.ice import ice_reflections
 

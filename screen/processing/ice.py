@@ -15,7 +15,7 @@ transfer are the same along a radius, so they divide out), averaged over its 3 x
 and a tile holds ice reflections when the largest such mean reaches ``min_spot_ratio`` (8). Without
 reflections the samples are about exponential with mean 1, so a 3 x 3 mean of nine is about
 Gamma(9, 1/9), whose largest value over a tile's few thousand band samples lies near 3: measured
-3.1-3.6 on shot noise and smoothed noise, 3.6-5.6 on the twelve real EMPIAR-10017 exports
+3.1-3.6 on shot noise and smoothed noise, 3.2-5.2 on the twelve real EMPIAR-10017 exports
 (denoised 8-bit JPEG at 1.77 Å/px; ``tests/test_real_examples.py``). 8 is chosen from those
 statistics, not from any simulated micrograph. Samples within a few degrees of the pixel axes
 (gain stripes, row artefacts, the tile's own edges) and near the lattice of an 8 x 8 block
@@ -24,9 +24,10 @@ transform (JPEG exports: artefacts at multiples of 1/8 cycle per pixel) are left
 Only where the pixel size resolves the band (finer than about 1.9 Å/px) can this be measured;
 elsewhere the result is ``None`` and crystalline ice is judged from the image (MicAssess).
 `screen simulate`'s crystalline domains carry fringes too faint to reach the limit once its
-radiation-damage and B-factor envelopes have acted (3 x 3 means 2.8-3.9 on eleven of its
-crystalline micrographs at 1.0-1.8 Å/px): the check is for real crystalline ice and is tested on
-injected lattices (``tests/processing/test_ice.py``), not measured on the simulator.
+radiation-damage and B-factor envelopes have acted (3 x 3 means 2.9-3.8 on the eleven
+crystalline micrographs of ``bench/crystalline_ice.py``, 1.0-1.8 Å/px): the check is for real
+crystalline ice and is tested on added lattices (``tests/processing/test_ice.py``), not measured
+on the simulator.
 """
 
 from __future__ import annotations
