@@ -310,7 +310,11 @@ class DiameterParams:
     phase_flip: bool = True
     wiener_epsilon: float = 0.1
     wiener_small_trials: int = 3
-    pick: PickParams = field(default_factory=lambda: PickParams(robust_threshold_sigma=0.0))
+    # The sweep's picks keep the band-pass they were measured with (0.5 diameters; the picking
+    # stage's default became 0.8 on 2026-12-05): every plateau and factor of this module was.
+    pick: PickParams = field(
+        default_factory=lambda: PickParams(robust_threshold_sigma=0.0, lowpass_fraction=0.5)
+    )
     refine_rounds: int = 2
     refine_tolerance: float = 0.25
     refine_max_particles: int = 1500

@@ -43,8 +43,11 @@ def test_recall_and_precision_on_good_micrographs(good_micrographs):
         tp, fp, fn = tp + matched, fp + wrong, fn + missed
     precision = tp / (tp + fp)
     recall = 1.0 - fn / (tp + fn)
-    assert recall >= 0.8, (precision, recall)
-    assert precision >= 0.5, (precision, recall)
+    # Measured: band-pass lowpass 0.5 diameters 0.885 / 0.71 (recall / precision); 0.8 (the
+    # default since 2026-12-05, for ring-shaped particles) 0.784 / 0.819: neighbours closer
+    # than the wider blur merge, fewer ice maxima pass (PickParams.lowpass_fraction).
+    assert recall >= 0.75, (precision, recall)
+    assert precision >= 0.7, (precision, recall)
 
 
 def test_picks_are_in_original_pixels_inside_the_margin(good_micrographs):
