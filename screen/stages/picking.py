@@ -72,30 +72,22 @@ class PickParams:
     highpass_diameters
         Coarse limit of the band-pass (the wide Gaussian of the DoG), in diameters.
     lowpass_fraction
-        Fine limit of the band-pass (the narrow Gaussian of the DoG), in diameters. 0.8: a
-        hollow or ring-shaped particle (apoferritin-like shells) blurred by less than about 0.7
-        of its diameter keeps a lighter centre, so its darkest points are its walls and, in a
-        dense field, the junctions between neighbours' walls; from about 0.7 it blurs into one
-        dark blob centred on the particle. Measured against 0.5 (session 15, 2026-12-05): shells
-        of 121 Å from an independent simulator (``bench/independent_sim.py``) at their true size
-        recall 0.12 -> 0.45, precision 0.15 -> 0.60; its 79-Å globules 0.75 / 0.69 -> 0.79 /
-        0.86, its D2 tetramers unchanged (0.71 / 1.00); the real EMPIAR-10017 exports at the
-        pipeline's 162 Å 0.748 / 0.691 -> 0.744 / 0.741 (the 629 manual picks 0.863 / 0.717 ->
-        0.874 / 0.763); `screen simulate`'s fields (``bench/picking_crowded.py --n 16``) sparse
-        0.78 / 0.30 -> 0.84 / 0.48, medium 0.72 / 0.71 -> 0.75 / 0.85, touching 0.64 / 0.92 ->
-        0.66 / 0.97. At 1.0 the real exports lose recall (0.717). The diameter stage keeps 0.5
-        for its own sweep (`screen.stages.diameter.DiameterParams.pick`), on which it was
-        measured.
-    noise_band
-        Band of the working copy's spectrum, as fractions of its Nyquist frequency, whose power
-        gives the white (shot) noise level that scores are measured in.
-    dark_limit_sigma
-        A pick whose local mean (low-passed to the diameter) lies more than this many robust
-        standard deviations below the frame's median is contamination (an ethane or ice ball,
-        a crystalline-ice blob, carbon) and is dropped.
-    dark_limit_contrast
-        The same, as a fraction of the micrograph's median intensity: contamination absorbs
-        electrons (local mean tens of % below the median), protein barely does (a few %).
+        Fine limit of the band-pass (the narrow Gaussian of the DoG), in diameters. 0.8 since
+        2026-12-05 (was 0.5): the narrower blur let a particle's domains and edges, not the
+        particle, carry the darkest points. Measured against 0.5 (session 15): the D2 tetramers
+        of an independent simulator (``bench/independent_sim.py``) picked at their true size
+        within 0.1 diameters of the centre 16 % -> 61 % of picks (recall 0.54 -> 0.48 within
+        0.3, precision 1.00); its 79-Å globules recall / precision 0.71 / 0.77 -> 0.81 / 0.93;
+        the real EMPIAR-10017 exports at the pipeline's 162 Å 0.748 / 0.691 -> 0.744 / 0.741
+        (the 629 manual picks 0.863 / 0.717 -> 0.874 / 0.763); `screen simulate`'s fields
+        (``bench/picking_crowded.py --n 16``) sparse 0.78 / 0.30 -> 0.84 / 0.48, medium 0.72 /
+        0.71 -> 0.75 / 0.85, touching 0.64 / 0.92 -> 0.66 / 0.97; its P-Rex1 demo sessions at
+        140 Å 0.885 / 0.71 -> 0.784 / 0.82 (neighbours closer than the wider blur merge). At 1.0
+        the real exports lose recall (0.717). Hollow, ring-shaped particles (apoferritin-like
+        shells) are still picked on their walls, 0.2-0.3 diameters off centre (0.3-0.5 at 0.5):
+        the CTF removes the low frequencies that would fill the ring, whatever the blur. The
+        diameter stage keeps 0.5 for its own sweep (`screen.stages.diameter.DiameterParams.pick`),
+        on which it was measured.
     max_picks_per_um2
         Keep at most this many best picks per µm² (``None``: no cap).
     pad_diameters
