@@ -234,8 +234,15 @@ def test_context_verdicts(run_root):
 
 def test_every_condition_gets_go_or_no_go_with_why(run_root, rendered):
     conditions = {c["name"]: c for c in build_context(run_root)["conditions"]}
-    # the drawn averages of this fixture all show one view: a flag, so no condition is a go
-    assert {c["decision"] for c in conditions.values()} == {"no-go"}
+    # The drawn averages of this fixture are round blobs: alike, but a round look carries no
+    # view information (verdicts.ROUND_VIEWS_SHARE), so no view flag; the best candidate is a go.
+    decisions = {name: c["decision"] for name, c in conditions.items()}
+    assert decisions == {
+        "gbg_6uM": "go",
+        "apo_quantifoil": "no-go",
+        "apo_lacey": "no-go",
+        "broken": "no-go",
+    }
     assert TITLE_MOSTLY_BAD in conditions["apo_lacey"]["decision_reason"]
     assert conditions["broken"]["decision_reason"].startswith("the session failed: none of")
     assert "<strong>NO-GO</strong>: Mostly bad micrographs; Few particles" in rendered[2]

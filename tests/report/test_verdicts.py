@@ -305,3 +305,18 @@ def test_no_good_particles_with_a_class_domain_warning_says_look_before_discardi
     summary = {"status": "ok", "good_particles": 0, "verdicts": [], "class_domain_warning": "x"}
     go, why = V.decision(summary)
     assert go == "no-go" and why.startswith("no good particles, but class assessment may be")
+
+
+def test_round_averages_are_not_called_preferred_orientation(models):
+    """A shell or ring (apoferritin) projects the same from every side: four alike ring averages
+    are one "view" but not preferred orientation (the real Magellon rings raised the flag)."""
+    rng = np.random.default_rng(6)
+    y, x = np.indices((64, 64)) - 31.5
+    radius = np.hypot(x, y)
+    ring = np.exp(-(((radius - 11.0) / 3.0) ** 2))
+    rings = [ring + 0.03 * rng.standard_normal(ring.shape) for _ in range(4)]
+    lobed = class_averages(models["big"], 1, 4, rng)
+    assert min(V.rotational_share(a) for a in rings) > V.ROUND_VIEWS_SHARE
+    assert max(V.rotational_share(a) for a in lobed) < V.ROUND_VIEWS_SHARE
+    assert V.few_views(rings, [60, 50, 40, 30]) is None
+    assert V.few_views(lobed, [60, 50, 40, 30]).startswith(V.TITLE_FEW_VIEWS)
