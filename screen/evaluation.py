@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from screen.errors import ScreenError
-from screen.io.images import IMAGE_EXTENSIONS, read_image, summed_frames
+from screen.io.images import IMAGE_EXTENSIONS, is_lossy_export, read_image, summed_frames
 from screen.models.micrograph_metrics import (
     BinaryMetrics,
     best_resolution_cutoff,
@@ -225,7 +225,11 @@ def _assess_all(items, params, model, ctf_search, progress):
             images.append(image)
         if chunk:
             verdicts += assess_micrographs.assess_micrographs(
-                images, [c.optics.pixel_size_A for c in chunk], params, model
+                images,
+                [c.optics.pixel_size_A for c in chunk],
+                params,
+                model,
+                lossy=[is_lossy_export(c.path) for c in chunk],
             )
             for item, image in zip(chunk, images, strict=True):
                 if ctf_search is None:

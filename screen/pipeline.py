@@ -38,7 +38,7 @@ import screen
 from screen.config import RunConfig, config_problems
 from screen.errors import RunError, ScreenError, os_error_message
 from screen.io.atomic import atomic_path
-from screen.io.images import MrcImage, read_ahead, read_image, summed_frames
+from screen.io.images import MrcImage, is_lossy_export, read_ahead, read_image, summed_frames
 from screen.io.mrc import write_mrc
 from screen.io.star import OpticsGroup, write_particles_star, write_star
 from screen.manifest import Manifest, SessionRow
@@ -606,6 +606,7 @@ def _assess_and_ctf(
                 [images[i] for i in pending],
                 [session.optics.pixel_size_A] * len(pending),
                 pairs,
+                lossy=[is_lossy_export(chunk[i].path) for i in pending],
             )
             each = (time.process_time() - begin) / (len(pending) * len(pairs))
             for row, i in enumerate(pending):

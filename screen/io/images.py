@@ -15,6 +15,16 @@ from screen.errors import ImageReadError
 MRC_EXTENSIONS: tuple[str, ...] = (".mrc", ".mrcs", ".st", ".map")
 TIFF_EXTENSIONS: tuple[str, ...] = (".tif", ".tiff")
 EXPORT_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png")  # 8/16-bit exports, no pixel size
+LOSSY_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg")
+"""Exports whose block transform quantises the finest frequencies away (JPEG): their spectrum near
+Nyquist holds compression artefacts, not the specimen's."""
+
+
+def is_lossy_export(path: Path | str) -> bool:
+    """Whether ``path`` names a lossy (JPEG) export."""
+    return Path(path).suffix.lower() in LOSSY_EXTENSIONS
+
+
 IMAGE_EXTENSIONS: tuple[str, ...] = MRC_EXTENSIONS + TIFF_EXTENSIONS + EXPORT_EXTENSIONS
 
 

@@ -334,6 +334,7 @@ def assess_micrographs(
     pixel_sizes_A: list[float],
     params: MicrographAssessParams,
     model,
+    lossy: list[bool] | None = None,
 ) -> list[MicrographVerdict]:
     """Assess micrographs in batches.
 
@@ -348,6 +349,9 @@ def assess_micrographs(
         Threshold, model name and batch size.
     model
         The loaded model (:func:`load_micrograph_model`).
+    lossy
+        True for each micrograph that is a JPEG export (no crystalline-ice check there; see
+        :func:`assess_micrographs_with`). ``None``: none is.
 
     Returns
     -------
@@ -360,18 +364,25 @@ def assess_micrographs(
         When the lists differ in length, a pixel size is not positive, or the threshold is
         outside [0, 1].
     """
-    return assess_micrographs_with(images, pixel_sizes_A, [(params, model)])[0]
+    return assess_micrographs_with(images, pixel_sizes_A, [(params, model)], lossy)[0]
 
 
 def assess_micrographs_with(
     images: list[np.ndarray],
     pixel_sizes_A: list[float],
     assessments: list[tuple[MicrographAssessParams, object]],
+    lossy: list[bool] | None = None,
 ) -> list[list[MicrographVerdict]]:
     """`assess_micrographs` with several (params, model) pairs: one list of verdicts per pair.
 
     Each frame is cropped, and its spectra and contamination measured, once for all of them.
+    ``lossy`` marks JPEG exports, whose finest frequencies hold compression artefacts: no
+    crystalline-ice reflections are looked for there (at 1.6 Å/px, JPEG exports of good
+    micrographs of `bench/independent_sim.py` reached the limit in up to a quarter of their
+    tiles, the same micrographs as MRC or PNG in none).
     """
+    if lossy is not None and len(lossy) != len(images):
+        raise ValueError(f"{len(images)} images but {len(lossy)} lossy flags")
     if len(images) != len(pixel_sizes_A):
         raise ValueError(f"{len(images)} images but {len(pixel_sizes_A)} pixel sizes")
     for params, _ in assessments:
@@ -403,6 +414,7 @@ def assess_micrographs_with(
         i: _crystalline_share(images[i], float(pixel_sizes_A[i]))
         for i in usable
         if any(params.max_crystalline_fraction > 0 for params, _ in assessments)
+        and not (lossy is not None and lossy[i])
     }
     unusable = MicrographVerdict(p_good=0.0, verdict="bad", reason=None, reason_scores={})
     out = []

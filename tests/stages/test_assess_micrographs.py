@@ -3,6 +3,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from screen.io.images import is_lossy_export
 from screen.stages.assess_micrographs import (
     BACKEND,
     MicrographAssessParams,
@@ -295,6 +296,11 @@ def test_crystalline_ice_over_half_the_field_is_bad_whatever_the_network_says(mo
     after = assess_micrographs(iced, pixel_sizes, PARAMS, model)
     off = assess_micrographs(iced, pixel_sizes, replace(PARAMS, max_crystalline_fraction=0), model)
     coarse = assess_micrographs(iced, [2.5, 2.5], PARAMS, model)
+    # JPEG exports: their finest frequencies are compression artefacts, not looked at.
+    jpeg = assess_micrographs(iced, pixel_sizes, PARAMS, model, lossy=[True, False])
+    assert jpeg[0].crystalline_fraction is None and jpeg[1].crystalline_fraction >= 0.4
+    assert is_lossy_export("a/b.JPG") and is_lossy_export("c.jpeg")
+    assert not is_lossy_export("c.png") and not is_lossy_export("c.mrc")
     for clean, crystalline, unchecked, unresolved in zip(before, after, off, coarse, strict=True):
         assert clean.crystalline_fraction == 0.0
         assert crystalline.crystalline_fraction >= 0.4
