@@ -148,9 +148,9 @@ def test_a_session_the_two_models_disagree_on_uses_the_randomised_models_verdict
     calls = []
     assess_with = assess_micrographs.assess_micrographs_with
 
-    def counted(images, pixel_sizes_A, assessments):
+    def counted(images, pixel_sizes_A, assessments, lossy=None):
         calls.append((len(images), [params.model for params, _ in assessments]))
-        return assess_with(images, pixel_sizes_A, assessments)
+        return assess_with(images, pixel_sizes_A, assessments, lossy)
 
     monkeypatch.setattr(assess_micrographs, "assess_micrographs_with", counted)
     out = tmp_path / "run"
