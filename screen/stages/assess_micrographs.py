@@ -20,6 +20,7 @@ import numpy as np
 from screen.models import micassess
 from screen.processing.carbon import carbon_edge
 from screen.processing.contamination import opaque_fraction
+from screen.processing.ctf import CtfParams, ctf_zero_frequencies_A
 from screen.processing.ice import ice_reflections
 from screen.stages.base import Backend
 from screen.stages.ctf import astigmatism_is_confirmed
@@ -138,9 +139,9 @@ def check_ctf(
     on: > 0), where the fit resolved rings far enough to have measured it and its two half fields
     repeat it (`screen.stages.ctf.astigmatism_is_confirmed`), becomes bad, reason ``"bad_ctf"``.
     With ``params.sound_ctf_keeps``, a micrograph the network called bad for its CTF (reason
-    ``"bad_ctf"``, likelier than good) whose fit reached `SOUND_CTF_FIT_A` or better, without
-    such an astigmatism, becomes good: Thon rings fitted to 10 Å are a sound CTF, whatever the
-    network inferred from the image. P(good) and the reason scores stay as the network gave
+    ``"bad_ctf"``, likelier than good) whose fit reached `SOUND_CTF_FIT_A` or better and beyond
+    its own first zero (`rings_fitted`), without such an astigmatism, becomes good: Thon rings
+    fitted to 10 Å are a sound CTF, whatever the network inferred from the image. P(good) and the reason scores stay as the network gave
     them; anything else returns ``verdict`` unchanged.
     """
     if fit is None:
@@ -151,7 +152,11 @@ def check_ctf(
         and astigmatism_is_confirmed(fit, voltage_kV)
     )
     if verdict.verdict == "bad":
-        sound = math.isfinite(fit.fit_resolution_A) and fit.fit_resolution_A <= SOUND_CTF_FIT_A
+        sound = (
+            math.isfinite(fit.fit_resolution_A)
+            and fit.fit_resolution_A <= SOUND_CTF_FIT_A
+            and rings_fitted(fit, voltage_kV)
+        )
         # The network's judgement: bad CTF likelier than good (always so under the 0.1 rule; not
         # when a threshold near 1 makes a confident "good" bad and bad_ctf merely its runner-up).
         network_bad_ctf = (
@@ -162,6 +167,25 @@ def check_ctf(
             return replace(verdict, verdict="good", reason=None)
         return verdict
     return replace(verdict, verdict="bad", reason="bad_ctf") if astigmatic else verdict
+
+
+def rings_fitted(fit: CtfFit, voltage_kV: float = 300.0) -> bool:
+    """Whether a CTF fit reaches beyond its own first zero: it matched at least one Thon ring.
+
+    Near focus (a few hundred nm) the first zero lies at 4-6 Å, and a fit "to 6 Å" has matched a
+    spectrum without a ring: the defocus that gives particles their contrast is missing, which is
+    a bad CTF, not a sound one (an independent simulator's micrograph at 0.12 µm, fitted to
+    5.8 Å, was kept by the sound-fit rule before this; `bench/micassess_independent.py`).
+    """
+    if not (math.isfinite(fit.fit_resolution_A) and fit.fit_resolution_A > 0):
+        return False
+    model = CtfParams(
+        defocus_u_A=fit.defocus_u_A,
+        defocus_v_A=fit.defocus_v_A,
+        astigmatism_angle_deg=fit.astigmatism_angle_deg,
+        voltage_kV=voltage_kV,
+    )
+    return len(ctf_zero_frequencies_A(model, 1.0 / fit.fit_resolution_A)) > 0
 
 
 DOMAIN_MIN_MICROGRAPHS = 3

@@ -12,6 +12,7 @@ from screen.stages.assess_micrographs import (
     load_micrograph_model,
     needs_second_opinion,
     params_problems,
+    rings_fitted,
     second_opinion_warning,
     session_domain_check,
 )
@@ -125,6 +126,11 @@ def test_a_sound_ctf_fit_overrules_the_networks_bad_ctf():
     empty = replace(called, reason="empty")
     assert check_ctf(empty, sound, PARAMS) == empty  # other reasons: not the fit's to judge
     assert check_ctf(called, sound, replace(PARAMS, sound_ctf_keeps=False)) == called
+    # Near focus (0.12 µm) a fit "to 5.8 Å" has not reached its first zero (about 4.9 Å): no
+    # ring was fitted, and the network's bad CTF stands.
+    near_focus = CtfFit(1250.0, 1150.0, 10.0, 5.8, 0.5)
+    assert not rings_fitted(near_focus) and rings_fitted(sound)
+    assert check_ctf(called, near_focus, PARAMS) == called
     # Under a threshold near 1 a confident "good" is bad with bad_ctf only as its runner-up:
     # that is not the network's judgement of the CTF, and the verdict stands.
     runner_up = replace(called, p_good=0.95, reason_scores={"bad_ctf": 0.03, "drift": 0.02})
