@@ -174,8 +174,9 @@ def rings_fitted(fit: CtfFit, voltage_kV: float = 300.0) -> bool:
 
     Near focus (a few hundred nm) the first zero lies at 4-6 Å, and a fit "to 6 Å" has matched a
     spectrum without a ring: the defocus that gives particles their contrast is missing, which is
-    a bad CTF, not a sound one (an independent simulator's micrograph at 0.12 µm, fitted to
-    5.8 Å, was kept by the sound-fit rule before this; `bench/micassess_independent.py`).
+    a bad CTF, not a sound one. (It does not catch every near-focus micrograph: one of the
+    independent simulator's, at 0.12 µm, was fitted at 0.27 µm, first zero 7.3 Å, to 5.8 Å with a
+    correlation of 0.08, and is still kept; `bench/micassess_independent.py`.)
     """
     if not (math.isfinite(fit.fit_resolution_A) and fit.fit_resolution_A > 0):
         return False
