@@ -459,8 +459,9 @@ def noise_shares(averages: Sequence[np.ndarray]) -> np.ndarray:
 def rotational_share(average: np.ndarray) -> float:
     """Share (0..1) of an average's energy that its rotational average (about its object) holds.
 
-    The average is prepared as for the view features (protein bright, low-passed, centred on its
-    object, masked); 1 for a disc or a ring, small for an elongated or lobed object.
+    The average is prepared and band-passed as for the view features (protein bright,
+    low-passed, centred on its object, masked, its round blob removed); near 1 for a disc or a
+    ring, small for an elongated or lobed object.
     """
     image = _band_pass(_prepared(average))
     n = image.shape[0]
@@ -562,9 +563,10 @@ def few_views(
     Nothing is judged when the median noise share of the compared averages exceeds
     `MAX_NOISE_SHARE` (noisy averages all look alike) or fewer than `MIN_AVERAGES_ONE_VIEW` are
     available, and no flag is raised when the dominant view group is round
-    (`ROUND_VIEWS_SHARE`: a ring looks the same from every side). With at least `MIN_AVERAGES_FOR_VIEWS` it fires when the effective number of view
-    groups is below `FEW_VIEWS_EFFECTIVE` or one group holds more than `LARGEST_VIEW_SHARE`;
-    with fewer, only when they all show one view.
+    (`ROUND_VIEWS_SHARE`: a ring looks the same from every side). With at least
+    `MIN_AVERAGES_FOR_VIEWS` it fires when the effective number of view groups is below
+    `FEW_VIEWS_EFFECTIVE` or one group holds more than `LARGEST_VIEW_SHARE`; with fewer, only
+    when they all show one view.
     """
     pooled = list(averages)
     w = [1.0] * len(pooled) if weights is None else [float(x) for x in weights]
@@ -583,9 +585,7 @@ def few_views(
     effective, largest = _diversity(groups, w)
     weights = np.maximum(np.asarray(w, dtype=float), 1e-12)
     dominant = groups == np.argmax(np.bincount(groups, weights=weights))
-    roundness = [
-        rotational_share(average) for average in np.asarray(pooled, dtype=object)[dominant]
-    ]
+    roundness = [rotational_share(a) for a, member in zip(pooled, dominant, strict=True) if member]
     if np.average(roundness, weights=weights[dominant]) >= ROUND_VIEWS_SHARE:
         return None  # the dominant look is round (a shell, a ring): any side looks like it
     n_groups = len(np.unique(groups))

@@ -141,8 +141,8 @@ def check_ctf(
     With ``params.sound_ctf_keeps``, a micrograph the network called bad for its CTF (reason
     ``"bad_ctf"``, likelier than good) whose fit reached `SOUND_CTF_FIT_A` or better and beyond
     its own first zero (`rings_fitted`), without such an astigmatism, becomes good: Thon rings
-    fitted to 10 Å are a sound CTF, whatever the network inferred from the image. P(good) and the reason scores stay as the network gave
-    them; anything else returns ``verdict`` unchanged.
+    fitted to 10 Å are a sound CTF, whatever the network inferred from the image. P(good) and the
+    reason scores stay as the network gave them; anything else returns ``verdict`` unchanged.
     """
     if fit is None:
         return verdict
