@@ -114,37 +114,32 @@ def ice_reflections(
 
     taper = tukey(tile, alpha=0.2).astype(np.float32)
     window = np.outer(taper, taper)
-    best_ratio, best_spacing_A, with_ice, corners = (
-        0.0,
-        float("nan"),
-        0,
-        _tile_corners(frame.shape, tile, max_tiles),
-    )
+    corners = _tile_corners(frame.shape, tile, max_tiles)
     band_rows, band_cols = np.nonzero(band)
     bins = radius_bin[band]
     radii = np.hypot(np.fft.fftfreq(tile)[band_rows], np.fft.rfftfreq(tile)[band_cols]) * tile
-    for y, x in corners:
-        patch = frame[y : y + tile, x : x + tile]
-        patch = (patch - patch.mean()) * window
-        power = np.abs(np.fft.rfft2(patch)) ** 2
-        samples = power[band]
-        # The radius's mean, estimated robustly (median / ln 2 for exponential samples) per
-        # radius bin and interpolated (in log) at each sample's own radius: the spectrum can
-        # fall by a large factor across one bin near Nyquist (a denoised or smoothed export).
-        medians = _medians_by_bin(samples, bins, n_bins)
-        filled = np.flatnonzero(medians > 0)
-        expected = np.exp(np.interp(radii, filled, np.log(medians[filled]))) / np.log(2.0)
-        ratio = np.zeros_like(power)
-        ratio[band_rows, band_cols] = samples / np.maximum(expected, 1e-30)
-        smoothed = _mean_3x3(ratio)[band_rows, band_cols]
-        k = int(np.argmax(smoothed))
-        if smoothed[k] >= min_spot_ratio:
-            with_ice += 1
-        if smoothed[k] > best_ratio:
-            best_ratio = float(smoothed[k])
-            fy = np.fft.fftfreq(tile)[band_rows[k]]
-            fx = np.fft.rfftfreq(tile)[band_cols[k]]
-            best_spacing_A = float(pixel_size_A / np.hypot(fx, fy))
+    from scipy import fft as sfft
+
+    patches = np.stack([frame[y : y + tile, x : x + tile] for y, x in corners])
+    patches = (patches - patches.mean(axis=(1, 2), keepdims=True)) * window
+    power = np.abs(sfft.rfft2(patches, axes=(1, 2), workers=-1)) ** 2
+    samples = power[:, band_rows, band_cols]  # (tiles, band samples)
+    # The radius's mean, estimated robustly (median / ln 2 for exponential samples) per radius
+    # bin and interpolated (in log) at each sample's own radius: the spectrum can fall by a
+    # large factor across one bin near Nyquist (a denoised or smoothed export).
+    medians = _medians_by_bin(samples, bins, n_bins)
+    ratio = np.zeros_like(power)
+    for t in range(len(corners)):
+        filled = np.flatnonzero(medians[t] > 0)
+        expected = np.exp(np.interp(radii, filled, np.log(medians[t, filled]))) / np.log(2.0)
+        ratio[t, band_rows, band_cols] = samples[t] / np.maximum(expected, 1e-30)
+    smoothed = _mean_3x3(ratio)[:, band_rows, band_cols]
+    strongest = smoothed.max(axis=1)
+    with_ice = int((strongest >= min_spot_ratio).sum())
+    t, k = np.unravel_index(int(np.argmax(smoothed)), smoothed.shape)
+    best_ratio = float(smoothed[t, k])
+    fy, fx = np.fft.fftfreq(tile)[band_rows[k]], np.fft.rfftfreq(tile)[band_cols[k]]
+    best_spacing_A = float(pixel_size_A / np.hypot(fx, fy))
     return IceReflections(
         tile_share=with_ice / len(corners),
         tiles=len(corners),
@@ -172,22 +167,28 @@ def _band_samples(tile: int, pixel_size_A: float) -> tuple[np.ndarray, np.ndarra
 
 
 def _medians_by_bin(values: np.ndarray, bins: np.ndarray, n_bins: int) -> np.ndarray:
-    """Median of ``values`` within each integer bin (NaN-free; empty bins 0)."""
-    order = np.lexsort((values, bins))
-    sorted_bins, sorted_values = bins[order], values[order]
+    """Median of each row of ``values`` (tiles, samples) within each integer bin (empty bins 0)."""
+    order = np.argsort(bins, kind="stable")
+    sorted_bins = bins[order]
     starts = np.searchsorted(sorted_bins, np.arange(n_bins), side="left")
-    ends = np.searchsorted(sorted_bins, np.arange(n_bins), side="right")
-    medians = np.zeros(n_bins)
-    for b in np.flatnonzero(ends > starts):
-        medians[b] = np.median(sorted_values[starts[b] : ends[b]])
-    return medians
+    counts = np.searchsorted(sorted_bins, np.arange(n_bins), side="right") - starts
+    grouped = values[:, order]
+    for b in np.flatnonzero(counts):  # sort each bin's samples, all tiles at once
+        grouped[:, starts[b] : starts[b] + counts[b]].sort(axis=1)
+    low = starts + np.maximum(counts - 1, 0) // 2
+    high = starts + counts // 2
+    medians = 0.5 * (
+        grouped[:, np.minimum(low, grouped.shape[1] - 1)]
+        + grouped[:, np.minimum(high, grouped.shape[1] - 1)]
+    )
+    return np.where(counts > 0, medians, 0.0)
 
 
 def _mean_3x3(values: np.ndarray) -> np.ndarray:
-    """Mean over each sample's 3 x 3 neighbourhood (the frequency grid wraps along its rows)."""
+    """Mean over each sample's 3 x 3 neighbourhood, per tile (the frequency rows wrap)."""
     from scipy.ndimage import uniform_filter
 
-    return uniform_filter(values, size=3, mode=("wrap", "nearest"))
+    return uniform_filter(values, size=(1, 3, 3), mode=("nearest", "wrap", "nearest"))
 
 
 def _tile_corners(shape: tuple[int, ...], tile: int, max_tiles: int) -> list[tuple[int, int]]:
