@@ -98,7 +98,7 @@ def ice_reflections(
         At most this many tiles, spread evenly over the frame.
     min_spot_ratio
         A tile holds a reflection where a 3 x 3 mean of band samples over their radius's median
-        reaches this (see the module's notes for why 4).
+        reaches this (see the module's notes for why 8).
     """
     if not measurable(pixel_size_A):
         return None
@@ -110,7 +110,8 @@ def ice_reflections(
     # Edges tapered over a tenth of the tile on each side: without it a smooth (denoised)
     # export's strong low frequencies leak into the band; a full taper would correlate
     # neighbouring samples and break the statistics of the 3 x 3 mean.
-    from scipy.signal.windows import tukey
+    from scipy import fft as sfft
+    from scipy.signal.windows import tukey  # imported here: scipy.signal is slow to import
 
     taper = tukey(tile, alpha=0.2).astype(np.float32)
     window = np.outer(taper, taper)
@@ -118,8 +119,6 @@ def ice_reflections(
     band_rows, band_cols = np.nonzero(band)
     bins = radius_bin[band]
     radii = np.hypot(np.fft.fftfreq(tile)[band_rows], np.fft.rfftfreq(tile)[band_cols]) * tile
-    from scipy import fft as sfft
-
     patches = np.stack([frame[y : y + tile, x : x + tile] for y, x in corners])
     patches = (patches - patches.mean(axis=(1, 2), keepdims=True)) * window
     power = np.abs(sfft.rfft2(patches, axes=(1, 2), workers=-1)) ** 2
