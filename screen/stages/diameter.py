@@ -1,9 +1,8 @@
 """Particle diameter: the spread edge or the exclusion gap where found, else coarse estimates.
 
 Both profile methods need no calibrated factor. Picks made at a sweep of trial diameters are
-moved to their nearest centre of radial symmetry (``symmetry_reach``: a blob picker's maximum sits
-on a hollow particle's wall or on a lobe), boxed, the boxes centred on their symmetrised average
-(pick errors would spread the particle outwards), and the standard deviation across boxes is taken as a function of the radius
+boxed, the boxes centred on their symmetrised average (pick errors would spread the particle
+outwards), and the standard deviation across boxes is taken as a function of the radius
 (`exclusion_gap`): high inside the particle (views, internal structure), falling off at its
 edge, flat (ice and noise only) until the neighbours begin, where it rises again.
 
@@ -102,7 +101,6 @@ from skimage.measure import label, regionprops
 from screen.processing.boxes import extract_boxes, radial_profile
 from screen.processing.ctf import ctf_zero_frequencies_A, electron_wavelength_A
 from screen.processing.filters import bin_to_pixel_size, lowpass
-from screen.processing.symmetry import nearest_symmetry_centres, radial_symmetry_map
 from screen.stages.base import Backend
 from screen.stages.classify2d import Classify2DParams, classify_2d
 from screen.stages.extraction import (
@@ -112,7 +110,7 @@ from screen.stages.extraction import (
     phase_flip,
     wiener_correct,
 )
-from screen.stages.picking import PickParams, pick_particles, working_pixel_size_A
+from screen.stages.picking import PickParams, pick_particles
 from screen.stages.records import (
     ClassAverages,
     CtfFit,
@@ -292,14 +290,6 @@ class DiameterParams:
     gap_agreement
         ... whose diameters agree within this fraction of their median (self-consistency: the
         measure must not follow the trial).
-    symmetry_reach
-        The sweep's picks move to the strongest centre of radial symmetry within this many
-        trial diameters (`screen.processing.symmetry`; 0: they stay where the picker put them).
-        A blob picker's maximum sits on a hollow particle's wall or a lobe. Measured 2026-12-05
-        (bench/README.md, "Picks moved to centres of radial symmetry"): the shells of
-        bench/independent_sim.py 1.50 -> 1.01, its 79-Å globules 1.28 -> 1.09, an octahedral
-        130-Å cage of `screen simulate` 1.93 -> 0.86, sim_400 0.65 -> 0.89; but the real
-        Magellon rings 1.07 -> 1.34 and sim_250 0.82 -> 0.35 (a plateau of its domains).
     seed
         Seed of the 2D classification.
     """
@@ -364,7 +354,6 @@ class DiameterParams:
     gap_error_groups: int = 2
     gap_min_trials: int = 2
     gap_agreement: float = 0.25
-    symmetry_reach: float = 0.4
     seed: int = 0
 
 
@@ -910,35 +899,12 @@ def trial_picks(
 ) -> list[list[Picks]]:
     """Picks of every contrast image at every scale-space trial diameter (trial-major)."""
     return [
-        [_trial_picks(contrast, pixel_size_A, trial_A, params) for contrast in contrasts]
+        [
+            pick_particles(1.0 + contrast, pixel_size_A, trial_A, params.pick)
+            for contrast in contrasts
+        ]
         for trial_A in params.scale_trials_A
     ]
-
-
-def _trial_picks(
-    contrast: np.ndarray, pixel_size_A: float, trial_A: float, params: DiameterParams
-) -> Picks:
-    """Picks at one trial, moved to their centres of radial symmetry (``symmetry_reach``).
-
-    The votes (`screen.processing.symmetry.radial_symmetry_map`) are taken on the picker's own
-    binned copy of the contrast; scores stay the picker's.
-    """
-    picks = pick_particles(1.0 + contrast, pixel_size_A, trial_A, params.pick)
-    if params.symmetry_reach <= 0 or len(picks) == 0:
-        return picks
-    binned, binned_px = bin_to_pixel_size(
-        contrast, pixel_size_A, working_pixel_size_A(pixel_size_A, trial_A, params.pick)
-    )
-    votes = radial_symmetry_map(binned, binned_px, trial_A)
-    scale_x = binned.shape[1] / contrast.shape[1]
-    scale_y = binned.shape[0] / contrast.shape[0]
-    x, y = nearest_symmetry_centres(
-        votes,
-        picks.x_px * scale_x,
-        picks.y_px * scale_y,
-        params.symmetry_reach * trial_A / binned_px,
-    )
-    return Picks(x_px=x / scale_x, y_px=y / scale_y, score=picks.score)
 
 
 def score_curve(
@@ -1488,8 +1454,7 @@ def self_consistent_diameter(
 BACKEND = Backend(
     stage="diameter",
     name="builtin",
-    version="9",  # 8: the spread edge of Wiener-corrected micrographs before the gap; 9: the
-    # sweep's picks moved to their centres of radial symmetry
+    version="8",  # 8: the spread edge of Wiener-corrected micrographs before the gap
     params_type=DiameterParams,
     compute=estimate_diameter,
 )
