@@ -19,6 +19,18 @@ fills one ellipsoid 1.00-1.10 at 120-500 Å, domain structures 0.65-1.05 at 180-
 visible core); no plateau (next methods) on the Magellon rings (one sparse micrograph), 60-Å
 particles and a sparse 120-Å session.
 
+Outline centres (``symmetry_reach``, `outline_centred_edge`). A blob picker's maximum on a hollow
+particle (a shell, a ring) sits on its wall, 0.2-0.4 diameters off centre, beyond what the boxes'
+centring recovers, and the spread edge then reads the particle up to 1.5x large (the shells of
+bench/independent_sim.py: 1.50). Every stretch of a round outline points at its centre (the fast
+radial symmetry transform, `screen.processing.symmetry`). So on CTF-corrected micrographs the
+plateau's trials are measured again with their picks moved to their outline centres, and a
+plateau that then lies lower (by more than ``edge_agreement``) replaces it; a compact particle's
+picks are centred already and its plateau stays. Where no method below finds a diameter either,
+the whole sweep is measured from outline centres before the fallback (an octahedral cage of
+`screen simulate`: 1.93 by the fallback, 0.86). Applied to every trial of every sweep instead,
+it had read the real Magellon rings 1.34 and a domain structure's domains (bench/README.md).
+
 Then the exclusion gap (`gap_diameter`): where the profile's minimum is significant at several
 trials and the trials agree, twice its radius is the diameter. It needs neighbours near contact;
 it lies between a particle's edge and where its neighbours begin, so spaced fields read large
@@ -101,6 +113,7 @@ from skimage.measure import label, regionprops
 from screen.processing.boxes import extract_boxes, radial_profile
 from screen.processing.ctf import ctf_zero_frequencies_A, electron_wavelength_A
 from screen.processing.filters import bin_to_pixel_size, lowpass
+from screen.processing.symmetry import nearest_symmetry_centres, radial_symmetry_map
 from screen.stages.base import Backend
 from screen.stages.classify2d import Classify2DParams, classify_2d
 from screen.stages.extraction import (
@@ -110,7 +123,7 @@ from screen.stages.extraction import (
     phase_flip,
     wiener_correct,
 )
-from screen.stages.picking import PickParams, pick_particles
+from screen.stages.picking import PickParams, pick_particles, working_pixel_size_A
 from screen.stages.records import (
     ClassAverages,
     CtfFit,
@@ -290,6 +303,14 @@ class DiameterParams:
     gap_agreement
         ... whose diameters agree within this fraction of their median (self-consistency: the
         measure must not follow the trial).
+    symmetry_reach
+        Where the spread edge found a plateau on CTF-corrected micrographs, its trials are
+        measured again with their picks moved to the strongest centre of radial symmetry within
+        this many trial diameters (`outline_centred_edge`; 0: not). A blob picker's maximum on a
+        hollow particle (a shell, a ring) or a lobed one sits on a wall or a lobe, 0.2-0.4
+        diameters off centre, and the spread of such boxes reads the particle up to 1.5x too
+        large; every stretch of a round outline points at its centre. 0.4: wall picks lie within
+        it; further, a pick could be moved to a neighbour.
     seed
         Seed of the 2D classification.
     """
@@ -354,6 +375,7 @@ class DiameterParams:
     gap_error_groups: int = 2
     gap_min_trials: int = 2
     gap_agreement: float = 0.25
+    symmetry_reach: float = 0.4
     seed: int = 0
 
 
@@ -696,6 +718,8 @@ def estimate_diameter(
     picks = trial_picks(contrasts, pixel_size_A, params) if needs_sweep else None
     measures = _spread_measures(contrasts, picks, pixel_size_A, params) if profiles else []
     found = _from_measures(measures, params, ("spread_edge",))
+    source = (contrasts, picks, measures, params)  # what the spread edge was measured on
+    sweeps = [source]  # every corrected sweep, for the outline-centred retry
     halo = (
         flip
         and found is not None
@@ -711,14 +735,20 @@ def estimate_diameter(
         ]
         retry = replace(params, scale_trials_A=_with_smaller_trials(params))
         wiener_picks = trial_picks(wiener, pixel_size_A, retry)
-        found = (
-            _from_measures(
-                _spread_measures(wiener, wiener_picks, pixel_size_A, retry), retry, ("spread_edge",)
-            )
-            or found
-        )
+        wiener_measures = _spread_measures(wiener, wiener_picks, pixel_size_A, retry)
+        from_wiener = _from_measures(wiener_measures, retry, ("spread_edge",))
+        sweeps.append((wiener, wiener_picks, wiener_measures, retry))
+        if from_wiener is not None:
+            found, source = from_wiener, sweeps[-1]
+    if found is not None and flip:
+        found = _outline_centred(found, pixel_size_A, *source)
     if found is None:
         found = _from_measures(measures, params, ("gap",))
+    if found is None and flip and params.use_spread_edge and params.symmetry_reach > 0:
+        for sweep_contrasts, sweep_picks, _, sweep_params in sweeps:
+            found = _outline_centred_sweep(sweep_contrasts, sweep_picks, pixel_size_A, sweep_params)
+            if found is not None:
+                break
     if found is not None:
         return found
     makers = {
@@ -751,6 +781,60 @@ def estimate_diameter(
     # The most self-consistent chain wins: the smallest change in its last round (first on ties).
     best = min(range(len(refined)), key=lambda i: (refined[i][1], i))
     return refined[best][0]
+
+
+def _outline_centred(
+    found: DiameterEstimate,
+    pixel_size_A: float,
+    contrasts: list[np.ndarray],
+    picks: list[list[Picks]],
+    measures: list[GapMeasure],
+    params: DiameterParams,
+) -> DiameterEstimate:
+    """``found`` (a spread edge), or the edge of its trials' picks moved to outline centres."""
+    step = max(params.gap_trial_step, 1)
+    by_trial = dict(list(zip(params.scale_trials_A, picks, strict=True))[::step])
+    members = spread_edge_members(measures, params)
+    centred = outline_centred_edge(contrasts, by_trial, pixel_size_A, members, params)
+    if centred is None:
+        return found
+    diameter_A, uncertainty_A, measure = centred
+    return replace(
+        found,
+        diameter_A=diameter_A,
+        edge_diameter_A=diameter_A,
+        average=measure.average,
+        pixel_size_A=measure.pixel_size_A,
+        uncertainty_A=uncertainty_A,
+    )
+
+
+def _outline_centred_sweep(
+    contrasts: list[np.ndarray],
+    picks: list[list[Picks]],
+    pixel_size_A: float,
+    params: DiameterParams,
+) -> DiameterEstimate | None:
+    """The spread edge of every trial's picks moved to their outline centres (``None``: none).
+
+    Tried only where neither the spread edge nor the gap found a diameter, before the calibrated
+    fallback: a hollow particle's wall picks at every trial can leave no plateau at all.
+    """
+    step = max(params.gap_trial_step, 1)
+    measures = [
+        exclusion_gap(
+            contrasts,
+            [
+                _symmetry_centred(contrast, found, pixel_size_A, trial_A, params)
+                for contrast, found in zip(contrasts, per_image, strict=True)
+            ],
+            pixel_size_A,
+            trial_A,
+            params,
+        )
+        for trial_A, per_image in list(zip(params.scale_trials_A, picks, strict=True))[::step]
+    ]
+    return _from_measures(measures, params, ("spread_edge",))
 
 
 def ctf_confirmed(ctf: CtfFit, optics: Optics) -> bool:
@@ -1214,11 +1298,90 @@ def spread_edge_diameter(
     if best is None:
         return None
     (_, diameter_A), members = best
+    return _plateau(diameter_A, members)
+
+
+def _plateau(diameter_A: float, members: list[GapMeasure]) -> tuple[float, float, GapMeasure]:
+    """The diameter, its uncertainty (half the members' range, at least a pixel) and a measure."""
     values = np.array([m.edge_diameter_A for m in members])
     pixel_A = max(m.pixel_size_A for m in members)
     uncertainty_A = max(float(values.max() - values.min()) / 2.0, pixel_A)
     nearest = min(members, key=lambda m: abs(m.edge_diameter_A - diameter_A))
     return diameter_A, uncertainty_A, nearest
+
+
+def spread_edge_members(measures: list[GapMeasure], params: DiameterParams) -> list[GapMeasure]:
+    """The measures of the plateau `spread_edge_diameter` finds (empty when none)."""
+    found = spread_edge_diameter(measures, params)
+    if found is None:
+        return []
+    tolerance = np.log1p(params.edge_agreement)
+    anchor = found[2]
+    return [
+        m
+        for m in measures
+        if np.isfinite(m.edge_diameter_A)
+        and m.edge_diameter_A > 0
+        and m.edge_contrast >= params.edge_min_contrast
+        and abs(np.log(m.edge_diameter_A / anchor.edge_diameter_A)) <= tolerance
+    ]
+
+
+def outline_centred_edge(
+    contrasts: list[np.ndarray],
+    picks: dict[float, list[Picks]],
+    pixel_size_A: float,
+    members: list[GapMeasure],
+    params: DiameterParams,
+) -> tuple[float, float, GapMeasure] | None:
+    """The plateau's trials measured again with picks at their centres of radial symmetry.
+
+    ``picks`` maps each trial diameter to its picks per contrast image; ``members`` are the
+    plateau's measures (`spread_edge_members`). At each of their trials the picks move to the
+    largest vote of `screen.processing.symmetry.radial_symmetry_map` within ``symmetry_reach``
+    trial diameters (on the picker's binned copy), and the spread edge is measured again. When
+    those edges form a plateau themselves (`spread_edge_diameter`) that lies below the first by
+    more than ``edge_agreement``, it is returned: the first picks sat off their particles'
+    centres (on a shell's wall, a ring's side), and centred they see the particle's own edge.
+    Otherwise ``None`` (the picks were centred already: a compact particle's plateau moves by a
+    few % at most).
+    """
+    if params.symmetry_reach <= 0 or not members:
+        return None
+    first = float(np.median([m.edge_diameter_A for m in members]))
+    remeasured = []
+    for member in members:
+        trial_A = member.trial_diameter_A
+        moved = [
+            _symmetry_centred(contrast, found, pixel_size_A, trial_A, params)
+            for contrast, found in zip(contrasts, picks[trial_A], strict=True)
+        ]
+        remeasured.append(exclusion_gap(contrasts, moved, pixel_size_A, trial_A, params))
+    found = spread_edge_diameter(remeasured, params)
+    if found is None or found[0] * (1 + params.edge_agreement) >= first:
+        return None
+    return found
+
+
+def _symmetry_centred(
+    contrast: np.ndarray, picks: Picks, pixel_size_A: float, trial_A: float, params: DiameterParams
+) -> Picks:
+    """``picks`` moved to their nearest centres of radial symmetry (`outline_centred_edge`)."""
+    if len(picks) == 0:
+        return picks
+    binned, binned_px = bin_to_pixel_size(
+        contrast, pixel_size_A, working_pixel_size_A(pixel_size_A, trial_A, params.pick)
+    )
+    votes = radial_symmetry_map(binned, binned_px, trial_A)
+    scale_x = binned.shape[1] / contrast.shape[1]
+    scale_y = binned.shape[0] / contrast.shape[0]
+    x, y = nearest_symmetry_centres(
+        votes,
+        picks.x_px * scale_x,
+        picks.y_px * scale_y,
+        params.symmetry_reach * trial_A / binned_px,
+    )
+    return Picks(x_px=x / scale_x, y_px=y / scale_y, score=picks.score)
 
 
 def gap_diameter(
@@ -1454,7 +1617,8 @@ def self_consistent_diameter(
 BACKEND = Backend(
     stage="diameter",
     name="builtin",
-    version="8",  # 8: the spread edge of Wiener-corrected micrographs before the gap
+    version="9",  # 8: the spread edge of Wiener-corrected micrographs before the gap; 9: the
+    # plateau measured again from outline centres (`outline_centred_edge`)
     params_type=DiameterParams,
     compute=estimate_diameter,
 )

@@ -31,15 +31,17 @@ from screen.stages.diameter import (
     flip_delocalisation_share,
     gap_diameter,
     object_feret_px,
+    outline_centred_edge,
     scale_space_diameter,
     self_consistent_diameter,
     spread_edge_diameter,
+    spread_edge_members,
     spread_edge_px,
     spread_profile,
 )
 from screen.stages.extraction import phase_flip
 from screen.stages.picking import pick_particles
-from screen.stages.records import CtfFit, Optics
+from screen.stages.records import CtfFit, Optics, Picks
 
 
 def _dark_discs(seed, diameter_A, pixel_size_A=2.5, shape=(512, 512), n=30, contrast=0.25):
@@ -312,6 +314,72 @@ def test_simulated_sessions_within_tolerance(sessions, name, tolerance):
         assert estimate.edge_diameter_A == estimate.diameter_A
 
 
+def test_a_hollow_cage_is_measured_from_the_centres_of_its_outline():
+    """An apoferritin-like cage (octahedral, 130 Å): the blob picker's maxima sit on its walls.
+
+    Measured 2026-12-05: with the picks left where the picker puts them (``symmetry_reach=0``)
+    no plateau of spread edges forms and the calibrated fallback gives 252 Å (1.93); with every
+    trial's picks moved to their outline centres, the spread edge gives 112 Å (0.86).
+    """
+    structure = StructureSpec("cage130", 130.0, 450.0, "O", seed=7)
+    session = SessionSpec("cage", (SpeciesSpec(structure),), 12, particles_per_um2=600.0)
+    spec = ScreenSpec((session,), frame_px=(512, 512), pixel_size_A=2.0, seed=5)
+    images, pixel_size_A, ctfs, optics, truth = _session_data(spec, 0, n=8)
+    estimate = estimate_diameter(images, pixel_size_A, DiameterParams(), ctfs, optics)
+    assert estimate.method == "spread_edge"
+    assert estimate.diameter_A == pytest.approx(truth, rel=0.2)
+
+
+def test_a_plateau_of_off_centre_picks_is_measured_again_from_outline_centres():
+    """Picks on one side of dark rings: their spread edge reads large, centred it reads the ring.
+
+    Thin-walled rings of 120 Å, their low frequencies removed as the CTF removes them, picked 0.4
+    diameters off centre (beyond the boxes' own centring, 0.2 trial diameters): a plateau near
+    160 Å; the picks moved to their outline centres give one near the ring (about 131 Å).
+    """
+    rng = np.random.default_rng(4)
+    pixel_A, ring_A, n = 4.0, 120.0, 1024  # 324 rings: a trial needs 100 boxes
+    yy, xx = np.indices((n, n))
+    centres = np.array(
+        [(x, y) for x in range(48, n - 40, 52) for y in range(48, n - 40, 52)], float
+    )
+    centres += rng.uniform(-6, 6, centres.shape)
+    radius = ring_A / pixel_A / 2
+    image = np.zeros((n, n))
+    for cx, cy in centres:
+        r = np.hypot(xx - cx, yy - cy)
+        outer = np.sqrt(np.clip(radius**2 - r**2, 0, None))
+        inner = np.sqrt(np.clip((0.8 * radius) ** 2 - r**2, 0, None))
+        image -= (outer - inner) / radius
+    image = image - ndimage.gaussian_filter(image, radius) + rng.normal(0, 0.4, image.shape)
+    image = image.astype(np.float32)
+    params = DiameterParams()
+    trials = [t for t in params.scale_trials_A if 0.75 * ring_A <= t <= 1.5 * ring_A]
+    angle = rng.uniform(0, 2 * np.pi, len(centres))
+    off = 0.4 * ring_A / pixel_A
+    wall = Picks(
+        centres[:, 0] + off * np.cos(angle),
+        centres[:, 1] + off * np.sin(angle),
+        np.ones(len(centres), np.float32),
+    )
+    first = [exclusion_gap([image], [wall], pixel_A, t, params) for t in trials]
+    members = spread_edge_members(first, params)
+    assert len(members) >= params.edge_min_trials, [m.edge_diameter_A for m in first]
+    before = float(np.median([m.edge_diameter_A for m in members]))
+    found = outline_centred_edge([image], {t: [wall] for t in trials}, pixel_A, members, params)
+    assert found is not None, before
+    assert found[0] < before / (1 + params.edge_agreement)
+    assert found[0] == pytest.approx(ring_A, rel=0.2), (before, found[0])
+    # Picks already at the centres: the plateau stays (no second measure replaces it).
+    centred = Picks(centres[:, 0], centres[:, 1], np.ones(len(centres), np.float32))
+    first = [exclusion_gap([image], [centred], pixel_A, t, params) for t in trials]
+    members = spread_edge_members(first, params)
+    assert (
+        outline_centred_edge([image], {t: [centred] for t in trials}, pixel_A, members, params)
+        is None
+    )
+
+
 def test_the_flips_fringes_matter_for_small_particles_at_high_defocus():
     """The CTF's delocalisation at the measure's resolution, over the diameter: optics only."""
     params = DiameterParams()
@@ -463,7 +531,7 @@ def test_estimate_diameter_takes_the_gap_when_found(dense_ellipses):
 
 def test_backend_contract():
     assert BACKEND.stage == "diameter"
-    assert BACKEND.version == "8"
+    assert BACKEND.version == "9"
     assert BACKEND.params_type is DiameterParams
     assert BACKEND.compute is estimate_diameter
     assert dataclasses.is_dataclass(DiameterParams())
