@@ -234,7 +234,7 @@ def evaluate_diameters(
                 len(images),
                 estimate.diameter_A,
                 estimate.uncertainty_A,
-                estimate.method,
+                estimate.method + (" (outline centres)" if estimate.outline_centred else ""),
                 time.perf_counter() - start,
             )
         except (OSError, ValueError, ScreenError) as error:

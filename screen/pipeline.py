@@ -80,6 +80,15 @@ PIXEL_SIZE_TOLERANCE = 0.02
 RUN_STOPPING_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 """OS errors that would fail every session alike (the disk): they stop the run."""
 
+OUTLINE_PICK_REACH = 0.4
+"""``PickParams.symmetry_reach`` of a condition whose diameter came from outline-centred picks
+(`DiameterEstimate.outline_centred`): the diameter stage's own reach (0.4 diameters, where a
+hollow shell's wall picks lie). On the independent simulator's shells at their 133-Å estimate
+(`bench/screen_run_independent.py`, run 10): recall / precision 0.69 / 0.79 -> 0.87 / 0.98,
+centre error 36 -> 10 Å; compact particles never get it (their picks are centred already, and on
+the real EMPIAR-10017 exports it would move picks 0.13 -> 0.15 diameters off the manual
+centres)."""
+
 
 @dataclass
 class _Models:
@@ -441,7 +450,12 @@ def _finish_session(prepared: _Prepared, common: diameter.CommonDiameter | None)
             estimate, diameter_A=common.diameter_A, uncertainty_A=common.uncertainty_A
         )
     diameter_A = used.diameter_A if used else None
-    stack, pick_counts = _pick_and_extract(session, good, diameter_A)
+    pick_params = config.picking
+    if estimate is not None and estimate.outline_centred and pick_params.symmetry_reach <= 0:
+        # The diameter stage found the picker's maxima off the particles' centres (a hollow
+        # shell's wall): picks move to their outlines' centres here too.
+        pick_params = dataclasses.replace(pick_params, symmetry_reach=OUTLINE_PICK_REACH)
+    stack, pick_counts = _pick_and_extract(session, good, diameter_A, pick_params)
     for result in results:
         result.n_picks = pick_counts.get(result.name, 0)
     _write_micrograph_table(layout, results)
@@ -688,6 +702,7 @@ def _estimate_diameter(session: _Session, good: list[_MicrographResult]):
             "pixel_size_A": estimate.pixel_size_A,
             "uncertainty_A": _finite_or_none(estimate.uncertainty_A),
             "method": estimate.method,
+            "outline_centred": estimate.outline_centred,
         },
     )
     session.computed("diameter", ("diameter", "session", key), time.process_time() - begin)
@@ -695,13 +710,22 @@ def _estimate_diameter(session: _Session, good: list[_MicrographResult]):
     return estimate
 
 
-def _pick_and_extract(session: _Session, good: list[_MicrographResult], diameter_A):
-    """Picks on every good micrograph and the session's particle stack (None when empty)."""
+def _pick_and_extract(
+    session: _Session,
+    good: list[_MicrographResult],
+    diameter_A,
+    pick_params: picking.PickParams | None = None,
+):
+    """Picks on every good micrograph and the session's particle stack (None when empty).
+
+    ``pick_params`` default to the session's configuration.
+    """
     if not good or diameter_A is None:
         return None, {}
+    pick_params = session.config.picking if pick_params is None else pick_params
     counts: dict[str, int] = {}
     parts: list[ParticleStack] = []
-    pick_version = (diameter_A, session.config.picking, picking.BACKEND.key)
+    pick_version = (diameter_A, pick_params, picking.BACKEND.key)
     for done, (index, result) in enumerate(enumerate(good), 1):
         pick_key = cache_key(result.identity, pick_version)
         extract_key = cache_key(
@@ -726,7 +750,7 @@ def _pick_and_extract(session: _Session, good: list[_MicrographResult], diameter
                 image = _read_micrograph(session, result)
                 begin = time.process_time()
                 picks = picking.pick_particles(
-                    image, session.optics.pixel_size_A, diameter_A, session.config.picking
+                    image, session.optics.pixel_size_A, diameter_A, pick_params
                 )
                 session.cache.put_arrays(
                     *pick_entry, {"x_px": picks.x_px, "y_px": picks.y_px, "score": picks.score}
@@ -1077,6 +1101,7 @@ def _summary(
         ),
         "diameter_uncertainty_A": _finite_or_none(estimate.uncertainty_A) if estimate else None,
         "diameter_method": estimate.method if estimate else None,
+        "diameter_outline_centred": bool(estimate.outline_centred) if estimate else False,
         "picked_particles": int(picked),
         "n_kept_micrographs": n_kept,
         "particles_per_micrograph": picked / n_kept if n_kept else 0.0,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from screen.manifest import read_manifest
@@ -201,3 +202,43 @@ def _write_labelled_averages(folder: Path, n_per_class: int, seed: int, structur
 def write_labelled_averages() -> Callable[..., list]:
     """Write a labelled stack of drawn class averages (``screen evaluate/train classes``)."""
     return _write_labelled_averages
+
+
+def _shell_field(
+    n_px: int,
+    spacing_px: int,
+    radius_px: float,
+    inner_fraction: float,
+    seed: int,
+    jitter: float = 0.1,
+    texture: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Projected thickness (over the radius) of spherical shells on a jittered grid, and centres.
+
+    ``inner_fraction`` is the hollow's radius over the outer one (0: solid spheres). Centres lie
+    ``spacing_px`` apart from 1.2 radii in, each moved by up to ``jitter`` of the spacing.
+    ``texture`` modulates each particle's thickness around its centre by ``1 + texture
+    cos(m theta + phase)`` (m 2-6 and the phase at random): particles that differ, as views and
+    subunits make them differ.
+    """
+    rng = np.random.default_rng(seed)
+    start = int(1.2 * radius_px + jitter * spacing_px)
+    grid = np.arange(start, n_px - start + 1, spacing_px)
+    centres = np.array([(x, y) for x in grid for y in grid], float)
+    centres += rng.uniform(-jitter, jitter, centres.shape) * spacing_px
+    yy, xx = np.indices((n_px, n_px))
+    thickness = np.zeros((n_px, n_px))
+    for cx, cy in centres:
+        r2 = (xx - cx) ** 2 + (yy - cy) ** 2
+        outer = np.sqrt(np.clip(radius_px**2 - r2, 0, None))
+        inner = np.sqrt(np.clip((inner_fraction * radius_px) ** 2 - r2, 0, None))
+        theta = np.arctan2(yy - cy, xx - cx)
+        pattern = 1 + texture * np.cos(rng.integers(2, 7) * theta + rng.uniform(0, 2 * np.pi))
+        thickness += (outer - inner) * pattern / radius_px
+    return thickness, centres
+
+
+@pytest.fixture
+def shell_field() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+    """Fields of hollow (or solid) spherical particles with known centres (`_shell_field`)."""
+    return _shell_field

@@ -319,6 +319,9 @@ def diameter_text(summary: dict, unit: str = " Å") -> str:
     ...     "diameter_common_uncertainty_A": 12, "diameter_estimate_A": 167.3,
     ...     "diameter_uncertainty_A": 6, "diameter_method": "spread_edge"})
     "130 ± 12 Å (common to the run; this condition's own estimate 167 ± 6 Å (edge of the picks' spread))"
+    >>> diameter_text({"diameter_A": 133, "diameter_uncertainty_A": 7,
+    ...     "diameter_method": "spread_edge", "diameter_outline_centred": True})
+    "133 ± 7 Å (edge of the picks' spread, picks at their outlines' centres)"
     """
     value = summary.get("diameter_A")
     if value is None:
@@ -337,7 +340,10 @@ def diameter_text(summary: dict, unit: str = " Å") -> str:
     spread = (
         f" ± {float(uncertainty):.0f}" if uncertainty is not None and method != "manifest" else ""
     )
-    how = f" ({DIAMETER_METHODS.get(method, method)})" if method else ""
+    how = DIAMETER_METHODS.get(method, method) if method else ""
+    if how and summary.get("diameter_outline_centred"):
+        how += ", picks at their outlines' centres"
+    how = f" ({how})" if how else ""
     return f"{float(value):,.0f}{spread}{unit}{how}"
 
 

@@ -806,6 +806,7 @@ def _outline_centred(
         average=measure.average,
         pixel_size_A=measure.pixel_size_A,
         uncertainty_A=uncertainty_A,
+        outline_centred=True,
     )
 
 
@@ -834,7 +835,8 @@ def _outline_centred_sweep(
         )
         for trial_A, per_image in list(zip(params.scale_trials_A, picks, strict=True))[::step]
     ]
-    return _from_measures(measures, params, ("spread_edge",))
+    found = _from_measures(measures, params, ("spread_edge",))
+    return None if found is None else replace(found, outline_centred=True)
 
 
 def ctf_confirmed(ctf: CtfFit, optics: Optics) -> bool:

@@ -39,6 +39,7 @@ from screen.processing.filters import (
     robust_standardise,
     white_noise_std,
 )
+from screen.processing.symmetry import nearest_symmetry_centres, radial_symmetry_map
 from screen.stages.base import Backend
 from screen.stages.records import Picks
 
@@ -88,6 +89,12 @@ class PickParams:
         the CTF removes the low frequencies that would fill the ring, whatever the blur. The
         diameter stage keeps 0.5 for its own sweep (`screen.stages.diameter.DiameterParams.pick`),
         on which it was measured.
+    symmetry_reach
+        Move each pick to the strongest centre of radial symmetry within this many diameters
+        (`screen.processing.symmetry`; 0, the default: not), then keep the best-scoring of picks
+        that meet within ``min_distance_fraction``. For hollow particles, whose darkest points
+        are their walls: `screen run` sets it for a condition whose diameter stage found its
+        picks off centre (`screen.stages.records.DiameterEstimate.outline_centred`).
     max_picks_per_um2
         Keep at most this many best picks per µm² (``None``: no cap).
     pad_diameters
@@ -108,6 +115,7 @@ class PickParams:
     dark_limit_contrast: float = 0.08
     max_picks_per_um2: float | None = None
     pad_diameters: float = 1.5
+    symmetry_reach: float = 0.0
 
 
 def working_pixel_size_A(pixel_size_A: float, diameter_A: float, params: PickParams) -> float:
@@ -182,6 +190,8 @@ def pick_particles(
     centre, scale = robust_location_scale(score[::step, ::step])
     threshold = max(params.threshold_sigma, centre + params.robust_threshold_sigma * scale)
     y, x, values = local_maxima(score, params.min_distance_fraction * diameter_bin, threshold)
+    if params.symmetry_reach > 0 and len(x):
+        x, y, values = _outline_centred(contrast, px, diameter_A, x, y, values, params)
     keep = _not_contamination(contrast, x, y, diameter_bin, params)
     x, y, values = x[keep], y[keep], values[keep]
 
@@ -198,6 +208,38 @@ def pick_particles(
         x_px, y_px, values = x_px[:n_max], y_px[:n_max], values[:n_max]
     return Picks(
         x_px=x_px.astype(np.float64), y_px=y_px.astype(np.float64), score=values.astype(np.float32)
+    )
+
+
+def _outline_centred(
+    contrast: np.ndarray,
+    pixel_size_A: float,
+    diameter_A: float,
+    x: np.ndarray,
+    y: np.ndarray,
+    values: np.ndarray,
+    params: PickParams,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Peaks (binned pixels, best first) moved to their outlines' centres, duplicates dropped.
+
+    Two walls of one hollow particle move to the same centre; of peaks closer than
+    ``min_distance_fraction`` diameters the first (best-scoring) is kept.
+    """
+    votes = radial_symmetry_map(contrast, pixel_size_A, diameter_A)
+    reach_px = params.symmetry_reach * diameter_A / pixel_size_A
+    moved_x, moved_y = nearest_symmetry_centres(votes, x, y, reach_px)
+    order = np.argsort(-values, kind="stable")
+    limit_px = params.min_distance_fraction * diameter_A / pixel_size_A
+    kept: list[int] = []
+    for i in order:
+        d = np.hypot(moved_x[kept] - moved_x[i], moved_y[kept] - moved_y[i]) if kept else ()
+        if not len(d) or float(np.min(d)) > limit_px:
+            kept.append(int(i))
+    kept_index = np.asarray(kept, dtype=int)
+    return (
+        np.rint(moved_x[kept_index]).astype(int),
+        np.rint(moved_y[kept_index]).astype(int),
+        values[kept_index],
     )
 
 

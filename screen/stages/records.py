@@ -95,6 +95,10 @@ class DiameterEstimate:
     uncertainty_A: float = float("nan")  # NaN when the method gives none
     # "spread_edge", "gap", "scale_space", "canny" or "refined" (the diameter stage's names)
     method: str = ""
+    # True when the spread edge came from picks moved to their outlines' centres: the blob
+    # picker's maxima sat off the particles' centres (a hollow shell's wall), so picking should
+    # move its picks there too (`screen.stages.picking.PickParams.symmetry_reach`)
+    outline_centred: bool = False
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ def diameter_from(cached: dict) -> DiameterEstimate:
         float(cached["pixel_size_A"]),
         float("nan") if uncertainty_A is None else float(uncertainty_A),
         str(cached.get("method", "")),
+        bool(cached.get("outline_centred", False)),
     )
 
 

@@ -10,27 +10,18 @@ PIXEL_A = 4.0
 DIAMETER_A = 120.0
 
 
-def _field(hollow: bool, seed: int = 0):
-    """Dark round particles (shells or discs) of 120 Å on a 4-Å grid, with noise."""
-    rng = np.random.default_rng(seed)
-    n = 256
-    centres = np.array([(x, y) for x in (48, 128, 208) for y in (48, 128, 208)], float)
-    centres += rng.uniform(-4, 4, centres.shape)
-    yy, xx = np.indices((n, n))
-    image = np.zeros((n, n))
-    radius = DIAMETER_A / PIXEL_A / 2
-    for cx, cy in centres:
-        r = np.hypot(xx - cx, yy - cy)
-        outer = np.sqrt(np.clip(radius**2 - r**2, 0, None))
-        inner = np.sqrt(np.clip((0.65 * radius) ** 2 - r**2, 0, None)) if hollow else 0.0
-        image -= outer - inner  # projected thickness: dark
-    image = ndimage.gaussian_filter(image, 1.0) + rng.normal(0, 1.5, image.shape)
-    return image, centres
+def _field(shell_field, hollow: bool, seed: int = 0):
+    """Dark round particles (shells or solid) of 120 Å on a 4-Å grid, blurred, with noise."""
+    thickness, centres = shell_field(
+        256, 80, DIAMETER_A / PIXEL_A / 2, 0.65 if hollow else 0.0, seed
+    )
+    noise = np.random.default_rng(seed + 1).normal(0, 1.5, thickness.shape)
+    return ndimage.gaussian_filter(-thickness * DIAMETER_A / PIXEL_A / 2, 1.0) + noise, centres
 
 
 @pytest.mark.parametrize("hollow", [True, False], ids=["shell", "disc"])
-def test_picks_off_centre_move_to_the_centre(hollow):
-    image, centres = _field(hollow)
+def test_picks_off_centre_move_to_the_centre(shell_field, hollow):
+    image, centres = _field(shell_field, hollow)
     rng = np.random.default_rng(1)
     angle = rng.uniform(0, 2 * np.pi, len(centres))
     off = 0.3 * DIAMETER_A / PIXEL_A  # where a blob picker puts a shell's pick: on its wall
@@ -42,8 +33,8 @@ def test_picks_off_centre_move_to_the_centre(hollow):
     assert np.all(error_d < 0.08), error_d
 
 
-def test_a_pick_at_the_centre_stays_there_and_the_map_keeps_its_shape():
-    image, centres = _field(hollow=True)
+def test_a_pick_at_the_centre_stays_there_and_the_map_keeps_its_shape(shell_field):
+    image, centres = _field(shell_field, hollow=True)
     votes = radial_symmetry_map(image, PIXEL_A, DIAMETER_A)
     assert votes.shape == image.shape
     x, y = nearest_symmetry_centres(votes, centres[:, 0], centres[:, 1], 10.0)

@@ -305,6 +305,7 @@ def sessions():
 def test_simulated_sessions_within_tolerance(sessions, name, tolerance):
     images, pixel_size_A, ctfs, optics, truth = sessions[name]
     estimate = estimate_diameter(images, pixel_size_A, DiameterParams(), ctfs, optics)
+    assert not estimate.outline_centred  # compact particles: their picks were centred already
     assert estimate.diameter_A == pytest.approx(truth, rel=tolerance), (name, estimate.method)
     if estimate.method == "refined":
         assert estimate.edge_diameter_A * DiameterParams().feret_factor == pytest.approx(
@@ -326,33 +327,24 @@ def test_a_hollow_cage_is_measured_from_the_centres_of_its_outline():
     spec = ScreenSpec((session,), frame_px=(512, 512), pixel_size_A=2.0, seed=5)
     images, pixel_size_A, ctfs, optics, truth = _session_data(spec, 0, n=8)
     estimate = estimate_diameter(images, pixel_size_A, DiameterParams(), ctfs, optics)
-    assert estimate.method == "spread_edge"
+    assert estimate.method == "spread_edge" and estimate.outline_centred
     assert estimate.diameter_A == pytest.approx(truth, rel=0.2)
 
 
-def test_a_plateau_of_off_centre_picks_is_measured_again_from_outline_centres():
+def test_a_plateau_of_off_centre_picks_is_measured_again_from_outline_centres(shell_field):
     """Picks on one side of dark rings: their spread edge reads large, centred it reads the ring.
 
-    Thin-walled rings of 120 Å, their low frequencies removed as the CTF removes them, picked 0.4
-    diameters off centre (beyond the boxes' own centring, 0.2 trial diameters): a plateau near
-    160 Å; the picks moved to their outline centres give one near the ring (about 131 Å).
+    Thin-walled shells of 120 Å, their low frequencies removed as the CTF removes them, picked
+    0.4 diameters off centre (beyond the boxes' own centring, 0.2 trial diameters): a plateau near
+    160 Å; the picks moved to their outline centres give one near the shell (about 127 Å).
     """
-    rng = np.random.default_rng(4)
-    pixel_A, ring_A, n = 4.0, 120.0, 1024  # 324 rings: a trial needs 100 boxes
-    yy, xx = np.indices((n, n))
-    centres = np.array(
-        [(x, y) for x in range(48, n - 40, 52) for y in range(48, n - 40, 52)], float
-    )
-    centres += rng.uniform(-6, 6, centres.shape)
+    pixel_A, ring_A = 4.0, 120.0
     radius = ring_A / pixel_A / 2
-    image = np.zeros((n, n))
-    for cx, cy in centres:
-        r = np.hypot(xx - cx, yy - cy)
-        outer = np.sqrt(np.clip(radius**2 - r**2, 0, None))
-        inner = np.sqrt(np.clip((0.8 * radius) ** 2 - r**2, 0, None))
-        image -= (outer - inner) / radius
-    image = image - ndimage.gaussian_filter(image, radius) + rng.normal(0, 0.4, image.shape)
-    image = image.astype(np.float32)
+    # 361 particles (a trial needs 100 boxes) that differ from one another, as views do
+    thickness, centres = shell_field(1024, 52, radius, 0.8, seed=4, texture=0.5)
+    rng = np.random.default_rng(5)
+    image = -(thickness - ndimage.gaussian_filter(thickness, radius))
+    image = (image + rng.normal(0, 0.4, image.shape)).astype(np.float32)
     params = DiameterParams()
     trials = [t for t in params.scale_trials_A if 0.75 * ring_A <= t <= 1.5 * ring_A]
     angle = rng.uniform(0, 2 * np.pi, len(centres))

@@ -106,3 +106,30 @@ def test_backend_contract():
     assert BACKEND.stage == "picking"
     assert BACKEND.params_type is PickParams
     assert BACKEND.compute is pick_particles
+
+
+def test_picks_of_hollow_rings_move_to_their_centres_with_symmetry_reach(shell_field):
+    """A blob picker puts a ring's pick on its wall; the outline's centre is the ring's centre.
+
+    Thin-walled shells of 120 Å at 2 Å/px, their low frequencies removed (as by the CTF), as
+    counts at 40 per pixel.
+    """
+    from scipy import ndimage
+
+    pixel_A, ring_A = 2.0, 120.0
+    radius = ring_A / pixel_A / 2
+    thickness, centres = shell_field(1024, 110, radius, 0.75, seed=0)
+    contrast = -(thickness - ndimage.gaussian_filter(thickness, radius))
+    rng = np.random.default_rng(1)
+    image = rng.poisson(40.0 * (1.0 + 0.15 * contrast)).astype(np.float32)
+    results = {}
+    for reach in (0.0, 0.4):
+        picks = pick_particles(image, pixel_A, ring_A, PickParams(symmetry_reach=reach))
+        xy = np.column_stack([picks.x_px, picks.y_px])
+        error = np.hypot(xy[:, None, 0] - centres[None, :, 0], xy[:, None, 1] - centres[None, :, 1])
+        hits, false, missed = match_picks(xy, centres, 0.15 * ring_A / pixel_A)
+        results[reach] = (np.median(error.min(axis=1)) * pixel_A / ring_A, hits, false, missed)
+    median_off, hits, false, missed = results[0.4]
+    assert median_off < 0.08, results
+    assert hits >= 0.9 * len(centres) and false <= 0.1 * len(centres), results
+    assert results[0.0][0] > 2 * median_off, results  # without it the picks sit off centre

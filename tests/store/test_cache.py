@@ -68,3 +68,14 @@ def test_an_entry_its_parser_rejects_reads_as_missing(tmp_path):
     assert cache.get_json("ctf", "m1", "k", lambda value: value["defocus"]) == 1.0
     cache.put_arrays("pick", "m1", "k", {"x_px": np.arange(3.0)})
     assert cache.get_arrays("pick", "m1", "k", lambda arrays: arrays["score"]) is None
+
+
+def test_a_cached_diameter_keeps_how_its_picks_were_centred():
+    """`screen run` picks a condition at its outlines' centres when its diameter said so; a
+    cached estimate must say it again, and entries written before the flag read as False."""
+    from screen.store.entries import diameter_from
+
+    cached = {"diameter_A": 133.0, "edge_diameter_A": 133.0, "pixel_size_A": 4.0}
+    assert not diameter_from(cached).outline_centred
+    estimate = diameter_from({**cached, "method": "spread_edge", "outline_centred": True})
+    assert estimate.outline_centred and estimate.method == "spread_edge"
