@@ -798,16 +798,7 @@ def _outline_centred(
     centred = outline_centred_edge(contrasts, by_trial, pixel_size_A, members, params)
     if centred is None:
         return found
-    diameter_A, uncertainty_A, measure = centred
-    return replace(
-        found,
-        diameter_A=diameter_A,
-        edge_diameter_A=diameter_A,
-        average=measure.average,
-        pixel_size_A=measure.pixel_size_A,
-        uncertainty_A=uncertainty_A,
-        outline_centred=True,
-    )
+    return _estimate(centred, found.method, outline_centred=True)
 
 
 def _outline_centred_sweep(
@@ -943,16 +934,24 @@ def _from_measures(
         use, find = finders[method]
         found = find(measures, params) if use and measures else None
         if found is not None:
-            diameter_A, uncertainty_A, measure = found
-            return DiameterEstimate(
-                diameter_A=diameter_A,
-                edge_diameter_A=diameter_A,
-                average=measure.average,
-                pixel_size_A=measure.pixel_size_A,
-                uncertainty_A=uncertainty_A,
-                method=method,
-            )
+            return _estimate(found, method)
     return None
+
+
+def _estimate(
+    found: tuple[float, float, GapMeasure], method: str, outline_centred: bool = False
+) -> DiameterEstimate:
+    """The estimate of a profile method's ``(diameter, uncertainty, measure)``."""
+    diameter_A, uncertainty_A, measure = found
+    return DiameterEstimate(
+        diameter_A=diameter_A,
+        edge_diameter_A=diameter_A,
+        average=measure.average,
+        pixel_size_A=measure.pixel_size_A,
+        uncertainty_A=uncertainty_A,
+        method=method,
+        outline_centred=outline_centred,
+    )
 
 
 def refine_from(
@@ -1272,6 +1271,14 @@ def spread_edge_diameter(
     module docstring for the simulated cases. No plateau on noise, CTF-shaped noise and 32 null
     sessions but two of sparse discs (93 Å for 80-Å discs, 94 Å for 120-Å ones).
     """
+    found = _spread_edge_plateau(measures, params)
+    return None if found is None else _plateau(*found)
+
+
+def _spread_edge_plateau(
+    measures: list[GapMeasure], params: DiameterParams
+) -> tuple[float, list[GapMeasure]] | None:
+    """The plateau `spread_edge_diameter` takes: its median edge and its measures."""
     valid = [
         m
         for m in measures
@@ -1300,7 +1307,7 @@ def spread_edge_diameter(
     if best is None:
         return None
     (_, diameter_A), members = best
-    return _plateau(diameter_A, members)
+    return diameter_A, members
 
 
 def _plateau(diameter_A: float, members: list[GapMeasure]) -> tuple[float, float, GapMeasure]:
@@ -1314,19 +1321,8 @@ def _plateau(diameter_A: float, members: list[GapMeasure]) -> tuple[float, float
 
 def spread_edge_members(measures: list[GapMeasure], params: DiameterParams) -> list[GapMeasure]:
     """The measures of the plateau `spread_edge_diameter` finds (empty when none)."""
-    found = spread_edge_diameter(measures, params)
-    if found is None:
-        return []
-    tolerance = np.log1p(params.edge_agreement)
-    anchor = found[2]
-    return [
-        m
-        for m in measures
-        if np.isfinite(m.edge_diameter_A)
-        and m.edge_diameter_A > 0
-        and m.edge_contrast >= params.edge_min_contrast
-        and abs(np.log(m.edge_diameter_A / anchor.edge_diameter_A)) <= tolerance
-    ]
+    found = _spread_edge_plateau(measures, params)
+    return [] if found is None else found[1]
 
 
 def outline_centred_edge(
