@@ -1342,11 +1342,16 @@ def outline_centred_edge(
     more than ``edge_agreement``, it is returned: the first picks sat off their particles'
     centres (on a shell's wall, a ring's side), and centred they see the particle's own edge.
     Otherwise ``None`` (the picks were centred already: a compact particle's plateau moves by a
-    few % at most).
+    few % at most); the member nearest the plateau's median is measured first, and when its own
+    edge does not fall by more than ``edge_agreement`` the others are not measured (on compact
+    particles the check then costs one trial's measure, not the plateau's).
     """
     if params.symmetry_reach <= 0 or not members:
         return None
     first = float(np.median([m.edge_diameter_A for m in members]))
+    # The member nearest the plateau's median first: where its edge does not fall by more than
+    # the agreement, the picks were centred already and the other trials are not measured.
+    members = sorted(members, key=lambda m: abs(m.edge_diameter_A - first))
     remeasured = []
     for member in members:
         trial_A = member.trial_diameter_A
@@ -1355,6 +1360,9 @@ def outline_centred_edge(
             for contrast, found in zip(contrasts, picks[trial_A], strict=True)
         ]
         remeasured.append(exclusion_gap(contrasts, moved, pixel_size_A, trial_A, params))
+        edge_A = remeasured[0].edge_diameter_A
+        if len(remeasured) == 1 and not edge_A * (1 + params.edge_agreement) < first:
+            return None  # also when NaN: no edge at the central trial
     found = spread_edge_diameter(remeasured, params)
     if found is None or found[0] * (1 + params.edge_agreement) >= first:
         return None
