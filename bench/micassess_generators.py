@@ -16,6 +16,8 @@ Each set is then scored as ``screen evaluate micrographs`` scores it (``screen.e
   model's second opinion on sessions the default rejects in part);
 - (``--per-session``: one chain of generators and its parameters per session, as a real session
   is processed, instead of one per micrograph; the sets go to ``<generator>_per_session``)
+- (``--alone``: the held-out generator alone, none of the trained ones: the set the issue names,
+  "variation generators held out of training"; sets go to ``<generator>_alone``)
 - ``v5`` / ``v2`` / ``v3``: one shipped model alone (``micassess_small_vN``), checks on, no
   fallback (what ``--micassess-weights`` gives);
 - ``either``: a micrograph is good when v2 or v5 (each alone, checks on) calls it good; the
@@ -61,9 +63,12 @@ def render_session(job: tuple[int, object, object, Path]) -> list[tuple]:
     return rows
 
 
-def write_set(generator: str, n: int, out: Path, jobs: int, per_session: bool = False) -> Path:
+def write_set(
+    generator: str, n: int, out: Path, jobs: int, per_session: bool = False, alone: bool = False
+) -> Path:
     """Simulate one held-out set (once) and return its ``labels.csv``."""
-    folder = out / (f"{generator}_per_session" if per_session else generator)
+    name = generator + ("_alone" if alone and generator not in ("trained", "clean") else "")
+    folder = out / (f"{name}_per_session" if per_session else name)
     labels = folder / "labels.csv"
     if labels.exists():
         return labels
@@ -73,9 +78,8 @@ def write_set(generator: str, n: int, out: Path, jobs: int, per_session: bool = 
         spec = replace(ma.HELD_OUT_SET, n_micrographs=n, micrographs_per_session=16)
     else:
         forced = () if generator == "trained" else (generator,)
-        domain = DomainSpec(
-            TRAINING_DOMAIN.allowed, TRAINING_DOMAIN.probability, forced, per_session
-        )
+        allowed = () if alone else TRAINING_DOMAIN.allowed
+        domain = DomainSpec(allowed, TRAINING_DOMAIN.probability, forced, per_session)
         spec = replace(HELD_OUT_V3, n_micrographs=n, domain=domain)
     sessions = ma.session_specs(spec)
     start = time.perf_counter()
@@ -154,6 +158,12 @@ def main(argv: list[str] | None = None) -> int:
         help="one chain of generators (and its parameters) per session, as a real session is "
         "processed, instead of one per micrograph (sets in <out>/<generator>_per_session)",
     )
+    parser.add_argument(
+        "--alone",
+        action="store_true",
+        help="the held-out generator alone, without the trained ones (sets in "
+        "<out>/<generator>_alone): the issue's literal held-out set",
+    )
     args = parser.parse_args(argv)
     print(
         "| set | verdicts | n (good) | accuracy | good called bad | reason right | sessions "
@@ -161,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for generator in args.generators:
-        labels = write_set(generator, args.n, args.out, args.jobs, args.per_session)
+        labels = write_set(generator, args.n, args.out, args.jobs, args.per_session, args.alone)
         for config in args.configs:
             start = time.perf_counter()
             result = evaluate(labels, config)
@@ -176,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
                 result.predicted_reasons[i] == result.items[i].reason for i in bad
             ) / max(len(bad), 1)
             print(
-                f"| {generator}{' (per session)' if args.per_session else ''} | {config} | "
+                f"| {generator}{' alone' if args.alone else ''}{' (per session)' if args.per_session else ''} | "
+                f"{config} | "
                 f"{m.n} ({m.n_good}) | {m.accuracy:.3f} | "
                 f"{m.good_called_bad:.3f} | {reason_right:.3f} | "
                 f"{len(result.domain_warnings)} of {n_sessions} | {per_reason} |",

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from screen.processing.filters import outlier_limits
 from screen.processing.fourier import fourier_crop, periodogram_average, rotational_average
 from screen.stages.records import MICROGRAPH_REASONS
 
@@ -425,37 +426,6 @@ def is_assessable(image: np.ndarray) -> bool:
         return False
     low, high = float(image.min()), float(image.max())  # NaN anywhere makes both NaN
     return bool(np.isfinite(low) and np.isfinite(high) and high > low)
-
-
-OUTLIER_QUANTILE = 5e-4
-"""Share of pixels at each end of the grey levels clipped by :func:`clip_outliers`."""
-
-
-def outlier_limits(image: np.ndarray) -> tuple[float, float] | None:
-    """The grey levels :func:`clip_outliers` clips to: ``OUTLIER_QUANTILE`` from each end.
-
-    Read from at most about 2**20 evenly strided pixels; ``None`` for a mostly constant image
-    (a blank frame: left to the checks).
-    """
-    stride = max(1, int(np.sqrt(image.size / 2**20)))
-    sample = np.asarray(image[::stride, ::stride], dtype=np.float32).reshape(-1)
-    low, high = np.quantile(sample, [OUTLIER_QUANTILE, 1.0 - OUTLIER_QUANTILE])
-    # Python floats: NumPy 2 would promote a float32 frame to float64 with NumPy scalars
-    return (float(low), float(high)) if high > low else None
-
-
-def clip_outliers(image: np.ndarray) -> np.ndarray:
-    """Clip the darkest and brightest ``OUTLIER_QUANTILE`` of the pixels to the quantiles there.
-
-    Hot and dead detector pixels (1e-5 to 3e-4 of a frame on real cameras) would otherwise
-    spread, through the Fourier crop, into rings and white noise that no simulator's noise
-    model predicts. A quantile is a statistic of the image's own grey levels, so the clip means
-    the same on counts, 8-bit exports or denoised images; contamination, carbon and particles
-    cover far more than 0.05 % of a frame and keep their values (`outlier_limits`).
-    """
-    image = np.asarray(image, dtype=np.float32)
-    limits = outlier_limits(image)
-    return image if limits is None else np.clip(image, *limits)
 
 
 def preprocess(

@@ -357,7 +357,7 @@ def test_shift_good_logit_multiplies_the_odds_of_good():
 def test_hot_and_dead_pixels_are_clipped_before_the_fourier_crop():
     """A few hundred hot pixels at 200x the mean would ring through the crop; the clip removes
     them while a dark contamination disc (far more than 0.05 % of the frame) keeps its values."""
-    from screen.models.micassess import clip_outliers
+    from screen.processing.filters import clip_outliers
 
     rng = np.random.default_rng(3)
     image = rng.poisson(20.0, (512, 512)).astype(np.float32)

@@ -46,7 +46,7 @@ def _angle_error_deg(a, b):
 
 
 def test_backend_contract():
-    assert BACKEND.key == "ctf/builtin@2"
+    assert BACKEND.key == "ctf/builtin@3"
     assert BACKEND.params_type is CtfSearch
     assert BACKEND.compute is estimate_ctf
 
@@ -66,6 +66,25 @@ def test_mean_defocus_of_good_small_micrographs_within_3_percent():
     assert len(errors) >= 8
     assert errors.max() < 0.03
     assert np.median(errors) < 0.01
+
+
+def test_hot_and_dead_pixels_do_not_hide_the_thon_rings():
+    # A few dozen hot pixels at 5-200x the mean (as `screen.simulate.domain.hot_pixels` makes,
+    # as uncorrected camera defects do) put flat white power over the whole spectrum: unclipped,
+    # every fit of `bench/micassess_generators.py`'s hot-pixel set failed (2026-12-05).
+    from screen.simulate.domain import hot_pixels
+
+    spec = prex1_small(8)
+    plan = _good_plans(spec, SESSION, 1)[0]
+    image = _render(spec, plan)
+    rng = np.random.default_rng(4)
+    spoiled, _ = hot_pixels(image, 2.5, rng)
+    spoiled.reshape(-1)[rng.integers(0, image.size, 40)] = 200.0 * float(image.mean())
+    clean_fit = estimate_ctf(image, Optics(2.5), PARAMS)
+    fit = estimate_ctf(spoiled, Optics(2.5), PARAMS)
+    truth = plan.ctf.mean_defocus_A
+    assert abs(fit.mean_defocus_A - truth) < 0.03 * truth
+    assert fit.fit_resolution_A < 1.2 * clean_fit.fit_resolution_A < PARAMS.low_res_A
 
 
 @pytest.mark.parametrize(("frame_px", "pixel_size_A"), [((1024, 1024), 1.2), ((512, 512), 2.5)])
