@@ -112,7 +112,7 @@ from skimage.measure import label, regionprops
 
 from screen.processing.boxes import extract_boxes, radial_profile
 from screen.processing.ctf import ctf_zero_frequencies_A, electron_wavelength_A
-from screen.processing.filters import bin_to_pixel_size, lowpass
+from screen.processing.filters import bin_to_pixel_size, clip_outliers, lowpass
 from screen.processing.symmetry import nearest_symmetry_centres, radial_symmetry_map
 from screen.stages.base import Backend
 from screen.stages.classify2d import Classify2DParams, classify_2d
@@ -415,9 +415,10 @@ def corrected_contrast(
     """``image / median - 1`` (particles dark), CTF-corrected with ``ctf`` when it is given.
 
     The correction is the phase flip, or with ``wiener_epsilon`` > 0 the Wiener-like gain of
-    `screen.stages.extraction.wiener_correct`.
+    `screen.stages.extraction.wiener_correct`. Hot and dead pixels are clipped first
+    (`screen.processing.filters.clip_outliers`): the correction would spread each into rings.
     """
-    image = np.asarray(image, dtype=np.float32)
+    image = clip_outliers(image)
     median = float(np.median(image))
     contrast = image / (median if median != 0 else 1.0) - 1.0
     if ctf is None:
@@ -505,7 +506,9 @@ def centred_average(
     box_px = max(int(round(params.box_diameters * trial_diameter_A / binned_px / 2)) * 2, 8)
     collected, scores = [], []
     for contrast in contrasts:
-        picks = pick_particles(1.0 + contrast, pixel_size_A, trial_diameter_A, params.pick)
+        picks = pick_particles(
+            1.0 + contrast, pixel_size_A, trial_diameter_A, _contrast_pick(params)
+        )
         confident = picks.score >= params.min_score_sigma
         picks = Picks(picks.x_px[confident], picks.y_px[confident], picks.score[confident])
         if len(picks) == 0:
@@ -528,6 +531,11 @@ def centred_average(
     return TrialAverage(
         trial_diameter_A, len(boxes), average.astype(np.float32), binned_px, edge_px * binned_px
     )
+
+
+def _contrast_pick(params: DiameterParams) -> PickParams:
+    """The picker's parameters on `corrected_contrast` maps (clipped before their correction)."""
+    return replace(params.pick, clip_outliers=False)
 
 
 def blob_edge_diameter_px(average: np.ndarray, sigma_px: float) -> float:
@@ -985,7 +993,7 @@ def trial_picks(
     """Picks of every contrast image at every scale-space trial diameter (trial-major)."""
     return [
         [
-            pick_particles(1.0 + contrast, pixel_size_A, trial_A, params.pick)
+            pick_particles(1.0 + contrast, pixel_size_A, trial_A, _contrast_pick(params))
             for contrast in contrasts
         ]
         for trial_A in params.scale_trials_A
@@ -1623,8 +1631,8 @@ def self_consistent_diameter(
 BACKEND = Backend(
     stage="diameter",
     name="builtin",
-    version="9",  # 8: the spread edge of Wiener-corrected micrographs before the gap; 9: the
-    # plateau measured again from outline centres (`outline_centred_edge`)
+    version="10",  # 8: the spread edge of Wiener-corrected micrographs before the gap; 9: the
+    # plateau measured again from outline centres (`outline_centred_edge`); 10: hot pixels clipped
     params_type=DiameterParams,
     compute=estimate_diameter,
 )

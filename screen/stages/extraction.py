@@ -20,7 +20,7 @@ import numpy as np
 
 from screen.processing.boxes import circular_mask, extract_boxes
 from screen.processing.ctf import CtfParams, ctf_2d
-from screen.processing.filters import apply_transfer, bin_to_pixel_size
+from screen.processing.filters import apply_transfer, bin_to_pixel_size, clip_outliers
 from screen.processing.fourier import fourier_crop
 from screen.stages.base import Backend
 from screen.stages.records import CtfFit, Optics, ParticleStack, Picks
@@ -136,8 +136,11 @@ def extract_particles(
     ParticleStack
         ``(n, box, box)`` float32 images at the binned pixel size; ``micrograph_index`` is zero
         (the pipeline sets it); ``x_px``/``y_px`` are the picks in the micrograph's pixels.
+
+    Hot and dead pixels (the darkest and brightest 0.05 %) are clipped first
+    (`screen.processing.filters.clip_outliers`): one in a box would set its normalisation.
     """
-    image = np.asarray(image, dtype=np.float32)
+    image = clip_outliers(image)
     mean = float(image.mean())
     contrast = image / (mean if mean != 0 else 1.0) - 1.0
     binned, binned_px = bin_to_pixel_size(contrast, pixel_size_A, params.target_pixel_size_A)
@@ -173,7 +176,7 @@ def binned_stack(stack: ParticleStack, max_box_px: int) -> ParticleStack:
 BACKEND = Backend(
     stage="extraction",
     name="builtin",
-    version="1",
+    version="2",  # 2: hot and dead pixels clipped
     params_type=ExtractParams,
     compute=extract_particles,
 )

@@ -31,6 +31,7 @@ from screen.processing.boxes import inside_frame, local_maxima
 from screen.processing.filters import (
     bandpass,
     bin_to_pixel_size,
+    clip_outliers,
     gaussian_highpass_transfer,
     gaussian_lowpass_transfer,
     mean_square_transfer,
@@ -95,6 +96,13 @@ class PickParams:
         that meet within ``min_distance_fraction``. For hollow particles, whose darkest points
         are their walls: `screen run` sets it for a condition whose diameter stage found its
         picks off centre (`screen.stages.records.DiameterEstimate.outline_centred`).
+    clip_outliers
+        Clip the darkest and brightest 0.05 % of the image's pixels first
+        (`screen.processing.filters.clip_outliers`): a few dozen hot pixels would otherwise
+        dominate the white-noise level that scales the score (before 2026-12-05, no pick at all
+        on `screen simulate` micrographs through `screen.simulate.domain.hot_pixels`). Off for
+        images already clipped before a CTF correction (the diameter stage's contrast maps),
+        whose extremes are then the strongest particles.
     max_picks_per_um2
         Keep at most this many best picks per µm² (``None``: no cap).
     pad_diameters
@@ -116,6 +124,7 @@ class PickParams:
     max_picks_per_um2: float | None = None
     pad_diameters: float = 1.5
     symmetry_reach: float = 0.0
+    clip_outliers: bool = True
 
 
 def working_pixel_size_A(pixel_size_A: float, diameter_A: float, params: PickParams) -> float:
@@ -139,9 +148,16 @@ def pick_score_map(
         Dark-blob response in shot-noise standard deviations (particles positive).
     binned_pixel_size_A : float
         Pixel size of both maps.
+
+    Notes
+    -----
+    With ``params.clip_outliers`` the image's darkest and brightest 0.05 % of pixels are
+    clipped first (`screen.processing.filters.clip_outliers`).
     """
     binned, px = bin_to_pixel_size(
-        image, pixel_size_A, working_pixel_size_A(pixel_size_A, diameter_A, params)
+        clip_outliers(image) if params.clip_outliers else image,
+        pixel_size_A,
+        working_pixel_size_A(pixel_size_A, diameter_A, params),
     )
     median = float(np.median(binned))
     contrast = binned / (median if median != 0 else 1.0) - 1.0
@@ -255,5 +271,5 @@ def _not_contamination(
 
 
 BACKEND = Backend(
-    stage="picking", name="builtin", version="3", params_type=PickParams, compute=pick_particles
+    stage="picking", name="builtin", version="4", params_type=PickParams, compute=pick_particles
 )

@@ -65,6 +65,23 @@ def test_picks_are_in_original_pixels_inside_the_margin(good_micrographs):
     assert distances.min() > params.min_distance_fraction * DIAMETER_A / 2.5 * 0.9
 
 
+def test_hot_and_dead_pixels_do_not_hide_the_particles(good_micrographs):
+    # Uncorrected camera defects: 1e-5 to 3e-4 of the pixels at 5-200x the mean, or 0. They
+    # dominated the white-noise level that scales the score: before the clip (2026-12-05), no
+    # pick at all on these micrographs.
+    from screen.simulate.domain import hot_pixels
+
+    for index, (plan, rendered) in enumerate(good_micrographs[:3]):
+        spoiled, _ = hot_pixels(rendered.counts, 2.5, np.random.default_rng(index))
+        truth = np.column_stack([plan.particle_x_A, plan.particle_y_A]) / 2.5
+        matched = []
+        for image in (rendered.counts, spoiled):
+            picks = pick_particles(image, 2.5, DIAMETER_A, PickParams())
+            pred = np.column_stack([picks.x_px, picks.y_px])
+            matched.append(match_picks(pred, truth, 0.5 * DIAMETER_A / 2.5)[0])
+        assert matched[1] >= 0.8 * matched[0] > 3, matched
+
+
 def test_empty_micrographs_get_few_confident_picks(good_micrographs):
     # The default threshold is low on purpose (2D cleans up), so empty ice gets weak picks; at a
     # confident threshold it gets almost none while good micrographs keep most of theirs.
