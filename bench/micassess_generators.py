@@ -15,7 +15,9 @@ Each set is then scored as ``screen evaluate micrographs`` scores it (``screen.e
   checks, the session domain check and its fallback to ``DOMAIN_RANDOMISED_MODEL``, and that
   model's second opinion on sessions the default rejects in part);
 - (``--per-session``: one chain of generators and its parameters per session, as a real session
-  is processed, instead of one per micrograph; the sets go to ``<generator>_per_session``)
+  is processed, instead of one per micrograph, and since 2026-12-05 (session 17) one dose per
+  session (within 2 %), as one exposure setting gives; the sets go to
+  ``<generator>_per_session``)
 - (``--alone``: the held-out generator alone, none of the trained ones: the set the issue names,
   "variation generators held out of training"; sets go to ``<generator>_alone``)
 - ``v5`` / ``v2`` / ``v3``: one shipped model alone (``micassess_small_vN``), checks on, no
@@ -75,12 +77,15 @@ def write_set(
     folder.mkdir(parents=True, exist_ok=True)
     if generator == "clean":
         domain = None
-        spec = replace(ma.HELD_OUT_SET, n_micrographs=n, micrographs_per_session=16)
+        spec = replace(
+            ma.HELD_OUT_SET, n_micrographs=n, micrographs_per_session=16, session_dose=per_session
+        )
     else:
         forced = () if generator == "trained" else (generator,)
         allowed = () if alone else TRAINING_DOMAIN.allowed
         domain = DomainSpec(allowed, TRAINING_DOMAIN.probability, forced, per_session)
-        spec = replace(HELD_OUT_V3, n_micrographs=n, domain=domain)
+        # A real session is one chain of processing and one exposure setting.
+        spec = replace(HELD_OUT_V3, n_micrographs=n, domain=domain, session_dose=per_session)
     sessions = ma.session_specs(spec)
     start = time.perf_counter()
     jobs_list = [(i, s, domain, folder) for i, s in enumerate(sessions)]
@@ -100,7 +105,7 @@ def write_set(
     return labels
 
 
-def evaluate(labels: Path, config: str):
+def evaluate(labels: Path, config: str, thick_ice_transmission: float | None = None):
     """Score one set with one configuration (see the module docstring)."""
     from screen import evaluation
     from screen.models.micrograph_metrics import binary_metrics, reason_metrics
@@ -127,6 +132,8 @@ def evaluate(labels: Path, config: str):
 
     items = evaluation.load_labelled_set(labels)
     params = am.MicrographAssessParams()
+    if thick_ice_transmission is not None:
+        params = replace(params, thick_ice_transmission=thick_ice_transmission)
     fallback = None
     if config == "product":
         fallback_params = replace(params, model=am.DOMAIN_RANDOMISED_MODEL)
@@ -164,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the held-out generator alone, without the trained ones (sets in "
         "<out>/<generator>_alone): the issue's literal held-out set",
     )
+    parser.add_argument(
+        "--thick-ice-transmission",
+        type=float,
+        default=None,
+        help="the session's thick-ice check's limit (0: off; default: the product's)",
+    )
     args = parser.parse_args(argv)
     print(
         "| set | verdicts | n (good) | accuracy | good called bad | reason right | sessions "
@@ -174,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         labels = write_set(generator, args.n, args.out, args.jobs, args.per_session, args.alone)
         for config in args.configs:
             start = time.perf_counter()
-            result = evaluate(labels, config)
+            result = evaluate(labels, config, args.thick_ice_transmission)
             m = result.model
             n_sessions = len({item.session for item in result.items})
             per_reason = ", ".join(

@@ -14,7 +14,9 @@ session it is assessed again with the domain-randomised fallback model, whose ve
 (as `screen run` does; ``fallback=None`` turns this off, as ``--no-domain-fallback`` does). A
 session the model rejects in a large share (`assess_micrographs.needs_second_opinion`) is also
 assessed with the fallback model, whose verdicts count when the two disagree on much of it
-(`assess_micrographs.second_opinion_warning`).
+(`assess_micrographs.second_opinion_warning`). Then, per session, the CTF checks
+(`assess_micrographs.check_ctf`) and the thick-ice check on grey levels and shot noise
+(`assess_micrographs.thick_ice_by_transmission`).
 """
 
 from __future__ import annotations
@@ -306,12 +308,24 @@ def evaluate_micrographs(
                 "its verdicts are scored."
             )
         warnings.append(line)
+    checked_verdicts = [
+        assess_micrographs.check_ctf(verdict, fit, params, item.optics.voltage_kV)
+        for item, verdict, fit in zip(kept, verdicts, fits, strict=True)
+    ]
+    for session in dict.fromkeys(item.session for item in kept):  # as `screen run` does
+        rows = [i for i, item in enumerate(kept) if item.session == session]
+        session_verdicts = assess_micrographs.thick_ice_by_transmission(
+            [checked_verdicts[i] for i in rows], params
+        )
+        for i, verdict in zip(rows, session_verdicts, strict=True):
+            checked_verdicts[i] = verdict
     p_good, reasons, called_good, by_astigmatism, by_sound_ctf = [], [], [], [], []
-    for item, verdict, fit in zip(kept, verdicts, fits, strict=True):
-        checked = assess_micrographs.check_ctf(verdict, fit, params, item.optics.voltage_kV)
+    for verdict, checked in zip(verdicts, checked_verdicts, strict=True):
         p_good.append(verdict.p_good)
         called_good.append(checked.verdict == "good")
-        by_astigmatism.append(checked.verdict == "bad" and verdict.verdict == "good")
+        by_astigmatism.append(
+            checked.verdict == "bad" and verdict.verdict == "good" and checked.reason == "bad_ctf"
+        )
         by_sound_ctf.append(checked.verdict == "good" and verdict.verdict == "bad")
         reasons.append(checked.reason or "good")
     resolution = [fit.fit_resolution_A if fit is not None else float("nan") for fit in fits]

@@ -414,6 +414,13 @@ def _prepare_session(
             results, domain_warning = again, warning
             assessed = [r for r in results if r.status == "ok" and r.verdict is not None]
             micrograph_model = fallback_assess(config).model
+    # The session's view: a micrograph that received far fewer electrons than the others lies
+    # in much thicker ice (its grey level and shot noise, measured with the assessment).
+    checked = assess_micrographs.thick_ice_by_transmission(
+        [r.verdict for r in assessed], config.assess
+    )
+    for result, verdict in zip(assessed, checked, strict=True):
+        result.verdict = verdict
     good = [r for r in assessed if r.verdict.verdict == "good"]
     if config.keep_all_micrographs:  # the user's escape: every readable micrograph goes on
         good = assessed
@@ -521,12 +528,14 @@ def _read_micrograph(session: _Session, result: _MicrographResult) -> np.ndarray
 def assess_cache_version(config: RunConfig, optics: Optics) -> tuple:
     """What a micrograph's cached assessment depends on, besides the file.
 
-    The parameters (less the CTF checks, applied after the cache by `check_ctf`, so that
-    changing them reuses P(good)), the backend, the model's weights, and the pixel size: the
+    The parameters (less the CTF checks, applied after the cache by `check_ctf`, and the
+    session's thick-ice check, `thick_ice_by_transmission`, so that changing them reuses P(good)), the backend, the model's weights, and the pixel size: the
     network sees the frame rescaled to ~8 Å/px, so a corrected pixel size must re-assess.
     """
     return (
-        dataclasses.replace(config.assess, max_astigmatism_A=0.0, sound_ctf_keeps=True),
+        dataclasses.replace(
+            config.assess, max_astigmatism_A=0.0, sound_ctf_keeps=True, thick_ice_transmission=0.0
+        ),
         assess_micrographs.BACKEND.key,
         model_identity(config.assess.model),
         optics.pixel_size_A,
@@ -1004,6 +1013,12 @@ def _write_particles(session: _Session, stack: ParticleStack, best: dict, good) 
 # --- tables, summary, verdicts, provenance -------------------------------------------------------
 
 
+def _verdict_measure(result: _MicrographResult, name: str) -> float:
+    """A measure the micrograph's verdict holds (``opaque_fraction``, ...), NaN when none."""
+    value = getattr(result.verdict, name, None) if result.verdict else None
+    return np.nan if value is None else value
+
+
 def _write_micrograph_table(layout: SessionLayout, results: list[_MicrographResult]) -> None:
     rows = []
     for r in results:
@@ -1016,21 +1031,11 @@ def _write_micrograph_table(layout: SessionLayout, results: list[_MicrographResu
                 "p_good": r.verdict.p_good if r.verdict else np.nan,
                 "verdict": r.verdict.verdict if r.verdict and r.status == "ok" else "",
                 "reason": (r.verdict.reason or "") if r.verdict else "",
-                "opaque_fraction": (
-                    r.verdict.opaque_fraction
-                    if r.verdict and r.verdict.opaque_fraction is not None
-                    else np.nan
-                ),
-                "carbon_fraction": (
-                    r.verdict.carbon_fraction
-                    if r.verdict and r.verdict.carbon_fraction is not None
-                    else np.nan
-                ),
-                "crystalline_fraction": (
-                    r.verdict.crystalline_fraction
-                    if r.verdict and r.verdict.crystalline_fraction is not None
-                    else np.nan
-                ),
+                "opaque_fraction": _verdict_measure(r, "opaque_fraction"),
+                "carbon_fraction": _verdict_measure(r, "carbon_fraction"),
+                "crystalline_fraction": _verdict_measure(r, "crystalline_fraction"),
+                "grey_level": _verdict_measure(r, "grey_level"),
+                "noise_variance": _verdict_measure(r, "noise_variance"),
                 "defocus_u_um": r.ctf.defocus_u_A / 1e4 if r.ctf else np.nan,
                 "defocus_v_um": r.ctf.defocus_v_A / 1e4 if r.ctf else np.nan,
                 "astigmatism_angle_deg": r.ctf.astigmatism_angle_deg if r.ctf else np.nan,

@@ -732,6 +732,14 @@ class SimulatedSetSpec:
     """Range of the highest background clutter of a session (``SessionSpec.background_clutter``
     is then 0 to it); ``clean_share`` of the sessions have none."""
     clean_share: float = 1.0
+    session_dose: bool = False
+    """When True each session draws one dose from ``dose_e_per_A2`` and its micrographs lie
+    within 2 % of it, as one exposure setting gives; when False (the shipped weights' sets) each
+    micrograph draws its own from the whole range."""
+
+
+SESSION_DOSE_JITTER = 0.02
+"""Spread of the micrographs' doses around their session's one dose (``session_dose``)."""
 
 
 MAX_PARTICLE_SNR = 2.0
@@ -814,7 +822,7 @@ def session_specs(spec: SimulatedSetSpec):
             particles_per_um2=coverage * 1e8 / (np.pi / 4 * diameter**2),
             ice_thickness_A=(ice_low, ice_low + float(rng.uniform(50.0, 250.0))),
             defocus_um=(float(defocus[0]), float(max(defocus[1], defocus[0] + 0.2))),
-            dose_e_per_A2=spec.dose_e_per_A2,
+            dose_e_per_A2=_session_dose_range(spec, i),
             particle_snr=(float(snr[0]), float(max(snr[1], snr[0] + 0.01))),
             background_clutter=clutter,
         )
@@ -827,6 +835,14 @@ def session_specs(spec: SimulatedSetSpec):
         )
         out.append(screen_spec)
     return out
+
+
+def _session_dose_range(spec: SimulatedSetSpec, index: int) -> tuple[float, float]:
+    """Session ``index``'s dose range: the set's, or (``session_dose``) one dose +- 2 %."""
+    if not spec.session_dose:
+        return spec.dose_e_per_A2
+    dose = float(np.random.default_rng([spec.seed, index, 11]).uniform(*spec.dose_e_per_A2))
+    return (dose * (1.0 - SESSION_DOSE_JITTER), dose * (1.0 + SESSION_DOSE_JITTER))
 
 
 def session_micrographs(screen_spec, domain=None):

@@ -4,6 +4,8 @@ Li et al. (2020) call a micrograph bad only when P(good) < 0.1: throwing away go
 more than keeping some bad. The threshold is a parameter; the model is chosen by shipped name or
 path and loaded once by the pipeline with :func:`load_micrograph_model`. Once the micrograph's
 CTF is fitted, :func:`check_ctf` calls a micrograph with too much astigmatism bad (``bad_ctf``).
+Once the whole session is assessed, :func:`thick_ice_by_transmission` calls a micrograph bad
+(``thick_ice``) that received far fewer electrons than the session's others.
 
 Images that cannot be assessed (not finite, constant, or under ``MIN_SIDE_PX`` on a side) get
 ``verdict="bad"``, ``reason=None``, ``p_good=0.0`` and empty ``reason_scores``: they never reach
@@ -21,10 +23,23 @@ from screen.models import micassess
 from screen.processing.carbon import carbon_edge
 from screen.processing.contamination import opaque_fraction
 from screen.processing.ctf import CtfParams, ctf_zero_frequencies_A
+from screen.processing.exposure import Exposure, exposure
 from screen.processing.ice import ice_reflections
 from screen.stages.base import Backend
 from screen.stages.ctf import astigmatism_is_confirmed
 from screen.stages.records import MICROGRAPH_REASONS, CtfFit, MicrographVerdict
+
+THICK_ICE_TRANSMISSION = 0.75
+"""Default of `MicrographAssessParams.thick_ice_transmission`: a micrograph that received under
+this fraction of its session's median grey level, with its shot noise confirming the loss, lies
+in ice about ``3,200 Å x ln(1 / 0.75)`` = 920 Å thicker than the session's typical micrograph
+(energy filtered, 300 kV; without a filter less of the loss shows, so fewer are caught): its
+particles lose contrast and its Thon rings fade. Physics, not a statistic of images: the limit
+leaves room for an exposure changed within a session and for beam drift (a session's dose is
+one setting; `screen simulate` still draws each micrograph's from 40-55 e/Å², at most 27 %
+under the highest). Measured 2026-12-05 (`bench/micassess_generators.py --per-session`, one dose
+per session): no good micrograph lies under 0.95 of its session's median where counts are
+kept, the thick-ice ones at 0.58-0.95."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,11 @@ class MicrographAssessParams:
         `bench/micassess_generators.py`'s sets (2026-12-05): v5 called every good micrograph of
         one JPEG-exported session ``bad_ctf`` (P(good) 0.004-0.08) while their fits reached
         8-11 Å; over 1,760 micrographs the rule keeps 8 good ones and 1 true bad-CTF one.
+    thick_ice_transmission
+        A good micrograph whose grey level is under this fraction of its session's median, with
+        its shot noise confirming that fewer electrons reached the camera, is bad, reason
+        ``thick_ice`` (:func:`thick_ice_by_transmission`, applied to the whole session after
+        the network; `THICK_ICE_TRANSMISSION`); 0 turns the check off.
     """
 
     threshold: float = 0.1
@@ -87,6 +107,7 @@ class MicrographAssessParams:
     max_carbon_fraction: float = 0.3
     max_crystalline_fraction: float = 0.25
     sound_ctf_keeps: bool = True
+    thick_ice_transmission: float = THICK_ICE_TRANSMISSION
 
 
 def params_problems(params: MicrographAssessParams) -> list[str]:
@@ -121,6 +142,11 @@ def params_problems(params: MicrographAssessParams) -> list[str]:
         problems.append(
             f"max_crystalline_fraction (--max-crystalline) is {params.max_crystalline_fraction:g} "
             "but must be in 0–1 (0 turns the crystalline-ice check off)"
+        )
+    if not 0.0 <= params.thick_ice_transmission < 1.0:
+        problems.append(
+            f"thick_ice_transmission is {params.thick_ice_transmission:g} but must be in 0–1 "
+            "(0 turns the thick-ice check off)"
         )
     if params.batch_size < 1:
         problems.append(f"batch_size is {params.batch_size} but must be at least 1")
@@ -349,6 +375,72 @@ def second_opinion_warning(
     )
 
 
+SHOT_NOISE_AGREEMENT = 0.2
+"""A darker micrograph counts as thicker ice only when its noise variance per grey level lies
+within this fraction of its session's median: it received fewer electrons (Poisson noise falls
+with the counts) rather than being rescaled by an export (`screen.processing.exposure`)."""
+
+TRANSMISSION_MAX_NOISE_SPREAD = 0.1
+"""... and only in a session whose micrographs agree on the noise variance per grey level
+(robust spread, 1.4826 x MAD, of its logarithm at most this): counts, or counts through one
+linear chain of processing. Measured 2026-12-05: 0.01-0.06 on sessions that kept counts (hot
+pixels, Fourier binning), wider through denoisers, and JPEG exports stretched per micrograph
+over 0.1 (there a grey level says nothing about electrons: no micrograph is judged)."""
+
+TRANSMISSION_MIN_MICROGRAPHS = 4
+"""A session needs this many measured micrographs for a median to judge one against."""
+
+
+def thick_ice_by_transmission(
+    verdicts: list[MicrographVerdict], params: MicrographAssessParams
+) -> list[MicrographVerdict]:
+    """The session's verdicts with good micrographs of much thicker ice called bad (``thick_ice``).
+
+    A good micrograph is called bad when its grey level (`MicrographVerdict.grey_level`) is
+    under ``params.thick_ice_transmission`` times the median of the session's measured
+    micrographs and its noise variance per grey level lies within `SHOT_NOISE_AGREEMENT` of
+    theirs, in a session that agrees on that ratio (`TRANSMISSION_MAX_NOISE_SPREAD`): fewer
+    electrons reached the camera (`screen.processing.exposure`). Sessions of fewer than
+    `TRANSMISSION_MIN_MICROGRAPHS` measured micrographs, and the check turned off (0), return
+    the verdicts unchanged; P(good) and the reason scores stay as the network gave them.
+    """
+    verdicts = list(verdicts)
+    if params.thick_ice_transmission <= 0:
+        return verdicts
+    measured = [
+        (float(v.grey_level), float(v.noise_variance) / float(v.grey_level))
+        for v in verdicts
+        if _exposure_measured(v)
+    ]
+    if len(measured) < TRANSMISSION_MIN_MICROGRAPHS:
+        return verdicts
+    level = float(np.median([m[0] for m in measured]))
+    log_gain = np.log([m[1] for m in measured])
+    centre = float(np.median(log_gain))
+    if 1.4826 * float(np.median(np.abs(log_gain - centre))) > TRANSMISSION_MAX_NOISE_SPREAD:
+        return verdicts
+    gain = float(np.exp(centre))
+    out = []
+    for v in verdicts:
+        thicker = (
+            v.verdict == "good"
+            and _exposure_measured(v)
+            and v.grey_level < params.thick_ice_transmission * level
+            and abs(v.noise_variance / v.grey_level / gain - 1.0) <= SHOT_NOISE_AGREEMENT
+        )
+        out.append(replace(v, verdict="bad", reason="thick_ice") if thicker else v)
+    return out
+
+
+def _exposure_measured(verdict: MicrographVerdict) -> bool:
+    return (
+        verdict.grey_level is not None
+        and verdict.noise_variance is not None
+        and verdict.grey_level > 0
+        and verdict.noise_variance > 0
+    )
+
+
 def load_micrograph_model(params: MicrographAssessParams):
     """Load the Keras model named by ``params.model`` (imports TensorFlow)."""
     return micassess.load_micassess(params.model)
@@ -441,6 +533,7 @@ def assess_micrographs_with(
         if any(params.max_crystalline_fraction > 0 for params, _ in assessments)
         and not (lossy is not None and lossy[i])
     }
+    exposures = {i: exposure(images[i]) for i in usable}
     unusable = MicrographVerdict(p_good=0.0, verdict="bad", reason=None, reason_scores={})
     out = []
     for (params, _), scores in zip(assessments, all_scores, strict=True):
@@ -453,6 +546,7 @@ def assess_micrographs_with(
                 opaque.get(index) if params.max_opaque_fraction > 0 else None,
                 carbon.get(index) if params.max_carbon_fraction > 0 else None,
                 crystalline.get(index) if params.max_crystalline_fraction > 0 else None,
+                exposures[index],
             )
         out.append(verdicts)
     return out
@@ -465,6 +559,7 @@ def _verdict(
     opaque: float | None,
     carbon: float | None,
     crystalline: float | None = None,
+    measured: Exposure | None = None,
 ) -> MicrographVerdict:
     """One micrograph's verdict from the network's scores and the image checks' measures."""
     reason_scores = {
@@ -484,6 +579,8 @@ def _verdict(
         opaque_fraction=opaque,
         carbon_fraction=carbon,
         crystalline_fraction=crystalline,
+        grey_level=None if measured is None else measured.level,
+        noise_variance=None if measured is None else measured.noise_variance,
     )
     if not bad and opaque is not None and opaque >= params.max_opaque_fraction:
         return replace(verdict, verdict="bad", reason="contaminated")
@@ -506,8 +603,8 @@ BACKEND = Backend(
     stage="assess_micrographs",
     name="builtin",
     # 3: hot pixels clipped before the Fourier crop; 4: opaque check; 5: its margin; 6: carbon
-    # check; 7: it follows arcs too; 8: crystalline-ice reflections
-    version="8",
+    # check; 7: it follows arcs too; 8: crystalline-ice reflections; 9: grey level and noise
+    version="9",
     params_type=MicrographAssessParams,
     compute=assess_micrographs,
 )

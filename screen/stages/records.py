@@ -50,6 +50,10 @@ class MicrographVerdict:
     # Share of the field's tiles with crystalline-ice reflections (None: not measured, or the
     # pixel size cannot resolve 3.9 Å).
     crystalline_fraction: float | None = None
+    # The micrograph's median grey level and pixel-to-pixel noise variance
+    # (`screen.processing.exposure`): how many electrons reached the camera, against its session.
+    grey_level: float | None = None
+    noise_variance: float | None = None
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,8 @@ def verdict_from(cached: dict) -> MicrographVerdict:
             if cached.get("crystalline_fraction") is None
             else float(cached["crystalline_fraction"])
         ),
+        None if cached.get("grey_level") is None else float(cached["grey_level"]),
+        None if cached.get("noise_variance") is None else float(cached["noise_variance"]),
     )
 
 
