@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-EXPOSURE_SAMPLE_PX = 2**20
-"""The level is the median of at most about this many evenly strided pixels."""
+EXPOSURE_SAMPLE_PX = 2**18
+"""The level is the median of at most about this many evenly strided pixels, and the noise is
+measured on about as many neighbouring-pixel differences (17 ms for a K3 frame on this machine)."""
 
 
 @dataclass(frozen=True)
