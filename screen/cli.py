@@ -113,6 +113,18 @@ MaxCrystalline = Annotated[
 ]
 """The ``--max-crystalline`` option of ``screen run`` and ``screen evaluate micrographs``."""
 
+ThickIceTransmission = Annotated[
+    float | None,
+    typer.Option(
+        "--thick-ice-transmission",
+        help="Within a session of raw counts, a micrograph whose median grey level is under this "
+        "fraction (0-1) of the session's, with its shot noise falling with it, received far "
+        "fewer electrons through thicker ice and is bad (reason thick_ice); 0 turns the check "
+        "off (default 0.75: about 900 Å more ice, energy filtered, 300 kV).",
+    ),
+]
+"""The ``--thick-ice-transmission`` option of ``screen run`` and ``screen evaluate micrographs``."""
+
 Averages = Annotated[
     Path, typer.Argument(help="A stack of class averages (.mrcs) or a folder of images.")
 ]
@@ -199,6 +211,7 @@ def run(
     max_opaque: MaxOpaque = None,
     max_carbon: MaxCarbon = None,
     max_crystalline: MaxCrystalline = None,
+    thick_ice_transmission: ThickIceTransmission = None,
     class_weights: Annotated[
         str | None, typer.Option(help="Class-assessment weights: shipped name or .keras path.")
     ] = None,
@@ -283,6 +296,8 @@ def run(
             assess = dataclasses.replace(assess, max_carbon_fraction=max_carbon)
         if max_crystalline is not None:
             assess = dataclasses.replace(assess, max_crystalline_fraction=max_crystalline)
+        if thick_ice_transmission is not None:
+            assess = dataclasses.replace(assess, thick_ice_transmission=thick_ice_transmission)
         class_assess = config.class_assess
         if class_weights is not None:
             class_assess = dataclasses.replace(class_assess, model=class_weights)
@@ -658,6 +673,7 @@ def evaluate_micrographs_command(
     max_opaque: MaxOpaque = None,
     max_carbon: MaxCarbon = None,
     max_crystalline: MaxCrystalline = None,
+    thick_ice_transmission: ThickIceTransmission = None,
     no_domain_fallback: Annotated[
         bool,
         typer.Option(
@@ -704,6 +720,8 @@ def evaluate_micrographs_command(
             params = dataclasses.replace(params, max_carbon_fraction=max_carbon)
         if max_crystalline is not None:
             params = dataclasses.replace(params, max_crystalline_fraction=max_crystalline)
+        if thick_ice_transmission is not None:
+            params = dataclasses.replace(params, thick_ice_transmission=thick_ice_transmission)
         problems = assess_micrographs.params_problems(params)
         if problems:
             raise ScreenError("; ".join(problems))

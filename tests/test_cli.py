@@ -193,6 +193,13 @@ def test_run_refuses_options_out_of_range_before_any_work(screened, tmp_path):
         app, ["run", str(screened.manifest), "--out", str(out), "--max-crystalline", "2"]
     )
     _refusal(result, "max_crystalline_fraction (--max-crystalline) is 2 but must be in 0–1")
+    result = runner.invoke(
+        app, ["run", str(screened.manifest), "--out", str(out), "--thick-ice-transmission", "1"]
+    )
+    _refusal(
+        result,
+        "thick_ice_transmission (--thick-ice-transmission) is 1 but must be at least 0 and under 1",
+    )
     assert not out.exists()
 
 

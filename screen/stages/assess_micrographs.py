@@ -145,7 +145,8 @@ def params_problems(params: MicrographAssessParams) -> list[str]:
         )
     if not 0.0 <= params.thick_ice_transmission < 1.0:
         problems.append(
-            f"thick_ice_transmission is {params.thick_ice_transmission:g} but must be in 0–1 "
+            f"thick_ice_transmission (--thick-ice-transmission) is "
+            f"{params.thick_ice_transmission:g} but must be at least 0 and under 1 "
             "(0 turns the thick-ice check off)"
         )
     if params.batch_size < 1:
