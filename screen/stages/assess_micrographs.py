@@ -38,8 +38,9 @@ particles lose contrast and its Thon rings fade. Physics, not a statistic of ima
 leaves room for an exposure changed within a session and for beam drift (a session's dose is
 one setting; `screen simulate` still draws each micrograph's from 40-55 e/Å², at most 27 %
 under the highest). Measured 2026-12-05 (`bench/micassess_generators.py --per-session`, one dose
-per session): no good micrograph lies under 0.95 of its session's median where counts are
-kept, the thick-ice ones at 0.58-0.95."""
+per session): where counts are kept (hot pixels alone) good micrographs lie at 0.98-1.06 of their
+session's median and the thick-ice ones (1,000-2,200 Å) at 0.58-0.85; through the trained
+generators 0.95-1.06 and 0.58-0.95."""
 
 
 @dataclass(frozen=True)
