@@ -105,7 +105,12 @@ def write_set(
     return labels
 
 
-def evaluate(labels: Path, config: str, thick_ice_transmission: float | None = None):
+def evaluate(
+    labels: Path,
+    config: str,
+    thick_ice_transmission: float | None = None,
+    session_reason_share: float | None = None,
+):
     """Score one set with one configuration (see the module docstring)."""
     from screen import evaluation
     from screen.models.micrograph_metrics import binary_metrics, reason_metrics
@@ -134,6 +139,8 @@ def evaluate(labels: Path, config: str, thick_ice_transmission: float | None = N
     params = am.MicrographAssessParams()
     if thick_ice_transmission is not None:
         params = replace(params, thick_ice_transmission=thick_ice_transmission)
+    if session_reason_share is not None:
+        params = replace(params, session_reason_share=session_reason_share)
     fallback = None
     if config == "product":
         fallback_params = replace(params, model=am.DOMAIN_RANDOMISED_MODEL)
@@ -177,6 +184,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the session's thick-ice check's limit (0: off; default: the product's)",
     )
+    parser.add_argument(
+        "--session-reason-share",
+        type=float,
+        default=None,
+        help="share of a session from which a spectral reason is the session's (0: off; "
+        "default: the product's)",
+    )
     args = parser.parse_args(argv)
     print(
         "| set | verdicts | n (good) | accuracy | good called bad | reason right | sessions "
@@ -187,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         labels = write_set(generator, args.n, args.out, args.jobs, args.per_session, args.alone)
         for config in args.configs:
             start = time.perf_counter()
-            result = evaluate(labels, config, args.thick_ice_transmission)
+            result = evaluate(
+                labels, config, args.thick_ice_transmission, args.session_reason_share
+            )
             m = result.model
             n_sessions = len({item.session for item in result.items})
             per_reason = ", ".join(

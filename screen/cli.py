@@ -125,6 +125,18 @@ ThickIceTransmission = Annotated[
 ]
 """The ``--thick-ice-transmission`` option of ``screen run`` and ``screen evaluate micrographs``."""
 
+SessionReasonShare = Annotated[
+    float | None,
+    typer.Option(
+        "--session-reason-share",
+        help="When micrograph assessment gives one spectral reason (bad CTF, thick ice, drift) "
+        "to at least this share (0-1) of a session, the reason is taken as the session's (its "
+        "detector, processing or whole grid): those micrographs are judged again without it and "
+        "the condition's report says so; 0 turns the check off (default 0.4).",
+    ),
+]
+"""The ``--session-reason-share`` option of ``screen run`` and ``screen evaluate micrographs``."""
+
 Averages = Annotated[
     Path, typer.Argument(help="A stack of class averages (.mrcs) or a folder of images.")
 ]
@@ -212,6 +224,7 @@ def run(
     max_carbon: MaxCarbon = None,
     max_crystalline: MaxCrystalline = None,
     thick_ice_transmission: ThickIceTransmission = None,
+    session_reason_share: SessionReasonShare = None,
     class_weights: Annotated[
         str | None, typer.Option(help="Class-assessment weights: shipped name or .keras path.")
     ] = None,
@@ -298,6 +311,8 @@ def run(
             assess = dataclasses.replace(assess, max_crystalline_fraction=max_crystalline)
         if thick_ice_transmission is not None:
             assess = dataclasses.replace(assess, thick_ice_transmission=thick_ice_transmission)
+        if session_reason_share is not None:
+            assess = dataclasses.replace(assess, session_reason_share=session_reason_share)
         class_assess = config.class_assess
         if class_weights is not None:
             class_assess = dataclasses.replace(class_assess, model=class_weights)
@@ -674,6 +689,7 @@ def evaluate_micrographs_command(
     max_carbon: MaxCarbon = None,
     max_crystalline: MaxCrystalline = None,
     thick_ice_transmission: ThickIceTransmission = None,
+    session_reason_share: SessionReasonShare = None,
     no_domain_fallback: Annotated[
         bool,
         typer.Option(
@@ -722,6 +738,8 @@ def evaluate_micrographs_command(
             params = dataclasses.replace(params, max_crystalline_fraction=max_crystalline)
         if thick_ice_transmission is not None:
             params = dataclasses.replace(params, thick_ice_transmission=thick_ice_transmission)
+        if session_reason_share is not None:
+            params = dataclasses.replace(params, session_reason_share=session_reason_share)
         problems = assess_micrographs.params_problems(params)
         if problems:
             raise ScreenError("; ".join(problems))

@@ -15,7 +15,8 @@ session it is assessed again with the domain-randomised fallback model, whose ve
 session the model rejects in a large share (`assess_micrographs.needs_second_opinion`) is also
 assessed with the fallback model, whose verdicts count when the two disagree on much of it
 (`assess_micrographs.second_opinion_warning`). Then, per session, the CTF checks
-(`assess_micrographs.check_ctf`) and the thick-ice check on grey levels and shot noise
+(`assess_micrographs.check_ctf`), the session-wide spectral reasons
+(`assess_micrographs.session_wide_reasons`) and the thick-ice check on grey levels and shot noise
 (`assess_micrographs.thick_ice_by_transmission`).
 """
 
@@ -73,6 +74,8 @@ class MicrographEvaluation:
     bad_by_astigmatism: np.ndarray | None = None  # (n,) bool: called bad by the check alone
     kept_by_sound_ctf: np.ndarray | None = None  # (n,) bool: network's bad_ctf kept by the fit
     domain_warnings: tuple[str, ...] = ()  # one line per session that got the domain warning
+    # One line per session with a spectral reason taken as the session's (`session_wide_reasons`).
+    session_reason_warnings: tuple[str, ...] = ()
     called_good: np.ndarray | None = None  # (n,) bool: the scored verdicts
     fits: tuple = ()  # (n,) the CTF fits (CtfFit, or None where the fit failed)
 
@@ -308,15 +311,18 @@ def evaluate_micrographs(
                 "its verdicts are scored."
             )
         warnings.append(line)
+    session_reason_warnings = []
     checked_verdicts = [
         assess_micrographs.check_ctf(verdict, fit, params, item.optics.voltage_kV)
         for item, verdict, fit in zip(kept, verdicts, fits, strict=True)
     ]
     for session in dict.fromkeys(item.session for item in kept):  # as `screen run` does
         rows = [i for i, item in enumerate(kept) if item.session == session]
-        session_verdicts = assess_micrographs.thick_ice_by_transmission(
-            [checked_verdicts[i] for i in rows], params
-        )
+        wide = assess_micrographs.session_wide_reasons([checked_verdicts[i] for i in rows], params)
+        if wide.warning:
+            name = f"session {session}" if session else "the set (one session)"
+            session_reason_warnings.append(f"{name}: {wide.warning}")
+        session_verdicts = assess_micrographs.thick_ice_by_transmission(wide.verdicts, params)
         for i, verdict in zip(rows, session_verdicts, strict=True):
             checked_verdicts[i] = verdict
     p_good, reasons, called_good, by_astigmatism, by_sound_ctf = [], [], [], [], []
@@ -350,6 +356,7 @@ def evaluate_micrographs(
         bad_by_astigmatism=np.asarray(by_astigmatism, bool),
         kept_by_sound_ctf=np.asarray(by_sound_ctf, bool),
         domain_warnings=tuple(warnings),
+        session_reason_warnings=tuple(session_reason_warnings),
         called_good=called,
         fits=tuple(fits),
     )
@@ -408,6 +415,7 @@ def format_evaluation(result: MicrographEvaluation) -> str:
     ]
     if result.domain_warnings:
         rows += [f"domain check: {line}" for line in result.domain_warnings]
+    rows += [f"session-wide reason: {line}" for line in result.session_reason_warnings]
     if result.bad_by_astigmatism is not None and result.bad_by_astigmatism.any():
         truth = np.array([item.label == "good" for item in result.items])
         alone = binary_metrics(truth, result.p_good >= result.threshold)

@@ -414,11 +414,13 @@ def _prepare_session(
             results, domain_warning = again, warning
             assessed = [r for r in results if r.status == "ok" and r.verdict is not None]
             micrograph_model = fallback_assess(config).model
-    # The session's view: a micrograph that received far fewer electrons than the others lies
+    # The session's view: a spectral reason given to much of the session is the session's, not
+    # single micrographs'; a micrograph that received far fewer electrons than the others lies
     # in much thicker ice (its grey level and shot noise, measured with the assessment).
-    checked = assess_micrographs.thick_ice_by_transmission(
-        [r.verdict for r in assessed], config.assess
-    )
+    wide = assess_micrographs.session_wide_reasons([r.verdict for r in assessed], config.assess)
+    if wide.warning:
+        domain_warning = f"{domain_warning} {wide.warning}" if domain_warning else wide.warning
+    checked = assess_micrographs.thick_ice_by_transmission(wide.verdicts, config.assess)
     for result, verdict in zip(assessed, checked, strict=True):
         result.verdict = verdict
     good = [r for r in assessed if r.verdict.verdict == "good"]
@@ -529,12 +531,17 @@ def assess_cache_version(config: RunConfig, optics: Optics) -> tuple:
     """What a micrograph's cached assessment depends on, besides the file.
 
     The parameters (less the CTF checks, applied after the cache by `check_ctf`, and the
-    session's thick-ice check, `thick_ice_by_transmission`, so that changing them reuses P(good)), the backend, the model's weights, and the pixel size: the
-    network sees the frame rescaled to ~8 Å/px, so a corrected pixel size must re-assess.
+    session's checks, `session_wide_reasons` and `thick_ice_by_transmission`, so that changing
+    them reuses P(good)), the backend, the model's weights, and the pixel size: the network sees
+    the frame rescaled to ~8 Å/px, so a corrected pixel size must re-assess.
     """
     return (
         dataclasses.replace(
-            config.assess, max_astigmatism_A=0.0, sound_ctf_keeps=True, thick_ice_transmission=0.0
+            config.assess,
+            max_astigmatism_A=0.0,
+            sound_ctf_keeps=True,
+            thick_ice_transmission=0.0,
+            session_reason_share=0.0,
         ),
         assess_micrographs.BACKEND.key,
         model_identity(config.assess.model),

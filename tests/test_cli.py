@@ -200,6 +200,10 @@ def test_run_refuses_options_out_of_range_before_any_work(screened, tmp_path):
         result,
         "thick_ice_transmission (--thick-ice-transmission) is 1 but must be at least 0 and under 1",
     )
+    result = runner.invoke(
+        app, ["run", str(screened.manifest), "--out", str(out), "--session-reason-share", "2"]
+    )
+    _refusal(result, "session_reason_share (--session-reason-share) is 2 but must be in 0–1")
     assert not out.exists()
 
 

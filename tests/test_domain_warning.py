@@ -201,3 +201,41 @@ def test_evaluate_micrographs_scores_the_second_opinion_as_run_uses_it(
     assert "domain check" not in first.output or "session binned" not in first.output
     recall = [line for line in first.output.splitlines() if line.startswith("| good recall")]
     assert float(recall[0].split("|")[2]) == pytest.approx(2 / 6, abs=1e-3)
+
+
+DRIFTING_SCENARIO = """
+preset = "prex1-small"
+seed = 11
+frame_px = [384, 384]
+pixel_size_A = 2.5
+[[sessions]]
+name = "drifting"
+n_micrographs = 6
+bad_mix = { drift = 0.7 }
+  [[sessions.species]]
+  fraction = 1.0
+  structure = { name = "p", diameter_A = 140, mass_kDa = 186, symmetry = "C1" }
+"""
+
+
+def test_a_session_mostly_given_one_spectral_reason_is_told_so(tmp_path):
+    """Four of six simulated micrographs drift: the network calls them "drift", the session-wide
+    check judges them again without it, and they stay bad (nothing else speaks for them)."""
+    scenario = tmp_path / "drifting.toml"
+    scenario.write_text(DRIFTING_SCENARIO)
+    result = runner.invoke(app, ["simulate", "--scenario", str(scenario), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    truth = pd.read_csv(tmp_path / "ground_truth.csv")
+    assert truth["n_good_micrographs"].tolist() == [2]
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app, ["run", str(tmp_path / "manifest.csv"), "--out", str(out), "-q", "--no-report"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "sessions" / "drifting" / "summary.json").read_text())
+    warning = summary["micrograph_domain_warning"]
+    assert "Micrograph assessment gave drift to 4 of 6 micrographs" in warning
+    assert "the whole grid may be bad for this reason" in warning
+    assert "WARNING drifting: Micrograph assessment gave drift" in result.output
+    table = pd.read_csv(out / "sessions" / "drifting" / "micrographs.csv")
+    assert (table["reason"] == "drift").sum() == 4 and (table["verdict"] == "good").sum() == 2

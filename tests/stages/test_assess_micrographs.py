@@ -380,3 +380,49 @@ def test_thick_ice_of_simulated_counts_is_found_by_its_transmission():
     # 2026-12-05 on sessions of one dose (`bench/micassess_generators.py --per-session`), 6-9
     # of 10 thick-ice micrographs (1,000-2,200 Å) are caught where the counts are kept.
     assert sum(v.reason == "thick_ice" for v in checked[8:]) == 2
+
+
+def _network(p_good: float, reason: str, second: str = "crowded", share: float = 0.8):
+    """A verdict as the network gives it: ``reason`` likeliest, ``second`` the rest."""
+    scores = {name: 0.0 for name in MICROGRAPH_REASONS}
+    scores[reason], scores[second] = share, 1.0 - share
+    bad = p_good < PARAMS.threshold
+    return MicrographVerdict(p_good, "bad" if bad else "good", reason if bad else None, scores)
+
+
+def test_a_spectral_reason_given_to_much_of_a_session_is_the_sessions():
+    from screen.stages.assess_micrographs import session_wide_reasons
+
+    params = MicrographAssessParams(session_reason_share=0.4)
+    good = [_network(0.8, "drift")] * 5
+    # Five "bad CTF": P(good) 0.05 of which bad CTF is 80 % -> without it 0.05 / 0.24 = 0.21.
+    ctf = [_network(0.05, "bad_ctf")] * 5
+    # One where the rest is mostly "crowded": 0.01 / (0.01 + 0.99 * 0.5) = 0.02, still bad.
+    crowded = _network(0.01, "bad_ctf", "crowded", share=0.5)
+    contaminated = replace(_network(0.5, "drift"), verdict="bad", reason="contaminated")
+    session = good + ctf + [crowded, contaminated]
+    result = session_wide_reasons(session, params)
+    assert result.reasons == {"bad_ctf": 6} and result.n_kept == 5
+    assert [v.verdict for v in result.verdicts[5:10]] == ["good"] * 5
+    assert all(v.p_good == 0.05 for v in result.verdicts[5:10])  # the network's numbers stay
+    assert result.verdicts[10] == crowded  # the rest of the evidence is against it too
+    assert result.verdicts[11] == contaminated  # a measured verdict is not the network's
+    assert result.verdicts[:5] == good
+    assert "bad CTF to 6 of 12 micrographs" in result.warning
+    assert "5 of 6 are good on the rest of the evidence and were kept" in result.warning
+    lost = session_wide_reasons(good + [crowded] * 4, params)
+    assert lost.verdicts == good + [crowded] * 4 and lost.n_kept == 0
+    assert "the whole grid may be bad for this reason" in lost.warning
+    # Under the share, under the minimum count, a reason read from the image, or off: unchanged.
+    for verdicts, p in (
+        (good * 3 + ctf[:5], params),
+        (good[:1] + ctf[:2], params),
+        (good + [_network(0.01, "crowded", "bad_ctf")] * 6, params),
+        (session, replace(params, session_reason_share=0.0)),
+    ):
+        unchanged = session_wide_reasons(verdicts, p)
+        assert unchanged.verdicts == verdicts and unchanged.warning is None
+    assert any(
+        "session_reason_share" in p
+        for p in params_problems(replace(params, session_reason_share=1.5))
+    )
