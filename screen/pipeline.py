@@ -420,7 +420,9 @@ def _prepare_session(
     wide = assess_micrographs.session_wide_reasons([r.verdict for r in assessed], config.assess)
     if wide.warning:
         domain_warning = f"{domain_warning} {wide.warning}" if domain_warning else wide.warning
-    checked = assess_micrographs.thick_ice_by_transmission(wide.verdicts, config.assess)
+    checked = assess_micrographs.thick_ice_by_transmission(
+        assess_micrographs.thick_ice_needs_darkening(wide.verdicts, config.assess), config.assess
+    )
     for result, verdict in zip(assessed, checked, strict=True):
         result.verdict = verdict
     good = [r for r in assessed if r.verdict.verdict == "good"]

@@ -116,7 +116,9 @@ class MicrographAssessParams:
         A good micrograph whose grey level is under this fraction of its session's median, with
         its shot noise confirming that fewer electrons reached the camera, is bad, reason
         ``thick_ice`` (:func:`thick_ice_by_transmission`, applied to the whole session after
-        the network; `THICK_ICE_TRANSMISSION`); 0 turns the check off.
+        the network; `THICK_ICE_TRANSMISSION`). The same measure checks the network: its
+        ``thick_ice`` on a micrograph not darker than its session is judged again without it
+        (:func:`thick_ice_needs_darkening`). 0 turns both checks off.
     session_reason_share
         When the network gives one spectral reason (`SESSION_WIDE_REASONS`: bad CTF, thick
         ice, drift) to at least this share of a session's micrographs, that reason describes the
@@ -464,13 +466,9 @@ def session_wide_reasons(
         if network_bad_for(v) not in wide:
             out.append(v)
             continue
-        others = {r: (1.0 - v.p_good) * s for r, s in v.reason_scores.items() if r not in wide}
-        p_good = v.p_good / max(v.p_good + sum(others.values()), 1e-12)
-        if p_good >= params.threshold or not others:
-            out.append(replace(v, verdict="good", reason=None))
-            n_kept += 1
-        else:
-            out.append(v)
+        again = _judged_without(v, set(wide), params.threshold)
+        n_kept += again.verdict == "good"
+        out.append(again)
     named = " and ".join(f"{_REASON_WORDS.get(r, r)} to {n}" for r, n in wide.items())
     n_called = sum(wide.values())
     warning = (
@@ -487,6 +485,23 @@ def session_wide_reasons(
         )
     )
     return SessionReasons(out, wide, len(assessed), n_kept, warning)
+
+
+def _judged_without(
+    verdict: MicrographVerdict, reasons: set[str], threshold: float
+) -> MicrographVerdict:
+    """``verdict`` judged again with the network's ``reasons`` left out.
+
+    P(good) over P(good) plus the other reasons' probabilities; good when that reaches
+    ``threshold`` (or no other reason is left), else ``verdict`` unchanged. P(good) and the
+    reason scores stay as the network gave them.
+    """
+    others = {r: (1.0 - verdict.p_good) * s for r, s in verdict.reason_scores.items()}
+    others = {r: p for r, p in others.items() if r not in reasons}
+    p_good = verdict.p_good / max(verdict.p_good + sum(others.values()), 1e-12)
+    if p_good >= threshold or not others:
+        return replace(verdict, verdict="good", reason=None)
+    return verdict
 
 
 SHOT_NOISE_AGREEMENT = 0.2
@@ -544,6 +559,57 @@ def thick_ice_by_transmission(
         )
         out.append(replace(v, verdict="bad", reason="thick_ice") if thicker else v)
     return out
+
+
+THICK_ICE_MIN_DARKENING = 0.95
+"""A micrograph the network calls ``thick_ice`` must have received less than this fraction of its
+session's median grey level (`thick_ice_needs_darkening`). Physics: thicker ice lets fewer
+electrons through (exp(-t / 3,200 Å) energy filtered at 300 kV), so a micrograph at 0.95 of its
+session's level lies in at most ~160 Å more ice than the session's typical one, which is not
+thick ice against its own session. Measured 2026-12-05 (session 18, `/tmp/s18/grey.py` on the
+`bench/micassess_generators.py --per-session` sets): the network's thick-ice verdicts on good
+micrographs sat at 0.98-1.06 of their session's level (all after NL-means denoising), true thick
+ice at 0.57-0.90 on every set."""
+
+LEVEL_MAX_SPREAD = 0.05
+"""... and only in a session whose grey levels agree: robust spread (1.4826 x MAD) of their log
+above 0 (an export that set every micrograph to one level says nothing) and at most this. The
+per-session sets measured 0.002-0.03 (JPEG exports stretched per micrograph up to 0.19)."""
+
+
+def thick_ice_needs_darkening(
+    verdicts: list[MicrographVerdict], params: MicrographAssessParams
+) -> list[MicrographVerdict]:
+    """The session's verdicts with the network's thick ice believed only where the level fell.
+
+    A micrograph the network called bad for ``thick_ice`` (P(good) < threshold) whose grey level
+    is at least `THICK_ICE_MIN_DARKENING` of its session's median is judged again without that
+    reason (`_judged_without`), in a session of at least `TRANSMISSION_MIN_MICROGRAPHS` measured
+    micrographs whose levels agree (`LEVEL_MAX_SPREAD`). Off with the transmission check
+    (``params.thick_ice_transmission`` 0). Micrographs made thick ice by the transmission check
+    are not the network's and keep their verdict.
+    """
+    verdicts = list(verdicts)
+    if params.thick_ice_transmission <= 0:
+        return verdicts
+    levels = [float(v.grey_level) for v in verdicts if _exposure_measured(v)]
+    if len(levels) < TRANSMISSION_MIN_MICROGRAPHS:
+        return verdicts
+    log_level = np.log(levels)
+    spread = 1.4826 * float(np.median(np.abs(log_level - np.median(log_level))))
+    if not 0.0 < spread <= LEVEL_MAX_SPREAD:
+        return verdicts
+    median = float(np.median(levels))
+    return [
+        _judged_without(v, {"thick_ice"}, params.threshold)
+        if v.verdict == "bad"
+        and v.reason == "thick_ice"
+        and v.p_good < params.threshold
+        and _exposure_measured(v)
+        and v.grey_level >= THICK_ICE_MIN_DARKENING * median
+        else v
+        for v in verdicts
+    ]
 
 
 def _exposure_measured(verdict: MicrographVerdict) -> bool:

@@ -426,3 +426,40 @@ def test_a_spectral_reason_given_to_much_of_a_session_is_the_sessions():
         "session_reason_share" in p
         for p in params_problems(replace(params, session_reason_share=1.5))
     )
+
+
+def test_the_networks_thick_ice_needs_a_micrograph_darker_than_its_session():
+    from screen.stages.assess_micrographs import thick_ice_needs_darkening
+
+    params = MicrographAssessParams()
+
+    def at(level: float, verdict: MicrographVerdict) -> MicrographVerdict:
+        return replace(verdict, grey_level=level, noise_variance=level)
+
+    good = [at(1000.0 * f, _network(0.8, "drift")) for f in (0.97, 1.0, 1.02, 0.99, 1.01)]
+    # Thick ice 80 % of it, the rest "crowded": without it 0.05 / (0.05 + 0.95 * 0.2) = 0.21.
+    level_as_the_others = at(1005.0, _network(0.05, "thick_ice"))
+    darker = at(800.0, _network(0.05, "thick_ice"))  # fewer electrons: believed
+    # Made thick ice by a measurement, not by the network (P(good) 0.8): not the network's call.
+    measured = replace(good[0], verdict="bad", reason="thick_ice")
+    session = good + [level_as_the_others, darker, measured]
+    checked = thick_ice_needs_darkening(session, params)
+    assert checked[:5] == good and checked[6] == darker and checked[7] == measured
+    assert (checked[5].verdict, checked[5].reason) == ("good", None)
+    assert checked[5].p_good == 0.05  # the network's numbers stay
+    # A micrograph whose rest of the evidence is against it too stays as it was.
+    against = at(1005.0, _network(0.01, "thick_ice", share=0.5))
+    assert thick_ice_needs_darkening(good + [against], params)[5] == against
+    # Levels that say nothing (one level for all, or scattered), too few, or off: unchanged.
+    flat = [replace(v, grey_level=1000.0) for v in session]
+    scattered = [
+        replace(v, grey_level=1000.0 * f)
+        for v, f in zip(session, (0.6, 1.4, 1, 2, 0.8, 1, 1, 1.2), strict=True)
+    ]
+    for verdicts, p in (
+        (flat, params),
+        (scattered, params),
+        (session[-3:], params),
+        (session, replace(params, thick_ice_transmission=0.0)),
+    ):
+        assert thick_ice_needs_darkening(verdicts, p) == verdicts
