@@ -16,8 +16,9 @@ session the model rejects in a large share (`assess_micrographs.needs_second_opi
 assessed with the fallback model, whose verdicts count when the two disagree on much of it
 (`assess_micrographs.second_opinion_warning`). Then, per session, the CTF checks
 (`assess_micrographs.check_ctf`), the session-wide spectral reasons
-(`assess_micrographs.session_wide_reasons`) and the thick-ice check on grey levels and shot noise
-(`assess_micrographs.thick_ice_by_transmission`).
+(`assess_micrographs.session_wide_reasons`), the network's thick ice checked against the
+session's grey levels (`assess_micrographs.thick_ice_needs_darkening`) and the thick-ice check on
+grey levels and shot noise (`assess_micrographs.thick_ice_by_transmission`).
 """
 
 from __future__ import annotations

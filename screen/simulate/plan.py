@@ -78,8 +78,12 @@ def plan_micrograph(
     screen: ScreenSpec,
     models: list[PseudoAtomModel],
     rng: np.random.Generator,
+    session_dose_e_per_A2: float | None = None,
 ) -> MicrographPlan:
-    """Draw a micrograph of ground-truth ``reason`` for ``session``."""
+    """Draw a micrograph of ground-truth ``reason`` for ``session``.
+
+    ``session_dose_e_per_A2`` is the session's one dose when ``session.dose_jitter`` is set.
+    """
     ny, nx = screen.frame_px
     extent = (nx * screen.pixel_size_A, ny * screen.pixel_size_A)
     area_um2 = extent[0] * extent[1] / 1e8
@@ -158,12 +162,19 @@ def plan_micrograph(
     species, euler = _species_and_views(len(spots), session, rng)
     trajectory = _trajectory(screen.n_frames, rng.uniform(3.0, 30.0), rng)
     blur_path = _trajectory(16, blur_A, rng)
+    # The micrograph's dose: one draw, where it always was in the stream, whatever the dose
+    # comes from, so that every later draw stays the same.
+    low, high = session.dose_e_per_A2
+    dose_draw = float(rng.uniform(0.0, 1.0))
+    dose = low + (high - low) * dose_draw
+    if session.dose_jitter is not None and session_dose_e_per_A2 is not None:
+        dose = session_dose_e_per_A2 * (1.0 + session.dose_jitter * (2.0 * dose_draw - 1.0))
     return MicrographPlan(
         name=name,
         reason=reason,
         ctf=ctf,
         b_factor_A2=float(b_factor),
-        dose_e_per_A2=float(rng.uniform(*session.dose_e_per_A2)),
+        dose_e_per_A2=dose,
         ice_thickness_A=float(ice_A),
         ice_gradient=float(ice_gradient),
         ice_gradient_angle_deg=float(rng.uniform(0, 360)),

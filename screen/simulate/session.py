@@ -59,6 +59,9 @@ def session_plans(screen_spec: ScreenSpec, session_index: int) -> list[Micrograp
     session = screen_spec.sessions[session_index]
     models = session_models(session)
     reasons = assign_reasons(session, np.random.default_rng([screen_spec.seed, session_index]))
+    # One exposure setting per session (``dose_jitter``), from its own stream.
+    dose_rng = np.random.default_rng([screen_spec.seed, session_index, 11])
+    session_dose = float(dose_rng.uniform(*session.dose_e_per_A2))
     return [
         plan_micrograph(
             f"{session.name}_{i + 1:04d}",
@@ -67,6 +70,7 @@ def session_plans(screen_spec: ScreenSpec, session_index: int) -> list[Micrograp
             screen_spec,
             models,
             micrograph_rng(screen_spec, session_index, i),
+            session_dose if session.dose_jitter is not None else None,
         )
         for i, reason in enumerate(reasons)
     ]

@@ -108,6 +108,10 @@ class SessionSpec:
     defocus_um: tuple[float, float] = (0.8, 2.8)
     astigmatism_A: tuple[float, float] = (50.0, 600.0)
     dose_e_per_A2: tuple[float, float] = (40.0, 55.0)
+    dose_jitter: float | None = None
+    """None: each micrograph draws its own dose from ``dose_e_per_A2`` (sets that mix exposures,
+    as micrograph-assessment training does); a number: the session draws one dose from the range
+    (one exposure setting) and each micrograph lies within this fraction of it (beam current)."""
     b_factor_A2: tuple[float, float] = (40.0, 110.0)
     particle_snr: tuple[float, float] = (0.02, 0.08)
     good_contamination_prob: float = 0.15

@@ -79,3 +79,20 @@ def test_type_errors_and_missing_file(tmp_path):
     bad.write_text("seed = [")
     with pytest.raises(ScenarioError, match="not valid TOML"):
         load_scenario(bad)
+
+
+def test_a_session_can_have_one_dose():
+    spec = scenario_from_dict(
+        {
+            "preset": "prex1-small",
+            "sessions": [
+                {
+                    "name": "one_dose",
+                    "dose_jitter": 0.02,
+                    "species": [{"structure": {"name": "p", "diameter_A": 140, "mass_kDa": 186}}],
+                }
+            ],
+        }
+    )
+    assert spec.sessions[0].dose_jitter == 0.02
+    assert scenario_from_dict({"preset": "prex1-small"}).sessions[0].dose_jitter is None

@@ -152,3 +152,19 @@ def test_movies_sum_to_the_micrograph(tmp_path):
         # Independent Poisson draws of the same mean, not a copy of the micrograph.
         assert not np.array_equal(frame_sum, micrograph)
         assert frames[0].mean() == pytest.approx(micrograph.mean() / 4, rel=0.03)
+
+
+def test_one_dose_per_session_changes_the_doses_and_nothing_else():
+    from screen.simulate.session import session_plans
+
+    spread = dataclasses.replace(SESSIONS[0], n_micrographs=8, dose_e_per_A2=(20.0, 80.0))
+    one = dataclasses.replace(spread, dose_jitter=0.02)
+    per_micrograph = session_plans(ScreenSpec((spread,), frame_px=(64, 64), seed=3), 0)
+    per_session = session_plans(ScreenSpec((one,), frame_px=(64, 64), seed=3), 0)
+    doses = np.array([p.dose_e_per_A2 for p in per_session])
+    assert doses.max() <= 1.02 * doses.min() / 0.98 + 1e-9 and 20.0 <= doses.mean() <= 80.0
+    assert np.ptp([p.dose_e_per_A2 for p in per_micrograph]) > 10.0  # 8 draws from 20-80
+    # Every other draw is the same: the same particles, views, CTFs and noise seeds.
+    for a, b in zip(per_micrograph, per_session, strict=True):
+        assert (a.noise_seed, a.ctf, a.target_snr) == (b.noise_seed, b.ctf, b.target_snr)
+        assert np.array_equal(a.particle_x_A, b.particle_x_A)
