@@ -445,13 +445,8 @@ def session_wide_reasons(
     verdicts = list(verdicts)
     assessed = [v for v in verdicts if v.reason_scores]
     share = params.session_reason_share
-
-    def network_bad_for(v: MicrographVerdict) -> str | None:
-        bad = v.verdict == "bad" and v.reason_scores and v.p_good < params.threshold
-        return v.reason if bad else None
-
     counts = {
-        reason: sum(network_bad_for(v) == reason for v in assessed)
+        reason: sum(_network_reason(v, params.threshold) == reason for v in assessed)
         for reason in SESSION_WIDE_REASONS
     }
     wide = {
@@ -463,7 +458,7 @@ def session_wide_reasons(
         return SessionReasons(verdicts, {}, len(assessed), 0, None)
     out, n_kept = [], 0
     for v in verdicts:
-        if network_bad_for(v) not in wide:
+        if _network_reason(v, params.threshold) not in wide:
             out.append(v)
             continue
         again = _judged_without(v, set(wide), params.threshold)
@@ -485,6 +480,17 @@ def session_wide_reasons(
         )
     )
     return SessionReasons(out, wide, len(assessed), n_kept, warning)
+
+
+def _network_reason(verdict: MicrographVerdict, threshold: float) -> str | None:
+    """The reason of a micrograph the network itself called bad (P(good) < threshold), else None.
+
+    A micrograph a measurement made bad (an astigmatism over a good P(good)) or that the
+    measurement checks re-labelled (opaque contamination, a carbon edge) has no network reason
+    of its own here unless its label is still the network's.
+    """
+    bad = verdict.verdict == "bad" and verdict.reason_scores and verdict.p_good < threshold
+    return verdict.reason if bad else None
 
 
 def _judged_without(
@@ -602,9 +608,7 @@ def thick_ice_needs_darkening(
     median = float(np.median(levels))
     return [
         _judged_without(v, {"thick_ice"}, params.threshold)
-        if v.verdict == "bad"
-        and v.reason == "thick_ice"
-        and v.p_good < params.threshold
+        if _network_reason(v, params.threshold) == "thick_ice"
         and _exposure_measured(v)
         and v.grey_level >= THICK_ICE_MIN_DARKENING * median
         else v
