@@ -421,7 +421,6 @@ class SessionReasons:
 
     verdicts: list[MicrographVerdict]
     reasons: dict[str, int]  # session-wide reason -> micrographs the network gave it
-    n_assessed: int
     n_kept: int  # of those micrographs, good once judged without the session-wide reasons
     warning: str | None
 
@@ -455,7 +454,7 @@ def session_wide_reasons(
         if share > 0 and n >= max(share * len(assessed), SESSION_REASON_MIN_COUNT)
     }
     if not wide:
-        return SessionReasons(verdicts, {}, len(assessed), 0, None)
+        return SessionReasons(verdicts, {}, 0, None)
     out, n_kept = [], 0
     for v in verdicts:
         if _network_reason(v, params.threshold) not in wide:
@@ -479,7 +478,7 @@ def session_wide_reasons(
             "this reason."
         )
     )
-    return SessionReasons(out, wide, len(assessed), n_kept, warning)
+    return SessionReasons(out, wide, n_kept, warning)
 
 
 def _network_reason(verdict: MicrographVerdict, threshold: float) -> str | None:
