@@ -110,6 +110,7 @@ def evaluate(
     config: str,
     thick_ice_transmission: float | None = None,
     session_reason_share: float | None = None,
+    drift_outlier_sigma: float | None = None,
 ):
     """Score one set with one configuration (see the module docstring)."""
     from screen import evaluation
@@ -141,6 +142,8 @@ def evaluate(
         params = replace(params, thick_ice_transmission=thick_ice_transmission)
     if session_reason_share is not None:
         params = replace(params, session_reason_share=session_reason_share)
+    if drift_outlier_sigma is not None:
+        params = replace(params, drift_outlier_sigma=drift_outlier_sigma)
     fallback = None
     if config == "product":
         fallback_params = replace(params, model=am.DOMAIN_RANDOMISED_MODEL)
@@ -191,6 +194,12 @@ def main(argv: list[str] | None = None) -> int:
         help="share of a session from which a spectral reason is the session's (0: off; "
         "default: the product's)",
     )
+    parser.add_argument(
+        "--drift-outlier-sigma",
+        type=float,
+        default=None,
+        help="the session's drift check's outlier limit (0: off; default: the product's)",
+    )
     args = parser.parse_args(argv)
     print(
         "| set | verdicts | n (good) | accuracy | good called bad | reason right | sessions "
@@ -202,7 +211,11 @@ def main(argv: list[str] | None = None) -> int:
         for config in args.configs:
             start = time.perf_counter()
             result = evaluate(
-                labels, config, args.thick_ice_transmission, args.session_reason_share
+                labels,
+                config,
+                args.thick_ice_transmission,
+                args.session_reason_share,
+                args.drift_outlier_sigma,
             )
             m = result.model
             n_sessions = len({item.session for item in result.items})

@@ -138,6 +138,18 @@ SessionReasonShare = Annotated[
 ]
 """The ``--session-reason-share`` option of ``screen run`` and ``screen evaluate micrographs``."""
 
+DriftOutlierSigma = Annotated[
+    float | None,
+    typer.Option(
+        "--drift-outlier-sigma",
+        help="A micrograph kept by assessment whose power spectrum lost one direction between 80 "
+        "and 30 Å (drift blur) this many robust standard deviations more than its session's "
+        "median, and significantly against the measure's noise, is bad (drift); sessions of at "
+        "least 8 micrographs; 0 turns the check off (default 6).",
+    ),
+]
+"""The ``--drift-outlier-sigma`` option of ``screen run`` and ``screen evaluate micrographs``."""
+
 Averages = Annotated[
     Path, typer.Argument(help="A stack of class averages (.mrcs) or a folder of images.")
 ]
@@ -226,6 +238,7 @@ def run(
     max_crystalline: MaxCrystalline = None,
     thick_ice_transmission: ThickIceTransmission = None,
     session_reason_share: SessionReasonShare = None,
+    drift_outlier_sigma: DriftOutlierSigma = None,
     class_weights: Annotated[
         str | None, typer.Option(help="Class-assessment weights: shipped name or .keras path.")
     ] = None,
@@ -314,6 +327,8 @@ def run(
             assess = dataclasses.replace(assess, thick_ice_transmission=thick_ice_transmission)
         if session_reason_share is not None:
             assess = dataclasses.replace(assess, session_reason_share=session_reason_share)
+        if drift_outlier_sigma is not None:
+            assess = dataclasses.replace(assess, drift_outlier_sigma=drift_outlier_sigma)
         class_assess = config.class_assess
         if class_weights is not None:
             class_assess = dataclasses.replace(class_assess, model=class_weights)
@@ -691,6 +706,7 @@ def evaluate_micrographs_command(
     max_crystalline: MaxCrystalline = None,
     thick_ice_transmission: ThickIceTransmission = None,
     session_reason_share: SessionReasonShare = None,
+    drift_outlier_sigma: DriftOutlierSigma = None,
     no_domain_fallback: Annotated[
         bool,
         typer.Option(
@@ -741,6 +757,8 @@ def evaluate_micrographs_command(
             params = dataclasses.replace(params, thick_ice_transmission=thick_ice_transmission)
         if session_reason_share is not None:
             params = dataclasses.replace(params, session_reason_share=session_reason_share)
+        if drift_outlier_sigma is not None:
+            params = dataclasses.replace(params, drift_outlier_sigma=drift_outlier_sigma)
         problems = assess_micrographs.params_problems(params)
         if problems:
             raise ScreenError("; ".join(problems))

@@ -17,8 +17,9 @@ assessed with the fallback model, whose verdicts count when the two disagree on 
 (`assess_micrographs.second_opinion_warning`). Then, per session, the CTF checks
 (`assess_micrographs.check_ctf`), the session-wide spectral reasons
 (`assess_micrographs.session_wide_reasons`), the network's thick ice checked against the
-session's grey levels (`assess_micrographs.thick_ice_needs_darkening`) and the thick-ice check on
-grey levels and shot noise (`assess_micrographs.thick_ice_by_transmission`).
+session's grey levels (`assess_micrographs.thick_ice_needs_darkening`), the thick-ice check on
+grey levels and shot noise (`assess_micrographs.thick_ice_by_transmission`) and the drift check
+on the spectrum's directional power (`assess_micrographs.drift_by_anisotropy`).
 """
 
 from __future__ import annotations
@@ -323,8 +324,11 @@ def evaluate_micrographs(
         if wide.warning:
             name = f"session {session}" if session else "the set (one session)"
             session_reason_warnings.append(f"{name}: {wide.warning}")
-        session_verdicts = assess_micrographs.thick_ice_by_transmission(
-            assess_micrographs.thick_ice_needs_darkening(wide.verdicts, params), params
+        session_verdicts = assess_micrographs.drift_by_anisotropy(
+            assess_micrographs.thick_ice_by_transmission(
+                assess_micrographs.thick_ice_needs_darkening(wide.verdicts, params), params
+            ),
+            params,
         )
         for i, verdict in zip(rows, session_verdicts, strict=True):
             checked_verdicts[i] = verdict

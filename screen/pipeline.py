@@ -416,12 +416,17 @@ def _prepare_session(
             micrograph_model = fallback_assess(config).model
     # The session's view: a spectral reason given to much of the session is the session's, not
     # single micrographs'; a micrograph that received far fewer electrons than the others lies
-    # in much thicker ice (its grey level and shot noise, measured with the assessment).
+    # in much thicker ice (its grey level and shot noise, measured with the assessment); one
+    # whose spectrum lost one direction far more than the others' did drifted.
     wide = assess_micrographs.session_wide_reasons([r.verdict for r in assessed], config.assess)
     if wide.warning:
         domain_warning = f"{domain_warning} {wide.warning}" if domain_warning else wide.warning
-    checked = assess_micrographs.thick_ice_by_transmission(
-        assess_micrographs.thick_ice_needs_darkening(wide.verdicts, config.assess), config.assess
+    checked = assess_micrographs.drift_by_anisotropy(
+        assess_micrographs.thick_ice_by_transmission(
+            assess_micrographs.thick_ice_needs_darkening(wide.verdicts, config.assess),
+            config.assess,
+        ),
+        config.assess,
     )
     for result, verdict in zip(assessed, checked, strict=True):
         result.verdict = verdict
@@ -533,7 +538,8 @@ def assess_cache_version(config: RunConfig, optics: Optics) -> tuple:
     """What a micrograph's cached assessment depends on, besides the file.
 
     The parameters (less the CTF checks, applied after the cache by `check_ctf`, and the
-    session's checks, `session_wide_reasons` and `thick_ice_by_transmission`, so that changing
+    session's checks, `session_wide_reasons`, `thick_ice_by_transmission` and
+    `drift_by_anisotropy`, so that changing
     them reuses P(good)), the backend, the model's weights, and the pixel size: the network sees
     the frame rescaled to ~8 Å/px, so a corrected pixel size must re-assess.
     """
@@ -544,6 +550,7 @@ def assess_cache_version(config: RunConfig, optics: Optics) -> tuple:
             sound_ctf_keeps=True,
             thick_ice_transmission=0.0,
             session_reason_share=0.0,
+            drift_outlier_sigma=0.0,
         ),
         assess_micrographs.BACKEND.key,
         model_identity(config.assess.model),
@@ -1045,6 +1052,8 @@ def _write_micrograph_table(layout: SessionLayout, results: list[_MicrographResu
                 "crystalline_fraction": _verdict_measure(r, "crystalline_fraction"),
                 "grey_level": _verdict_measure(r, "grey_level"),
                 "noise_variance": _verdict_measure(r, "noise_variance"),
+                "anisotropy": _verdict_measure(r, "anisotropy"),
+                "anisotropy_noise": _verdict_measure(r, "anisotropy_noise"),
                 "defocus_u_um": r.ctf.defocus_u_A / 1e4 if r.ctf else np.nan,
                 "defocus_v_um": r.ctf.defocus_v_A / 1e4 if r.ctf else np.nan,
                 "astigmatism_angle_deg": r.ctf.astigmatism_angle_deg if r.ctf else np.nan,

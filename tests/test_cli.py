@@ -204,6 +204,10 @@ def test_run_refuses_options_out_of_range_before_any_work(screened, tmp_path):
         app, ["run", str(screened.manifest), "--out", str(out), "--session-reason-share", "2"]
     )
     _refusal(result, "session_reason_share (--session-reason-share) is 2 but must be in 0–1")
+    result = runner.invoke(
+        app, ["run", str(screened.manifest), "--out", str(out), "--drift-outlier-sigma", "-1"]
+    )
+    _refusal(result, "drift_outlier_sigma (--drift-outlier-sigma) is -1 but must be 0 (off)")
     assert not out.exists()
 
 

@@ -5,7 +5,9 @@ more than keeping some bad. The threshold is a parameter; the model is chosen by
 path and loaded once by the pipeline with :func:`load_micrograph_model`. Once the micrograph's
 CTF is fitted, :func:`check_ctf` calls a micrograph with too much astigmatism bad (``bad_ctf``).
 Once the whole session is assessed, :func:`thick_ice_by_transmission` calls a micrograph bad
-(``thick_ice``) that received far fewer electrons than the session's others.
+(``thick_ice``) that received far fewer electrons than the session's others, and
+:func:`drift_by_anisotropy` one whose spectrum lost one direction far more than its session's
+others did (``drift``).
 
 Images that cannot be assessed (not finite, constant, or under ``MIN_SIDE_PX`` on a side) get
 ``verdict="bad"``, ``reason=None``, ``p_good=0.0`` and empty ``reason_scores``: they never reach
@@ -20,6 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from screen.models import micassess
+from screen.processing.anisotropy import DirectionalPower, directional_power
 from screen.processing.carbon import carbon_edge
 from screen.processing.contamination import opaque_fraction
 from screen.processing.ctf import CtfParams, ctf_zero_frequencies_A
@@ -60,6 +63,25 @@ pixels: bad CTF to 9 of 16, five of them good, fits to 17 Å; NL-means: thick ic
 and never on clean or trained-kind sessions; 0.3, 0.4 and 0.5 gave the same verdicts there. The
 price is a grid that is truly bad throughout for a spectral reason: its micrographs go on, and
 the warning, the CTF fits and the 2D classes tell the user instead."""
+
+DRIFT_OUTLIER_SIGMA = 6.0
+"""Default of `MicrographAssessParams.drift_outlier_sigma`: a micrograph's directional power loss
+(`screen.processing.anisotropy`) must lie this many robust standard deviations (1.4826 x MAD,
+never less than the measure's own noise) above its session's median. Within one session the
+detector, processing and typical astigmatism are shared, so the session's spread says how much
+anisotropy its good micrographs have; 6 is an outlier test (a Gaussian's tail at 6 sigma is
+1e-9) with room for heavier tails: on `bench/micassess_generators.py --per-session`'s ten sets
+(2026-12-05, session 19) the largest good micrograph stood 5.8 robust sigmas above its
+session's median (5.1 among those also significant), the drifting ones that the product had
+kept up to 19."""
+
+DRIFT_MIN_SIGNIFICANCE = 6.0
+"""... and its anisotropy must be this many times the measure's noise scale (amplitude /
+`DirectionalPower.noise`; an isotropic spectrum exceeds 6 with probability e^-18): no session
+statistic can make a measurement that is noise an outlier."""
+
+DRIFT_MIN_MICROGRAPHS = 8
+"""A session needs this many measured micrographs for its median and spread to judge one."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +147,12 @@ class MicrographAssessParams:
         session (its detector, processing or the whole grid), not single micrographs: those
         micrographs are judged again without it and the condition says so
         (:func:`session_wide_reasons`; `SESSION_REASON_SHARE`); 0 turns the check off.
+    drift_outlier_sigma
+        A good micrograph whose spectrum lost power along one direction between 80 and 30 Å
+        (`screen.processing.anisotropy`) by more than its session's others, this many robust
+        standard deviations above the session's median, and significantly so against the
+        measure's own noise, is bad, reason ``drift`` (:func:`drift_by_anisotropy`); 0 turns
+        the check off.
     """
 
     threshold: float = 0.1
@@ -137,6 +165,7 @@ class MicrographAssessParams:
     sound_ctf_keeps: bool = True
     thick_ice_transmission: float = THICK_ICE_TRANSMISSION
     session_reason_share: float = SESSION_REASON_SHARE
+    drift_outlier_sigma: float = DRIFT_OUTLIER_SIGMA
 
 
 def params_problems(params: MicrographAssessParams) -> list[str]:
@@ -176,6 +205,11 @@ def params_problems(params: MicrographAssessParams) -> list[str]:
         problems.append(
             f"session_reason_share (--session-reason-share) is {params.session_reason_share:g} "
             "but must be in 0–1 (0 turns the session-wide reason check off)"
+        )
+    if not 0.0 <= params.drift_outlier_sigma < math.inf:
+        problems.append(
+            f"drift_outlier_sigma (--drift-outlier-sigma) is {params.drift_outlier_sigma:g} but "
+            "must be 0 (off) or a positive number of robust standard deviations"
         )
     if not 0.0 <= params.thick_ice_transmission < 1.0:
         problems.append(
@@ -615,6 +649,51 @@ def thick_ice_needs_darkening(
     ]
 
 
+def drift_by_anisotropy(
+    verdicts: list[MicrographVerdict], params: MicrographAssessParams
+) -> list[MicrographVerdict]:
+    """The session's verdicts with good micrographs whose spectrum lost a direction: ``drift``.
+
+    Drift blur of 25 Å or more takes the power along the drift between 80 and 30 Å
+    (`screen.processing.anisotropy`); a micrograph is called drift when its anisotropy there is
+    significant against the measure's noise (`DRIFT_MIN_SIGNIFICANCE`) and lies
+    ``params.drift_outlier_sigma`` robust standard deviations above the median of its session's
+    measured micrographs (1.4826 x MAD, at least the median noise scale), in a session of at
+    least `DRIFT_MIN_MICROGRAPHS` measured ones. Only good verdicts change; P(good) and the
+    reason scores stay as the network gave them. Off (unchanged) with ``drift_outlier_sigma`` 0.
+    """
+    verdicts = list(verdicts)
+    if params.drift_outlier_sigma <= 0:
+        return verdicts
+    measured = [v for v in verdicts if _anisotropy_measured(v)]
+    if len(measured) < DRIFT_MIN_MICROGRAPHS:
+        return verdicts
+    amplitudes = np.array([float(v.anisotropy) for v in measured])
+    median = float(np.median(amplitudes))
+    spread = max(
+        1.4826 * float(np.median(np.abs(amplitudes - median))),
+        float(np.median([float(v.anisotropy_noise) for v in measured])),
+    )
+    return [
+        replace(v, verdict="bad", reason="drift")
+        if v.verdict == "good"
+        and _anisotropy_measured(v)
+        and v.anisotropy >= DRIFT_MIN_SIGNIFICANCE * v.anisotropy_noise
+        and v.anisotropy - median >= params.drift_outlier_sigma * spread
+        else v
+        for v in verdicts
+    ]
+
+
+def _anisotropy_measured(verdict: MicrographVerdict) -> bool:
+    return (
+        verdict.anisotropy is not None
+        and verdict.anisotropy_noise is not None
+        and verdict.anisotropy_noise > 0
+        and math.isfinite(verdict.anisotropy)
+    )
+
+
 def _exposure_measured(verdict: MicrographVerdict) -> bool:
     return (
         verdict.grey_level is not None
@@ -717,6 +796,11 @@ def assess_micrographs_with(
         and not (lossy is not None and lossy[i])
     }
     exposures = {i: exposure(images[i]) for i in usable}
+    directional = {
+        i: directional_power(images[i], float(pixel_sizes_A[i]))
+        for i in usable
+        if any(params.drift_outlier_sigma > 0 for params, _ in assessments)
+    }
     unusable = MicrographVerdict(p_good=0.0, verdict="bad", reason=None, reason_scores={})
     out = []
     for (params, _), scores in zip(assessments, all_scores, strict=True):
@@ -730,6 +814,7 @@ def assess_micrographs_with(
                 carbon.get(index) if params.max_carbon_fraction > 0 else None,
                 crystalline.get(index) if params.max_crystalline_fraction > 0 else None,
                 exposures[index],
+                directional.get(index),
             )
         out.append(verdicts)
     return out
@@ -743,6 +828,7 @@ def _verdict(
     carbon: float | None,
     crystalline: float | None = None,
     measured: Exposure | None = None,
+    directional: DirectionalPower | None = None,
 ) -> MicrographVerdict:
     """One micrograph's verdict from the network's scores and the image checks' measures."""
     reason_scores = {
@@ -764,6 +850,8 @@ def _verdict(
         crystalline_fraction=crystalline,
         grey_level=None if measured is None else measured.level,
         noise_variance=None if measured is None else measured.noise_variance,
+        anisotropy=None if directional is None else directional.amplitude,
+        anisotropy_noise=None if directional is None else directional.noise,
     )
     if not bad and opaque is not None and opaque >= params.max_opaque_fraction:
         return replace(verdict, verdict="bad", reason="contaminated")
@@ -786,8 +874,9 @@ BACKEND = Backend(
     stage="assess_micrographs",
     name="builtin",
     # 3: hot pixels clipped before the Fourier crop; 4: opaque check; 5: its margin; 6: carbon
-    # check; 7: it follows arcs too; 8: crystalline-ice reflections; 9: grey level and noise
-    version="9",
+    # check; 7: it follows arcs too; 8: crystalline-ice reflections; 9: grey level and noise;
+    # 10: directional power (anisotropy) for the drift check
+    version="10",
     params_type=MicrographAssessParams,
     compute=assess_micrographs,
 )

@@ -54,6 +54,10 @@ class MicrographVerdict:
     # (`screen.processing.exposure`): how many electrons reached the camera, against its session.
     grey_level: float | None = None
     noise_variance: float | None = None
+    # The 2-fold anisotropy of its log power between 80 and 30 Å and that measure's noise scale
+    # (`screen.processing.anisotropy`): drift blur takes the power along one direction.
+    anisotropy: float | None = None
+    anisotropy_noise: float | None = None
 
 
 @dataclass(frozen=True)

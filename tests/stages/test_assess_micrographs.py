@@ -34,7 +34,7 @@ def simulated(empty_carbon_session):
 
 
 def test_backend_contract():
-    assert BACKEND.key == "assess_micrographs/builtin@9"
+    assert BACKEND.key == "assess_micrographs/builtin@10"
     assert BACKEND.params_type is MicrographAssessParams
     assert BACKEND.compute is assess_micrographs
     assert PARAMS.threshold == 0.1
@@ -463,3 +463,43 @@ def test_the_networks_thick_ice_needs_a_micrograph_darker_than_its_session():
         (session, replace(params, thick_ice_transmission=0.0)),
     ):
         assert thick_ice_needs_darkening(verdicts, p) == verdicts
+
+
+def _directional(
+    anisotropy: float, verdict: str = "good", noise: float = 0.02
+) -> MicrographVerdict:
+    reason = None if verdict == "good" else "empty"
+    return MicrographVerdict(
+        0.9, verdict, reason, {"drift": 0.1}, anisotropy=anisotropy, anisotropy_noise=noise
+    )
+
+
+def test_a_micrograph_whose_spectrum_lost_one_direction_is_drift():
+    from screen.stages.assess_micrographs import drift_by_anisotropy
+
+    params = MicrographAssessParams()
+    # A session's spread of anisotropy (astigmatism, texture): median 0.10, robust sigma ~0.03.
+    session = [_directional(a) for a in (0.06, 0.08, 0.09, 0.10, 0.10, 0.11, 0.12, 0.14)]
+    odd = [
+        _directional(0.45),  # 11 robust sigmas above the session, 22 x its noise: drift
+        _directional(0.22),  # 4 robust sigmas: within what the session's good ones show
+        _directional(0.45, noise=0.1),  # an outlier, but only 4.5 x its own noise
+        _directional(0.60, "bad"),  # already bad: left as the network called it
+    ]
+    checked = drift_by_anisotropy(session + odd, params)
+    assert [v.verdict for v in checked[:8]] == ["good"] * 8
+    assert (checked[8].verdict, checked[8].reason, checked[8].p_good) == ("bad", "drift", 0.9)
+    assert [v.verdict for v in checked[9:11]] == ["good", "good"]
+    assert checked[11] == odd[3]
+    # Off, too few measured micrographs, or a session whose own spread is that wide: unchanged.
+    off = replace(params, drift_outlier_sigma=0.0)
+    assert drift_by_anisotropy(session + odd, off) == session + odd
+    assert drift_by_anisotropy(session[:6] + odd[:1], params)[6].verdict == "good"
+    unmeasured = [replace(v, anisotropy=None) for v in session]
+    assert drift_by_anisotropy(unmeasured + odd[:1], params)[8].verdict == "good"
+    wide = [_directional(a) for a in (0.05, 0.1, 0.2, 0.3, 0.15, 0.25, 0.08, 0.35)]
+    assert drift_by_anisotropy(wide + odd[:1], params)[8].verdict == "good"
+    assert any(
+        "drift_outlier_sigma" in p
+        for p in params_problems(replace(params, drift_outlier_sigma=-1.0))
+    )

@@ -1,0 +1,136 @@
+"""Directional loss of power in a micrograph's spectrum: the signature of drift blur.
+
+A micrograph blurred by stage drift of length L along one direction keeps its power across that
+direction and loses it along it (the blur's transfer is sinc(k L cos(angle)), near zero from
+k ~ 1/L on). In the band between 80 Å and 30 Å a blur of 25 Å or more therefore takes most of the
+power along the drift (sinc² <= 0.06 at 30 Å) while an unblurred micrograph's power there (ice,
+particles, the CTF's first lobe at common defocus) is the same in every direction, up to its
+astigmatism and the sampling noise of the spectrum. The measure is the 2-fold Fourier component
+over the direction of the log power spectrum, each frequency ring's mean removed: a ratio of
+powers, so the same on counts, 8-bit exports, denoised or binned images (a Fourier crop keeps the
+band). Its noise under an isotropic spectrum follows from the periodogram's statistics (the log of
+an exponential variable has variance pi²/6) and the number of spectrum pixels in the band.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from screen.processing.filters import bin_to_pixel_size, outlier_limits
+
+BAND_A = (80.0, 30.0)
+"""The band (coarse, fine end, Å) where directional power is compared (see the module text)."""
+
+WORKING_PIXEL_SIZE_A = 10.0
+"""Frames are reduced to this pixel size first (Nyquist 20 Å, beyond the band's 30 Å): block
+means to at most a third of it, then a Fourier crop. A box of b pixels has its transfer's zeros
+at the multiples of the new sampling frequency, exactly the frequencies that would alias into the
+band, and passes the band itself at >= 0.98 (sinc(3.3 / 30)); a K3 frame costs ~0.04 s."""
+
+NYQUIST_SHARE = 0.85
+"""The band's fine end stays below this share of Nyquist (the detector's and any binning's
+roll-off there is isotropic only in theory: a separable box or pixel MTF is 4-fold)."""
+
+HANN_NOISE_FACTOR = 1.72
+"""How much the Hann window (against the frame's edges: an unwindowed transform puts a bright
+cross along the axes) widens the amplitude's noise over independent spectrum pixels, measured on
+white noise frames of 384-1024 px at 2.5-10 Å/px (1.67-1.75; a window property, not the data's;
+`tests/processing/test_anisotropy.py` checks the noise scale)."""
+
+
+@dataclass(frozen=True)
+class DirectionalPower:
+    """The 2-fold anisotropy of a micrograph's log power in `BAND_A`.
+
+    Attributes
+    ----------
+    amplitude
+        Peak-to-mean amplitude of the 2-fold component of the log power over direction (0: the
+        same power in every direction; 0.5: e^±0.5 between the strongest and weakest direction).
+    weakest_direction_deg
+        Direction (degrees from the image's x axis, in (-90, 90]) of the least power: a drift's.
+    noise
+        Scale of ``amplitude`` under an isotropic spectrum (Rayleigh: mean 1.25 x noise);
+        ``amplitude / noise`` is its significance.
+    """
+
+    amplitude: float
+    weakest_direction_deg: float
+    noise: float
+
+    @property
+    def significance(self) -> float:
+        """``amplitude / noise``: how far the anisotropy stands above sampling noise."""
+        return self.amplitude / self.noise if self.noise > 0 else float("inf")
+
+
+def directional_power(image: np.ndarray, pixel_size_A: float) -> DirectionalPower | None:
+    """The directional power of ``image`` in `BAND_A`.
+
+    ``None`` where its pixels cannot resolve the band (pixel size over ~12.7 Å) or it is too
+    small or flat to measure.
+    """
+    if pixel_size_A <= 0:
+        raise ValueError(f"pixel size must be positive, got {pixel_size_A}")
+    coarse_A, fine_A = BAND_A
+    if 1.0 / fine_A > NYQUIST_SHARE * 0.5 / pixel_size_A:
+        return None
+    small, small_pixel_A = bin_to_pixel_size(
+        *_block_means_clipped(image, pixel_size_A), WORKING_PIXEL_SIZE_A
+    )
+    side = min(small.shape)
+    if side < 64:
+        return None
+    y0, x0 = (small.shape[0] - side) // 2, (small.shape[1] - side) // 2
+    square = small[y0 : y0 + side, x0 : x0 + side].astype(np.float64)
+    window = np.hanning(side)
+    square = (square - square.mean()) * np.outer(window, window)
+    transform = np.fft.rfft2(square)
+    power = transform.real**2 + transform.imag**2
+    ky = np.fft.fftfreq(side)[:, None]
+    kx = np.fft.rfftfreq(side)[None, :]
+    radius_px = np.hypot(ky, kx) * side
+    k_A = radius_px / (side * small_pixel_A)
+    # The kx = 0 column holds each (0, ky) and (0, -ky) pair twice: keep one of them.
+    inside = (k_A >= 1.0 / coarse_A) & (k_A < 1.0 / fine_A) & ~((kx == 0) & (ky < 0))
+    values = power[inside]
+    if values.size < 64 or not np.all(np.isfinite(values)) or values.max() <= 0:
+        return None
+    log_power = np.log(np.maximum(values, values.max() * 1e-12))
+    rings = np.rint(radius_px[inside]).astype(int)
+    ring_mean = np.bincount(rings, log_power) / np.maximum(np.bincount(rings), 1)
+    angle = np.arctan2(
+        np.broadcast_to(ky, power.shape)[inside], np.broadcast_to(kx, power.shape)[inside]
+    )
+    # log power = mean + a cos 2(angle - strongest) gives component = a / 2 exp(2i strongest).
+    component = np.mean((log_power - ring_mean[rings]) * np.exp(2j * angle))
+    strongest_deg = float(np.degrees(np.angle(component)) / 2.0)
+    weakest_deg = strongest_deg + 90.0 if strongest_deg <= 0 else strongest_deg - 90.0
+    # Each of the component's two parts has variance (pi² / 6) / (2 n) under isotropic noise;
+    # 2 |component| is then Rayleigh with scale 2 sqrt(pi² / 12 / n), widened by the window.
+    noise = HANN_NOISE_FACTOR * 2.0 * np.sqrt(np.pi**2 / 12.0 / values.size)
+    return DirectionalPower(float(2.0 * abs(component)), weakest_deg, float(noise))
+
+
+def _block_means_clipped(image: np.ndarray, pixel_size_A: float) -> tuple[np.ndarray, float]:
+    """Means of b x b blocks of the image, hot and dead pixels clipped, and their pixel size.
+
+    b is the largest with b x pixel size <= a third of `WORKING_PIXEL_SIZE_A`; the clip is
+    `screen.processing.filters.outlier_limits`'; one strip of rows at a time (no full-frame copy).
+    """
+    image = np.asarray(image)
+    limits = outlier_limits(image)
+    factor = max(1, int(WORKING_PIXEL_SIZE_A / 3.0 / pixel_size_A))
+    rows, cols = image.shape[0] // factor, image.shape[1] // factor
+    out = np.empty((rows, cols), dtype=np.float32)
+    strip_rows = max(1, 256 // factor)
+    for r0 in range(0, rows, strip_rows):
+        r1 = min(rows, r0 + strip_rows)
+        block = np.asarray(image[r0 * factor : r1 * factor, : cols * factor], dtype=np.float32)
+        if limits is not None:
+            block = np.clip(block, *limits)
+        sums = block.reshape(r1 - r0, factor, cols * factor).sum(axis=1)
+        out[r0:r1] = sums.reshape(r1 - r0, cols, factor).sum(axis=2) / factor**2
+    return out, pixel_size_A * factor
