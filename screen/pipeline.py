@@ -539,9 +539,9 @@ def assess_cache_version(config: RunConfig, optics: Optics) -> tuple:
 
     The parameters (less the CTF checks, applied after the cache by `check_ctf`, and the
     session's checks, `session_wide_reasons`, `thick_ice_by_transmission` and
-    `drift_by_anisotropy`, so that changing
-    them reuses P(good)), the backend, the model's weights, and the pixel size: the network sees
-    the frame rescaled to ~8 Å/px, so a corrected pixel size must re-assess.
+    `drift_by_anisotropy`, so that changing them reuses P(good)), the backend, the model's
+    weights, and the pixel size: the network sees the frame rescaled to ~8 Å/px, so a corrected
+    pixel size must re-assess.
     """
     return (
         dataclasses.replace(

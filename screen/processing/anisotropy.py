@@ -27,7 +27,7 @@ WORKING_PIXEL_SIZE_A = 10.0
 """Frames are reduced to this pixel size first (Nyquist 20 Å, beyond the band's 30 Å): block
 means to at most a third of it, then a Fourier crop. A box of b pixels has its transfer's zeros
 at the multiples of the new sampling frequency, exactly the frequencies that would alias into the
-band, and passes the band itself at >= 0.98 (sinc(3.3 / 30)); a K3 frame costs ~0.04 s."""
+band, and passes the band itself at >= 0.98 (sinc(3.3 / 30)); a K3 frame costs ~0.06 s."""
 
 NYQUIST_SHARE = 0.85
 """The band's fine end stays below this share of Nyquist (the detector's and any binning's
@@ -118,7 +118,7 @@ def _block_means_clipped(image: np.ndarray, pixel_size_A: float) -> tuple[np.nda
     """Means of b x b blocks of the image, hot and dead pixels clipped, and their pixel size.
 
     b is the largest with b x pixel size <= a third of `WORKING_PIXEL_SIZE_A`; the clip is
-    `screen.processing.filters.outlier_limits`'; one strip of rows at a time (no full-frame copy).
+    `screen.processing.filters.outlier_limits`; one strip of rows at a time (no full-frame copy).
     """
     image = np.asarray(image)
     limits = outlier_limits(image)

@@ -796,11 +796,9 @@ def assess_micrographs_with(
         and not (lossy is not None and lossy[i])
     }
     exposures = {i: exposure(images[i]) for i in usable}
-    directional = {
-        i: directional_power(images[i], float(pixel_sizes_A[i]))
-        for i in usable
-        if any(params.drift_outlier_sigma > 0 for params, _ in assessments)
-    }
+    # Measured whatever the drift check's setting, as the exposure is: the cached verdict keeps
+    # it, so a later run with the check on has it (`pipeline.assess_cache_version`).
+    directional = {i: directional_power(images[i], float(pixel_sizes_A[i])) for i in usable}
     unusable = MicrographVerdict(p_good=0.0, verdict="bad", reason=None, reason_scores={})
     out = []
     for (params, _), scores in zip(assessments, all_scores, strict=True):

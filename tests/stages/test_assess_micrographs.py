@@ -63,6 +63,13 @@ def test_verdicts_follow_ground_truth_and_threshold(model, simulated):
     # Batching does not change the scores.
     single = assess_micrographs(images[:3], pixel_sizes[:3], replace(PARAMS, batch_size=1), model)
     np.testing.assert_allclose([v.p_good for v in single], p_good[:3], atol=1e-5)
+    # The drift check's measure is kept with every verdict, the check on or off (a cached
+    # verdict serves both).
+    off = assess_micrographs(
+        images[:2], pixel_sizes[:2], replace(PARAMS, drift_outlier_sigma=0), model
+    )
+    assert [v.anisotropy for v in off] == [v.anisotropy for v in verdicts[:2]]
+    assert all(v.anisotropy is not None and v.anisotropy_noise > 0 for v in verdicts)
 
 
 def test_unusable_images_are_bad_without_reason(model, simulated):
