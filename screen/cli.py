@@ -838,9 +838,9 @@ def evaluate_classes_command(
         str | None,
         typer.Option(
             help="Class-assessment weights: shipped name or .keras path (default "
-            "class_assess_v7, `screen run`'s model: mask-independent, trained partly on real "
-            "averages and on RELION's averages of simulated particles; class_assess_v6 was "
-            "the default before)."
+            "class_assess_v8, for other programs' averages: mask-independent, trained partly on "
+            "real averages and on RELION's averages of simulated particles; `screen run` "
+            "judges its own 2D's averages with class_assess_v7)."
         ),
     ] = None,
 ) -> None:

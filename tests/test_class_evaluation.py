@@ -86,7 +86,7 @@ def test_cli_prints_metrics_and_confusion(labelled):
     ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "model: class_assess_v7" in result.output  # averages of another program: the default
+    assert "model: class_assess_v8" in result.output  # averages of another program: the default
     assert "24 labelled class averages: 6 good, 6 clip, 6 edge, 6 noise" in result.output
     assert "CNN alone: good precision" in result.output
     assert "CNN + saliency check: good precision" in result.output

@@ -42,18 +42,20 @@ class ClassAssessParams:
     saliency: SaliencyParams = SaliencyParams()
 
 
-EXTERNAL_AVERAGES_MODEL = "class_assess_v7"
+EXTERNAL_AVERAGES_MODEL = "class_assess_v8"
 """The model for class averages made by another program (RELION, cryoSPARC) or at an unknown
-mask: `screen evaluate classes` uses it unless told otherwise; since 2026-12-03 (session 7) the
-same as `screen run`'s. It crops each average to its object's own extent, so its verdicts do not
-depend on the mask it is told (RELION masks the whole box; our 2D at 0.5-2 diameters). Measured
-(bench/README.md, models/class_assess_v7.md; good precision / recall at any mask): on **real**
-averages made by RELION 3.1's ``relion_refine`` from EMPIAR-10017 particles (42, all good; no
-real RELION average in its training) recall 0.857 (v6 0.786, v5 0.690, v4 0.333, v1 0.024 at
-RELION's mask); on held-out real averages of our 2D (432, 177 good) 0.940 / 0.887 (v6 0.952 /
-0.887, v1 1.000 / 0.107); on RELION averages of simulated particles of other sessions than its
-RELION training data (37, 20 good) 1.000 / 0.850 (v6 0.944 / 0.850). The real averages are one
-protein; v7 also keeps the real Magellon rings at 193 Å."""
+mask: `screen evaluate classes` uses it unless told otherwise. It crops each average to its
+object's own extent, so its verdicts do not depend on the mask it is told (RELION masks the whole
+box). Measured (bench/README.md, models/class_assess_v8.md; good precision / recall at any mask):
+on **real** averages made by RELION 3.1's ``relion_refine`` from EMPIAR-10017 particles (44, all
+good; no real RELION average in its training) recall 0.977 (v7 0.932); on RELION averages of
+simulated particles of other sessions than its RELION training data (38: 20 good, 6 clip, 12
+noise) 1.000 / 0.850 with every clip and noise one right (v7 the same); on held-out real averages
+of our 2D (435, 211 good) 0.975 / 0.938 (v7 0.984 / 0.848). The real averages are one protein.
+`screen run` keeps class_assess_v7 (`ClassAssessParams.model`): on our own 2D's averages of
+simulated sessions, at masks down to half the particle, v8 calls mask-cut and impure classes good
+(precision 0.742 against v7's 0.825 on 268 held-out averages) and on the six-condition demo it
+made nearly every pick good and its best masks smaller than the particle (bench/README.md)."""
 
 
 def load_class_model(params: ClassAssessParams = ClassAssessParams()):

@@ -48,3 +48,14 @@ def test_the_run_model_drops_real_noise_classes(run_model_verdicts):
     precision = np.mean(truth[called == "good"] == "good")
     assert precision >= 0.85, precision
     assert np.mean(called[truth == "noise"] == "good") <= 0.15
+
+
+def test_the_external_averages_model_keeps_real_good_and_drops_real_noise():
+    """`screen evaluate classes`'s model (class_assess_v8) on the same real averages."""
+    from dataclasses import replace
+
+    from screen.stages.assess_classes import EXTERNAL_AVERAGES_MODEL
+
+    truth, called = _verdicts(replace(ClassAssessParams(), model=EXTERNAL_AVERAGES_MODEL))
+    assert np.mean(called[truth == "good"] == "good") >= 0.75
+    assert np.mean(called[truth == "noise"] == "good") <= 0.15
