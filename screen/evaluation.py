@@ -75,6 +75,8 @@ class MicrographEvaluation:
     max_astigmatism_A: float = 0.0  # the astigmatism check (0: off)
     bad_by_astigmatism: np.ndarray | None = None  # (n,) bool: called bad by the check alone
     kept_by_sound_ctf: np.ndarray | None = None  # (n,) bool: network's bad_ctf kept by the fit
+    # (n,) bool: kept by the network, called drift by the session's directional-power check
+    bad_by_drift_check: np.ndarray | None = None
     domain_warnings: tuple[str, ...] = ()  # one line per session that got the domain warning
     # One line per session with a spectral reason taken as the session's (`session_wide_reasons`).
     session_reason_warnings: tuple[str, ...] = ()
@@ -332,7 +334,7 @@ def evaluate_micrographs(
         )
         for i, verdict in zip(rows, session_verdicts, strict=True):
             checked_verdicts[i] = verdict
-    p_good, reasons, called_good, by_astigmatism, by_sound_ctf = [], [], [], [], []
+    p_good, reasons, called_good, by_astigmatism, by_sound_ctf, by_drift = [], [], [], [], [], []
     for verdict, checked in zip(verdicts, checked_verdicts, strict=True):
         p_good.append(verdict.p_good)
         called_good.append(checked.verdict == "good")
@@ -340,6 +342,9 @@ def evaluate_micrographs(
             checked.verdict == "bad" and verdict.verdict == "good" and checked.reason == "bad_ctf"
         )
         by_sound_ctf.append(checked.verdict == "good" and verdict.verdict == "bad")
+        by_drift.append(
+            checked.verdict == "bad" and verdict.verdict == "good" and checked.reason == "drift"
+        )
         reasons.append(checked.reason or "good")
     resolution = [fit.fit_resolution_A if fit is not None else float("nan") for fit in fits]
     truth = np.array([item.label == "good" for item in kept])
@@ -362,6 +367,7 @@ def evaluate_micrographs(
         max_astigmatism_A=params.max_astigmatism_A,
         bad_by_astigmatism=np.asarray(by_astigmatism, bool),
         kept_by_sound_ctf=np.asarray(by_sound_ctf, bool),
+        bad_by_drift_check=np.asarray(by_drift, bool),
         domain_warnings=tuple(warnings),
         session_reason_warnings=tuple(session_reason_warnings),
         called_good=called,
@@ -383,6 +389,7 @@ def verdict_table(result: MicrographEvaluation) -> pd.DataFrame:
 
     Columns: ``path``, ``session``, ``label``, ``true_reason`` (empty when unknown),
     ``verdict``, ``reason`` (the verdict's; empty for good), ``p_good``, ``bad_by_astigmatism``,
+    ``bad_by_drift_check``,
     ``ctf_fit_resolution_A``, ``astigmatism_A`` and ``astigmatism_spread`` (NaN without a fit).
     """
     rows = []
@@ -398,6 +405,9 @@ def verdict_table(result: MicrographEvaluation) -> pd.DataFrame:
                 "reason": "" if good else _table_reason(result.predicted_reasons[i]),
                 "p_good": float(result.p_good[i]),
                 "bad_by_astigmatism": bool(result.bad_by_astigmatism[i]),
+                "bad_by_drift_check": bool(
+                    result.bad_by_drift_check is not None and result.bad_by_drift_check[i]
+                ),
                 "ctf_fit_resolution_A": float(result.fit_resolution_A[i]),
                 "astigmatism_A": abs(fit.defocus_u_A - fit.defocus_v_A) if fit else float("nan"),
                 "astigmatism_spread": fit.astigmatism_spread if fit else float("nan"),
@@ -431,6 +441,14 @@ def format_evaluation(result: MicrographEvaluation) -> str:
             f"astigmatism check: {int(flagged.sum())} micrographs called bad that P(good) kept "
             f"({int((flagged & ~truth).sum())} truly bad); P(good) alone: accuracy "
             f"{alone.accuracy:.3f}, good called bad {alone.good_called_bad:.3f}"
+        )
+    if result.bad_by_drift_check is not None and result.bad_by_drift_check.any():
+        truth = np.array([item.label == "good" for item in result.items])
+        flagged = result.bad_by_drift_check
+        rows.append(
+            f"drift check: {int(flagged.sum())} micrographs kept by P(good) called drift, their "
+            "spectra having lost one direction far more than their session's others "
+            f"({int((flagged & ~truth).sum())} truly bad)"
         )
     if result.kept_by_sound_ctf is not None and result.kept_by_sound_ctf.any():
         truth = np.array([item.label == "good" for item in result.items])

@@ -153,3 +153,29 @@ def test_the_network_verdicts_a_sound_ctf_fit_overrules_are_reported(
     assert result.exit_code == 0, result.output
     assert "sound CTF:" in result.output and "network called bad_ctf kept" in result.output
     assert "astigmatism check:" not in result.output  # nothing was called bad by a check
+
+
+def test_the_drift_check_is_reported_and_can_be_turned_off(simulated, tmp_path, monkeypatch):
+    from screen.stages import assess_micrographs
+
+    figure = str(tmp_path / "fig.png")
+    command = ["evaluate", "micrographs", str(simulated), "--figure", figure, "-q"]
+    # Sessions of three are too few for a session's spread: nothing is judged ...
+    result = runner.invoke(app, command)
+    assert result.exit_code == 0, result.output
+    assert "drift check:" not in result.output
+    # ... and were they enough, and any anisotropy an outlier, the kept ones above their
+    # session's median would be called drift, and counted.
+    monkeypatch.setattr(assess_micrographs, "DRIFT_MIN_MICROGRAPHS", 2)
+    monkeypatch.setattr(assess_micrographs, "DRIFT_MIN_SIGNIFICANCE", 0.0)
+    loose = runner.invoke(
+        app, [*command, "--drift-outlier-sigma", "1e-6", "--table", str(tmp_path / "t.csv")]
+    )
+    assert loose.exit_code == 0, loose.output
+    assert "drift check:" in loose.output and "called drift" in loose.output
+    table = pd.read_csv(tmp_path / "t.csv")
+    assert table["bad_by_drift_check"].any()
+    assert (table.loc[table["bad_by_drift_check"], "reason"] == "drift").all()
+    off = runner.invoke(app, [*command, "--drift-outlier-sigma", "0"])
+    assert off.exit_code == 0, off.output
+    assert "drift check:" not in off.output
