@@ -5,7 +5,8 @@ direction and loses it along it (the blur's transfer is sinc(k L cos(angle)), ne
 k ~ 1/L on). In the band between 80 Å and 30 Å a blur of 25 Å or more therefore takes most of the
 power along the drift (sinc² <= 0.06 at 30 Å) while an unblurred micrograph's power there (ice,
 particles, the CTF's first lobe at common defocus) is the same in every direction, up to its
-astigmatism and the sampling noise of the spectrum. The measure is the 2-fold Fourier component
+astigmatism and the sampling noise of the spectrum (on pixels coarser than ~12.7 Å the band ends
+at 0.85 Nyquist instead, `NYQUIST_SHARE`). The measure is the 2-fold Fourier component
 over the direction of the log power spectrum, each frequency ring's mean removed: a ratio of
 powers, so the same on counts, 8-bit exports, denoised or binned images (a Fourier crop keeps the
 band). Its noise under an isotropic spectrum follows from the periodogram's statistics (the log of
@@ -31,7 +32,13 @@ band, and passes the band itself at >= 0.98 (sinc(3.3 / 30)); a K3 frame costs ~
 
 NYQUIST_SHARE = 0.85
 """The band's fine end stays below this share of Nyquist (the detector's and any binning's
-roll-off there is isotropic only in theory: a separable box or pixel MTF is 4-fold)."""
+roll-off there is isotropic only in theory: a separable box or pixel MTF is 4-fold). On pixels
+coarser than ~12.7 Å the band ends there instead of at 30 Å (a 25-Å drift then takes less of the
+power: sinc² 0.36 at 47 Å, 20 Å/px); it must still span `MIN_BAND_RATIO`."""
+
+MIN_BAND_RATIO = 1.3
+"""The band's coarse end over its fine end at least (up to ~26 Å/px): a narrower band holds too few
+spectrum pixels and too little of the drift's fall-off."""
 
 HANN_NOISE_FACTOR = 1.72
 """How much the Hann window (against the frame's edges: an unwindowed transform puts a bright
@@ -69,13 +76,14 @@ class DirectionalPower:
 def directional_power(image: np.ndarray, pixel_size_A: float) -> DirectionalPower | None:
     """The directional power of ``image`` in `BAND_A`.
 
-    ``None`` where its pixels cannot resolve the band (pixel size over ~12.7 Å) or it is too
-    small or flat to measure.
+    ``None`` where its pixels cannot resolve enough of the band (pixel size over ~26 Å) or it is
+    too small or flat to measure.
     """
     if pixel_size_A <= 0:
         raise ValueError(f"pixel size must be positive, got {pixel_size_A}")
-    coarse_A, fine_A = BAND_A
-    if 1.0 / fine_A > NYQUIST_SHARE * 0.5 / pixel_size_A:
+    coarse_A = BAND_A[0]
+    fine_A = max(BAND_A[1], 2.0 * pixel_size_A / NYQUIST_SHARE)
+    if coarse_A < MIN_BAND_RATIO * fine_A:
         return None
     small, small_pixel_A = bin_to_pixel_size(
         *_block_means_clipped(image, pixel_size_A), WORKING_PIXEL_SIZE_A
