@@ -171,43 +171,41 @@ def _refusal(result, *phrases: str) -> None:
         assert phrase in result.output, result.output
 
 
+OUT_OF_RANGE = [
+    ("--threshold", "5", "threshold (--threshold) is 5 but must be in 0–1"),
+    ("--max-astigmatism", "-1", "--max-astigmatism"),
+    ("--max-opaque", "1.5", "--max-opaque"),
+    ("--max-carbon", "-0.5", "max_carbon_fraction (--max-carbon) is -0.5 but must be in 0–1"),
+    (
+        "--max-crystalline",
+        "2",
+        "max_crystalline_fraction (--max-crystalline) is 2 but must be in 0–1",
+    ),
+    (
+        "--thick-ice-transmission",
+        "1",
+        "thick_ice_transmission (--thick-ice-transmission) is 1 but must be at least 0 and under 1",
+    ),
+    (
+        "--session-reason-share",
+        "2",
+        "session_reason_share (--session-reason-share) is 2 but must be in 0–1",
+    ),
+    (
+        "--drift-outlier-sigma",
+        "-1",
+        "drift_outlier_sigma (--drift-outlier-sigma) is -1 but must be 0 (off)",
+    ),
+]
+
+
 def test_run_refuses_options_out_of_range_before_any_work(screened, tmp_path):
     out = tmp_path / "out"
-    result = runner.invoke(
-        app, ["run", str(screened.manifest), "--out", str(out), "--threshold", "5"]
-    )
-    _refusal(result, "threshold (--threshold) is 5 but must be in 0–1")
-    result = runner.invoke(
-        app, ["run", str(screened.manifest), "--out", str(out), "--max-astigmatism", "-1"]
-    )
-    _refusal(result, "--max-astigmatism")
-    result = runner.invoke(
-        app, ["run", str(screened.manifest), "--out", str(out), "--max-opaque", "1.5"]
-    )
-    _refusal(result, "--max-opaque")
-    result = runner.invoke(
-        app, ["run", str(screened.manifest), "--out", str(out), "--max-carbon", "-0.5"]
-    )
-    _refusal(result, "max_carbon_fraction (--max-carbon) is -0.5 but must be in 0–1")
-    result = runner.invoke(
-        app, ["run", str(screened.manifest), "--out", str(out), "--max-crystalline", "2"]
-    )
-    _refusal(result, "max_crystalline_fraction (--max-crystalline) is 2 but must be in 0–1")
-    result = runner.invoke(
-        app, ["run", str(screened.manifest), "--out", str(out), "--thick-ice-transmission", "1"]
-    )
-    _refusal(
-        result,
-        "thick_ice_transmission (--thick-ice-transmission) is 1 but must be at least 0 and under 1",
-    )
-    result = runner.invoke(
-        app, ["run", str(screened.manifest), "--out", str(out), "--session-reason-share", "2"]
-    )
-    _refusal(result, "session_reason_share (--session-reason-share) is 2 but must be in 0–1")
-    result = runner.invoke(
-        app, ["run", str(screened.manifest), "--out", str(out), "--drift-outlier-sigma", "-1"]
-    )
-    _refusal(result, "drift_outlier_sigma (--drift-outlier-sigma) is -1 but must be 0 (off)")
+    for option, value, message in OUT_OF_RANGE:
+        result = runner.invoke(
+            app, ["run", str(screened.manifest), "--out", str(out), option, value]
+        )
+        _refusal(result, message)
     assert not out.exists()
 
 
