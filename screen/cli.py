@@ -117,9 +117,11 @@ ThickIceTransmission = Annotated[
     float | None,
     typer.Option(
         "--thick-ice-transmission",
-        help="Within a session of raw counts, a micrograph whose median grey level is under this "
-        "fraction (0-1) of the session's, with its shot noise falling with it, received far "
-        "fewer electrons through thicker ice and is bad (reason thick_ice), and the network's "
+        help="Within a session of one dose, a micrograph whose median grey level is under this "
+        "fraction (0-1) of the session's, with its shot noise falling with it (raw counts) or "
+        "in a session whose grey levels agree and were not stretched into one range by an "
+        "export (binned or denoised sums), received far fewer electrons through thicker ice "
+        "and is bad (reason thick_ice), and the network's "
         "thick_ice on a micrograph not darker than its session is judged again without it; 0 "
         "turns both checks off (default 0.75: about 900 Å more ice, energy filtered, 300 kV).",
     ),

@@ -17,7 +17,10 @@ from screen.processing.filters import bin_to_pixel_size
 from screen.stages.assess_micrographs import (
     MicrographAssessParams,
     assess_micrographs,
+    drift_by_anisotropy,
     load_micrograph_model,
+    stretched_export,
+    thick_ice_by_transmission,
 )
 from screen.stages.diameter import DiameterParams, estimate_diameter
 from screen.stages.picking import PickParams, pick_particles
@@ -139,6 +142,13 @@ def test_the_fallback_model_keeps_every_good_real_micrograph():
         if v.verdict != "good"
     ]
     assert not lost, lost
+    # The twelve exports as one session: stretched into 0-255 each, so no grey level of theirs
+    # is read as electrons, and the session's checks keep every one.
+    exports = [v for e, v in zip(GOOD_EXAMPLES, verdicts, strict=True) if e.path.suffix == ".jpg"]
+    assert len(exports) == 12 and stretched_export(exports)
+    params = MicrographAssessParams(model="micassess_small_v5")
+    checked = drift_by_anisotropy(thick_ice_by_transmission(exports, params), params)
+    assert [v.verdict for v in checked] == ["good"] * 12
 
 
 def test_picking_finds_the_manual_picks_at_the_known_diameter():

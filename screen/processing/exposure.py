@@ -10,7 +10,10 @@ proportional to the counts (Poisson statistics, times the camera's gain and what
 filter the session's processing applied), so a micrograph that truly received fewer electrons
 keeps the session's ratio of noise variance to grey level, and one that was merely rescaled
 does not. :func:`exposure` measures both, without any noise model of its own: the level is a
-median, the noise the spread of neighbouring-pixel differences.
+median, the noise the spread of neighbouring-pixel differences. It also keeps the image's lowest
+and highest values: an export that stretched every micrograph into one range (8-bit, clipped
+percentiles, min-max) gives a session whose micrographs share them, and there a grey level is
+the export's, not the camera's.
 """
 
 from __future__ import annotations
@@ -36,10 +39,14 @@ class Exposure:
         Half the variance of horizontal neighbouring-pixel differences in the central half of
         the field, those within 5 robust standard deviations (hot pixels and sharp edges do not
         move it). For white Poisson noise it is the counts' variance.
+    low, high
+        The image's lowest and highest values (NaN when not measured).
     """
 
     level: float
     noise_variance: float
+    low: float = float("nan")
+    high: float = float("nan")
 
     @property
     def noise_per_level(self) -> float:
@@ -54,6 +61,7 @@ def exposure(image: np.ndarray) -> Exposure:
         raise ValueError(f"exposure needs a 2D image of at least 4 x 4 px, got {image.shape}")
     stride = max(1, int(np.sqrt(image.size / EXPOSURE_SAMPLE_PX)))
     level = float(np.median(image[::stride, ::stride]))
+    low, high = float(np.min(image)), float(np.max(image))
     ny, nx = image.shape
     centre = np.asarray(image[ny // 4 : ny - ny // 4, nx // 4 : nx - nx // 4], dtype=np.float32)
     rows = max(1, int(centre.shape[0] * centre.shape[1] / EXPOSURE_SAMPLE_PX))
@@ -64,6 +72,6 @@ def exposure(image: np.ndarray) -> Exposure:
     middle = float(np.median(differences))
     spread = 1.4826 * float(np.median(np.abs(differences - middle)))
     if spread == 0.0:
-        return Exposure(level=level, noise_variance=0.0)
+        return Exposure(level=level, noise_variance=0.0, low=low, high=high)
     inside = differences[np.abs(differences - middle) <= 5.0 * spread]
-    return Exposure(level=level, noise_variance=0.5 * float(np.var(inside)))
+    return Exposure(level=level, noise_variance=0.5 * float(np.var(inside)), low=low, high=high)

@@ -136,9 +136,10 @@ class MicrographAssessParams:
         8-11 Å; over 1,760 micrographs the rule keeps 8 good ones and 1 true bad-CTF one.
     thick_ice_transmission
         A good micrograph whose grey level is under this fraction of its session's median, with
-        its shot noise confirming that fewer electrons reached the camera, is bad, reason
-        ``thick_ice`` (:func:`thick_ice_by_transmission`, applied to the whole session after
-        the network; `THICK_ICE_TRANSMISSION`). The same measure checks the network: its
+        its shot noise confirming that fewer electrons reached the camera (or, where the noise
+        cannot tell, in a session of agreeing grey levels that no export stretched), is bad,
+        reason ``thick_ice`` (:func:`thick_ice_by_transmission`, applied to the whole session
+        after the network; `THICK_ICE_TRANSMISSION`). The same measure checks the network: its
         ``thick_ice`` on a micrograph not darker than its session is judged again without it
         (:func:`thick_ice_needs_darkening`). 0 turns both checks off.
     session_reason_share
@@ -559,6 +560,50 @@ TRANSMISSION_MIN_MICROGRAPHS = 4
 """A session needs this many measured micrographs for a median to judge one against."""
 
 
+LEVEL_MAX_SPREAD = 0.05
+"""A session's grey levels agree when the robust spread (1.4826 x MAD) of their log is above 0
+(an export that set every micrograph to one level says nothing) and at most this: one dose on
+every micrograph. The per-session sets of `bench/micassess_generators.py` measured 0.002-0.04
+through counts, binning, hot pixels and denoisers, JPEG exports stretched per micrograph
+0.02-0.19 (so `stretched_export` guards the check on levels alone), the 12 real EMPIAR-10017 8-bit exports 0.052 (`thick_ice_by_transmission`,
+`thick_ice_needs_darkening`)."""
+
+
+SHARED_EXTREME_TOLERANCE = 0.005
+"""Two micrographs share an extreme value when their lowest (or highest) values differ by at most
+this fraction of the session's median value range: 8-bit exports stretched per micrograph end at
+0 and 254-255 (the 12 real EMPIAR-10017 exports of `shared/real_examples`), min-max or clipped
+float exports at one pair of values; a camera's counts or sums end wherever their noise and hot
+pixels put them."""
+
+
+def stretched_export(verdicts: list[MicrographVerdict]) -> bool:
+    """Whether the session's micrographs were stretched into one value range by an export.
+
+    True when at least half of the micrographs with measured extremes (`MicrographVerdict.
+    grey_min`, ``grey_max``) share both the session's median lowest and median highest value
+    (`SHARED_EXTREME_TOLERANCE`), and when fewer than `TRANSMISSION_MIN_MICROGRAPHS` have them
+    (not known: judged as stretched, so that no grey level is believed alone).
+    """
+    extremes = np.array(
+        [
+            (float(v.grey_min), float(v.grey_max))
+            for v in verdicts
+            if v.grey_min is not None and v.grey_max is not None
+        ]
+    ).reshape(-1, 2)
+    if len(extremes) < TRANSMISSION_MIN_MICROGRAPHS:
+        return True
+    low, high = np.median(extremes, axis=0)
+    tolerance = SHARED_EXTREME_TOLERANCE * max(
+        float(np.median(extremes[:, 1] - extremes[:, 0])), 0.0
+    )
+    shared = (np.abs(extremes[:, 0] - low) <= tolerance) & (
+        np.abs(extremes[:, 1] - high) <= tolerance
+    )
+    return bool(shared.mean() >= 0.5)
+
+
 def thick_ice_by_transmission(
     verdicts: list[MicrographVerdict], params: MicrographAssessParams
 ) -> list[MicrographVerdict]:
@@ -566,27 +611,38 @@ def thick_ice_by_transmission(
 
     A good micrograph is called bad when its grey level (`MicrographVerdict.grey_level`) is
     under ``params.thick_ice_transmission`` times the median of the session's measured
-    micrographs and its noise variance per grey level lies within `SHOT_NOISE_AGREEMENT` of
-    theirs, in a session that agrees on that ratio (`TRANSMISSION_MAX_NOISE_SPREAD`): fewer
-    electrons reached the camera (`screen.processing.exposure`). Sessions of fewer than
-    `TRANSMISSION_MIN_MICROGRAPHS` measured micrographs, and the check turned off (0), return
-    the verdicts unchanged; P(good) and the reason scores stay as the network gave them.
+    micrographs, and
+
+    * in a session that agrees on the noise variance per grey level
+      (`TRANSMISSION_MAX_NOISE_SPREAD`), its own lies within `SHOT_NOISE_AGREEMENT` of theirs:
+      fewer electrons reached the camera, it was not rescaled (`screen.processing.exposure`);
+    * in a session whose noise per grey level does not agree (binned frames, where the
+      neighbouring-pixel differences carry the particles too, or denoised ones), the session's
+      grey levels agree (robust spread above 0 and at most `LEVEL_MAX_SPREAD`) and its
+      micrographs do not share their extreme values (`stretched_export`): one dose, no export
+      that set each micrograph's range, so a level a quarter lower is fewer electrons.
+
+    Sessions of fewer than `TRANSMISSION_MIN_MICROGRAPHS` measured micrographs, and the check
+    turned off (0), return the verdicts unchanged; P(good) and the reason scores stay as the
+    network gave them.
     """
     verdicts = list(verdicts)
     if params.thick_ice_transmission <= 0:
         return verdicts
-    measured = [
-        (float(v.grey_level), float(v.noise_variance) / float(v.grey_level))
-        for v in verdicts
-        if _exposure_measured(v)
-    ]
+    measured = [v for v in verdicts if _exposure_measured(v)]
     if len(measured) < TRANSMISSION_MIN_MICROGRAPHS:
         return verdicts
-    level = float(np.median([m[0] for m in measured]))
-    log_gain = np.log([m[1] for m in measured])
+    level = float(np.median([v.grey_level for v in measured]))
+    log_gain = np.log([v.noise_variance / v.grey_level for v in measured])
     centre = float(np.median(log_gain))
-    if 1.4826 * float(np.median(np.abs(log_gain - centre))) > TRANSMISSION_MAX_NOISE_SPREAD:
-        return verdicts
+    noise_agrees = (
+        1.4826 * float(np.median(np.abs(log_gain - centre))) <= TRANSMISSION_MAX_NOISE_SPREAD
+    )
+    if not noise_agrees:
+        log_level = np.log([v.grey_level for v in measured])
+        spread = 1.4826 * float(np.median(np.abs(log_level - np.median(log_level))))
+        if not 0.0 < spread <= LEVEL_MAX_SPREAD or stretched_export(measured):
+            return verdicts
     gain = float(np.exp(centre))
     out = []
     for v in verdicts:
@@ -594,7 +650,10 @@ def thick_ice_by_transmission(
             v.verdict == "good"
             and _exposure_measured(v)
             and v.grey_level < params.thick_ice_transmission * level
-            and abs(v.noise_variance / v.grey_level / gain - 1.0) <= SHOT_NOISE_AGREEMENT
+            and (
+                not noise_agrees
+                or abs(v.noise_variance / v.grey_level / gain - 1.0) <= SHOT_NOISE_AGREEMENT
+            )
         )
         out.append(replace(v, verdict="bad", reason="thick_ice") if thicker else v)
     return out
@@ -609,11 +668,6 @@ thick ice against its own session. Measured 2026-12-05 (session 18, `/tmp/s18/gr
 `bench/micassess_generators.py --per-session` sets): the network's thick-ice verdicts on good
 micrographs sat at 0.98-1.06 of their session's level (all after NL-means denoising), true thick
 ice at 0.57-0.90 on every set."""
-
-LEVEL_MAX_SPREAD = 0.05
-"""... and only in a session whose grey levels agree: robust spread (1.4826 x MAD) of their log
-above 0 (an export that set every micrograph to one level says nothing) and at most this. The
-per-session sets measured 0.002-0.03 (JPEG exports stretched per micrograph up to 0.19)."""
 
 
 def thick_ice_needs_darkening(
@@ -850,6 +904,8 @@ def _verdict(
         noise_variance=None if measured is None else measured.noise_variance,
         anisotropy=None if directional is None else directional.amplitude,
         anisotropy_noise=None if directional is None else directional.noise,
+        grey_min=None if measured is None or math.isnan(measured.low) else measured.low,
+        grey_max=None if measured is None or math.isnan(measured.high) else measured.high,
     )
     if not bad and opaque is not None and opaque >= params.max_opaque_fraction:
         return replace(verdict, verdict="bad", reason="contaminated")
@@ -873,8 +929,8 @@ BACKEND = Backend(
     name="builtin",
     # 3: hot pixels clipped before the Fourier crop; 4: opaque check; 5: its margin; 6: carbon
     # check; 7: it follows arcs too; 8: crystalline-ice reflections; 9: grey level and noise;
-    # 10: directional power (anisotropy) for the drift check
-    version="10",
+    # 10: directional power (anisotropy) for the drift check; 11: lowest and highest values
+    version="11",
     params_type=MicrographAssessParams,
     compute=assess_micrographs,
 )

@@ -58,6 +58,10 @@ class MicrographVerdict:
     # (`screen.processing.anisotropy`): drift blur takes the power along one direction.
     anisotropy: float | None = None
     anisotropy_noise: float | None = None
+    # The micrograph's lowest and highest values: a session whose micrographs share them was
+    # stretched into one range by an export, and its grey levels say nothing about electrons.
+    grey_min: float | None = None
+    grey_max: float | None = None
 
 
 @dataclass(frozen=True)

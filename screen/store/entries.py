@@ -45,6 +45,8 @@ def verdict_from(cached: dict) -> MicrographVerdict:
         None if cached.get("noise_variance") is None else float(cached["noise_variance"]),
         None if cached.get("anisotropy") is None else float(cached["anisotropy"]),
         None if cached.get("anisotropy_noise") is None else float(cached["anisotropy_noise"]),
+        grey_min=None if cached.get("grey_min") is None else float(cached["grey_min"]),
+        grey_max=None if cached.get("grey_max") is None else float(cached["grey_max"]),
     )
 
 

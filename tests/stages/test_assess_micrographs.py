@@ -34,7 +34,7 @@ def simulated(empty_carbon_session):
 
 
 def test_backend_contract():
-    assert BACKEND.key == "assess_micrographs/builtin@10"
+    assert BACKEND.key == "assess_micrographs/builtin@11"
     assert BACKEND.params_type is MicrographAssessParams
     assert BACKEND.compute is assess_micrographs
     assert PARAMS.threshold == 0.1
@@ -358,6 +358,45 @@ def test_a_micrograph_that_received_far_fewer_electrons_is_thick_ice():
         "thick_ice_transmission" in p
         for p in params_problems(replace(params, thick_ice_transmission=1.5))
     )
+
+
+def _summed(level: float, gain: float, verdict: str = "good") -> MicrographVerdict:
+    """A camera's (binned) sum: its extremes lie wherever its noise puts them."""
+    return replace(
+        _exposed(level, level * gain, verdict), grey_min=0.55 * level, grey_max=1.9 * level
+    )
+
+
+def test_thick_ice_by_the_level_alone_where_the_noise_cannot_tell():
+    # Binned or denoised frames: the neighbouring-pixel differences carry the particles too, and
+    # their ratio to the level spreads over the session; one dose still gives one level.
+    from screen.stages.assess_micrographs import stretched_export, thick_ice_by_transmission
+
+    params = MicrographAssessParams()
+    gains = (0.5, 1.0, 1.6, 0.8, 1.3, 0.6)
+    session = [
+        _summed(1000.0 * f, g)
+        for f, g in zip((0.97, 1, 1.02, 0.99, 1.01, 1.03), gains, strict=True)
+    ]
+    darker = [_summed(700.0, 1.1), _summed(800.0, 0.7)]  # 30 % fewer electrons; 20 %: kept
+    checked = thick_ice_by_transmission(session + darker, params)
+    assert [v.verdict for v in checked] == ["good"] * 6 + ["bad", "good"]
+    assert checked[6].reason == "thick_ice" and checked[6].p_good == 0.9
+    assert not stretched_export(session + darker)
+    # An export that stretched each micrograph into 0-255: its levels are the export's.
+    exported = [replace(v, grey_min=0.0, grey_max=255.0 - i % 2) for i, v in enumerate(session)]
+    assert stretched_export(exported + darker)
+    assert thick_ice_by_transmission(exported + darker, params) == exported + darker
+    # Levels that do not agree (stretched per micrograph, or several doses): nothing judged.
+    spread = [
+        replace(v, grey_level=1000.0 * f)
+        for v, f in zip(session, (0.8, 1, 1.2, 0.9, 1.15, 0.85), strict=True)
+    ]
+    assert thick_ice_by_transmission(spread + darker, params) == spread + darker
+    # Extremes not measured (an older cache): no level is believed alone.
+    unmeasured = [replace(v, grey_min=None, grey_max=None) for v in session + darker]
+    assert stretched_export(unmeasured)
+    assert thick_ice_by_transmission(unmeasured, params) == unmeasured
 
 
 def test_thick_ice_of_simulated_counts_is_found_by_its_transmission():
