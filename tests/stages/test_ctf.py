@@ -46,7 +46,7 @@ def _angle_error_deg(a, b):
 
 
 def test_backend_contract():
-    assert BACKEND.key == "ctf/builtin@3"
+    assert BACKEND.key == "ctf/builtin@4"
     assert BACKEND.params_type is CtfSearch
     assert BACKEND.compute is estimate_ctf
 
@@ -213,3 +213,22 @@ def test_tiny_image_does_not_crash():
     fit = estimate_ctf(image, Optics(1.2), PARAMS)
     assert np.isfinite(fit.mean_defocus_A)
     assert PARAMS.low_res_A >= fit.fit_resolution_A >= 2.0 * 1.2
+
+
+def test_a_first_seed_off_by_half_a_ring_gives_way_to_one_whose_rings_go_on(monkeypatch):
+    # Coarse pixels (5.1 Å, Nyquist 10.2 Å) and 2.2 µm: a good micrograph shows about four rings
+    # between 30 Å and Nyquist, and the best 1D score sat half a ring off (fit to 30 Å: no ring
+    # followed). Measured 2026-12-06: 38 good micrographs of the held-out per-session sets
+    # rescued this way, no fit worse, none of the real examples changed.
+    import screen.stages.ctf as ctf_stage
+
+    spec = dataclasses.replace(prex1_small(12), pixel_size_A=5.1, frame_px=(512, 512))
+    (plan,) = [p for p in session_plans(spec, SESSION) if p.name == "gbg_6uM_0002"]
+    ctf = dataclasses.replace(plan.ctf, defocus_u_A=22050.0, defocus_v_A=21950.0)
+    image = _render(spec, dataclasses.replace(plan, ctf=ctf))
+    optics = Optics(pixel_size_A=spec.pixel_size_A)
+    fit = estimate_ctf(image, optics, PARAMS)
+    assert fit.fit_resolution_A < 12.0
+    assert fit.mean_defocus_A == pytest.approx(22000.0, rel=0.03)
+    monkeypatch.setattr(ctf_stage, "_N_SEEDS", 1)  # the first seed alone
+    assert estimate_ctf(image, optics, PARAMS).fit_resolution_A == PARAMS.low_res_A
