@@ -62,7 +62,8 @@ _GRID_PHASE_STEP_RAD = np.pi / 8  # defocus grid step: this phase change at the 
 _SUBSAMPLES = 4  # per radial bin, so that the 1D model is a bin average (no aliasing)
 _ASTIGMATISM_ANGLES_DEG = np.arange(0.0, 180.0, 15.0)
 _N_STARTS = 3  # Nelder-Mead searches from the best coarse 2D grid points
-# Mean defoci from the 1D search (best first). The 2D search starts from the first; the 2D
+# Mean defoci from the 1D search (best first; then the best one's neighbours half a ring and a
+# ring away, `_mean_defocus_seeds`). The 2D search starts from the first; the 2D
 # correlations of seeds with different smooth fits are not comparable (a near-focus seed can win
 # by fitting background), so another seed replaces it only where the first fitted no Thon ring
 # at all and the other's rings are followed to a finer resolution (`_estimate`).
@@ -397,7 +398,7 @@ def half_field_astigmatism_spread(
     return spread
 
 
-# 4: another 1D seed where the first fitted no ring (`_ALTERNATIVE_MIN_ZEROS`)
+# 4: other 1D seeds where the first fitted no ring (`_ALTERNATIVE_MIN_ZEROS`)
 BACKEND = Backend(
     stage="ctf", name="builtin", version="4", params_type=CtfSearch, compute=estimate_ctf
 )
@@ -439,7 +440,8 @@ def _mean_defocus_seeds(
 ) -> list[_Seed]:
     """Candidate mean defoci from the rotational average (best first), each with its smooth fit.
 
-    Candidates are interior local maxima of the 1D score (``_N_SEEDS`` of them are kept).
+    Candidates are interior local maxima of the 1D score (``_N_SEEDS`` of them are kept), then
+    the best one's neighbours half a ring and a ring away at the band's high end.
     """
     k_lo, k_hi = band
     n_bins = spectrum.n_px // 2
@@ -489,6 +491,17 @@ def _mean_defocus_seeds(
         defocus_A = float(result.x) if -result.fun >= scores[index] else float(grid_A[index])
         background, envelope = scorer.coefficients(ctf2(np.array([defocus_A]))[0])
         seeds.append(_Seed(defocus_A, _Smooth(log_coef, background, envelope, domain)))
+    if seeds:
+        # The best one's neighbours half a ring and a ring away at the band's high end: where the
+        # rotational average's score is flat over the ring-count ambiguity, the true defocus need
+        # not be a local maximum of it.
+        ring_A = np.pi / (physics.defocus_coef * k_hi**2)
+        for shift in (0.5, -0.5, 1.0, -1.0):
+            defocus_A = seeds[0].defocus_A + shift * ring_A
+            if not params.min_defocus_um * 1e4 <= defocus_A <= params.max_defocus_um * 1e4:
+                continue
+            background, envelope = scorer.coefficients(ctf2(np.array([defocus_A]))[0])
+            seeds.append(_Seed(defocus_A, _Smooth(log_coef, background, envelope, domain)))
     return seeds
 
 
