@@ -339,6 +339,8 @@ def test_a_micrograph_that_received_far_fewer_electrons_is_thick_ice():
         _exposed(620.0, 770.0),  # an export's rescale: noise fell with the square
         _exposed(800.0, 1600.0),  # 20 % fewer: within the limit
         _exposed(600.0, 1200.0, "bad"),  # already bad: left as the network called it
+        _exposed(620.0, 1240.0 * 1.3),  # more ice texture on top of the counts: thick ice
+        _exposed(620.0, 1240.0 * 1.7),  # far noisier than counts: not judged
     ]
     checked = thick_ice_by_transmission(session + darker, params)
     assert [v.verdict for v in checked[:6]] == ["good"] * 6
@@ -346,6 +348,7 @@ def test_a_micrograph_that_received_far_fewer_electrons_is_thick_ice():
     assert checked[6].p_good == 0.9  # the network's numbers stay
     assert [v.verdict for v in checked[7:9]] == ["good", "good"]
     assert checked[9] == darker[3]
+    assert (checked[10].reason, checked[11].verdict) == ("thick_ice", "good")
     # Off, too few measured micrographs, or a session that keeps no count statistics: unchanged.
     off = replace(params, thick_ice_transmission=0.0)
     assert thick_ice_by_transmission(session + darker, off) == session + darker
