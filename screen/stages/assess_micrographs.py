@@ -644,14 +644,9 @@ def thick_ice_by_transmission(
     level = float(np.median([v.grey_level for v in measured]))
     log_gain = np.log([v.noise_variance / v.grey_level for v in measured])
     centre = float(np.median(log_gain))
-    noise_agrees = (
-        1.4826 * float(np.median(np.abs(log_gain - centre))) <= TRANSMISSION_MAX_NOISE_SPREAD
-    )
-    if not noise_agrees:
-        log_level = np.log([v.grey_level for v in measured])
-        spread = 1.4826 * float(np.median(np.abs(log_level - np.median(log_level))))
-        if not 0.0 < spread <= LEVEL_MAX_SPREAD or stretched_export(measured):
-            return verdicts
+    noise_agrees = _robust_spread(log_gain) <= TRANSMISSION_MAX_NOISE_SPREAD
+    if not noise_agrees and (not _levels_agree(measured) or stretched_export(measured)):
+        return verdicts
     gain = float(np.exp(centre))
     out = []
     for v in verdicts:
@@ -696,14 +691,10 @@ def thick_ice_needs_darkening(
     verdicts = list(verdicts)
     if params.thick_ice_transmission <= 0:
         return verdicts
-    levels = [float(v.grey_level) for v in verdicts if _exposure_measured(v)]
-    if len(levels) < TRANSMISSION_MIN_MICROGRAPHS:
+    measured = [v for v in verdicts if _exposure_measured(v)]
+    if len(measured) < TRANSMISSION_MIN_MICROGRAPHS or not _levels_agree(measured):
         return verdicts
-    log_level = np.log(levels)
-    spread = 1.4826 * float(np.median(np.abs(log_level - np.median(log_level))))
-    if not 0.0 < spread <= LEVEL_MAX_SPREAD:
-        return verdicts
-    median = float(np.median(levels))
+    median = float(np.median([v.grey_level for v in measured]))
     return [
         _judged_without(v, {"thick_ice"}, params.threshold)
         if _network_reason(v, params.threshold) == "thick_ice"
@@ -736,7 +727,7 @@ def drift_by_anisotropy(
     amplitudes = np.array([float(v.anisotropy) for v in measured])
     median = float(np.median(amplitudes))
     spread = max(
-        1.4826 * float(np.median(np.abs(amplitudes - median))),
+        _robust_spread(amplitudes),
         float(np.median([float(v.anisotropy_noise) for v in measured])),
     )
     return [
@@ -748,6 +739,17 @@ def drift_by_anisotropy(
         else v
         for v in verdicts
     ]
+
+
+def _robust_spread(values) -> float:
+    """1.4826 x the median absolute deviation: the std of Gaussian values (0: half are equal)."""
+    values = np.asarray(values, dtype=np.float64)
+    return 1.4826 * float(np.median(np.abs(values - np.median(values))))
+
+
+def _levels_agree(measured: list[MicrographVerdict]) -> bool:
+    """Whether measured micrographs' grey levels agree (`LEVEL_MAX_SPREAD`)."""
+    return 0.0 < _robust_spread(np.log([float(v.grey_level) for v in measured])) <= LEVEL_MAX_SPREAD
 
 
 def _anisotropy_measured(verdict: MicrographVerdict) -> bool:
