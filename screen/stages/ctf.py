@@ -252,6 +252,7 @@ def _estimate(
             f"{pixel_size_A:.3g} Å"
         )
     seeds = _mean_defocus_seeds(spectrum, physics, (k_lo, k_hi), params)
+
     # The first seed's fit, unless it followed no ring past the band's low end: then the seed
     # whose fit the spectrum follows furthest (measured 2026-12-06 on `bench/
     # micassess_generators.py --per-session` sets: good micrographs at 5.1 Å/px and 1.8 µm whose
@@ -259,20 +260,19 @@ def _estimate(
     # second seed's rings reach Nyquist). A local correlation over three rings in three of four
     # sectors is a like-for-like measure between seeds, whatever their smooth fits; the other
     # seed must follow `_ALTERNATIVE_MIN_ZEROS` zeros.
-    fits = []
-    for seed in seeds:
-        mean_A, a_A, b_A, score = _fit_astigmatism(spectrum, physics, [seed], (k_lo, k_hi), params)
-        fit_k = _fit_resolution_k(spectrum, physics, (mean_A, a_A, b_A), k_lo, params)
-        fits.append((fit_k, (mean_A, a_A, b_A, score)))
-        if fit_k > k_lo:
-            break
-    fit_k, (mean_A, a_A, b_A, score) = fits[0]
-    for other_k, other in fits[1:]:
+    def fitted(seed: _Seed) -> tuple[float, tuple[float, float, float, float]]:
+        found = _fit_astigmatism(spectrum, physics, [seed], (k_lo, k_hi), params)
+        return _fit_resolution_k(spectrum, physics, found[:3], k_lo, params), found
+
+    fit_k, (mean_A, a_A, b_A, score) = fitted(seeds[0])
+    for seed in seeds[1:] if fit_k <= k_lo else []:
+        other_k, other = fitted(seed)
         zeros = np.floor(physics.chi(other_k**2, other_k**4, other[0]) / np.pi) - np.floor(
             physics.chi(k_lo**2, k_lo**4, other[0]) / np.pi
         )
         if other_k > fit_k and zeros >= _ALTERNATIVE_MIN_ZEROS:
             fit_k, (mean_A, a_A, b_A, score) = other_k, other
+            break
     half_diff_A = float(np.hypot(a_A, b_A))
     angle_deg = 0.5 * float(np.degrees(np.arctan2(b_A, a_A))) if half_diff_A > 0 else 0.0
     angle_deg = (angle_deg + 90.0) % 180.0 - 90.0

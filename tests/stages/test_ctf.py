@@ -218,7 +218,7 @@ def test_tiny_image_does_not_crash():
 def test_a_first_seed_off_by_half_a_ring_gives_way_to_one_whose_rings_go_on(monkeypatch):
     # Coarse pixels (5.1 Å, Nyquist 10.2 Å) and 2.2 µm: a good micrograph shows about four rings
     # between 30 Å and Nyquist, and the best 1D score sat half a ring off (fit to 30 Å: no ring
-    # followed). Measured 2026-12-06: 45 good micrographs of the held-out per-session sets
+    # followed). Measured 2026-12-06: 46 good micrographs of the held-out per-session sets
     # rescued this way, no fit worse, none of the real examples changed.
     import screen.stages.ctf as ctf_stage
 
