@@ -78,6 +78,19 @@ def test_the_contaminated_real_micrograph_is_bad_with_either_model(weights):
     assert all(v.opaque_fraction < 0.01 for v in good)
 
 
+def test_the_contaminated_real_micrograph_with_hot_pixels_is_still_bad(model):
+    """300 hot pixels at 20 times the frame's maximum: smoothed into the field unclipped, they
+    outweighed the ball (opaque share 0: kept, 2026-12-06); clipped first, 13 % again."""
+    (example,) = [e for e in EXAMPLES if e.verdict == "bad"]
+    image = example.read().copy()
+    hot = np.random.default_rng(1).integers(0, image.size, 300)
+    image.flat[hot] = 20.0 * image.max()
+    params = MicrographAssessParams()
+    (verdict,) = assess_micrographs([image], [example.pixel_size_A], params, model)
+    assert (verdict.verdict, verdict.reason) == ("bad", "contaminated")
+    assert 0.1 < verdict.opaque_fraction < 0.25
+
+
 def test_no_real_example_has_a_carbon_film_edge():
     """None of the 14 shows a film edge: step contrasts 1.0-3.9 (the check needs 4 with a sharp
     transition), darker sides 5-17 % of the field (it needs 30 %; bench/carbon_edges.py)."""
@@ -102,6 +115,21 @@ def test_no_real_example_shows_crystalline_ice_reflections():
         elif example.verdict == "good":
             assert found.tile_share == 0.0, (example.path.name, found)
             assert found.strongest_ratio < 7.0, (example.path.name, found)
+
+
+@pytest.mark.parametrize("sigma_px", [0.7, 1.5, 2.0])
+def test_a_smoothed_real_export_shows_no_crystalline_ice(sigma_px):
+    """One EMPIAR-10017 export smoothed again (an export low-passed or denoised harder): its
+    band carries rounding residue and near-axis streaks, not ice. Before the band's power was
+    checked (2026-12-06) every tile read as ice from 1.5 px on and every good export of such a
+    session was called "contaminated"."""
+    from scipy import ndimage as ndi
+
+    from screen.processing.ice import ice_reflections
+
+    example = next(e for e in EXAMPLES if e.path.suffix == ".jpg")
+    found = ice_reflections(ndi.gaussian_filter(example.read(), sigma_px), example.pixel_size_A)
+    assert found is None or found.tile_share == 0.0, found
 
 
 KEPT_BY_V3_FLOOR = 9
@@ -267,3 +295,30 @@ def test_screen_run_on_the_magellon_rings_never_silently_keeps_no_particle(tmp_p
     if summary["good_particles"] == 0:
         assert "outside its trained domain" in warning and "WARNING rings" in result.output
         assert "outside its trained domain" in (out / "report.html").read_text()
+
+
+@pytest.mark.parametrize("quality", [30, 60])
+def test_a_real_export_coded_again_as_jpeg_is_not_read_as_crystalline_ice(quality):
+    """An EMPIAR-10017 export JPEG-coded again and converted to MRC (a user's preview): its
+    finest frequencies hold block artefacts that read as ice reflections (at quality 30 every
+    tile, ratio 23; 60: 38 % of tiles), so the block grid it shows turns the check off, and the
+    good micrograph stays good (2026-12-06: before, every one was called "contaminated")."""
+    import io
+
+    from PIL import Image
+
+    from screen.processing.blocks import shows_block_grid
+
+    example = next(
+        e for e in EXAMPLES if e.path.name == "empiar10017_Falcon_2012_06_12-15_30_21_0.jpg"
+    )
+    buffer = io.BytesIO()
+    Image.fromarray(example.read().astype(np.uint8)).save(buffer, "JPEG", quality=quality)
+    coded = np.asarray(Image.open(buffer), dtype=np.float32)
+    assert shows_block_grid(coded)
+    params = MicrographAssessParams(model="micassess_small_v5")
+    (verdict,) = assess_micrographs(
+        [coded], [example.pixel_size_A], params, load_micrograph_model(params)
+    )
+    assert verdict.crystalline_fraction is None
+    assert verdict.verdict == "good", verdict

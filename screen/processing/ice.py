@@ -35,6 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage as ndi
 
 ICE_BAND_A: tuple[float, float] = (3.3, 4.05)
 """d-spacings (Å) searched: hexagonal ice's 3.90, 3.67 and 3.44 Å and cubic ice's 3.67 Å."""
@@ -47,6 +48,25 @@ AXIS_EXCLUSION_DEG = 3.0
 
 BLOCK_PERIOD_PX = 8
 """Period (pixels) of a block transform whose artefacts are left out (JPEG's 8 x 8 blocks)."""
+
+REFERENCE_RING_A: tuple[float, float] = (6.6, 8.1)
+"""d-spacings (Å) of the ring at twice the band's spacing, against which the band's power is read."""
+
+MIN_BAND_SHARE = 0.01
+"""A tile's band must hold at least this share of the reference ring's median power (after the
+high-pass, which passes the band about four times more than this ring) for its reflections to
+be read. Measured 2026-12-06 (session script, per-tile medians): the twelve denoised EMPIAR-10017
+JPEG exports 1.3-1.7, the contaminated real micrograph 1.3-2.1; one export smoothed again by a
+Gaussian of 0.5 / 0.7 / 1 / 1.5 / 2 px: 0.70 / 0.13 / 5e-3 / 3e-6 / 5e-8. From 1.5 px on the
+band held only rounding residue and near-axis streaks, read as reflections on every tile
+(ratio 8-13,000: every good export "contaminated"). White shot noise under a detector's MTF
+and a CTF envelope does not fall a hundredfold over one octave, so a raw micrograph stays far
+above 0.01 whatever the detector; only a low-pass past 4 Å brings a tile under it."""
+
+HIGH_PASS_SIGMA_A = 1.4
+"""Width (Å) of the Gaussian whose smoothed copy is subtracted from each tile: it passes at
+least 90 % of the band's amplitude (1 - exp(-2 pi^2 sigma^2 k^2) at 1/4.05 Å) and removes what
+lies far below it. Set from the band, not measured on any micrograph."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +122,7 @@ def ice_reflections(
     """
     if not measurable(pixel_size_A):
         return None
-    frame = np.asarray(image, dtype=np.float32)
+    frame = np.asarray(image, dtype=np.float64)
     tile = int(min(tile_px, 2 ** int(np.log2(max(min(frame.shape) // 2, 16)))))
     band, radius_bin, n_bins = _band_samples(tile, pixel_size_A)
     if not band.any():
@@ -113,22 +133,36 @@ def ice_reflections(
     from scipy import fft as sfft
     from scipy.signal.windows import tukey  # imported here: scipy.signal is slow to import
 
-    taper = tukey(tile, alpha=0.2).astype(np.float32)
+    taper = tukey(tile, alpha=0.2)
     window = np.outer(taper, taper)
     corners = _tile_corners(frame.shape, tile, max_tiles)
     band_rows, band_cols = np.nonzero(band)
     bins = radius_bin[band]
     radii = np.hypot(np.fft.fftfreq(tile)[band_rows], np.fft.rfftfreq(tile)[band_cols]) * tile
     patches = np.stack([frame[y : y + tile, x : x + tile] for y, x in corners])
-    patches = (patches - patches.mean(axis=(1, 2), keepdims=True)) * window
+    # Low frequencies taken out before the taper (a Gaussian high-pass that keeps the band):
+    # a smoothed export's band lies up to a billion times below its low frequencies, and the
+    # taper's side lobes would carry those into the band as streaks that read as spots.
+    sigma_px = HIGH_PASS_SIGMA_A / pixel_size_A
+    patches = (patches - ndi.gaussian_filter(patches, (0.0, sigma_px, sigma_px))) * window
+    # float64: a smoothed export's band can lie below float32's rounding of its tiles.
     power = np.abs(sfft.rfft2(patches, axes=(1, 2), workers=-1)) ** 2
+    # A tile whose band lies far below the ring at twice its spacing was low-passed (smoothed
+    # or denoised past 4 Å): its band holds rounding and artefacts, not ice; it is left out.
+    reference = _ring(tile, pixel_size_A, REFERENCE_RING_A)
+    transmitted = np.median(power[:, band_rows, band_cols], axis=1) >= MIN_BAND_SHARE * np.median(
+        power[:, reference], axis=1
+    )
+    if not transmitted.any():
+        return None
+    power = power[transmitted]
     samples = power[:, band_rows, band_cols]  # (tiles, band samples)
     # The radius's mean, estimated robustly (median / ln 2 for exponential samples) per radius
     # bin and interpolated (in log) at each sample's own radius: the spectrum can fall by a
     # large factor across one bin near Nyquist (a denoised or smoothed export).
     medians = _medians_by_bin(samples, bins, n_bins)
     ratio = np.zeros_like(power)
-    for t in range(len(corners)):
+    for t in range(len(power)):
         filled = np.flatnonzero(medians[t] > 0)
         expected = np.exp(np.interp(radii, filled, np.log(medians[t, filled]))) / np.log(2.0)
         ratio[t, band_rows, band_cols] = samples[t] / np.maximum(expected, 1e-30)
@@ -140,10 +174,24 @@ def ice_reflections(
     fy, fx = np.fft.fftfreq(tile)[band_rows[k]], np.fft.rfftfreq(tile)[band_cols[k]]
     best_spacing_A = float(pixel_size_A / np.hypot(fx, fy))
     return IceReflections(
-        tile_share=with_ice / len(corners),
-        tiles=len(corners),
+        tile_share=with_ice / len(power),
+        tiles=len(power),
         strongest_ratio=best_ratio,
         strongest_spacing_A=best_spacing_A,
+    )
+
+
+def _ring(tile: int, pixel_size_A: float, spacings_A: tuple[float, float]) -> np.ndarray:
+    """Mask of a ring of d-spacings (Å) on a tile's rfft grid, the pixel axes left out."""
+    fy = np.fft.fftfreq(tile)[:, None]
+    fx = np.fft.rfftfreq(tile)[None, :]
+    k_A = np.hypot(fx, fy) / pixel_size_A
+    angle = np.degrees(np.arctan2(np.abs(fy), fx))
+    return (
+        (k_A >= 1.0 / spacings_A[1])
+        & (k_A <= 1.0 / spacings_A[0])
+        & (angle > AXIS_EXCLUSION_DEG)
+        & (angle < 90.0 - AXIS_EXCLUSION_DEG)
     )
 
 

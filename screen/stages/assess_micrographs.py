@@ -23,11 +23,13 @@ import numpy as np
 
 from screen.models import micassess
 from screen.processing.anisotropy import DirectionalPower, directional_power
+from screen.processing.blocks import shows_block_grid
 from screen.processing.carbon import carbon_edge
 from screen.processing.contamination import opaque_fraction
 from screen.processing.ctf import CtfParams, ctf_zero_frequencies_A
 from screen.processing.exposure import Exposure, exposure
-from screen.processing.ice import ice_reflections
+from screen.processing.filters import clip_outliers
+from screen.processing.ice import ice_reflections, measurable
 from screen.stages.base import Backend
 from screen.stages.ctf import astigmatism_is_confirmed
 from screen.stages.records import MICROGRAPH_REASONS, CtfFit, MicrographVerdict
@@ -846,16 +848,18 @@ def assess_micrographs_with(
         [float(pixel_sizes_A[i]) for i in usable],
         min(params.batch_size for params, _ in assessments) if assessments else 32,
     )
-    opaque = {
-        i: opaque_fraction(images[i])
-        for i in usable
-        if any(params.max_opaque_fraction > 0 for params, _ in assessments)
-    }
-    carbon = {
-        i: carbon_edge(images[i]).carbon_fraction()
-        for i in usable
-        if any(params.max_carbon_fraction > 0 for params, _ in assessments)
-    }
+    want_opaque = any(params.max_opaque_fraction > 0 for params, _ in assessments)
+    want_carbon = any(params.max_carbon_fraction > 0 for params, _ in assessments)
+    opaque, carbon = {}, {}
+    for i in usable if want_opaque or want_carbon else ():
+        # Hot and dead pixels clipped first: one of 20 times the frame's maximum, smoothed into
+        # the grey-level field, outweighs a real ball of ice (the contaminated real micrograph
+        # with 300 such pixels added was kept, 2026-12-06).
+        frame = clip_outliers(images[i])
+        if want_opaque:
+            opaque[i] = opaque_fraction(frame)
+        if want_carbon:
+            carbon[i] = carbon_edge(frame).carbon_fraction()
     crystalline = {
         i: _crystalline_share(images[i], float(pixel_sizes_A[i]))
         for i in usable
@@ -932,7 +936,14 @@ def _verdict(
 
 
 def _crystalline_share(image: np.ndarray, pixel_size_A: float) -> float | None:
-    """Share of the micrograph's tiles with crystalline-ice reflections (None: not measurable)."""
+    """Share of the micrograph's tiles with crystalline-ice reflections (None: not measurable).
+
+    Not measurable either on a micrograph that shows a JPEG block grid (an export converted to
+    MRC or TIFF): its finest frequencies hold the blocks' artefacts (every tile of the
+    EMPIAR-10017 exports coded again at quality 30 read as ice, 2026-12-06).
+    """
+    if not measurable(pixel_size_A) or shows_block_grid(image):
+        return None
     found = ice_reflections(image, pixel_size_A)
     return None if found is None else found.tile_share
 
@@ -942,8 +953,10 @@ BACKEND = Backend(
     name="builtin",
     # 3: hot pixels clipped before the Fourier crop; 4: opaque check; 5: its margin; 6: carbon
     # check; 7: it follows arcs too; 8: crystalline-ice reflections; 9: grey level and noise;
-    # 10: directional power (anisotropy) for the drift check; 11: lowest and highest values
-    version="11",
+    # 10: directional power (anisotropy) for the drift check; 11: lowest and highest values;
+    # 12: crystalline ice read only where the band is transmitted and no JPEG grid shows;
+    # opaque and carbon checks on hot-pixel-clipped frames
+    version="12",
     params_type=MicrographAssessParams,
     compute=assess_micrographs,
 )

@@ -83,3 +83,28 @@ def test_small_frames_use_smaller_tiles():
     image *= 1.0 + 0.05 * fringes(image.shape, 1.0, 3.9, (30.0,), share=1.0)
     found = ice_reflections(image, 1.0)
     assert found is not None and found.tiles >= 2 and found.tile_share == 1.0
+
+
+def _smoothed_field(sigma_px: float) -> np.ndarray:
+    """Counts over a slowly varying ice field with faint column stripes, then smoothed."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(4)
+    image = rng.poisson(40.0, (1024, 1024)).astype(float)
+    image += 1200.0 * ndi.gaussian_filter(rng.standard_normal((1024, 1024)), 40)
+    image += 3.0 * (np.arange(1024) % 64 < 2)[None, :]
+    return ndi.gaussian_filter(image, sigma_px)
+
+
+def test_a_micrograph_smoothed_past_the_band_is_not_measured():
+    # A 3-px Gaussian leaves the band a millionth of its power at twice the spacing.
+    assert ice_reflections(_smoothed_field(3.0), 1.0) is None
+    found = ice_reflections(_smoothed_field(1.0), 1.0)  # still transmits the band
+    assert found is not None and found.tile_share == 0.0
+
+
+def test_the_smoothed_test_would_fail_without_the_band_check(monkeypatch):
+    import screen.processing.ice as ice
+
+    monkeypatch.setattr(ice, "MIN_BAND_SHARE", 0.0)
+    assert ice.ice_reflections(_smoothed_field(3.0), 1.0).tile_share > 0.5
