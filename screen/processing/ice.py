@@ -144,7 +144,14 @@ def ice_reflections(
     # a smoothed export's band lies up to a billion times below its low frequencies, and the
     # taper's side lobes would carry those into the band as streaks that read as spots.
     sigma_px = HIGH_PASS_SIGMA_A / pixel_size_A
-    patches = (patches - ndi.gaussian_filter(patches, (0.0, sigma_px, sigma_px))) * window
+    patches = patches - ndi.gaussian_filter(patches, (0.0, sigma_px, sigma_px))
+    # Each row's and column's mean taken out too: stripes along the pixel axes (a gain
+    # reference's, a detector's rows) lie on the axes, which are left out, but the taper's
+    # side lobes spread them to the samples beside (ratio 38 at 3.9 Å on a real export with
+    # gain-like column stripes, 2026-12-06).
+    patches -= patches.mean(axis=1, keepdims=True)
+    patches -= patches.mean(axis=2, keepdims=True)
+    patches *= window
     # float64: a smoothed export's band can lie below float32's rounding of its tiles.
     power = np.abs(sfft.rfft2(patches, axes=(1, 2), workers=-1)) ** 2
     # A tile whose band lies far below the ring at twice its spacing was low-passed (smoothed
