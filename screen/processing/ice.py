@@ -122,7 +122,7 @@ def ice_reflections(
     """
     if not measurable(pixel_size_A):
         return None
-    frame = np.asarray(image, dtype=np.float64)
+    frame = np.asarray(image)
     tile = int(min(tile_px, 2 ** int(np.log2(max(min(frame.shape) // 2, 16)))))
     band, radius_bin, n_bins = _band_samples(tile, pixel_size_A)
     if not band.any():
@@ -133,18 +133,18 @@ def ice_reflections(
     from scipy import fft as sfft
     from scipy.signal.windows import tukey  # imported here: scipy.signal is slow to import
 
-    taper = tukey(tile, alpha=0.2)
+    taper = tukey(tile, alpha=0.2).astype(np.float32)
     window = np.outer(taper, taper)
     corners = _tile_corners(frame.shape, tile, max_tiles)
     band_rows, band_cols = np.nonzero(band)
     bins = radius_bin[band]
     radii = np.hypot(np.fft.fftfreq(tile)[band_rows], np.fft.rfftfreq(tile)[band_cols]) * tile
-    patches = np.stack([frame[y : y + tile, x : x + tile] for y, x in corners])
+    patches = np.stack([frame[y : y + tile, x : x + tile] for y, x in corners]).astype(np.float32)
     # Low frequencies taken out before the taper (a Gaussian high-pass that keeps the band):
     # a smoothed export's band lies up to a billion times below its low frequencies, and the
     # taper's side lobes would carry those into the band as streaks that read as spots.
     sigma_px = HIGH_PASS_SIGMA_A / pixel_size_A
-    patches = patches - ndi.gaussian_filter(patches, (0.0, sigma_px, sigma_px))
+    patches -= ndi.gaussian_filter(patches, (0.0, sigma_px, sigma_px), truncate=3.0)
     # Each row's and column's mean taken out too: stripes along the pixel axes (a gain
     # reference's, a detector's rows) lie on the axes, which are left out, but the taper's
     # side lobes spread them to the samples beside (ratio 38 at 3.9 Å on a real export with
@@ -152,7 +152,6 @@ def ice_reflections(
     patches -= patches.mean(axis=1, keepdims=True)
     patches -= patches.mean(axis=2, keepdims=True)
     patches *= window
-    # float64: a smoothed export's band can lie below float32's rounding of its tiles.
     power = np.abs(sfft.rfft2(patches, axes=(1, 2), workers=-1)) ** 2
     # A tile whose band lies far below the ring at twice its spacing was low-passed (smoothed
     # or denoised past 4 Å): its band holds rounding and artefacts, not ice; it is left out.

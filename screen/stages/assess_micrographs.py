@@ -28,7 +28,6 @@ from screen.processing.carbon import carbon_edge
 from screen.processing.contamination import opaque_fraction
 from screen.processing.ctf import CtfParams, ctf_zero_frequencies_A
 from screen.processing.exposure import Exposure, exposure
-from screen.processing.filters import clip_outliers
 from screen.processing.ice import ice_reflections, measurable
 from screen.stages.base import Backend
 from screen.stages.ctf import astigmatism_is_confirmed
@@ -851,15 +850,11 @@ def assess_micrographs_with(
     want_opaque = any(params.max_opaque_fraction > 0 for params, _ in assessments)
     want_carbon = any(params.max_carbon_fraction > 0 for params, _ in assessments)
     opaque, carbon = {}, {}
-    for i in usable if want_opaque or want_carbon else ():
-        # Hot and dead pixels clipped first: one of 20 times the frame's maximum, smoothed into
-        # the grey-level field, outweighs a real ball of ice (the contaminated real micrograph
-        # with 300 such pixels added was kept, 2026-12-06).
-        frame = clip_outliers(images[i])
+    for i in usable:
         if want_opaque:
-            opaque[i] = opaque_fraction(frame)
+            opaque[i] = opaque_fraction(images[i])
         if want_carbon:
-            carbon[i] = carbon_edge(frame).carbon_fraction()
+            carbon[i] = carbon_edge(images[i]).carbon_fraction()
     crystalline = {
         i: _crystalline_share(images[i], float(pixel_sizes_A[i]))
         for i in usable
@@ -955,7 +950,7 @@ BACKEND = Backend(
     # check; 7: it follows arcs too; 8: crystalline-ice reflections; 9: grey level and noise;
     # 10: directional power (anisotropy) for the drift check; 11: lowest and highest values;
     # 12: crystalline ice read only where the band is transmitted and no JPEG grid shows;
-    # opaque and carbon checks on hot-pixel-clipped frames
+    # the opaque check's block means median-filtered (hot pixels)
     version="12",
     params_type=MicrographAssessParams,
     compute=assess_micrographs,
