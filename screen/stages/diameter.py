@@ -112,7 +112,7 @@ from skimage.measure import label, regionprops
 
 from screen.processing.boxes import extract_boxes, radial_profile
 from screen.processing.ctf import ctf_zero_frequencies_A, electron_wavelength_A
-from screen.processing.filters import bin_to_pixel_size, clip_outliers, lowpass
+from screen.processing.filters import bin_to_pixel_size, clip_outliers, lowpass, relative_contrast
 from screen.processing.symmetry import nearest_symmetry_centres, radial_symmetry_map
 from screen.stages.base import Backend
 from screen.stages.classify2d import Classify2DParams, classify_2d
@@ -418,11 +418,9 @@ def corrected_contrast(
     `screen.stages.extraction.wiener_correct`. Hot and dead pixels are clipped first
     (`screen.processing.filters.clip_outliers`): the correction would spread each into rings.
     """
-    image = clip_outliers(image)
-    median = float(np.median(image))
-    contrast = image / (median if median != 0 else 1.0) - 1.0
+    contrast = relative_contrast(clip_outliers(image))
     if ctf is None:
-        return contrast.astype(np.float32)
+        return contrast
     optics = optics or Optics(pixel_size_A)
     if wiener_epsilon > 0:
         return wiener_correct(contrast, pixel_size_A, ctf, optics, wiener_epsilon)
@@ -1631,8 +1629,9 @@ def self_consistent_diameter(
 BACKEND = Backend(
     stage="diameter",
     name="builtin",
-    version="10",  # 8: the spread edge of Wiener-corrected micrographs before the gap; 9: the
-    # plateau measured again from outline centres (`outline_centred_edge`); 10: hot pixels clipped
+    version="11",  # 8: the spread edge of Wiener-corrected micrographs before the gap; 9: the
+    # plateau measured again from outline centres (`outline_centred_edge`); 10: hot pixels clipped;
+    # 11: contrast of zero-centred images (`relative_contrast`)
     params_type=DiameterParams,
     compute=estimate_diameter,
 )

@@ -20,7 +20,12 @@ import numpy as np
 
 from screen.processing.boxes import circular_mask, extract_boxes
 from screen.processing.ctf import CtfParams, ctf_2d
-from screen.processing.filters import apply_transfer, bin_to_pixel_size, clip_outliers
+from screen.processing.filters import (
+    apply_transfer,
+    bin_to_pixel_size,
+    clip_outliers,
+    relative_contrast,
+)
 from screen.processing.fourier import fourier_crop
 from screen.stages.base import Backend
 from screen.stages.records import CtfFit, Optics, ParticleStack, Picks
@@ -141,8 +146,7 @@ def extract_particles(
     (`screen.processing.filters.clip_outliers`): one in a box would set its normalisation.
     """
     image = clip_outliers(image)
-    mean = float(image.mean())
-    contrast = image / (mean if mean != 0 else 1.0) - 1.0
+    contrast = relative_contrast(image, level=float(image.mean()))
     binned, binned_px = bin_to_pixel_size(contrast, pixel_size_A, params.target_pixel_size_A)
     if params.phase_flip:  # after cropping: the same frequencies, a fraction of the cost
         binned = phase_flip(binned, binned_px, ctf, optics)
@@ -176,7 +180,7 @@ def binned_stack(stack: ParticleStack, max_box_px: int) -> ParticleStack:
 BACKEND = Backend(
     stage="extraction",
     name="builtin",
-    version="2",  # 2: hot and dead pixels clipped
+    version="3",  # 2: hot and dead pixels clipped; 3: contrast of zero-centred images
     params_type=ExtractParams,
     compute=extract_particles,
 )

@@ -36,6 +36,7 @@ from screen.processing.filters import (
     gaussian_lowpass_transfer,
     mean_square_transfer,
     radial_frequency_A,
+    relative_contrast,
     robust_location_scale,
     robust_standardise,
     white_noise_std,
@@ -159,8 +160,7 @@ def pick_score_map(
         pixel_size_A,
         working_pixel_size_A(pixel_size_A, diameter_A, params),
     )
-    median = float(np.median(binned))
-    contrast = binned / (median if median != 0 else 1.0) - 1.0
+    contrast = relative_contrast(binned)
     pad = int(np.ceil(params.pad_diameters * diameter_A / px))
     pad = min(pad, min(contrast.shape) - 1)
     padded = np.pad(contrast, pad, mode="reflect")
@@ -271,5 +271,9 @@ def _not_contamination(
 
 
 BACKEND = Backend(
-    stage="picking", name="builtin", version="4", params_type=PickParams, compute=pick_particles
+    stage="picking",
+    name="builtin",
+    version="5",  # 5: contrast of zero-centred images (`relative_contrast`)
+    params_type=PickParams,
+    compute=pick_particles,
 )

@@ -61,3 +61,23 @@ def test_robust_standardise_ignores_outliers():
     z = robust_standardise(values)
     assert np.median(z) == pytest.approx(0.0, abs=0.05)
     assert np.median(np.abs(z[100:])) == pytest.approx(0.674, abs=0.05)
+
+
+def test_relative_contrast_of_intensities_and_of_zero_centred_images():
+    from screen.processing.filters import relative_contrast
+
+    rng = np.random.default_rng(3)
+    counts = rng.poisson(50.0, (256, 256)).astype(np.float32)
+    counts[100:120, 100:120] *= 0.8  # a dark particle
+    contrast = relative_contrast(counts)
+    assert contrast == pytest.approx(counts / np.median(counts) - 1.0, abs=1e-6)
+    # The same micrograph z-scored, or centred on a negative median: particles stay dark, and
+    # the scale does not blow up with a near-zero median.
+    for centred in (
+        (counts - counts.mean()) / counts.std(),
+        counts - np.median(counts) - 0.01,
+        counts - counts.max(),
+    ):
+        other = relative_contrast(centred)
+        assert np.corrcoef(other.ravel(), contrast.ravel())[0, 1] > 0.999
+        assert 0.2 < other.std() / contrast.std() < 5.0

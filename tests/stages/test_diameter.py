@@ -528,7 +528,7 @@ def test_estimate_diameter_takes_the_gap_when_found(dense_ellipses):
 
 def test_backend_contract():
     assert BACKEND.stage == "diameter"
-    assert BACKEND.version == "10"
+    assert BACKEND.version == "11"
     assert BACKEND.params_type is DiameterParams
     assert BACKEND.compute is estimate_diameter
     assert dataclasses.is_dataclass(DiameterParams())
