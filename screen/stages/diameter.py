@@ -332,9 +332,14 @@ class DiameterParams:
     wiener_epsilon: float = 0.1
     wiener_small_trials: int = 3
     # The sweep's picks keep the band-pass they were measured with (0.5 diameters; the picking
-    # stage's default became 0.8 on 2026-12-05): every plateau and factor of this module was.
+    # stage's default became 0.8 on 2026-12-05) and the absolute dark limit (dropped from the
+    # stage's default on 2026-12-06; without it here the synthetic discs measured 158 Å for 120
+    # and the hollow cage lost its outline centring, tests/stages/test_diameter.py): every
+    # plateau and factor of this module was measured with both.
     pick: PickParams = field(
-        default_factory=lambda: PickParams(robust_threshold_sigma=0.0, lowpass_fraction=0.5)
+        default_factory=lambda: PickParams(
+            robust_threshold_sigma=0.0, lowpass_fraction=0.5, dark_limit_contrast=0.08
+        )
     )
     refine_rounds: int = 2
     refine_tolerance: float = 0.25
