@@ -205,17 +205,13 @@ def _band_samples(tile: int, pixel_size_A: float) -> tuple[np.ndarray, np.ndarra
     """Mask of the band's samples on a tile's rfft grid, their radius bins and the bin count."""
     fy = np.fft.fftfreq(tile)[:, None]  # cycles per pixel
     fx = np.fft.rfftfreq(tile)[None, :]
-    radius = np.hypot(fx, fy)
-    k_A = radius / pixel_size_A
-    k_high = min(1.0 / ICE_BAND_A[0], NYQUIST_SHARE / (2.0 * pixel_size_A))
-    band = (k_A >= 1.0 / ICE_BAND_A[1]) & (k_A <= k_high)
-    angle = np.degrees(np.arctan2(np.abs(fy), fx))  # 0..90 over the half plane
-    band &= (angle > AXIS_EXCLUSION_DEG) & (angle < 90.0 - AXIS_EXCLUSION_DEG)
+    finest_A = max(ICE_BAND_A[0], 2.0 * pixel_size_A / NYQUIST_SHARE)
+    band = _ring(tile, pixel_size_A, (finest_A, ICE_BAND_A[1]))
     block = 1.0 / BLOCK_PERIOD_PX
     near_x = np.abs(fx / block - np.round(fx / block)) * block * tile <= 2.5
     near_y = np.abs(fy / block - np.round(fy / block)) * block * tile <= 2.5
     band &= ~(near_x & near_y)
-    radius_bin = np.round(radius * tile).astype(int)
+    radius_bin = np.round(np.hypot(fx, fy) * tile).astype(int)
     return band, radius_bin, int(radius_bin.max()) + 1
 
 
