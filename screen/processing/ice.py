@@ -76,10 +76,10 @@ class IceReflections:
     Attributes
     ----------
     tile_share
-        Share of the sampled tiles that hold at least one reflection (about the share of the
+        Share of the tiles read that hold at least one reflection (about the share of the
         field under crystalline ice, for domains larger than a tile).
     tiles
-        Number of tiles sampled.
+        Number of tiles read (sampled tiles whose band was transmitted, ``MIN_BAND_SHARE``).
     strongest_ratio
         Largest 3 x 3 mean of a band sample over its radius's median, over all tiles.
     strongest_spacing_A
