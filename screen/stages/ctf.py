@@ -5,7 +5,9 @@ A CTFFIND4-like estimator, written for screening (one call per micrograph, well 
 1. **Spectrum.** Clip the darkest and brightest 0.05 % of the pixels (hot and dead detector
    pixels: a few dozen at 5-200x the mean swamp every Thon ring with white power), bin the
    micrograph by Fourier cropping to about ``working_pixel_size_A``, then average the power
-   spectra of overlapping tapered tiles (Welch's method).
+   spectra of overlapping tapered tiles (Welch's method). Where the spectrum's power collapses
+   a hundredfold (a hard low-pass or Fourier padding of an export: nothing recorded beyond), the
+   fitting band and the fit resolution end there (`LIVE_POWER_DROP`).
 2. **Mean defocus (1D).** On the rotational average, flattened by a smooth fit of its log, every
    defocus of a grid is scored by how much ``envelope(k) * CTF²(k)`` improves a weighted linear
    least-squares fit over a smooth background alone (background and envelope are low-order
@@ -74,6 +76,22 @@ resolution) to replace a first fit that followed none: a fixed pattern of an exp
 denoised 8-bit EMPIAR-10017 JPEGs: a second seed at 1.54-1.64 µm on all of them, local
 correlation barely over the threshold, two zeros) is not a CTF; three zeros of the right spacing
 are (the simulated good micrographs it rescues follow four)."""
+LIVE_POWER_DROP = 1e-2
+"""The spectrum is dead (nothing recorded) from the first frequency ``k`` past the band's low end
+where its rotational average over ``k``-``1.05 k`` falls under this fraction of its lowest value
+over ``0.85 k``-``0.95 k`` (`_live_limit_k`); neither the fitting band nor the fit resolution
+reaches past it. A recorded micrograph carries shot noise at every frequency, and what lowers it
+(detector MTF, envelopes, binning's or a Gaussian filter's taper) falls smoothly; Thon-ring zeros
+only remove the signal above that noise. A hundredfold fall within a few per cent of k is a hard
+low-pass or a Fourier padding of an export, beyond which a "fit" follows the taper's leakage and
+the cut's edge (the EMPIAR-10017 exports low-passed at 8 Å were "fitted" to 3.8-6 Å on 7 of 12,
+`bench/real_examples_transformed.py`). Measured 2026-12-06 (session 22): the limit is found at
+the cut (7.9-8.0 Å) of the 13 real examples finer than 4 Å/px low-passed at 8 Å and at 9 Å on
+the Magellon micrograph padded 2x (its data end at 12.6 Å; the other padded examples carry almost
+nothing where theirs end, and show no fall); it is at Nyquist on the 14 real examples as given
+and under the 21 other transformations (Gaussian blur, median, NL-means, JPEG included) and on
+all 1,600 micrographs of `bench/micassess_generators.py --per-session`'s ten sets (Gaussian,
+Wiener, TV and NL-means denoising, binning, JPEG included)."""
 
 
 @dataclass(frozen=True)
@@ -251,6 +269,10 @@ def _estimate(
             f"fitting band {params.low_res_A:g}-{1.0 / k_hi:.3g} Å is empty at a pixel size of "
             f"{pixel_size_A:.3g} Å"
         )
+    # Past a hard low-pass (or a Fourier padding) nothing was recorded: fit only the live band.
+    k_live = _live_limit_k(spectrum, k_lo)
+    if k_live < k_hi and k_live > 1.5 * k_lo:
+        k_hi = k_live
     seeds = _mean_defocus_seeds(spectrum, physics, (k_lo, k_hi), params)
 
     # The first seed's fit, unless it followed no ring past the band's low end: then the seed
@@ -273,6 +295,7 @@ def _estimate(
         if other_k > fit_k and zeros >= _ALTERNATIVE_MIN_ZEROS:
             fit_k, (mean_A, a_A, b_A, score) = other_k, other
             break
+    fit_k = max(min(fit_k, k_live), k_lo)
     half_diff_A = float(np.hypot(a_A, b_A))
     angle_deg = 0.5 * float(np.degrees(np.arctan2(b_A, a_A))) if half_diff_A > 0 else 0.0
     angle_deg = (angle_deg + 90.0) % 180.0 - 90.0
@@ -399,8 +422,9 @@ def half_field_astigmatism_spread(
 
 
 # 4: other 1D seeds where the first fitted no ring (`_ALTERNATIVE_MIN_ZEROS`)
+# 5: band and fit resolution end where the spectrum is dead (`LIVE_POWER_DROP`)
 BACKEND = Backend(
-    stage="ctf", name="builtin", version="4", params_type=CtfSearch, compute=estimate_ctf
+    stage="ctf", name="builtin", version="5", params_type=CtfSearch, compute=estimate_ctf
 )
 
 
@@ -424,6 +448,27 @@ def _tile_size(shape: tuple[int, int], tile_px: int) -> int:
     side = min(shape)
     tile = min(tile_px, max(MIN_IMAGE_PX, side // 2), side)
     return int(tile - tile % 2)
+
+
+def _live_limit_k(spectrum: _Spectrum, k_lo: float) -> float:
+    """The frequency (1/Å) from which the spectrum is dead, Nyquist if nowhere (`LIVE_POWER_DROP`).
+
+    The first ``k >= k_lo`` where the median of the rotational average over ``k``-``1.05 k`` is
+    under ``LIVE_POWER_DROP`` times its minimum over ``0.85 k``-``0.95 k``.
+    """
+    n_bins = spectrum.n_px // 2
+    ring = np.floor(spectrum.radius_px).astype(int)
+    profile, counts = binned_mean(ring, spectrum.power, n_bins)
+    k_bins = (np.arange(n_bins) + 0.5) / (spectrum.n_px * spectrum.pixel_size_A)
+    live = counts > 0
+    k_bins, profile = k_bins[live], profile[live]
+    for index in np.nonzero(k_bins >= k_lo)[0]:
+        k = k_bins[index]
+        after = profile[(k_bins >= k) & (k_bins <= 1.05 * k)]
+        before = profile[(k_bins >= 0.85 * k) & (k_bins <= 0.95 * k)]
+        if len(before) and np.median(after) < LIVE_POWER_DROP * before.min():
+            return float(k)
+    return 0.5 / spectrum.pixel_size_A
 
 
 def _half_plane(power: np.ndarray, pixel_size_A: float) -> _Spectrum:
