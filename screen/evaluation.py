@@ -15,7 +15,8 @@ session it is assessed again with the domain-randomised fallback model, whose ve
 session the model rejects in a large share (`assess_micrographs.needs_second_opinion`) is also
 assessed with the fallback model, whose verdicts count when the two disagree on much of it
 (`assess_micrographs.second_opinion_warning`). Then, per session, the CTF checks
-(`assess_micrographs.check_ctf`), the session-wide spectral reasons
+(`assess_micrographs.check_ctf`, then `assess_micrographs.sound_ctf_in_session`: a fit as far
+as the session's typical one overrules the network's bad CTF), the session-wide spectral reasons
 (`assess_micrographs.session_wide_reasons`), the network's thick ice checked against the
 session's grey levels (`assess_micrographs.thick_ice_needs_darkening`), the thick-ice check on
 grey levels and shot noise (`assess_micrographs.thick_ice_by_transmission`) and the drift check
@@ -322,7 +323,13 @@ def evaluate_micrographs(
     ]
     for session in dict.fromkeys(item.session for item in kept):  # as `screen run` does
         rows = [i for i, item in enumerate(kept) if item.session == session]
-        wide = assess_micrographs.session_wide_reasons([checked_verdicts[i] for i in rows], params)
+        sound = assess_micrographs.sound_ctf_in_session(
+            [checked_verdicts[i] for i in rows],
+            [fits[i] for i in rows],
+            params,
+            kept[rows[0]].optics.voltage_kV,
+        )
+        wide = assess_micrographs.session_wide_reasons(sound, params)
         if wide.warning:
             name = f"session {session}" if session else "the set (one session)"
             session_reason_warnings.append(f"{name}: {wide.warning}")
@@ -455,8 +462,8 @@ def format_evaluation(result: MicrographEvaluation) -> str:
         kept = result.kept_by_sound_ctf
         rows.append(
             f"sound CTF: {int(kept.sum())} micrographs the network called bad_ctf kept, their CTF "
-            f"fits reaching {assess_micrographs.SOUND_CTF_FIT_A:g} Å ({int((kept & truth).sum())} "
-            "truly good)"
+            f"fits reaching {assess_micrographs.SOUND_CTF_FIT_A:g} Å or their session's typical "
+            f"fit ({int((kept & truth).sum())} truly good)"
         )
     rows += [
         "",

@@ -414,11 +414,18 @@ def _prepare_session(
             results, domain_warning = again, warning
             assessed = [r for r in results if r.status == "ok" and r.verdict is not None]
             micrograph_model = fallback_assess(config).model
-    # The session's view: a spectral reason given to much of the session is the session's, not
-    # single micrographs'; a micrograph that received far fewer electrons than the others lies
-    # in much thicker ice (its grey level and shot noise, measured with the assessment); one
-    # whose spectrum lost one direction far more than the others' did drifted.
-    wide = assess_micrographs.session_wide_reasons([r.verdict for r in assessed], config.assess)
+    # The session's view: rings that reach as far as the session's typical fit are a sound CTF,
+    # whatever the network guessed; a spectral reason given to much of the session is the
+    # session's, not single micrographs'; a micrograph that received far fewer electrons than
+    # the others lies in much thicker ice (its grey level and shot noise, measured with the
+    # assessment); one whose spectrum lost one direction far more than the others' did drifted.
+    sound = assess_micrographs.sound_ctf_in_session(
+        [r.verdict for r in assessed],
+        [r.ctf for r in assessed],
+        config.assess,
+        session.optics.voltage_kV,
+    )
+    wide = assess_micrographs.session_wide_reasons(sound, config.assess)
     if wide.warning:
         domain_warning = f"{domain_warning} {wide.warning}" if domain_warning else wide.warning
     checked = assess_micrographs.drift_by_anisotropy(

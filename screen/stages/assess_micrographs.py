@@ -243,27 +243,96 @@ def check_ctf(
     """
     if fit is None:
         return verdict
-    astigmatic = (
+    if verdict.verdict == "bad":
+        if params.sound_ctf_keeps and _sound_overrules(
+            verdict, fit, SOUND_CTF_FIT_A, params, voltage_kV
+        ):
+            return replace(verdict, verdict="good", reason=None)
+        return verdict
+    if _astigmatic(fit, params, voltage_kV):
+        return replace(verdict, verdict="bad", reason="bad_ctf")
+    return verdict
+
+
+def _astigmatic(fit: CtfFit, params: MicrographAssessParams, voltage_kV: float) -> bool:
+    """Whether the fit measured (and both halves repeat) more astigmatism than allowed."""
+    return (
         params.max_astigmatism_A > 0
         and abs(fit.defocus_u_A - fit.defocus_v_A) > params.max_astigmatism_A
         and astigmatism_is_confirmed(fit, voltage_kV)
     )
-    if verdict.verdict == "bad":
-        sound = (
-            math.isfinite(fit.fit_resolution_A)
-            and fit.fit_resolution_A <= SOUND_CTF_FIT_A
-            and rings_fitted(fit, voltage_kV)
-        )
-        # The network's judgement: bad CTF likelier than good (always so under the 0.1 rule; not
-        # when a threshold near 1 makes a confident "good" bad and bad_ctf merely its runner-up).
-        network_bad_ctf = (
-            verdict.reason == "bad_ctf"
-            and verdict.reason_scores.get("bad_ctf", 0.0) > verdict.p_good
-        )
-        if params.sound_ctf_keeps and network_bad_ctf and sound and not astigmatic:
-            return replace(verdict, verdict="good", reason=None)
-        return verdict
-    return replace(verdict, verdict="bad", reason="bad_ctf") if astigmatic else verdict
+
+
+def _sound_overrules(
+    verdict: MicrographVerdict,
+    fit: CtfFit,
+    sound_fit_A: float,
+    params: MicrographAssessParams,
+    voltage_kV: float,
+) -> bool:
+    """Whether the fit overrules the network's bad CTF.
+
+    It does when the fit reached ``sound_fit_A`` or better, beyond its own first zero, without a
+    confirmed astigmatism over ``params.max_astigmatism_A``.
+    """
+    # The network's judgement: bad CTF likelier than good (always so under the 0.1 rule; not
+    # when a threshold near 1 makes a confident "good" bad and bad_ctf merely its runner-up).
+    network_bad_ctf = (
+        verdict.reason == "bad_ctf" and verdict.reason_scores.get("bad_ctf", 0.0) > verdict.p_good
+    )
+    return (
+        network_bad_ctf
+        and math.isfinite(fit.fit_resolution_A)
+        and fit.fit_resolution_A <= sound_fit_A
+        and rings_fitted(fit, voltage_kV)
+        and not _astigmatic(fit, params, voltage_kV)
+    )
+
+
+SESSION_FIT_SHARE = 0.9
+"""`sound_ctf_in_session`: a micrograph whose fit reaches this share of its session's typical fit
+frequency (the median fit resolution, itself within this share of `SOUND_CTF_FIT_A`'s frequency:
+the session's fits are sound) has Thon rings like its session's. `SOUND_CTF_FIT_A` is a physical resolution, but where the fitting band ends near
+it (at 4 Å/px it ends at 10 Å) or the session's fits stop at 9-10 Å, good micrographs fitted to
+10.3 Å fell just outside it: measured on `bench/micassess_generators.py --per-session`'s ten sets
+(2026-12-06, session 22) v5 called two good JPEG-exported micrographs ``bad_ctf`` whose fits
+reached 10.25 and 10.28 Å in sessions whose median fits reached 10.001 and 9.3 Å; no true
+bad-CTF micrograph the network caught has a fit within 0.85 of a session median under 11.1 Å
+(those of 14.5 and 16.9 Å lie in sessions whose fits mostly failed, median 30 Å). 0.9: about a
+tenth of k, the spread of good micrographs' fits within one session there."""
+
+
+def sound_ctf_in_session(
+    verdicts: list[MicrographVerdict],
+    fits: list[CtfFit | None],
+    params: MicrographAssessParams,
+    voltage_kV: float = 300.0,
+) -> list[MicrographVerdict]:
+    """The session's verdicts, the network's bad CTF overruled where rings reach the session's.
+
+    With ``params.sound_ctf_keeps``, in a session of at least `DRIFT_MIN_MICROGRAPHS` fitted
+    micrographs whose median fit resolution is `SOUND_CTF_FIT_A` / `SESSION_FIT_SHARE` or
+    better, a micrograph the network called bad for its CTF is good when its fit reaches that
+    median divided by `SESSION_FIT_SHARE`, under the conditions of :func:`check_ctf` (beyond its first zero, no
+    confirmed astigmatism). Apply it after :func:`check_ctf`, before the other session checks.
+    """
+    resolutions = [
+        f.fit_resolution_A for f in fits if f is not None and math.isfinite(f.fit_resolution_A)
+    ]
+    if not params.sound_ctf_keeps or len(resolutions) < DRIFT_MIN_MICROGRAPHS:
+        return list(verdicts)
+    typical_A = float(np.median(resolutions))
+    if typical_A > SOUND_CTF_FIT_A / SESSION_FIT_SHARE:
+        return list(verdicts)
+    limit_A = typical_A / SESSION_FIT_SHARE
+    return [
+        replace(verdict, verdict="good", reason=None)
+        if verdict.verdict == "bad"
+        and fit is not None
+        and _sound_overrules(verdict, fit, limit_A, params, voltage_kV)
+        else verdict
+        for verdict, fit in zip(verdicts, fits, strict=True)
+    ]
 
 
 def rings_fitted(fit: CtfFit, voltage_kV: float = 300.0) -> bool:

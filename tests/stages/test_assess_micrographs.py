@@ -15,6 +15,7 @@ from screen.stages.assess_micrographs import (
     rings_fitted,
     second_opinion_warning,
     session_domain_check,
+    sound_ctf_in_session,
 )
 from screen.stages.ctf import astigmatism_is_measured
 from screen.stages.records import MICROGRAPH_REASONS, CtfFit, MicrographVerdict
@@ -142,6 +143,30 @@ def test_a_sound_ctf_fit_overrules_the_networks_bad_ctf():
     # that is not the network's judgement of the CTF, and the verdict stands.
     runner_up = replace(called, p_good=0.95, reason_scores={"bad_ctf": 0.03, "drift": 0.02})
     assert check_ctf(runner_up, sound, PARAMS) == runner_up
+
+
+def test_rings_as_far_as_the_sessions_overrule_the_networks_bad_ctf():
+    """Fits just past 10 Å in a session whose fits typically reach 9.3 Å: the rings reach as far as
+    the session's, and the network's bad CTF is overruled (session 22: two good JPEG-exported
+    micrographs fitted to 10.25 and 10.28 Å were lost to it). Not where the session's own fits are
+    coarse, nor for rings well short of the session's."""
+    scores = {"bad_ctf": 0.9, "drift": 0.08}
+    called = MicrographVerdict(p_good=0.02, verdict="bad", reason="bad_ctf", reason_scores=scores)
+    good = MicrographVerdict(p_good=0.9, verdict="good", reason=None, reason_scores={})
+    session = [CtfFit(20300.0, 19800.0, 10.0, r, 0.5) for r in (8.8, 9.1, 9.3, 9.3, 9.5, 9.9)]
+    near = CtfFit(18300.0, 18000.0, 10.0, 10.28, 0.5)
+    short = replace(near, fit_resolution_A=11.5)  # 0.81 of the session's typical frequency
+    verdicts = [good] * 6 + [called, called, replace(called, reason="empty")]
+    fits = [*session, near, short, near]
+    out = sound_ctf_in_session(verdicts, fits, PARAMS)
+    assert [v.verdict for v in out] == ["good"] * 7 + ["bad", "bad"]
+    assert check_ctf(called, near, PARAMS) == called  # alone, 10.28 Å is not 10 Å
+    assert sound_ctf_in_session(verdicts, fits, replace(PARAMS, sound_ctf_keeps=False)) == verdicts
+    coarse = [replace(f, fit_resolution_A=f.fit_resolution_A + 3.0) for f in session]
+    assert sound_ctf_in_session(verdicts, [*coarse, near, short, near], PARAMS) == verdicts
+    assert sound_ctf_in_session(verdicts[3:], fits[3:], PARAMS) == verdicts[3:]  # too few
+    elliptic = CtfFit(22000.0, 15000.0, 10.0, 10.28, 0.5, astigmatism_spread=0.1)
+    assert sound_ctf_in_session([*verdicts[:6], called], [*session, elliptic], PARAMS)[-1] == called
 
 
 def test_ctf_check_trusts_only_an_astigmatism_the_fit_could_measure():
