@@ -48,6 +48,15 @@ def write_manifest(folder: Path, out: Path, n_empiar: int) -> Path:
     return manifest
 
 
+def diameter_and_verdicts(summary: dict) -> tuple[str, str]:
+    """A session summary's diameter (± its uncertainty) and its verdicts' titles, as shown."""
+    diameter = summary.get("diameter_A") or float("nan")
+    uncertainty = summary.get("diameter_uncertainty_A")
+    shown = f"{diameter:.0f}" + (f" ± {uncertainty:.0f}" if uncertainty else "")
+    titles = "; ".join(v.split(":")[0] for v in summary.get("verdicts") or []) or "-"
+    return shown, titles
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, default=REAL_EXAMPLES_DIR)
@@ -73,10 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         if summary.get("status") != "ok":
             print(f"| {name} | failed: {summary.get('error')} |")
             continue
-        diameter = summary.get("diameter_A") or float("nan")
-        uncertainty = summary.get("diameter_uncertainty_A")
-        shown = f"{diameter:.0f}" + (f" ± {uncertainty:.0f}" if uncertainty else "")
-        titles = "; ".join(v.split(":")[0] for v in summary.get("verdicts") or []) or "-"
+        shown, titles = diameter_and_verdicts(summary)
         print(
             f"| {name} | {summary.get('micrograph_model')} | {summary['n_good_micrographs']} of "
             f"{summary['n_micrographs']} | {shown} ({diameter_truth:.0f}) | "

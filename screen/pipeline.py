@@ -375,7 +375,7 @@ def _prepare_session(
     results = _assess_and_ctf(session, model=model, also=also)
     assessed = [r for r in results if r.status == "ok" and r.verdict is not None]
     if not assessed:
-        _write_micrograph_table(layout, results)
+        _write_micrograph_table(layout, results, config.ctf.low_res_A)
         raise NoUsableMicrographs(_unusable_message(results))
     domain = assess_micrographs.session_domain_check(
         [r.verdict for r in assessed], [r.ctf for r in assessed], config.assess
@@ -481,7 +481,7 @@ def _finish_session(prepared: _Prepared, common: diameter.CommonDiameter | None)
     stack, pick_counts = _pick_and_extract(session, good, diameter_A, pick_params)
     for result in results:
         result.n_picks = pick_counts.get(result.name, 0)
-    _write_micrograph_table(layout, results)
+    _write_micrograph_table(layout, results, session.config.ctf.low_res_A)
     search, best = _classify_all(session, stack, diameter_A, good)
     summary = _summary(
         session, results, good, estimate, stack, search, best, picked_at_own=used is estimate
@@ -1042,7 +1042,14 @@ def _verdict_measure(result: _MicrographResult, name: str) -> float:
     return np.nan if value is None else value
 
 
-def _write_micrograph_table(layout: SessionLayout, results: list[_MicrographResult]) -> None:
+def _write_micrograph_table(
+    layout: SessionLayout, results: list[_MicrographResult], low_res_A: float
+) -> None:
+    """Write ``micrographs.csv``, one row per micrograph.
+
+    ``ctf_rings_fitted`` says whether the CTF fit followed Thon rings past the fitting band's low
+    end ``low_res_A`` (else its defocus is not a measurement).
+    """
     rows = []
     for r in results:
         rows.append(
@@ -1066,6 +1073,7 @@ def _write_micrograph_table(layout: SessionLayout, results: list[_MicrographResu
                 "astigmatism_angle_deg": r.ctf.astigmatism_angle_deg if r.ctf else np.nan,
                 "ctf_fit_resolution_A": r.ctf.fit_resolution_A if r.ctf else np.nan,
                 "ctf_score": r.ctf.score if r.ctf else np.nan,
+                "ctf_rings_fitted": bool(r.ctf and r.ctf.fit_resolution_A < low_res_A),
                 "astigmatism_spread": r.ctf.astigmatism_spread if r.ctf else np.nan,
                 "n_picks": r.n_picks,
             }

@@ -141,6 +141,9 @@ def test_outputs_are_written_and_readable(screen_run):
         "carbon_fraction",
     } <= set(table.columns)
     assert table["carbon_fraction"].between(0.0, 1.0).all()
+    # A fit's defocus is a measurement only where it followed Thon rings past the band's 30 Å.
+    assert table["ctf_rings_fitted"].equals(table["ctf_fit_resolution_A"] < 30.0)
+    assert table["ctf_rings_fitted"].mean() > 0.5, table["ctf_fit_resolution_A"]
     optics, particles = read_particles_star(session / "particles" / "particles.star")
     stack = read_mrc(session / "particles" / "particles.mrcs")
     assert len(particles) == stack.data.shape[0] > 0

@@ -198,10 +198,23 @@ def ctf_figure(session: SessionResults, path: Path) -> Path:
     axes[0].set_xlabel("CTF fit resolution (Å)", fontsize=8)
     axes[0].set_ylabel("micrographs", fontsize=8)
     defocus = 0.5 * (_numeric(table, "defocus_u_um") + _numeric(table, "defocus_v_um"))
+    if "ctf_rings_fitted" in table:  # a fit that followed no Thon ring measured no defocus
+        rings = table["ctf_rings_fitted"].astype(str).str.lower() == "true"
+        defocus = defocus[rings.to_numpy()]
     defocus = defocus[np.isfinite(defocus)]
     if len(defocus):
         axes[1].hist(defocus, bins=20, color="#546e7a")
-    axes[1].set_xlabel("mean defocus (µm)", fontsize=8)
+    elif len(table):
+        axes[1].text(
+            0.5,
+            0.5,
+            "no fit followed Thon rings:\ndefocus not measured\n(denoised or filtered data?)",
+            ha="center",
+            va="center",
+            fontsize=7,
+            transform=axes[1].transAxes,
+        )
+    axes[1].set_xlabel("mean defocus (µm), fits with Thon rings", fontsize=8)
     search = session.summary.get("diameter_search") or []
     if search:
         d = [float(r["mask_diameter_A"]) for r in search]
