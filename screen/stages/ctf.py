@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 from scipy import optimize
@@ -182,6 +183,12 @@ class _Spectrum:
     radius_px: np.ndarray
     n_px: int
     pixel_size_A: float
+
+    @cached_property
+    def rotational(self) -> tuple[np.ndarray, np.ndarray]:
+        """Rotational average (mean power, pixel count) in one-pixel rings, 0 to Nyquist."""
+        ring = np.floor(self.radius_px).astype(int)
+        return binned_mean(ring, self.power, self.n_px // 2)
 
 
 @dataclass(frozen=True)
@@ -456,10 +463,8 @@ def _live_limit_k(spectrum: _Spectrum, k_lo: float) -> float:
     The first ``k >= k_lo`` where the median of the rotational average over ``k``-``1.05 k`` is
     under ``LIVE_POWER_DROP`` times its minimum over ``0.85 k``-``0.95 k``.
     """
-    n_bins = spectrum.n_px // 2
-    ring = np.floor(spectrum.radius_px).astype(int)
-    profile, counts = binned_mean(ring, spectrum.power, n_bins)
-    k_bins = (np.arange(n_bins) + 0.5) / (spectrum.n_px * spectrum.pixel_size_A)
+    profile, counts = spectrum.rotational
+    k_bins = (np.arange(len(profile)) + 0.5) / (spectrum.n_px * spectrum.pixel_size_A)
     live = counts > 0
     k_bins, profile = k_bins[live], profile[live]
     for index in np.nonzero(k_bins >= k_lo)[0]:
@@ -489,9 +494,7 @@ def _mean_defocus_seeds(
     the best one's neighbours half a ring and a ring away at the band's high end.
     """
     k_lo, k_hi = band
-    n_bins = spectrum.n_px // 2
-    ring = np.floor(spectrum.radius_px).astype(int)
-    profile, counts = binned_mean(ring, spectrum.power, n_bins)
+    profile, counts = spectrum.rotational
     first = int(np.ceil(k_lo * spectrum.n_px * spectrum.pixel_size_A))
     last = int(np.floor(k_hi * spectrum.n_px * spectrum.pixel_size_A))
     bins = np.arange(first, last)
