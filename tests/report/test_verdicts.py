@@ -130,6 +130,12 @@ def test_best_candidate_is_first_by_good_particles_among_mostly_good():
     assert V.best_candidate(a, runs, flags) is not None
     assert V.best_candidate(b, runs, flags) is None
     assert V.session_verdicts(failed, [], 0.0, runs) == []
+    # Candidates within the measure's own spread are named as about as good; others are not.
+    assert "About as good" not in V.best_candidate(b, runs)
+    close = summary("close", per_mic=190.0, good_fraction=0.5)  # 95 good per micrograph
+    verdict = V.best_candidate(b, [*runs, close])
+    assert verdict.startswith(V.TITLE_BEST) and "About as good" in verdict
+    assert "close (95)" in verdict and "a (" not in verdict
 
 
 def test_few_views_fires_for_two_views_not_for_eight(models):
