@@ -169,6 +169,21 @@ def _write_run(root: Path, created: str, sessions: dict[str, dict]) -> Path:
     return root
 
 
+def _hard_low_pass(image: np.ndarray, pixel_size_A: float, cutoff_A: float) -> np.ndarray:
+    """An export's hard low-pass: every Fourier component finer than ``cutoff_A`` set to zero."""
+    spectrum = np.fft.rfft2(np.asarray(image, np.float64))
+    fy = np.fft.fftfreq(image.shape[0])[:, None]
+    fx = np.fft.rfftfreq(image.shape[1])[None, :]
+    spectrum[np.hypot(fx, fy) / pixel_size_A > 1.0 / cutoff_A] = 0
+    return np.fft.irfft2(spectrum, image.shape).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def hard_low_pass() -> Callable[[np.ndarray, float, float], np.ndarray]:
+    """``hard_low_pass(image, pixel_size_A, cutoff_A)``: float32, nothing finer than the cut."""
+    return _hard_low_pass
+
+
 @pytest.fixture(scope="session")
 def write_run() -> Callable[[Path, str, dict[str, dict]], Path]:
     """``write_run(root, created, {name: summary values})``: a small finished results folder."""

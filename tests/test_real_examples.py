@@ -328,7 +328,7 @@ def test_a_real_export_coded_again_as_jpeg_is_not_read_as_crystalline_ice(qualit
     assert verdict.verdict == "good", verdict
 
 
-def test_a_real_export_low_passed_at_8_A_is_not_fitted_past_8_A():
+def test_a_real_export_low_passed_at_8_A_is_not_fitted_past_8_A(hard_low_pass):
     """An EMPIAR-10017 export with everything finer than 8 Å cut off (as exports may be): its CTF
     fit resolution cannot be finer than the cut (2026-12-06: before, "fitted" to 3.9 Å, the
     taper's leakage and the cut's edge read as Thon rings; `ctf.LIVE_POWER_DROP`)."""
@@ -337,11 +337,6 @@ def test_a_real_export_low_passed_at_8_A_is_not_fitted_past_8_A():
     example = next(
         e for e in EXAMPLES if e.path.name == "empiar10017_Falcon_2012_06_12-14_33_35_0.jpg"
     )
-    image = example.read().astype(np.float64)
-    spectrum = np.fft.rfft2(image)
-    fy = np.fft.fftfreq(image.shape[0])[:, None]
-    fx = np.fft.rfftfreq(image.shape[1])[None, :]
-    spectrum[np.hypot(fx, fy) / example.pixel_size_A > 1.0 / 8.0] = 0
-    low_passed = np.fft.irfft2(spectrum, image.shape).astype(np.float32)
+    low_passed = hard_low_pass(example.read(), example.pixel_size_A, 8.0)
     fit = estimate_ctf(low_passed, Optics(example.pixel_size_A), CtfSearch())
     assert fit.fit_resolution_A >= 0.97 * 8.0, fit

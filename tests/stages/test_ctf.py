@@ -234,25 +234,16 @@ def test_a_first_seed_off_by_half_a_ring_gives_way_to_one_whose_rings_go_on(monk
     assert estimate_ctf(image, optics, PARAMS).fit_resolution_A == PARAMS.low_res_A
 
 
-def _hard_low_pass(image, pixel_size_A, cutoff_A):
-    """An export's hard low-pass: every Fourier component finer than ``cutoff_A`` set to zero."""
-    spectrum = np.fft.rfft2(image)
-    fy = np.fft.fftfreq(image.shape[0])[:, None]
-    fx = np.fft.rfftfreq(image.shape[1])[None, :]
-    spectrum[np.hypot(fx, fy) / pixel_size_A > 1.0 / cutoff_A] = 0
-    return np.fft.irfft2(spectrum, image.shape).astype(np.float32)
-
-
-def test_the_fit_never_reaches_past_a_hard_low_pass():
+def test_the_fit_never_reaches_past_ahard_low_pass(hard_low_pass):
     spec = prex1_small(8)  # 512 x 512 at 2.5 Å/px
     for plan in _good_plans(spec, SESSION, 3):
         image = _render(spec, plan)
         assert estimate_ctf(image, Optics(2.5), PARAMS).fit_resolution_A < 9.0
-        cut = estimate_ctf(_hard_low_pass(image, 2.5, 10.0), Optics(2.5), PARAMS)
+        cut = estimate_ctf(hard_low_pass(image, 2.5, 10.0), Optics(2.5), PARAMS)
         assert cut.fit_resolution_A >= 0.97 * 10.0, cut
 
 
-def test_recorded_and_smoothly_filtered_spectra_are_live_up_to_nyquist():
+def test_recorded_and_smoothly_filtered_spectra_are_live_up_to_nyquist(hard_low_pass):
     from scipy import ndimage as ndi
 
     from screen.processing.fourier import periodogram_average
@@ -263,5 +254,5 @@ def test_recorded_and_smoothly_filtered_spectra_are_live_up_to_nyquist():
     for variant in (image, ndi.gaussian_filter(image, 1.5), ndi.median_filter(image, 3)):
         spectrum = _half_plane(periodogram_average(variant, 256), 2.5)
         assert _live_limit_k(spectrum, 1.0 / 30.0) == pytest.approx(0.5 / 2.5)
-    spectrum = _half_plane(periodogram_average(_hard_low_pass(image, 2.5, 10.0), 256), 2.5)
+    spectrum = _half_plane(periodogram_average(hard_low_pass(image, 2.5, 10.0), 256), 2.5)
     assert 1.0 / 10.5 < _live_limit_k(spectrum, 1.0 / 30.0) < 1.0 / 9.5
