@@ -79,20 +79,23 @@ correlation barely over the threshold, two zeros) is not a CTF; three zeros of t
 are (the simulated good micrographs it rescues follow four)."""
 LIVE_POWER_DROP = 1e-2
 """The spectrum is dead (nothing recorded) from the first frequency ``k`` past the band's low end
-where its rotational average over ``k``-``1.05 k`` falls under this fraction of its lowest value
-over ``0.85 k``-``0.95 k`` (`_live_limit_k`); neither the fitting band nor the fit resolution
-reaches past it. A recorded micrograph carries shot noise at every frequency, and what lowers it
-(detector MTF, envelopes, binning's or a Gaussian filter's taper) falls smoothly; Thon-ring zeros
-only remove the signal above that noise. A hundredfold fall within a few per cent of k is a hard
-low-pass or a Fourier padding of an export, beyond which a "fit" follows the taper's leakage and
-the cut's edge (the EMPIAR-10017 exports low-passed at 8 Å were "fitted" to 3.8-6 Å on 7 of 12,
-`bench/real_examples_transformed.py`). Measured 2026-12-06 (session 22): the limit is found at
-the cut (7.9-8.0 Å) of the 13 real examples finer than 4 Å/px low-passed at 8 Å and at 9 Å on
-the Magellon micrograph padded 2x (its data end at 12.6 Å; the other padded examples carry almost
-nothing where theirs end, and show no fall); it is at Nyquist on the 14 real examples as given
-and under the 21 other transformations (Gaussian blur, median, NL-means, JPEG included) and on
-all 1,600 micrographs of `bench/micassess_generators.py --per-session`'s ten sets (Gaussian,
-Wiener, TV and NL-means denoising, binning, JPEG included)."""
+where its average along the axes (`_AXIAL_WEDGE_DEG`) over ``k``-``1.05 k`` falls under this
+fraction of its lowest value over ``0.85 k``-``0.95 k`` (`_live_limit_k`); neither the fitting
+band nor the fit resolution reaches past it. A recorded micrograph carries shot noise at every
+frequency, and what lowers it (detector MTF, envelopes, binning's or a Gaussian filter's taper)
+falls smoothly; Thon-ring zeros only remove the signal above that noise. A hundredfold fall within
+a few per cent of k is a hard low-pass or a Fourier padding of an export, beyond which a "fit"
+follows the taper's leakage and the cut's edge (the EMPIAR-10017 exports low-passed at 8 Å were
+"fitted" to 3.8-6 Å on 7 of 12, `bench/real_examples_transformed.py`). Measured 2026-12-06
+(session 22): the limit is found at the cut (7.9-8.0 Å) of the 13 real examples finer than
+4 Å/px low-passed at 8 Å; it is at Nyquist on the 14 real examples as given and under the 21
+other transformations (Gaussian blur, median, NL-means, JPEG included) and on all 1,600
+micrographs of `bench/micassess_generators.py --per-session`'s ten sets (Gaussian, Wiener, TV and
+NL-means denoising, binning, JPEG included). Read along the axes since session 23: the examples
+Fourier-padded 2x end at 12.7 Å (Magellon; its data end at 12.6 Å) and 3.6 Å (the EMPIAR-10017
+exports, 3.54 Å), were 9.1 and 2.8 Å; every other limit above unchanged but on 3 of the 848
+simulated micrographs finer than 5 Å/px (NL-means, whose power along the axes falls a hundredfold
+in the last tenth before Nyquist: limits 3-7 % inside it, fits 0.06-0.5 Å coarser)."""
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,16 @@ class _Optics:
         return float(n_px * pixel_size_A / (2.0 * wavelength_A * max(defocus_A, 1.0) * 3.0))
 
 
+_AXIAL_WEDGE_DEG = 10.0
+"""`_live_limit_k` reads the spectrum within this angle of the kx and ky axes. Fourier cropping
+and padding (how binning and up-sampling software change the pixel) cut the spectrum at a
+*square*: a ring just past the cut still holds the square's corners, so the rotational average
+falls to ~0.35 there, not a hundredfold (the 12 EMPIAR-10017 exports Fourier-padded 2x; their
+fits then ran past the old Nyquist into the corners: 2.8 Å on one, 11-30 Å on ten whose
+originals fit to Nyquist; 2026-12-06, session 23). Along the axes the cut is complete at
+``1 / cos(10°)`` = 1.015 times it; a round low-pass falls there as everywhere."""
+
+
 @dataclass(frozen=True)
 class _Spectrum:
     """The kx >= 0 half of the averaged power spectrum, with pixel coordinates."""
@@ -189,6 +202,13 @@ class _Spectrum:
         """Rotational average (mean power, pixel count) in one-pixel rings, 0 to Nyquist."""
         ring = np.floor(self.radius_px).astype(int)
         return binned_mean(ring, self.power, self.n_px // 2)
+
+    @cached_property
+    def axial(self) -> tuple[np.ndarray, np.ndarray]:
+        """As `rotational`, over the pixels within `_AXIAL_WEDGE_DEG` of the kx or ky axis."""
+        near_axis = np.abs(np.sin(2.0 * self.angle_rad)) < np.sin(np.radians(2 * _AXIAL_WEDGE_DEG))
+        ring = np.floor(self.radius_px[near_axis]).astype(int)
+        return binned_mean(ring, self.power[near_axis], self.n_px // 2)
 
 
 @dataclass(frozen=True)
@@ -431,7 +451,7 @@ def half_field_astigmatism_spread(
 # 4: other 1D seeds where the first fitted no ring (`_ALTERNATIVE_MIN_ZEROS`)
 # 5: band and fit resolution end where the spectrum is dead (`LIVE_POWER_DROP`)
 BACKEND = Backend(
-    stage="ctf", name="builtin", version="5", params_type=CtfSearch, compute=estimate_ctf
+    stage="ctf", name="builtin", version="6", params_type=CtfSearch, compute=estimate_ctf
 )
 
 
@@ -460,10 +480,10 @@ def _tile_size(shape: tuple[int, int], tile_px: int) -> int:
 def _live_limit_k(spectrum: _Spectrum, k_lo: float) -> float:
     """The frequency (1/Å) from which the spectrum is dead, Nyquist if nowhere (`LIVE_POWER_DROP`).
 
-    The first ``k >= k_lo`` where the median of the rotational average over ``k``-``1.05 k`` is
-    under ``LIVE_POWER_DROP`` times its minimum over ``0.85 k``-``0.95 k``.
+    The first ``k >= k_lo`` where the median of the average along the axes (`_Spectrum.axial`)
+    over ``k``-``1.05 k`` is under ``LIVE_POWER_DROP`` times its minimum over ``0.85 k``-``0.95 k``.
     """
-    profile, counts = spectrum.rotational
+    profile, counts = spectrum.axial
     k_bins = (np.arange(len(profile)) + 0.5) / (spectrum.n_px * spectrum.pixel_size_A)
     live = counts > 0
     k_bins, profile = k_bins[live], profile[live]

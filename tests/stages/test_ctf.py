@@ -46,7 +46,7 @@ def _angle_error_deg(a, b):
 
 
 def test_backend_contract():
-    assert BACKEND.key == "ctf/builtin@5"
+    assert BACKEND.key == "ctf/builtin@6"
     assert BACKEND.params_type is CtfSearch
     assert BACKEND.compute is estimate_ctf
 
@@ -256,3 +256,27 @@ def test_recorded_and_smoothly_filtered_spectra_are_live_up_to_nyquist(hard_low_
         assert _live_limit_k(spectrum, 1.0 / 30.0) == pytest.approx(0.5 / 2.5)
     spectrum = _half_plane(periodogram_average(hard_low_pass(image, 2.5, 10.0), 256), 2.5)
     assert 1.0 / 10.5 < _live_limit_k(spectrum, 1.0 / 30.0) < 1.0 / 9.5
+
+
+def _fourier_padded_2x(image: np.ndarray) -> np.ndarray:
+    """Half the pixel by zero-padding the spectrum: a square band limit at the old Nyquist."""
+    ny, nx = image.shape
+    padded = np.zeros((2 * ny, 2 * nx), complex)
+    padded[ny // 2 : ny // 2 + ny, nx // 2 : nx // 2 + nx] = np.fft.fftshift(np.fft.fft2(image))
+    return (4.0 * np.real(np.fft.ifft2(np.fft.ifftshift(padded)))).astype(np.float32)
+
+
+def test_a_fourier_padded_micrograph_is_live_only_up_to_its_old_nyquist():
+    """The pad's band limit is a square: past the old Nyquist a ring still holds its corners, and
+    the rotational average falls only to about a third there; along the axes nothing is left."""
+    from screen.processing.filters import bin_to_pixel_size
+    from screen.processing.fourier import periodogram_average
+    from screen.stages.ctf import _half_plane, _live_limit_k
+
+    spec = prex1_small(8)  # 512 x 512 at 2.5 Å/px: nothing recorded finer than 5 Å
+    image = _render(spec, _good_plans(spec, SESSION, 1)[0])
+    working, pixel_size_A = bin_to_pixel_size(_fourier_padded_2x(image), 1.25, 1.4)
+    spectrum = _half_plane(periodogram_average(working, 512), pixel_size_A)
+    assert 0.95 / 5.0 < _live_limit_k(spectrum, 1.0 / 30.0) < 1.02 / 5.0
+    fit = estimate_ctf(_fourier_padded_2x(image), Optics(1.25), PARAMS)
+    assert fit.fit_resolution_A >= 0.97 * 5.0, fit
