@@ -93,9 +93,9 @@ other transformations (Gaussian blur, median, NL-means, JPEG included) and on al
 micrographs of `bench/micassess_generators.py --per-session`'s ten sets (Gaussian, Wiener, TV and
 NL-means denoising, binning, JPEG included). Read along the axes since session 23: the examples
 Fourier-padded 2x end at 12.7 Å (Magellon; its data end at 12.6 Å) and 3.6 Å (the EMPIAR-10017
-exports, 3.54 Å), were 9.1 and 2.8 Å; every other limit above unchanged but on 3 of the 848
-simulated micrographs finer than 5 Å/px (NL-means, whose power along the axes falls a hundredfold
-in the last tenth before Nyquist: limits 3-7 % inside it, fits 0.06-0.5 Å coarser)."""
+exports, 3.54 Å), were 9.1 and 2.8 Å; every other limit above is unchanged, as is every fit of
+the 1,168 simulated micrographs that have a band (up to 7.9 Å/px) but 3 NL-means ones, whose power
+along the axes falls a hundredfold in the last tenth before Nyquist (fits 0.06-0.5 Å coarser)."""
 
 
 @dataclass(frozen=True)
@@ -180,10 +180,10 @@ _AXIAL_WEDGE_DEG = 10.0
 """`_live_limit_k` reads the spectrum within this angle of the kx and ky axes. Fourier cropping
 and padding (how binning and up-sampling software change the pixel) cut the spectrum at a
 *square*: a ring just past the cut still holds the square's corners, so the rotational average
-falls to ~0.35 there, not a hundredfold (the 12 EMPIAR-10017 exports Fourier-padded 2x; their
-fits then ran past the old Nyquist into the corners: 2.8 Å on one, 11-30 Å on ten whose
-originals fit to Nyquist; 2026-12-06, session 23). Along the axes the cut is complete at
-``1 / cos(10°)`` = 1.015 times it; a round low-pass falls there as everywhere."""
+falls to ~0.35 there, not a hundredfold (the same on all 12 EMPIAR-10017 exports Fourier-padded
+2x, one of which was then fitted to 2.8 Å, past the 3.54 Å recorded; 2026-12-06, session 23).
+Along the axes the cut is complete at ``1 / cos(10°)`` = 1.015 times it; a round low-pass falls
+there as everywhere."""
 
 
 @dataclass(frozen=True)
@@ -450,6 +450,7 @@ def half_field_astigmatism_spread(
 
 # 4: other 1D seeds where the first fitted no ring (`_ALTERNATIVE_MIN_ZEROS`)
 # 5: band and fit resolution end where the spectrum is dead (`LIVE_POWER_DROP`)
+# 6: ... read along the axes, where a Fourier pad's square band limit is complete
 BACKEND = Backend(
     stage="ctf", name="builtin", version="6", params_type=CtfSearch, compute=estimate_ctf
 )
