@@ -14,7 +14,9 @@ session it is assessed again with the domain-randomised fallback model, whose ve
 (as `screen run` does; ``fallback=None`` turns this off, as ``--no-domain-fallback`` does). A
 session the model rejects in a large share (`assess_micrographs.needs_second_opinion`) is also
 assessed with the fallback model, whose verdicts count when the two disagree on much of it
-(`assess_micrographs.second_opinion_warning`). Then, per session, the CTF checks
+(`assess_micrographs.second_opinion_warning`); elsewhere a micrograph the model alone rejects
+is kept where the fallback model gives it P(good) >= 0.75 (`assess_micrographs.
+kept_by_second_opinion`). Then, per session, the CTF checks
 (`assess_micrographs.check_ctf`, then `assess_micrographs.sound_ctf_in_session`: a fit as far
 as the session's typical one overrules the network's bad CTF), the session-wide spectral reasons
 (`assess_micrographs.session_wide_reasons`), the network's thick ice checked against the
@@ -278,7 +280,10 @@ def evaluate_micrographs(
 
     Unreadable micrographs are left out of the metrics and listed in ``unreadable``. Each
     session gets `screen run`'s domain check; with ``fallback``, a session the model rejects
-    almost entirely is assessed again with ``fallback``'s model and those verdicts are scored.
+    almost entirely is assessed again with ``fallback``'s model and those verdicts are scored,
+    and so is one the second opinion disagrees with (`assess_micrographs.second_opinion_warning`);
+    elsewhere the micrographs the model alone rejects are kept where ``fallback``'s is confident
+    (`assess_micrographs.kept_by_second_opinion`).
     """
     kept, verdicts, fits, unreadable = _assess_all(items, params, model, ctf_search, progress)
     if not kept:
@@ -291,19 +296,30 @@ def evaluate_micrographs(
         )
         name = f"session {session}" if session else "the set (one session)"
         if check.warning is None:
-            if (
-                fallback is not None
-                and fallback.params.model != params.model
-                and assess_micrographs.needs_second_opinion([verdicts[i] for i in rows], params)
-            ):
-                again_verdicts = _assess_again(kept, rows, fallback)
-                warning = assess_micrographs.second_opinion_warning(
+            if fallback is None or fallback.params.model == params.model:
+                continue
+            again_verdicts = _assess_again(kept, rows, fallback)
+            warning = (
+                assess_micrographs.second_opinion_warning(
                     [verdicts[i] for i in rows], again_verdicts, params
                 )
-                if warning is not None:
-                    for i, verdict in zip(rows, again_verdicts, strict=True):
-                        verdicts[i] = verdict
-                    warnings.append(f"{name}: {warning}")
+                if assess_micrographs.needs_second_opinion([verdicts[i] for i in rows], params)
+                else None
+            )
+            if warning is not None:
+                for i, verdict in zip(rows, again_verdicts, strict=True):
+                    verdicts[i] = verdict
+                warnings.append(f"{name}: {warning}")
+                continue
+            # As `screen run`: what the first model alone rejects, kept where the randomised
+            # model is confident that it is good.
+            first_kept, n_kept = assess_micrographs.kept_by_second_opinion(
+                [verdicts[i] for i in rows], again_verdicts, params
+            )
+            for i, verdict in zip(rows, first_kept, strict=True):
+                verdicts[i] = verdict
+            if n_kept:
+                warnings.append(f"{name}: {assess_micrographs.second_opinion_note(n_kept, params)}")
             continue
         line = f"{name}: {check.warning}"
         if fallback is not None and fallback.params.model != params.model:

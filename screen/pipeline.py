@@ -381,6 +381,7 @@ def _prepare_session(
         [r.verdict for r in assessed], [r.ctf for r in assessed], config.assess
     )
     domain_warning, micrograph_model = domain.warning, config.assess.model
+    again: list[_MicrographResult] | None = None  # the randomised model's results, once asked
     if domain.warning and fallback_allowed:
         # The first model rejects almost the whole session: assess it again with the model
         # trained on randomised detectors, denoisers and exports (CTF fits come from the cache).
@@ -414,6 +415,26 @@ def _prepare_session(
             results, domain_warning = again, warning
             assessed = [r for r in results if r.status == "ok" and r.verdict is not None]
             micrograph_model = fallback_assess(config).model
+    if fallback_allowed and micrograph_model == config.assess.model:
+        # Micrographs the first model alone rejects, kept where the randomised one is confident
+        # that they are good (its verdicts are cached from the first pass).
+        if again is None:
+            again = _assess_and_ctf(
+                session, fallback_assess(config), session.models.fallback_micrograph
+            )
+        pairs = [
+            (first, second.verdict)
+            for first, second in zip(results, again, strict=True)
+            if first.status == second.status == "ok" and first.verdict and second.verdict
+        ]
+        kept, n_kept = assess_micrographs.kept_by_second_opinion(
+            [first.verdict for first, _ in pairs], [b for _, b in pairs], config.assess
+        )
+        for (first, _), verdict in zip(pairs, kept, strict=True):
+            first.verdict = verdict
+        if n_kept:
+            note = assess_micrographs.second_opinion_note(n_kept, config.assess)
+            domain_warning = f"{domain_warning} {note}" if domain_warning else note
     # The session's view: rings that reach as far as the session's typical fit are a sound CTF,
     # whatever the network guessed; a spectral reason given to much of the session is the
     # session's, not single micrographs'; a micrograph that received far fewer electrons than

@@ -239,3 +239,35 @@ def test_a_session_mostly_given_one_spectral_reason_is_told_so(tmp_path):
     assert "WARNING drifting: Micrograph assessment gave drift" in result.output
     table = pd.read_csv(out / "sessions" / "drifting" / "micrographs.csv")
     assert (table["reason"] == "drift").sum() == 4 and (table["verdict"] == "good").sum() == 2
+
+
+ONE_DRIFTING_SCENARIO = DRIFTING_SCENARIO.replace(
+    'name = "drifting"', 'name = "one_drifting"'
+).replace("drift = 0.7", "drift = 0.17")
+
+
+def test_run_keeps_what_the_first_model_alone_rejects_where_the_second_is_confident(
+    tmp_path, monkeypatch
+):
+    """One of six micrographs drifts: too few rejected for the session's second opinion, so the
+    first model's verdicts stand, and each it alone rejects is asked of the randomised model.
+    With the keep level at 0 (any P(good) of the second keeps), the drifting one is kept."""
+    from screen.stages import assess_micrographs
+
+    scenario = tmp_path / "one.toml"
+    scenario.write_text(ONE_DRIFTING_SCENARIO)
+    result = runner.invoke(app, ["simulate", "--scenario", str(scenario), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(tmp_path / "ground_truth.csv")["n_good_micrographs"].tolist() == [5]
+    monkeypatch.setattr(assess_micrographs, "SECOND_OPINION_KEEP_P", 0.0)
+    out = tmp_path / "run"
+    args = ["run", str(tmp_path / "manifest.csv"), "--out", str(out), "-q", "--no-report"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "sessions" / "one_drifting" / "summary.json").read_text())
+    assert summary["micrograph_model"] == "micassess_small_v2"
+    assert summary["n_good_micrographs"] == 6
+    assert (
+        "1 micrograph that micassess_small_v2 called bad was kept"
+        in (summary["micrograph_domain_warning"])
+    )

@@ -9,6 +9,7 @@ from screen.stages.assess_micrographs import (
     MicrographAssessParams,
     assess_micrographs,
     check_ctf,
+    kept_by_second_opinion,
     load_micrograph_model,
     needs_second_opinion,
     params_problems,
@@ -577,3 +578,21 @@ def test_a_micrograph_whose_spectrum_lost_one_direction_is_drift():
         "drift_outlier_sigma" in p
         for p in params_problems(replace(params, drift_outlier_sigma=-1.0))
     )
+
+
+def test_a_micrograph_only_the_first_model_rejects_is_kept_where_the_second_is_confident():
+    first = [_verdict(0.01), _verdict(0.01), _verdict(0.01), _verdict(0.9), _verdict(0.01)]
+    carbon = replace(first[2], reason="carbon", carbon_fraction=0.5)  # a measured film edge
+    first[2] = carbon
+    blank = MicrographVerdict(0.0, "bad", None, {})  # the second could not assess it
+    second = [_verdict(0.9), _verdict(0.6), _verdict(0.95), _verdict(0.01), blank]
+    kept, n_kept = kept_by_second_opinion(first, second, PARAMS)
+    assert [v.verdict for v in kept] == ["good", "bad", "bad", "good", "bad"]
+    assert n_kept == 1
+    assert kept[0].p_good == first[0].p_good and kept[0].reason is None  # the first's P(good)
+    assert kept[1] == first[1] and kept[2] == carbon and kept[3] == first[3]
+    # A measurement whose check is off (limit 0) does not hold the verdict.
+    off = replace(PARAMS, max_carbon_fraction=0.0)
+    assert kept_by_second_opinion([carbon], [second[2]], off)[0][0].verdict == "good"
+    with pytest.raises(ValueError, match="first verdicts but"):
+        kept_by_second_opinion(first, second[:2], PARAMS)
