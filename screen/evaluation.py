@@ -18,7 +18,9 @@ assessed with the fallback model, whose verdicts count when the two disagree on 
 is kept where the fallback model gives it P(good) >= 0.75 (`assess_micrographs.
 kept_by_second_opinion`). Then, per session, the CTF checks
 (`assess_micrographs.check_ctf`, then `assess_micrographs.sound_ctf_in_session`: a fit as far
-as the session's typical one overrules the network's bad CTF), the session-wide spectral reasons
+as the session's typical one overrules the network's bad CTF, and
+`assess_micrographs.ringless_in_sound_session`: a doubtful micrograph without a ring where the
+session's fits are sound is bad CTF), the session-wide spectral reasons
 (`assess_micrographs.session_wide_reasons`), the network's thick ice checked against the
 session's grey levels (`assess_micrographs.thick_ice_needs_darkening`), the thick-ice check on
 grey levels and shot noise (`assess_micrographs.thick_ice_by_transmission`) and the drift check
@@ -339,11 +341,14 @@ def evaluate_micrographs(
     ]
     for session in dict.fromkeys(item.session for item in kept):  # as `screen run` does
         rows = [i for i, item in enumerate(kept) if item.session == session]
-        sound = assess_micrographs.sound_ctf_in_session(
-            [checked_verdicts[i] for i in rows],
-            [fits[i] for i in rows],
+        session_fits, voltage_kV = [fits[i] for i in rows], kept[rows[0]].optics.voltage_kV
+        sound = assess_micrographs.ringless_in_sound_session(
+            assess_micrographs.sound_ctf_in_session(
+                [checked_verdicts[i] for i in rows], session_fits, params, voltage_kV
+            ),
+            session_fits,
             params,
-            kept[rows[0]].optics.voltage_kV,
+            voltage_kV,
         )
         wide = assess_micrographs.session_wide_reasons(sound, params)
         if wide.warning:

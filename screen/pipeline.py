@@ -436,15 +436,19 @@ def _prepare_session(
             note = assess_micrographs.second_opinion_note(n_kept, config.assess)
             domain_warning = f"{domain_warning} {note}" if domain_warning else note
     # The session's view: rings that reach as far as the session's typical fit are a sound CTF,
-    # whatever the network guessed; a spectral reason given to much of the session is the
+    # whatever the network guessed, and a doubtful micrograph without a ring where the session's
+    # fits are sound has a bad CTF; a spectral reason given to much of the session is the
     # session's, not single micrographs'; a micrograph that received far fewer electrons than
     # the others lies in much thicker ice (its grey level and shot noise, measured with the
     # assessment); one whose spectrum lost one direction far more than the others' did drifted.
-    sound = assess_micrographs.sound_ctf_in_session(
-        [r.verdict for r in assessed],
-        [r.ctf for r in assessed],
+    fits, voltage_kV = [r.ctf for r in assessed], session.optics.voltage_kV
+    sound = assess_micrographs.ringless_in_sound_session(
+        assess_micrographs.sound_ctf_in_session(
+            [r.verdict for r in assessed], fits, config.assess, voltage_kV
+        ),
+        fits,
         config.assess,
-        session.optics.voltage_kV,
+        voltage_kV,
     )
     wide = assess_micrographs.session_wide_reasons(sound, config.assess)
     if wide.warning:

@@ -271,3 +271,36 @@ def test_run_keeps_what_the_first_model_alone_rejects_where_the_second_is_confid
         "1 micrograph that micassess_small_v2 called bad was kept"
         in (summary["micrograph_domain_warning"])
     )
+
+
+def test_run_applies_the_ringless_check_to_each_session(tmp_path, monkeypatch):
+    """The session checks see every assessed micrograph with its CTF fit: a stand-in for
+    `ringless_in_sound_session` that makes the session's first good micrograph bad shows it."""
+    from dataclasses import replace
+
+    from screen.stages import assess_micrographs
+
+    seen = []
+
+    def first_good_made_bad(verdicts, fits, params, voltage_kV=300.0):
+        seen.append((len(verdicts), len(fits), voltage_kV))
+        first = next(i for i, v in enumerate(verdicts) if v.verdict == "good")
+        return [
+            replace(v, verdict="bad", reason="bad_ctf") if i == first else v
+            for i, v in enumerate(verdicts)
+        ]
+
+    monkeypatch.setattr(assess_micrographs, "ringless_in_sound_session", first_good_made_bad)
+    scenario = tmp_path / "one.toml"
+    scenario.write_text(ONE_DRIFTING_SCENARIO)
+    result = runner.invoke(app, ["simulate", "--scenario", str(scenario), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "run"
+    args = ["run", str(tmp_path / "manifest.csv"), "--out", str(out), "-q", "--no-report"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert seen == [(6, 6, 300.0)]
+    summary = json.loads((out / "sessions" / "one_drifting" / "summary.json").read_text())
+    assert summary["n_good_micrographs"] == 4
+    table = pd.read_csv(out / "sessions" / "one_drifting" / "micrographs.csv")
+    assert (table["reason"] == "bad_ctf").sum() == 1

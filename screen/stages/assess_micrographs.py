@@ -85,6 +85,21 @@ DRIFT_MIN_MICROGRAPHS = 8
 """A session needs this many measured micrographs for its median and spread to judge one."""
 
 
+RINGLESS_MAX_P_GOOD = 0.5
+"""Default of `MicrographAssessParams.ringless_max_p_good`: a micrograph whose CTF fit followed
+no Thon ring (`rings_fitted`) in a session whose fits are sound (at least `DRIFT_MIN_MICROGRAPHS`
+fits, median `SOUND_CTF_FIT_A` / `SESSION_FIT_SHARE` or better) is bad CTF when the network too
+leans bad: P(good) under 0.5, bad likelier than good. Two pieces of evidence, each weak alone: a
+fit fails on some good micrographs (those of sessions whose fits follow an export's fixed pattern:
+JPEG at 0.46 µm, NL-means at 1.48 µm, `bench/README.md`), and the network keeps doubtful ones by
+the paper's 0.1 rule. Measured 2026-12-06 (session 23): on `bench/micassess_generators.py
+--per-session`'s ten sets 4 bad micrographs caught (3 bad CTF, 1 crowded; P(good) 0.24-0.46), no
+good one lost (the nearest good ring-less one of a sound session has P(good) 0.53, two others
+0.95-0.99); on the independent simulator's JPEG exports (`bench/micassess_independent.py`) 3 of 4
+bad-CTF micrographs caught (0.26-0.37), none lost; its MRC sets and the clean set unchanged. The
+real examples never meet it: their sessions' fits are not sound."""
+
+
 @dataclass(frozen=True)
 class MicrographAssessParams:
     """Parameters of micrograph assessment.
@@ -155,6 +170,10 @@ class MicrographAssessParams:
         standard deviations above the session's median, and significantly so against the
         measure's own noise, is bad, reason ``drift`` (:func:`drift_by_anisotropy`); 0 turns
         the check off.
+    ringless_max_p_good
+        A good micrograph whose CTF fit followed no Thon ring, in a session whose fits are sound,
+        is bad, reason ``bad_ctf``, when the network gave it P(good) under this
+        (:func:`ringless_in_sound_session`; `RINGLESS_MAX_P_GOOD`); 0 turns the check off.
     """
 
     threshold: float = 0.1
@@ -168,6 +187,7 @@ class MicrographAssessParams:
     thick_ice_transmission: float = THICK_ICE_TRANSMISSION
     session_reason_share: float = SESSION_REASON_SHARE
     drift_outlier_sigma: float = DRIFT_OUTLIER_SIGMA
+    ringless_max_p_good: float = RINGLESS_MAX_P_GOOD
 
 
 def params_problems(params: MicrographAssessParams) -> list[str]:
@@ -218,6 +238,11 @@ def params_problems(params: MicrographAssessParams) -> list[str]:
             f"thick_ice_transmission (--thick-ice-transmission) is "
             f"{params.thick_ice_transmission:g} but must be at least 0 and under 1 "
             "(0 turns the thick-ice check off)"
+        )
+    if not 0.0 <= params.ringless_max_p_good <= 1.0:
+        problems.append(
+            f"ringless_max_p_good is {params.ringless_max_p_good:g} but must be in 0–1 "
+            "(0 turns the ring-less check off)"
         )
     if params.batch_size < 1:
         problems.append(f"batch_size is {params.batch_size} but must be at least 1")
@@ -316,13 +341,8 @@ def sound_ctf_in_session(
     median divided by `SESSION_FIT_SHARE`, under the conditions of :func:`check_ctf` (beyond its first zero, no
     confirmed astigmatism). Apply it after :func:`check_ctf`, before the other session checks.
     """
-    resolutions = [
-        f.fit_resolution_A for f in fits if f is not None and math.isfinite(f.fit_resolution_A)
-    ]
-    if not params.sound_ctf_keeps or len(resolutions) < DRIFT_MIN_MICROGRAPHS:
-        return list(verdicts)
-    typical_A = float(np.median(resolutions))
-    if typical_A > SOUND_CTF_FIT_A / SESSION_FIT_SHARE:
+    typical_A = _sound_session_fit_A(fits)
+    if not params.sound_ctf_keeps or typical_A is None:
         return list(verdicts)
     limit_A = typical_A / SESSION_FIT_SHARE
     return [
@@ -333,6 +353,21 @@ def sound_ctf_in_session(
         else verdict
         for verdict, fit in zip(verdicts, fits, strict=True)
     ]
+
+
+def _sound_session_fit_A(fits: list[CtfFit | None]) -> float | None:
+    """The session's median fit resolution when its fits are sound, else None.
+
+    Sound: at least `DRIFT_MIN_MICROGRAPHS` fits, median `SOUND_CTF_FIT_A` / `SESSION_FIT_SHARE`
+    or better.
+    """
+    resolutions = [
+        f.fit_resolution_A for f in fits if f is not None and math.isfinite(f.fit_resolution_A)
+    ]
+    if len(resolutions) < DRIFT_MIN_MICROGRAPHS:
+        return None
+    typical_A = float(np.median(resolutions))
+    return typical_A if typical_A <= SOUND_CTF_FIT_A / SESSION_FIT_SHARE else None
 
 
 def rings_fitted(fit: CtfFit, voltage_kV: float = 300.0) -> bool:
@@ -353,6 +388,34 @@ def rings_fitted(fit: CtfFit, voltage_kV: float = 300.0) -> bool:
         voltage_kV=voltage_kV,
     )
     return len(ctf_zero_frequencies_A(model, 1.0 / fit.fit_resolution_A)) > 0
+
+
+def ringless_in_sound_session(
+    verdicts: list[MicrographVerdict],
+    fits: list[CtfFit | None],
+    params: MicrographAssessParams,
+    voltage_kV: float = 300.0,
+) -> list[MicrographVerdict]:
+    """The session's verdicts with doubtful good micrographs that show no Thon ring made bad.
+
+    In a session whose fits are sound (as in :func:`sound_ctf_in_session`), a good micrograph
+    whose fit followed no ring (`rings_fitted`) and whose P(good) is under
+    ``params.ringless_max_p_good`` becomes bad, reason ``bad_ctf``. P(good) and the reason
+    scores stay as the network gave them. Apply it after :func:`sound_ctf_in_session`.
+    """
+    if params.ringless_max_p_good <= 0 or _sound_session_fit_A(fits) is None:
+        return list(verdicts)
+    return [
+        replace(verdict, verdict="bad", reason="bad_ctf")
+        if verdict.verdict == "good"
+        and verdict.reason_scores
+        and verdict.p_good < params.ringless_max_p_good
+        and fit is not None
+        and math.isfinite(fit.fit_resolution_A)
+        and not rings_fitted(fit, voltage_kV)
+        else verdict
+        for verdict, fit in zip(verdicts, fits, strict=True)
+    ]
 
 
 DOMAIN_MIN_MICROGRAPHS = 3

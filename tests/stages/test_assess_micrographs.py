@@ -13,6 +13,7 @@ from screen.stages.assess_micrographs import (
     load_micrograph_model,
     needs_second_opinion,
     params_problems,
+    ringless_in_sound_session,
     rings_fitted,
     second_opinion_warning,
     session_domain_check,
@@ -596,3 +597,21 @@ def test_a_micrograph_only_the_first_model_rejects_is_kept_where_the_second_is_c
     assert kept_by_second_opinion([carbon], [second[2]], off)[0][0].verdict == "good"
     with pytest.raises(ValueError, match="first verdicts but"):
         kept_by_second_opinion(first, second[:2], PARAMS)
+
+
+def test_a_doubtful_micrograph_without_rings_in_a_sound_session_is_bad_ctf():
+    sound = [_fit(8.0)] * 8  # 1.45 µm, rings to 8 Å
+    ringless = _fit(30.0)  # the band's low end: no ring followed
+    assert rings_fitted(sound[0]) and not rings_fitted(ringless)
+    verdicts = [_verdict(0.9)] * 8 + [_verdict(0.3), _verdict(0.7), _verdict(0.3)]
+    fits = [*sound, ringless, ringless, _fit(8.0)]
+    out = ringless_in_sound_session(verdicts, fits, PARAMS)
+    assert [v.verdict for v in out] == ["good"] * 8 + ["bad", "good", "good"]
+    assert out[8].reason == "bad_ctf" and out[8].p_good == 0.3
+    # Not where the session's fits are not sound, nor in a session too small to tell, nor off.
+    poor = [_fit(30.0)] * 8 + [ringless, ringless, _fit(8.0)]
+    assert ringless_in_sound_session(verdicts, poor, PARAMS) == verdicts
+    assert ringless_in_sound_session(verdicts[6:], fits[6:], PARAMS) == verdicts[6:]
+    off = replace(PARAMS, ringless_max_p_good=0.0)
+    assert ringless_in_sound_session(verdicts, fits, off) == verdicts
+    assert params_problems(replace(PARAMS, ringless_max_p_good=1.5))
