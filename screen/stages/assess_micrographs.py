@@ -540,8 +540,9 @@ at 0.0001, one "thick ice" at 0.031; v5: 0.98, 0.78, 0.92): seed 1 good called b
 accuracy 0.797 -> 0.812; seed 2 (held out of the choice) 1 -> 0 of 32, accuracy unchanged; on
 `screen simulate`'s clean per-session set (v2's own kind) two bad micrographs more kept (0.944 ->
 0.931, none good lost before or after); 0.5 would keep four more there, 0.9 would lose the shell
-field. The randomised sets and the real examples already get v5's verdicts. It weighs two models'
-disagreement, not an image statistic."""
+field. On the randomised per-session sets one good micrograph more is kept in two sets (v2 had
+called it crowded at P 0.000), no bad one; the real examples get v5's verdicts already. It weighs
+two models' disagreement, not an image statistic."""
 
 
 def kept_by_second_opinion(
