@@ -403,13 +403,9 @@ def _prepare_session(
         again = _assess_and_ctf(
             session, fallback_assess(config), session.models.fallback_micrograph
         )
-        pairs = [
-            (first.verdict, second.verdict)
-            for first, second in zip(results, again, strict=True)
-            if first.status == second.status == "ok" and first.verdict and second.verdict
-        ]
+        pairs = _both_assessed(results, again)
         warning = assess_micrographs.second_opinion_warning(
-            [a for a, _ in pairs], [b for _, b in pairs], config.assess
+            [a.verdict for a, _ in pairs], [b.verdict for _, b in pairs], config.assess
         )
         if warning is not None:
             results, domain_warning = again, warning
@@ -422,13 +418,9 @@ def _prepare_session(
             again = _assess_and_ctf(
                 session, fallback_assess(config), session.models.fallback_micrograph
             )
-        pairs = [
-            (first, second.verdict)
-            for first, second in zip(results, again, strict=True)
-            if first.status == second.status == "ok" and first.verdict and second.verdict
-        ]
+        pairs = _both_assessed(results, again)
         kept, n_kept = assess_micrographs.kept_by_second_opinion(
-            [first.verdict for first, _ in pairs], [b for _, b in pairs], config.assess
+            [a.verdict for a, _ in pairs], [b.verdict for _, b in pairs], config.assess
         )
         for (first, _), verdict in zip(pairs, kept, strict=True):
             first.verdict = verdict
@@ -588,6 +580,17 @@ def assess_cache_version(config: RunConfig, optics: Optics) -> tuple:
         model_identity(config.assess.model),
         optics.pixel_size_A,
     )
+
+
+def _both_assessed(
+    first: list[_MicrographResult], second: list[_MicrographResult]
+) -> list[tuple[_MicrographResult, _MicrographResult]]:
+    """The same micrographs' results under two models, where both assessed them."""
+    return [
+        (a, b)
+        for a, b in zip(first, second, strict=True)
+        if a.status == b.status == "ok" and a.verdict and b.verdict
+    ]
 
 
 def fallback_assess(config: RunConfig) -> assess_micrographs.MicrographAssessParams:
