@@ -85,6 +85,9 @@ class MicrographEvaluation:
     domain_warnings: tuple[str, ...] = ()  # one line per session that got the domain warning
     # One line per session with a spectral reason taken as the session's (`session_wide_reasons`).
     session_reason_warnings: tuple[str, ...] = ()
+    # One line per session where micrographs the model alone rejected were kept
+    # (`assess_micrographs.kept_by_second_opinion`).
+    second_opinion_notes: tuple[str, ...] = ()
     called_good: np.ndarray | None = None  # (n,) bool: the scored verdicts
     fits: tuple = ()  # (n,) the CTF fits (CtfFit, or None where the fit failed)
 
@@ -290,7 +293,7 @@ def evaluate_micrographs(
     kept, verdicts, fits, unreadable = _assess_all(items, params, model, ctf_search, progress)
     if not kept:
         raise ScreenError("no micrograph of the labelled set could be read")
-    warnings = []
+    warnings, notes = [], []
     for session in dict.fromkeys(item.session for item in kept):
         rows = [i for i, item in enumerate(kept) if item.session == session]
         check = assess_micrographs.session_domain_check(
@@ -321,7 +324,7 @@ def evaluate_micrographs(
             for i, verdict in zip(rows, first_kept, strict=True):
                 verdicts[i] = verdict
             if n_kept:
-                warnings.append(f"{name}: {assess_micrographs.second_opinion_note(n_kept, params)}")
+                notes.append(f"{name}: {assess_micrographs.second_opinion_note(n_kept, params)}")
             continue
         line = f"{name}: {check.warning}"
         if fallback is not None and fallback.params.model != params.model:
@@ -398,6 +401,7 @@ def evaluate_micrographs(
         bad_by_drift_check=np.asarray(by_drift, bool),
         domain_warnings=tuple(warnings),
         session_reason_warnings=tuple(session_reason_warnings),
+        second_opinion_notes=tuple(notes),
         called_good=called,
         fits=tuple(fits),
     )
@@ -460,6 +464,7 @@ def format_evaluation(result: MicrographEvaluation) -> str:
     ]
     if result.domain_warnings:
         rows += [f"domain check: {line}" for line in result.domain_warnings]
+    rows += [f"second opinion: {line}" for line in result.second_opinion_notes]
     rows += [f"session-wide reason: {line}" for line in result.session_reason_warnings]
     if result.bad_by_astigmatism is not None and result.bad_by_astigmatism.any():
         truth = np.array([item.label == "good" for item in result.items])

@@ -304,3 +304,24 @@ def test_run_applies_the_ringless_check_to_each_session(tmp_path, monkeypatch):
     assert summary["n_good_micrographs"] == 4
     table = pd.read_csv(out / "sessions" / "one_drifting" / "micrographs.csv")
     assert (table["reason"] == "bad_ctf").sum() == 1
+
+
+def test_evaluate_says_which_micrographs_the_second_opinion_kept(tmp_path, monkeypatch):
+    """As `screen run`: with the keep level at 0 the drifting micrograph is kept, and a
+    `second opinion:` line says so."""
+    from screen.stages import assess_micrographs
+
+    scenario = tmp_path / "one.toml"
+    scenario.write_text(ONE_DRIFTING_SCENARIO)
+    result = runner.invoke(app, ["simulate", "--scenario", str(scenario), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    monkeypatch.setattr(assess_micrographs, "SECOND_OPINION_KEEP_P", 0.0)
+    args = ["evaluate", "micrographs", str(tmp_path), "--figure", str(tmp_path / "f.png"), "-q"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "second opinion: session one_drifting: 1 micrograph that micassess_small_v2" in (
+        result.output
+    )
+    assert "domain check" not in result.output
+    recall = [line for line in result.output.splitlines() if line.startswith("| good recall")]
+    assert float(recall[0].split("|")[2]) == pytest.approx(1.0)
