@@ -301,8 +301,10 @@ def evaluate_micrographs(
         )
         name = f"session {session}" if session else "the set (one session)"
         if check.warning is None:
-            if fallback is None or fallback.params.model == params.model:
-                continue
+            first = [verdicts[i] for i in rows]
+            rejected = any(v.reason_scores and v.p_good < params.threshold for v in first)
+            if fallback is None or fallback.params.model == params.model or not rejected:
+                continue  # nothing the second opinion could keep: not read and assessed again
             again_verdicts = _assess_again(kept, rows, fallback)
             warning = (
                 assess_micrographs.second_opinion_warning(
