@@ -152,6 +152,18 @@ DriftOutlierSigma = Annotated[
 ]
 """The ``--drift-outlier-sigma`` option of ``screen run`` and ``screen evaluate micrographs``."""
 
+EmptyBlobRatio = Annotated[
+    float | None,
+    typer.Option(
+        "--empty-blob-ratio",
+        help="A micrograph kept by assessment with under this fraction of its session's median "
+        "of strong dark blobs per µm² (80-Å blobs 4 robust sigmas above its own score map), "
+        "its score map showing no excess of dark blobs, is bad (empty); sessions of at least "
+        "8 micrographs whose median one has 20 such blobs; 0 turns the check off (default 0.1).",
+    ),
+]
+"""The ``--empty-blob-ratio`` option of ``screen run`` and ``screen evaluate micrographs``."""
+
 Averages = Annotated[
     Path, typer.Argument(help="A stack of class averages (.mrcs) or a folder of images.")
 ]
@@ -241,6 +253,7 @@ def run(
     thick_ice_transmission: ThickIceTransmission = None,
     session_reason_share: SessionReasonShare = None,
     drift_outlier_sigma: DriftOutlierSigma = None,
+    empty_blob_ratio: EmptyBlobRatio = None,
     class_weights: Annotated[
         str | None, typer.Option(help="Class-assessment weights: shipped name or .keras path.")
     ] = None,
@@ -331,6 +344,8 @@ def run(
             assess = dataclasses.replace(assess, session_reason_share=session_reason_share)
         if drift_outlier_sigma is not None:
             assess = dataclasses.replace(assess, drift_outlier_sigma=drift_outlier_sigma)
+        if empty_blob_ratio is not None:
+            assess = dataclasses.replace(assess, empty_blob_ratio=empty_blob_ratio)
         class_assess = config.class_assess
         if class_weights is not None:
             class_assess = dataclasses.replace(class_assess, model=class_weights)
@@ -709,6 +724,7 @@ def evaluate_micrographs_command(
     thick_ice_transmission: ThickIceTransmission = None,
     session_reason_share: SessionReasonShare = None,
     drift_outlier_sigma: DriftOutlierSigma = None,
+    empty_blob_ratio: EmptyBlobRatio = None,
     no_domain_fallback: Annotated[
         bool,
         typer.Option(
@@ -761,6 +777,8 @@ def evaluate_micrographs_command(
             params = dataclasses.replace(params, session_reason_share=session_reason_share)
         if drift_outlier_sigma is not None:
             params = dataclasses.replace(params, drift_outlier_sigma=drift_outlier_sigma)
+        if empty_blob_ratio is not None:
+            params = dataclasses.replace(params, empty_blob_ratio=empty_blob_ratio)
         problems = assess_micrographs.params_problems(params)
         if problems:
             raise ScreenError("; ".join(problems))

@@ -23,8 +23,9 @@ as the session's typical one overrules the network's bad CTF, and
 session's fits are sound is bad CTF), the session-wide spectral reasons
 (`assess_micrographs.session_wide_reasons`), the network's thick ice checked against the
 session's grey levels (`assess_micrographs.thick_ice_needs_darkening`), the thick-ice check on
-grey levels and shot noise (`assess_micrographs.thick_ice_by_transmission`) and the drift check
-on the spectrum's directional power (`assess_micrographs.drift_by_anisotropy`).
+grey levels and shot noise (`assess_micrographs.thick_ice_by_transmission`), the drift check
+on the spectrum's directional power (`assess_micrographs.drift_by_anisotropy`) and the empty-field
+check on strong dark blobs against the session (`assess_micrographs.empty_in_session`).
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ class MicrographEvaluation:
     kept_by_sound_ctf: np.ndarray | None = None  # (n,) bool: network's bad_ctf kept by the fit
     # (n,) bool: kept by the network, called drift by the session's directional-power check
     bad_by_drift_check: np.ndarray | None = None
+    # (n,) bool: kept by the network, called empty by the session's dark-blob check
+    bad_by_empty_check: np.ndarray | None = None
     domain_warnings: tuple[str, ...] = ()  # one line per session that got the domain warning
     # One line per session with a spectral reason taken as the session's (`session_wide_reasons`).
     session_reason_warnings: tuple[str, ...] = ()
@@ -359,15 +362,19 @@ def evaluate_micrographs(
         if wide.warning:
             name = f"session {session}" if session else "the set (one session)"
             session_reason_warnings.append(f"{name}: {wide.warning}")
-        session_verdicts = assess_micrographs.drift_by_anisotropy(
-            assess_micrographs.thick_ice_by_transmission(
-                assess_micrographs.thick_ice_needs_darkening(wide.verdicts, params), params
+        session_verdicts = assess_micrographs.empty_in_session(
+            assess_micrographs.drift_by_anisotropy(
+                assess_micrographs.thick_ice_by_transmission(
+                    assess_micrographs.thick_ice_needs_darkening(wide.verdicts, params), params
+                ),
+                params,
             ),
             params,
         )
         for i, verdict in zip(rows, session_verdicts, strict=True):
             checked_verdicts[i] = verdict
-    p_good, reasons, called_good, by_astigmatism, by_sound_ctf, by_drift = [], [], [], [], [], []
+    p_good, reasons, called_good, by_astigmatism, by_sound_ctf = [], [], [], [], []
+    by_drift, by_empty = [], []
     for verdict, checked in zip(verdicts, checked_verdicts, strict=True):
         p_good.append(verdict.p_good)
         called_good.append(checked.verdict == "good")
@@ -377,6 +384,9 @@ def evaluate_micrographs(
         by_sound_ctf.append(checked.verdict == "good" and verdict.verdict == "bad")
         by_drift.append(
             checked.verdict == "bad" and verdict.verdict == "good" and checked.reason == "drift"
+        )
+        by_empty.append(
+            checked.verdict == "bad" and verdict.verdict == "good" and checked.reason == "empty"
         )
         reasons.append(checked.reason or "good")
     resolution = [fit.fit_resolution_A if fit is not None else float("nan") for fit in fits]
@@ -401,6 +411,7 @@ def evaluate_micrographs(
         bad_by_astigmatism=np.asarray(by_astigmatism, bool),
         kept_by_sound_ctf=np.asarray(by_sound_ctf, bool),
         bad_by_drift_check=np.asarray(by_drift, bool),
+        bad_by_empty_check=np.asarray(by_empty, bool),
         domain_warnings=tuple(warnings),
         session_reason_warnings=tuple(session_reason_warnings),
         second_opinion_notes=tuple(notes),
@@ -423,7 +434,7 @@ def verdict_table(result: MicrographEvaluation) -> pd.DataFrame:
 
     Columns: ``path``, ``session``, ``label``, ``true_reason`` (empty when unknown),
     ``verdict``, ``reason`` (the verdict's; empty for good), ``p_good``, ``bad_by_astigmatism``,
-    ``bad_by_drift_check``,
+    ``bad_by_drift_check``, ``bad_by_empty_check``,
     ``ctf_fit_resolution_A``, ``astigmatism_A`` and ``astigmatism_spread`` (NaN without a fit).
     """
     rows = []
@@ -441,6 +452,9 @@ def verdict_table(result: MicrographEvaluation) -> pd.DataFrame:
                 "bad_by_astigmatism": bool(result.bad_by_astigmatism[i]),
                 "bad_by_drift_check": bool(
                     result.bad_by_drift_check is not None and result.bad_by_drift_check[i]
+                ),
+                "bad_by_empty_check": bool(
+                    result.bad_by_empty_check is not None and result.bad_by_empty_check[i]
                 ),
                 "ctf_fit_resolution_A": float(result.fit_resolution_A[i]),
                 "astigmatism_A": abs(fit.defocus_u_A - fit.defocus_v_A) if fit else float("nan"),
@@ -483,6 +497,14 @@ def format_evaluation(result: MicrographEvaluation) -> str:
         rows.append(
             f"drift check: {int(flagged.sum())} micrographs kept by P(good) called drift, their "
             "spectra having lost one direction far more than their session's others "
+            f"({int((flagged & ~truth).sum())} truly bad)"
+        )
+    if result.bad_by_empty_check is not None and result.bad_by_empty_check.any():
+        truth = np.array([item.label == "good" for item in result.items])
+        flagged = result.bad_by_empty_check
+        rows.append(
+            f"empty check: {int(flagged.sum())} micrographs kept by P(good) called empty, with "
+            "hardly any of the strong dark blobs their session's others have "
             f"({int((flagged & ~truth).sum())} truly bad)"
         )
     if result.kept_by_sound_ctf is not None and result.kept_by_sound_ctf.any():

@@ -432,7 +432,8 @@ def _prepare_session(
     # fits are sound has a bad CTF; a spectral reason given to much of the session is the
     # session's, not single micrographs'; a micrograph that received far fewer electrons than
     # the others lies in much thicker ice (its grey level and shot noise, measured with the
-    # assessment); one whose spectrum lost one direction far more than the others' did drifted.
+    # assessment); one whose spectrum lost one direction far more than the others' did drifted;
+    # one with hardly any of the strong dark blobs the others have is empty.
     fits, voltage_kV = [r.ctf for r in assessed], session.optics.voltage_kV
     sound = assess_micrographs.ringless_in_sound_session(
         assess_micrographs.sound_ctf_in_session(
@@ -445,9 +446,12 @@ def _prepare_session(
     wide = assess_micrographs.session_wide_reasons(sound, config.assess)
     if wide.warning:
         domain_warning = f"{domain_warning} {wide.warning}" if domain_warning else wide.warning
-    checked = assess_micrographs.drift_by_anisotropy(
-        assess_micrographs.thick_ice_by_transmission(
-            assess_micrographs.thick_ice_needs_darkening(wide.verdicts, config.assess),
+    checked = assess_micrographs.empty_in_session(
+        assess_micrographs.drift_by_anisotropy(
+            assess_micrographs.thick_ice_by_transmission(
+                assess_micrographs.thick_ice_needs_darkening(wide.verdicts, config.assess),
+                config.assess,
+            ),
             config.assess,
         ),
         config.assess,
@@ -562,8 +566,9 @@ def assess_cache_version(config: RunConfig, optics: Optics) -> tuple:
     """What a micrograph's cached assessment depends on, besides the file.
 
     The parameters (less the CTF checks, applied after the cache by `check_ctf`, and the
-    session's checks, `session_wide_reasons`, `thick_ice_by_transmission` and
-    `drift_by_anisotropy`, so that changing them reuses P(good)), the backend, the model's
+    session's checks, `session_wide_reasons`, `thick_ice_by_transmission`,
+    `drift_by_anisotropy`, `ringless_in_sound_session` and `empty_in_session`, so that changing
+    them reuses P(good)), the backend, the model's
     weights, and the pixel size: the network sees the frame rescaled to ~8 Å/px, so a corrected
     pixel size must re-assess.
     """
@@ -575,6 +580,8 @@ def assess_cache_version(config: RunConfig, optics: Optics) -> tuple:
             thick_ice_transmission=0.0,
             session_reason_share=0.0,
             drift_outlier_sigma=0.0,
+            ringless_max_p_good=0.0,
+            empty_blob_ratio=0.0,
         ),
         assess_micrographs.BACKEND.key,
         model_identity(config.assess.model),
@@ -1096,6 +1103,8 @@ def _write_micrograph_table(
                 "noise_variance": _verdict_measure(r, "noise_variance"),
                 "anisotropy": _verdict_measure(r, "anisotropy"),
                 "anisotropy_noise": _verdict_measure(r, "anisotropy_noise"),
+                "strong_blobs_per_um2": _verdict_measure(r, "strong_blobs_per_um2"),
+                "blob_tail_asymmetry": _verdict_measure(r, "blob_tail_asymmetry"),
                 "defocus_u_um": r.ctf.defocus_u_A / 1e4 if r.ctf else np.nan,
                 "defocus_v_um": r.ctf.defocus_v_A / 1e4 if r.ctf else np.nan,
                 "astigmatism_angle_deg": r.ctf.astigmatism_angle_deg if r.ctf else np.nan,

@@ -179,3 +179,31 @@ def test_the_drift_check_is_reported_and_can_be_turned_off(simulated, tmp_path, 
     off = runner.invoke(app, [*command, "--drift-outlier-sigma", "0"])
     assert off.exit_code == 0, off.output
     assert "drift check:" not in off.output
+
+
+def test_the_empty_check_is_reported_and_can_be_turned_off(simulated, tmp_path, monkeypatch):
+    from screen.stages import assess_micrographs
+
+    figure = str(tmp_path / "fig.png")
+    command = ["evaluate", "micrographs", str(simulated), "--figure", figure, "-q"]
+    result = runner.invoke(app, command)  # sessions of three: too few for a session's median
+    assert result.exit_code == 0, result.output
+    assert "empty check:" not in result.output
+    # Were they enough, and any field with fewer strong blobs than its session's median empty,
+    # the kept ones under the median would be called empty, and counted.
+    monkeypatch.setattr(assess_micrographs, "EMPTY_MIN_MICROGRAPHS", 2)
+    monkeypatch.setattr(assess_micrographs, "EMPTY_MIN_SESSION_BLOBS", 0.0)
+    monkeypatch.setattr(assess_micrographs, "EMPTY_MAX_TAIL_ASYMMETRY", 100.0)
+    loose = runner.invoke(
+        app, [*command, "--empty-blob-ratio", "0.999", "--table", str(tmp_path / "t.csv")]
+    )
+    assert loose.exit_code == 0, loose.output
+    assert "empty check:" in loose.output and "called empty" in loose.output
+    table = pd.read_csv(tmp_path / "t.csv")
+    assert table["bad_by_empty_check"].any()
+    assert (table.loc[table["bad_by_empty_check"], "reason"] == "empty").all()
+    off = runner.invoke(app, [*command, "--empty-blob-ratio", "0"])
+    assert off.exit_code == 0, off.output
+    assert "empty check:" not in off.output
+    refused = runner.invoke(app, [*command, "--empty-blob-ratio", "1.5"])
+    assert refused.exit_code == 2 and "empty_blob_ratio (--empty-blob-ratio)" in refused.output

@@ -15,9 +15,11 @@ from screen.io.real_examples import (
 from screen.processing.boxes import match_picks
 from screen.processing.filters import bin_to_pixel_size
 from screen.stages.assess_micrographs import (
+    EMPTY_MAX_TAIL_ASYMMETRY,
     MicrographAssessParams,
     assess_micrographs,
     drift_by_anisotropy,
+    empty_in_session,
     load_micrograph_model,
     stretched_export,
     thick_ice_by_transmission,
@@ -175,8 +177,13 @@ def test_the_fallback_model_keeps_every_good_real_micrograph():
     exports = [v for e, v in zip(GOOD_EXAMPLES, verdicts, strict=True) if e.path.suffix == ".jpg"]
     assert len(exports) == 12 and stretched_export(exports)
     params = MicrographAssessParams(model="micassess_small_v5")
-    checked = drift_by_anisotropy(thick_ice_by_transmission(exports, params), params)
+    checked = empty_in_session(
+        drift_by_anisotropy(thick_ice_by_transmission(exports, params), params), params
+    )
     assert [v.verdict for v in checked] == ["good"] * 12
+    # Their strong dark blobs (measured 2026-12-06: 34-446 per export, at 0.21-2.9 of their
+    # median) and the dark side of every score map (tail asymmetry 1.22-1.53) say particles.
+    assert all(v.blob_tail_asymmetry > EMPTY_MAX_TAIL_ASYMMETRY for v in exports)
 
 
 @pytest.mark.parametrize("z_scored", [False, True], ids=["as_given", "z_scored"])

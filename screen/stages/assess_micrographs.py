@@ -7,7 +7,8 @@ CTF is fitted, :func:`check_ctf` calls a micrograph with too much astigmatism ba
 Once the whole session is assessed, :func:`thick_ice_by_transmission` calls a micrograph bad
 (``thick_ice``) that received far fewer electrons than the session's others, and
 :func:`drift_by_anisotropy` one whose spectrum lost one direction far more than its session's
-others did (``drift``).
+others did (``drift``), and :func:`empty_in_session` one with hardly any of the strong dark blobs
+its session's others have (``empty``).
 
 Images that cannot be assessed (not finite, constant, or under ``MIN_SIDE_PX`` on a side) get
 ``verdict="bad"``, ``reason=None``, ``p_good=0.0`` and empty ``reason_scores``: they never reach
@@ -17,6 +18,7 @@ TensorFlow.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -31,6 +33,7 @@ from screen.processing.exposure import Exposure, exposure
 from screen.processing.ice import ice_reflections, measurable
 from screen.stages.base import Backend
 from screen.stages.ctf import astigmatism_is_confirmed
+from screen.stages.picking import DarkBlobCensus, dark_blob_census
 from screen.stages.records import MICROGRAPH_REASONS, CtfFit, MicrographVerdict
 
 THICK_ICE_TRANSMISSION = 0.75
@@ -98,6 +101,36 @@ good one lost (the nearest good ring-less one of a sound session has P(good) 0.5
 0.95-0.99); on the independent simulator's JPEG exports (`bench/micassess_independent.py`) 3 of 4
 bad-CTF micrographs caught (0.26-0.37), none lost; its MRC sets and the clean set unchanged. The
 real examples never meet it: their sessions' fits are not sound."""
+
+
+EMPTY_BLOB_RATIO = 0.1
+"""Default of `MicrographAssessParams.empty_blob_ratio`: a good micrograph with under a tenth of
+its session's median of strong dark blobs per µm² (`screen.stages.picking.dark_blob_census`),
+whose score map shows no dark-blob excess (`EMPTY_MAX_TAIL_ASYMMETRY`), is empty. Measured
+2026-12-06 (session 24) on `bench/micassess_generators.py --per-session`'s ten sets: empty
+micrographs lie at 0-0.11 of their session (78 of 100; the rest of those in sessions with
+contamination or hot pixels spread by processing, at 0.3-1.1), good ones at 0.24 or more, except
+one "good" micrograph that holds a single particle (0.10-0.22; the empty reason draws 0-2); on
+the independent simulator (`bench/micassess_independent.py`, seeds 1 and 2, MRC and JPEG) good
+ones at 0.19 or more. The 12 real EMPIAR-10017 exports as one session: 0.21-2.9 (the lowest a
+dense field whose particles merge into texture). A ratio of counts within one session, so the
+detector, dose and processing cancel."""
+
+EMPTY_MAX_TAIL_ASYMMETRY = 1.15
+"""A micrograph is called empty only when its score map is about symmetric
+(`screen.stages.picking.DarkBlobCensus.tail_asymmetry` at most this): filtered noise and ice
+texture give 0.9-1.1 whatever the processing (the simulated empty micrographs that the ratio
+catches: 0.91-1.09), dark particles more (the dense real EMPIAR-10017 exports, whose strong blobs
+are fewest: 1.22-1.53). Guards a dense good field, whose particles raise the score map's spread
+and so hide among themselves, from being called empty."""
+
+EMPTY_MIN_MICROGRAPHS = 8
+"""A session needs this many measured micrographs for its median to judge one (as the drift
+check, `DRIFT_MIN_MICROGRAPHS`)."""
+
+EMPTY_MIN_SESSION_BLOBS = 20.0
+"""And its median micrograph this many strong blobs: a tenth of fewer is within counting noise
+of none."""
 
 
 @dataclass(frozen=True)
@@ -174,6 +207,10 @@ class MicrographAssessParams:
         A good micrograph whose CTF fit followed no Thon ring, in a session whose fits are sound,
         is bad, reason ``bad_ctf``, when the network gave it P(good) under this
         (:func:`ringless_in_sound_session`; `RINGLESS_MAX_P_GOOD`); 0 turns the check off.
+    empty_blob_ratio
+        A good micrograph with under this fraction of its session's median of strong dark blobs
+        per µm², its blob score map showing no dark-particle excess, is bad, reason ``empty``
+        (:func:`empty_in_session`; `EMPTY_BLOB_RATIO`); 0 turns the check off.
     """
 
     threshold: float = 0.1
@@ -188,6 +225,7 @@ class MicrographAssessParams:
     session_reason_share: float = SESSION_REASON_SHARE
     drift_outlier_sigma: float = DRIFT_OUTLIER_SIGMA
     ringless_max_p_good: float = RINGLESS_MAX_P_GOOD
+    empty_blob_ratio: float = EMPTY_BLOB_RATIO
 
 
 def params_problems(params: MicrographAssessParams) -> list[str]:
@@ -243,6 +281,11 @@ def params_problems(params: MicrographAssessParams) -> list[str]:
         problems.append(
             f"ringless_max_p_good is {params.ringless_max_p_good:g} but must be in 0–1 "
             "(0 turns the ring-less check off)"
+        )
+    if not 0.0 <= params.empty_blob_ratio < 1.0:
+        problems.append(
+            f"empty_blob_ratio (--empty-blob-ratio) is {params.empty_blob_ratio:g} but must be at "
+            "least 0 and under 1 (0 turns the empty-field check off)"
         )
     if params.batch_size < 1:
         problems.append(f"batch_size is {params.batch_size} but must be at least 1")
@@ -833,10 +876,10 @@ def thick_ice_by_transmission(
     network gave them.
     """
     verdicts = list(verdicts)
-    if params.thick_ice_transmission <= 0:
-        return verdicts
-    measured = [v for v in verdicts if _exposure_measured(v)]
-    if len(measured) < TRANSMISSION_MIN_MICROGRAPHS:
+    measured = _measured_session(
+        verdicts, params.thick_ice_transmission, _exposure_measured, TRANSMISSION_MIN_MICROGRAPHS
+    )
+    if measured is None:
         return verdicts
     level = float(np.median([v.grey_level for v in measured]))
     log_gain = np.log([v.noise_variance / v.grey_level for v in measured])
@@ -886,10 +929,10 @@ def thick_ice_needs_darkening(
     are not the network's and keep their verdict.
     """
     verdicts = list(verdicts)
-    if params.thick_ice_transmission <= 0:
-        return verdicts
-    measured = [v for v in verdicts if _exposure_measured(v)]
-    if len(measured) < TRANSMISSION_MIN_MICROGRAPHS or not _levels_agree(measured):
+    measured = _measured_session(
+        verdicts, params.thick_ice_transmission, _exposure_measured, TRANSMISSION_MIN_MICROGRAPHS
+    )
+    if measured is None or not _levels_agree(measured):
         return verdicts
     median = float(np.median([v.grey_level for v in measured]))
     return [
@@ -916,10 +959,10 @@ def drift_by_anisotropy(
     reason scores stay as the network gave them. Off (unchanged) with ``drift_outlier_sigma`` 0.
     """
     verdicts = list(verdicts)
-    if params.drift_outlier_sigma <= 0:
-        return verdicts
-    measured = [v for v in verdicts if _anisotropy_measured(v)]
-    if len(measured) < DRIFT_MIN_MICROGRAPHS:
+    measured = _measured_session(
+        verdicts, params.drift_outlier_sigma, _anisotropy_measured, DRIFT_MIN_MICROGRAPHS
+    )
+    if measured is None:
         return verdicts
     amplitudes = np.array([float(v.anisotropy) for v in measured])
     median = float(np.median(amplitudes))
@@ -936,6 +979,70 @@ def drift_by_anisotropy(
         else v
         for v in verdicts
     ]
+
+
+def empty_in_session(
+    verdicts: list[MicrographVerdict], params: MicrographAssessParams
+) -> list[MicrographVerdict]:
+    """The session's verdicts with good micrographs that hold no particles: ``empty``.
+
+    A micrograph is empty when it has under ``params.empty_blob_ratio`` of the session's median
+    of strong dark blobs per µm² (`screen.stages.picking.dark_blob_census`) and its score map is
+    about symmetric (`EMPTY_MAX_TAIL_ASYMMETRY`), in a session of at least
+    `EMPTY_MIN_MICROGRAPHS` measured micrographs whose median one has at least
+    `EMPTY_MIN_SESSION_BLOBS` strong blobs. The network keeps many empty fields (a field of ice
+    and noise is what a good micrograph's background looks like); counting against the session
+    needs no statement of what a particle looks like, only that the session's other micrographs
+    have them. Only good verdicts change; P(good) and the reason scores stay. Off (unchanged)
+    with ``empty_blob_ratio`` 0.
+    """
+    verdicts = list(verdicts)
+    measured = _measured_session(
+        verdicts, params.empty_blob_ratio, _census_measured, EMPTY_MIN_MICROGRAPHS
+    )
+    if measured is None:
+        return verdicts
+    if float(np.median([float(v.strong_blobs) for v in measured])) < EMPTY_MIN_SESSION_BLOBS:
+        return verdicts
+    limit = params.empty_blob_ratio * float(
+        np.median([float(v.strong_blobs_per_um2) for v in measured])
+    )
+    return [
+        replace(v, verdict="bad", reason="empty")
+        if v.verdict == "good"
+        and _census_measured(v)
+        and v.strong_blobs_per_um2 < limit
+        and v.blob_tail_asymmetry <= EMPTY_MAX_TAIL_ASYMMETRY
+        else v
+        for v in verdicts
+    ]
+
+
+def _census_measured(verdict: MicrographVerdict) -> bool:
+    return (
+        verdict.strong_blobs is not None
+        and verdict.strong_blobs_per_um2 is not None
+        and verdict.blob_tail_asymmetry is not None
+        and math.isfinite(verdict.strong_blobs_per_um2)
+        and math.isfinite(verdict.blob_tail_asymmetry)
+    )
+
+
+def _measured_session(
+    verdicts: list[MicrographVerdict],
+    setting: float,
+    is_measured: Callable[[MicrographVerdict], bool],
+    min_measured: int,
+) -> list[MicrographVerdict] | None:
+    """The session's verdicts that carry a check's measure (None: too few, or the check off).
+
+    ``setting`` is the check's parameter (0 turns it off); fewer than ``min_measured``
+    micrographs with the measure cannot make a session's median.
+    """
+    if setting <= 0:
+        return None
+    measured = [v for v in verdicts if is_measured(v)]
+    return measured if len(measured) >= min_measured else None
 
 
 def _robust_spread(values) -> float:
@@ -1061,6 +1168,7 @@ def assess_micrographs_with(
     # Measured whatever the drift check's setting, as the exposure is: the cached verdict keeps
     # it, so a later run with the check on has it (`pipeline.assess_cache_version`).
     directional = {i: directional_power(images[i], float(pixel_sizes_A[i])) for i in usable}
+    census = {i: dark_blob_census(images[i], float(pixel_sizes_A[i])) for i in usable}
     unusable = MicrographVerdict(p_good=0.0, verdict="bad", reason=None, reason_scores={})
     out = []
     for (params, _), scores in zip(assessments, all_scores, strict=True):
@@ -1075,6 +1183,7 @@ def assess_micrographs_with(
                 crystalline.get(index) if params.max_crystalline_fraction > 0 else None,
                 exposures[index],
                 directional.get(index),
+                census.get(index),
             )
         out.append(verdicts)
     return out
@@ -1089,6 +1198,7 @@ def _verdict(
     crystalline: float | None = None,
     measured: Exposure | None = None,
     directional: DirectionalPower | None = None,
+    census: DarkBlobCensus | None = None,
 ) -> MicrographVerdict:
     """One micrograph's verdict from the network's scores and the image checks' measures."""
     reason_scores = {
@@ -1114,6 +1224,9 @@ def _verdict(
         anisotropy_noise=None if directional is None else directional.noise,
         grey_min=None if measured is None or math.isnan(measured.low) else measured.low,
         grey_max=None if measured is None or math.isnan(measured.high) else measured.high,
+        strong_blobs=None if census is None else census.strong,
+        strong_blobs_per_um2=None if census is None else census.strong_per_um2,
+        blob_tail_asymmetry=None if census is None else census.tail_asymmetry,
     )
     if not bad and opaque is not None and opaque >= params.max_opaque_fraction:
         return replace(verdict, verdict="bad", reason="contaminated")
@@ -1146,8 +1259,8 @@ BACKEND = Backend(
     # check; 7: it follows arcs too; 8: crystalline-ice reflections; 9: grey level and noise;
     # 10: directional power (anisotropy) for the drift check; 11: lowest and highest values;
     # 12: crystalline ice read only where the band is transmitted and no JPEG grid shows;
-    # the opaque check's block means median-filtered (hot pixels)
-    version="12",
+    # the opaque check's block means median-filtered (hot pixels); 13: the dark-blob census
+    version="13",
     params_type=MicrographAssessParams,
     compute=assess_micrographs,
 )

@@ -282,6 +282,84 @@ def _not_contamination(
     return keep
 
 
+CENSUS_DIAMETER_A = 80.0
+"""Blob size of `dark_blob_census`: 80 Å, under most particles' size (60-500 Å): a larger
+particle's dark core or domains answer at this scale too, and it is what the picker's band-pass
+keeps of a 60-100 Å one."""
+
+CENSUS_PIXEL_SIZE_A = 8.0
+"""Working pixel size of the census (the frame's own where coarser): 10 pixels per blob, and a
+K3 frame binned to about 500 x 700 pixels, cheap beside the assessment's network."""
+
+STRONG_BLOB_SIGMA = 4.0
+"""A blob counts as strong when its score stands this many robust standard deviations above
+the median of its own micrograph's score map: a filtered noise field (or ice texture) gives few
+such maxima, a field of particles many."""
+
+
+@dataclass(frozen=True)
+class DarkBlobCensus:
+    """How much of a micrograph looks like particles, on the picker's score map at 80 Å.
+
+    Attributes
+    ----------
+    strong
+        Local maxima of the score at least `STRONG_BLOB_SIGMA` robust standard deviations above
+        the map's median (half a blob away from the frame's edges).
+    strong_per_um2
+        The same per µm² of the frame.
+    tail_asymmetry
+        ``(q99.5 - q50) / (q50 - q0.5)`` of the score map: how far its dark-blob side (positive
+        scores) reaches beyond its bright side. About 1 for noise and ice texture, whatever the
+        processing (a linear filter of symmetric noise is symmetric); above 1 where dark
+        particles are present, dense fields included (the real EMPIAR-10017 exports 1.22-1.53).
+    """
+
+    strong: int
+    strong_per_um2: float
+    tail_asymmetry: float
+
+
+def dark_blob_census(image: np.ndarray, pixel_size_A: float) -> DarkBlobCensus | None:
+    """The micrograph's strong dark blobs and its score map's asymmetry (None: too small).
+
+    A micrograph measure for the assessment's session check of empty fields
+    (`screen.stages.assess_micrographs.empty_in_session`): both numbers are read relative to the
+    micrograph's own score map, so they mean the same on counts, exports and denoised frames.
+    """
+    if pixel_size_A <= 0:
+        raise ValueError(f"pixel size must be positive, got {pixel_size_A}")
+    params = PickParams(min_pixel_size_A=CENSUS_PIXEL_SIZE_A, max_pixel_size_A=CENSUS_PIXEL_SIZE_A)
+    image = np.asarray(image, dtype=np.float32)
+    _, score, px = pick_score_map(image, pixel_size_A, CENSUS_DIAMETER_A, params)
+    margin = int(np.ceil(0.5 * CENSUS_DIAMETER_A / px))
+    if min(score.shape) < 4 * margin + 16:
+        return None
+    inner = score[margin:-margin, margin:-margin]
+    step = max(1, int(np.sqrt(inner.size / 250_000)))
+    centre, scale = robust_location_scale(inner[::step, ::step])
+    low, median, high = np.percentile(inner[::step, ::step], [0.5, 50.0, 99.5])
+    if not scale > 0 or not median > low:
+        return None
+    y, x, _ = local_maxima(
+        score,
+        params.min_distance_fraction * CENSUS_DIAMETER_A / px,
+        centre + STRONG_BLOB_SIGMA * scale,
+    )
+    inside = (
+        (x >= margin)
+        & (y >= margin)
+        & (x < score.shape[1] - margin)
+        & (y < score.shape[0] - margin)
+    )
+    area_um2 = float(image.shape[0] * image.shape[1] * pixel_size_A**2 / 1e8)
+    return DarkBlobCensus(
+        strong=int(inside.sum()),
+        strong_per_um2=float(inside.sum()) / area_um2,
+        tail_asymmetry=float((high - median) / (median - low)),
+    )
+
+
 BACKEND = Backend(
     stage="picking",
     name="builtin",

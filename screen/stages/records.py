@@ -62,6 +62,11 @@ class MicrographVerdict:
     # stretched into one range by an export, and its grey levels say nothing about electrons.
     grey_min: float | None = None
     grey_max: float | None = None
+    # Strong dark blobs per µm² and the score map's dark-side asymmetry at 80 Å
+    # (`screen.stages.picking.dark_blob_census`): how much of the field looks like particles.
+    strong_blobs: int | None = None
+    strong_blobs_per_um2: float | None = None
+    blob_tail_asymmetry: float | None = None
 
 
 @dataclass(frozen=True)

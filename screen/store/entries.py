@@ -47,6 +47,17 @@ def verdict_from(cached: dict) -> MicrographVerdict:
         None if cached.get("anisotropy_noise") is None else float(cached["anisotropy_noise"]),
         grey_min=None if cached.get("grey_min") is None else float(cached["grey_min"]),
         grey_max=None if cached.get("grey_max") is None else float(cached["grey_max"]),
+        strong_blobs=None if cached.get("strong_blobs") is None else int(cached["strong_blobs"]),
+        strong_blobs_per_um2=(
+            None
+            if cached.get("strong_blobs_per_um2") is None
+            else float(cached["strong_blobs_per_um2"])
+        ),
+        blob_tail_asymmetry=(
+            None
+            if cached.get("blob_tail_asymmetry") is None
+            else float(cached["blob_tail_asymmetry"])
+        ),
     )
 
 

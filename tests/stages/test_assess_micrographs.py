@@ -37,7 +37,7 @@ def simulated(empty_carbon_session):
 
 
 def test_backend_contract():
-    assert BACKEND.key == "assess_micrographs/builtin@12"
+    assert BACKEND.key == "assess_micrographs/builtin@13"
     assert BACKEND.params_type is MicrographAssessParams
     assert BACKEND.compute is assess_micrographs
     assert PARAMS.threshold == 0.1
@@ -615,3 +615,61 @@ def test_a_doubtful_micrograph_without_rings_in_a_sound_session_is_bad_ctf():
     off = replace(PARAMS, ringless_max_p_good=0.0)
     assert ringless_in_sound_session(verdicts, fits, off) == verdicts
     assert params_problems(replace(PARAMS, ringless_max_p_good=1.5))
+
+
+def _census(strong: int, asymmetry: float = 1.0, verdict: str = "good") -> MicrographVerdict:
+    reason = None if verdict == "good" else "crowded"
+    return MicrographVerdict(
+        0.9,
+        verdict,
+        reason,
+        {"empty": 0.05},
+        strong_blobs=strong,
+        strong_blobs_per_um2=strong / 0.04,  # a 2,000-Å field
+        blob_tail_asymmetry=asymmetry,
+    )
+
+
+def test_a_micrograph_without_the_dark_blobs_of_its_session_is_empty():
+    from screen.stages.assess_micrographs import empty_in_session
+
+    params = MicrographAssessParams()
+    session = [_census(n, 1.5) for n in (22, 28, 30, 31, 33, 35, 40, 45)]  # median 32
+    odd = [
+        _census(2),  # a sixteenth of the session's, a symmetric score map: empty
+        _census(2, asymmetry=1.3),  # as few strong blobs, but dark ones stand out: kept
+        _census(8),  # a quarter of the session's: kept
+        _census(1, verdict="bad"),  # already bad: left as it was
+    ]
+    checked = empty_in_session(session + odd, params)
+    assert checked[:8] == session
+    assert (checked[8].verdict, checked[8].reason, checked[8].p_good) == ("bad", "empty", 0.9)
+    assert checked[9:] == odd[1:]
+    # Off, too few measured micrographs, or too few strong blobs in the session's median one
+    # (a tenth of 12 is within counting noise of none): unchanged.
+    assert empty_in_session(session + odd, replace(params, empty_blob_ratio=0.0)) == session + odd
+    assert empty_in_session(session[:6] + odd[:1], params)[6].verdict == "good"
+    sparse = [_census(n, 1.5) for n in (8, 10, 11, 12, 12, 13, 14, 15)]
+    assert empty_in_session(sparse + odd[:1], params)[8].verdict == "good"
+    unmeasured = [replace(v, strong_blobs=None) for v in session]
+    assert empty_in_session(unmeasured + odd[:1], params)[8].verdict == "good"
+    assert any(
+        "empty_blob_ratio" in p for p in params_problems(replace(params, empty_blob_ratio=1.0))
+    )
+
+
+def test_empty_simulated_micrographs_have_fewer_dark_blobs_than_their_session(model, simulated):
+    """The held-out-kind session of the fixture (12 micrographs: good, empty, carbon) through the
+    assessment's own census: the three empty ones (0-1 particle) hold 1-2 strong blobs where the
+    good ones hold 17-39 (measured 2026-12-06), and nothing else is called empty."""
+    from screen.stages.assess_micrographs import empty_in_session
+
+    images, pixel_sizes, reasons = simulated
+    verdicts = assess_micrographs(images, pixel_sizes, PARAMS, model)
+    assert all(v.strong_blobs is not None for v in verdicts)
+    as_good = [replace(v, verdict="good", reason=None) for v in verdicts]
+    checked = empty_in_session(as_good, PARAMS)
+    called_empty = [r for r, v in zip(reasons, checked, strict=True) if v.reason == "empty"]
+    assert called_empty == ["empty"] * reasons.count("empty") and len(called_empty) == 3
+    good = [v for r, v in zip(reasons, verdicts, strict=True) if r == "good"]
+    assert all(v.blob_tail_asymmetry > 1.15 for v in good)
