@@ -491,22 +491,24 @@ def format_evaluation(result: MicrographEvaluation) -> str:
             f"({int((flagged & ~truth).sum())} truly bad); P(good) alone: accuracy "
             f"{alone.accuracy:.3f}, good called bad {alone.good_called_bad:.3f}"
         )
-    if result.bad_by_drift_check is not None and result.bad_by_drift_check.any():
-        truth = np.array([item.label == "good" for item in result.items])
-        flagged = result.bad_by_drift_check
-        rows.append(
-            f"drift check: {int(flagged.sum())} micrographs kept by P(good) called drift, their "
-            "spectra having lost one direction far more than their session's others "
-            f"({int((flagged & ~truth).sum())} truly bad)"
-        )
-    if result.bad_by_empty_check is not None and result.bad_by_empty_check.any():
-        truth = np.array([item.label == "good" for item in result.items])
-        flagged = result.bad_by_empty_check
-        rows.append(
-            f"empty check: {int(flagged.sum())} micrographs kept by P(good) called empty, with "
-            "hardly any of the strong dark blobs their session's others have "
-            f"({int((flagged & ~truth).sum())} truly bad)"
-        )
+    for reason, flagged, why in (
+        (
+            "drift",
+            result.bad_by_drift_check,
+            "their spectra having lost one direction far more than their session's others",
+        ),
+        (
+            "empty",
+            result.bad_by_empty_check,
+            "with hardly any of the strong dark blobs their session's others have",
+        ),
+    ):
+        if flagged is not None and flagged.any():
+            truth = np.array([item.label == "good" for item in result.items])
+            rows.append(
+                f"{reason} check: {int(flagged.sum())} micrographs kept by P(good) called "
+                f"{reason}, {why} ({int((flagged & ~truth).sum())} truly bad)"
+            )
     if result.kept_by_sound_ctf is not None and result.kept_by_sound_ctf.any():
         truth = np.array([item.label == "good" for item in result.items])
         kept = result.kept_by_sound_ctf
