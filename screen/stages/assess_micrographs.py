@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from screen.models import micassess
-from screen.processing.anisotropy import DirectionalPower, directional_power
+from screen.processing.anisotropy import DirectionalPower, directional_power, reduced_frame
 from screen.processing.blocks import shows_block_grid
 from screen.processing.carbon import carbon_edge
 from screen.processing.contamination import opaque_fraction
@@ -1167,8 +1167,11 @@ def assess_micrographs_with(
     exposures = {i: exposure(images[i]) for i in usable}
     # Measured whatever the drift check's setting, as the exposure is: the cached verdict keeps
     # it, so a later run with the check on has it (`pipeline.assess_cache_version`).
-    directional = {i: directional_power(images[i], float(pixel_sizes_A[i])) for i in usable}
-    census = {i: dark_blob_census(images[i], float(pixel_sizes_A[i])) for i in usable}
+    directional, census = {}, {}
+    for i in usable:
+        reduced = reduced_frame(images[i], float(pixel_sizes_A[i]))  # shared by both measures
+        directional[i] = directional_power(images[i], float(pixel_sizes_A[i]), reduced)
+        census[i] = dark_blob_census(images[i], float(pixel_sizes_A[i]), reduced)
     unusable = MicrographVerdict(p_good=0.0, verdict="bad", reason=None, reason_scores={})
     out = []
     for (params, _), scores in zip(assessments, all_scores, strict=True):
