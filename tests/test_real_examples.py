@@ -181,8 +181,8 @@ def test_the_fallback_model_keeps_every_good_real_micrograph():
         drift_by_anisotropy(thick_ice_by_transmission(exports, params), params), params
     )
     assert [v.verdict for v in checked] == ["good"] * 12
-    # Their strong dark blobs (measured 2026-12-06: 34-446 per export, at 0.21-2.9 of their
-    # median) and the dark side of every score map (tail asymmetry 1.22-1.53) say particles.
+    # Their strong dark blobs (measured 2026-12-06: 35-465 per export, at 0.21-2.84 of their
+    # median) and the dark side of every score map (tail asymmetry 1.20-1.48) say particles.
     assert all(v.blob_tail_asymmetry > EMPTY_MAX_TAIL_ASYMMETRY for v in exports)
 
 
