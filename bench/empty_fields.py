@@ -71,6 +71,11 @@ def with_census(table: pd.DataFrame, jobs: int) -> pd.DataFrame:
     )
 
 
+def _set_name(labels: Path) -> str:
+    """The set's folder, and the labels file's name where it is not ``labels.csv``."""
+    return labels.parent.name + ("" if labels.stem == "labels" else f" ({labels.stem})")
+
+
 def _range(values: pd.Series) -> str:
     values = values.dropna()
     return f"{values.min():.2f}-{values.max():.2f}" if len(values) else "-"
@@ -93,7 +98,7 @@ def main() -> None:
         empty, good = table[table.reason == "empty"], table[table.label == "good"]
         lowest = ", ".join(f"{r:.2f}" for r in np.sort(good.ratio.dropna())[:2])
         print(
-            f"| {labels.parent.name} | {empty.ratio.median():.2f}, {empty.ratio.max():.2f} | "
+            f"| {_set_name(labels)} | {empty.ratio.median():.2f}, {empty.ratio.max():.2f} | "
             f"{int(empty.called_empty.sum())} of {len(empty)} | {lowest} | "
             f"{int(good.called_empty.sum())} of {len(good)} | "
             f"{good.asymmetry.quantile(0.05):.2f} | {_range(empty.asymmetry)} |"
