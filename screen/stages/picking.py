@@ -313,7 +313,7 @@ class DarkBlobCensus:
         ``(q99.5 - q50) / (q50 - q0.5)`` of the score map: how far its dark-blob side (positive
         scores) reaches beyond its bright side. About 1 for noise and ice texture, whatever the
         processing (a linear filter of symmetric noise is symmetric); above 1 where dark
-        particles are present, dense fields included (the real EMPIAR-10017 exports 1.22-1.53).
+        particles are present, dense fields included (the real EMPIAR-10017 exports 1.20-1.48).
     """
 
     strong: int

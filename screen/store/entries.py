@@ -22,6 +22,21 @@ from screen.stages.records import (
     Picks,
 )
 
+_VERDICT_MEASURES = (
+    "opaque_fraction",
+    "carbon_fraction",
+    "crystalline_fraction",
+    "grey_level",
+    "noise_variance",
+    "anisotropy",
+    "anisotropy_noise",
+    "grey_min",
+    "grey_max",
+    "strong_blobs_per_um2",
+    "blob_tail_asymmetry",
+)
+"""The verdict's optional float measures (None where not measured or cached before they were)."""
+
 
 def verdict_from(cached: dict) -> MicrographVerdict:
     """A micrograph verdict from its cached JSON."""
@@ -29,35 +44,17 @@ def verdict_from(cached: dict) -> MicrographVerdict:
     if verdict not in ("good", "bad"):
         raise ValueError(f"verdict {verdict!r}")
     reason = cached["reason"]
+    measures = {
+        name: None if cached.get(name) is None else float(cached[name])
+        for name in _VERDICT_MEASURES
+    }
     return MicrographVerdict(
         float(cached["p_good"]),
         verdict,
         None if reason is None else str(reason),
         {str(k): float(v) for k, v in dict(cached["reason_scores"]).items()},
-        None if cached.get("opaque_fraction") is None else float(cached["opaque_fraction"]),
-        None if cached.get("carbon_fraction") is None else float(cached["carbon_fraction"]),
-        (
-            None
-            if cached.get("crystalline_fraction") is None
-            else float(cached["crystalline_fraction"])
-        ),
-        None if cached.get("grey_level") is None else float(cached["grey_level"]),
-        None if cached.get("noise_variance") is None else float(cached["noise_variance"]),
-        None if cached.get("anisotropy") is None else float(cached["anisotropy"]),
-        None if cached.get("anisotropy_noise") is None else float(cached["anisotropy_noise"]),
-        grey_min=None if cached.get("grey_min") is None else float(cached["grey_min"]),
-        grey_max=None if cached.get("grey_max") is None else float(cached["grey_max"]),
         strong_blobs=None if cached.get("strong_blobs") is None else int(cached["strong_blobs"]),
-        strong_blobs_per_um2=(
-            None
-            if cached.get("strong_blobs_per_um2") is None
-            else float(cached["strong_blobs_per_um2"])
-        ),
-        blob_tail_asymmetry=(
-            None
-            if cached.get("blob_tail_asymmetry") is None
-            else float(cached["blob_tail_asymmetry"])
-        ),
+        **measures,
     )
 
 
