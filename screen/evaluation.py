@@ -91,6 +91,8 @@ class MicrographEvaluation:
     # One line per session where micrographs the model alone rejected were kept
     # (`assess_micrographs.kept_by_second_opinion`).
     second_opinion_notes: tuple[str, ...] = ()
+    # One line per session whose CTF fits follow a processing pattern (`ctf.without_fixed_pattern`).
+    ctf_pattern_notes: tuple[str, ...] = ()
     called_good: np.ndarray | None = None  # (n,) bool: the scored verdicts
     fits: tuple = ()  # (n,) the CTF fits (CtfFit, or None where the fit failed)
 
@@ -296,7 +298,15 @@ def evaluate_micrographs(
     kept, verdicts, fits, unreadable = _assess_all(items, params, model, ctf_search, progress)
     if not kept:
         raise ScreenError("no micrograph of the labelled set could be read")
-    warnings, notes = [], []
+    warnings, notes, patterns = [], [], []
+    for session in dict.fromkeys(item.session for item in kept):  # as `screen run` does
+        rows = [i for i, item in enumerate(kept) if item.session == session]
+        marked, pattern = ctf.without_fixed_pattern([fits[i] for i in rows], ctf_search)
+        for i, fit in zip(rows, marked, strict=True):
+            fits[i] = fit
+        if pattern is not None:
+            name = f"session {session}" if session else "the set (one session)"
+            patterns.append(f"{name}: {pattern.warning()}")
     for session in dict.fromkeys(item.session for item in kept):
         rows = [i for i, item in enumerate(kept) if item.session == session]
         check = assess_micrographs.session_domain_check(
@@ -415,6 +425,7 @@ def evaluate_micrographs(
         domain_warnings=tuple(warnings),
         session_reason_warnings=tuple(session_reason_warnings),
         second_opinion_notes=tuple(notes),
+        ctf_pattern_notes=tuple(patterns),
         called_good=called,
         fits=tuple(fits),
     )
@@ -481,6 +492,7 @@ def format_evaluation(result: MicrographEvaluation) -> str:
     if result.domain_warnings:
         rows += [f"domain check: {line}" for line in result.domain_warnings]
     rows += [f"second opinion: {line}" for line in result.second_opinion_notes]
+    rows += [f"CTF pattern: {line}" for line in result.ctf_pattern_notes]
     rows += [f"session-wide reason: {line}" for line in result.session_reason_warnings]
     if result.bad_by_astigmatism is not None and result.bad_by_astigmatism.any():
         truth = np.array([item.label == "good" for item in result.items])

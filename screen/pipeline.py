@@ -168,6 +168,8 @@ class _Session:
     # Cache entries already counted: a result computed (or reused) and later read again from
     # the cache in the same session (the second opinion's verdicts) counts once.
     counted: set[tuple[str, str, str]] = dataclasses.field(default_factory=set)
+    # Set by `_assess_and_ctf` when the session's CTF fits follow a processing pattern.
+    ctf_pattern: ctf.FixedPattern | None = None
 
     def tick(self, stage: str, done: int, total: int) -> None:
         if self.progress is not None:
@@ -458,6 +460,9 @@ def _prepare_session(
     )
     for result, verdict in zip(assessed, checked, strict=True):
         result.verdict = verdict
+    if session.ctf_pattern is not None:
+        pattern = session.ctf_pattern.warning()
+        domain_warning = f"{domain_warning} {pattern}" if domain_warning else pattern
     good = [r for r in assessed if r.verdict.verdict == "good"]
     if config.keep_all_micrographs:  # the user's escape: every readable micrograph goes on
         good = assessed
@@ -715,6 +720,13 @@ def _assess_and_ctf(
             session.computed("ctf", entry, time.process_time() - begin)
         done += len(chunk)
         session.tick("assess + CTF", done, len(results))
+    # Fits that agree too well across the session are a pattern of the images' processing, not
+    # Thon rings: marked as following no ring before any check reads them.
+    marked, session.ctf_pattern = ctf.without_fixed_pattern(
+        [r.ctf for r in results], session.config.ctf
+    )
+    for result, fit in zip(results, marked, strict=True):
+        result.ctf = fit
     for result in results:  # the verdict once the CTF fit is known (cheap, not cached)
         if result.verdict is not None:
             result.verdict = assess_micrographs.check_ctf(

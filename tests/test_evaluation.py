@@ -207,3 +207,21 @@ def test_the_empty_check_is_reported_and_can_be_turned_off(simulated, tmp_path, 
     assert "empty check:" not in off.output
     refused = runner.invoke(app, [*command, "--empty-blob-ratio", "1.5"])
     assert refused.exit_code == 2 and "empty_blob_ratio (--empty-blob-ratio)" in refused.output
+
+
+def test_a_session_whose_ctf_fits_follow_a_pattern_is_reported(simulated, tmp_path, monkeypatch):
+    from screen.stages import ctf
+
+    figure = str(tmp_path / "fig.png")
+    command = ["evaluate", "micrographs", str(simulated), "--figure", figure, "-q"]
+    result = runner.invoke(app, command)  # the simulated fits scatter as real ones do
+    assert result.exit_code == 0, result.output
+    assert "CTF pattern:" not in result.output
+    monkeypatch.setattr(ctf, "FIXED_PATTERN_MIN_FITS", 2)
+    monkeypatch.setattr(ctf, "FIXED_PATTERN_MAX_SPREAD_A", 1e9)
+    monkeypatch.setattr(ctf, "FIXED_PATTERN_WINDOW", 10.0)
+    table = tmp_path / "t.csv"
+    loose = runner.invoke(app, [*command, "--table", str(table)])
+    assert loose.exit_code == 0, loose.output
+    assert "CTF pattern:" in loose.output and "not Thon rings" in loose.output
+    assert (pd.read_csv(table)["ctf_fit_resolution_A"] == ctf.CtfSearch().low_res_A).all()

@@ -245,3 +245,23 @@ def test_a_diameter_in_the_manifest_replaces_the_estimate(screened, tmp_path):
     assert estimated["diameter_source"] == "estimated"
     assert estimated["diameter_method"] in ("gap", "refined", "scale_space", "canny")
     assert "diameter_uncertainty_A" in estimated
+
+
+def test_ctf_fits_that_follow_a_processing_pattern_are_not_reported_as_rings(
+    screened, tmp_path, monkeypatch
+):
+    """Were the session's fits to agree as a denoiser's pattern does (here: any agreement, on a
+    session of three), none is reported as fitted rings and the run says why."""
+    from screen.stages import ctf
+
+    monkeypatch.setattr(ctf, "FIXED_PATTERN_MIN_FITS", 2)
+    monkeypatch.setattr(ctf, "FIXED_PATTERN_MAX_SPREAD_A", 1e9)
+    monkeypatch.setattr(ctf, "FIXED_PATTERN_WINDOW", 10.0)
+    out = screened.copy_results(tmp_path / "out")
+    before = pd.read_csv(out / "sessions" / "gbg_6uM" / "micrographs.csv")
+    assert before["ctf_rings_fitted"].sum() >= 2
+    summary = _rerun(screened, out)
+    assert "not Thon rings" in summary["micrograph_domain_warning"]
+    table = pd.read_csv(out / "sessions" / "gbg_6uM" / "micrographs.csv")
+    assert not table["ctf_rings_fitted"].any()
+    assert np.allclose(table["defocus_u_um"], before["defocus_u_um"])  # as fitted

@@ -448,6 +448,87 @@ def half_field_astigmatism_spread(
     return spread
 
 
+FIXED_PATTERN_MAX_SPREAD_A = 300.0
+"""A session whose ring-fitted CTF fits agree on their mean defocus within this robust standard
+deviation (1.4826 MAD, Å) follows a pattern of its images' processing, not Thon rings. Real
+micrographs of one session scatter by more: autofocus repeats to 50-100 nm, ice thickness and
+specimen height vary by tens of nm, and most sessions step through a defocus range. Measured
+2026-12-06 (session 24) on `bench/micassess_generators.py --per-session`'s ten sets: the seven
+sessions fitted at a defocus 20-85 % off their truth (NL-means and JPEG after the trained kinds'
+denoisers: 0.46, 0.78-0.80, 1.14-1.15, 1.48 µm for 2.1-3.0 µm) agree within 137-274 Å, and an
+NL-means session fitted 5 % off its truth within 102 Å; every session fitted within 5 % of its truth
+scatters by 478 Å or more (narrow simulated ranges, 2.9-3.1 µm); the EMPIAR-10017 exports binned
+2x (`shared/real_examples`) put 6 of 12 fits at 1.44-1.45 µm "to 11 Å" (their profile shows one
+dip, at 33 Å, identical in every export)."""
+
+FIXED_PATTERN_MIN_FITS = 5
+"""Ring-fitted fits a session needs before their agreement is judged."""
+
+FIXED_PATTERN_WINDOW = 0.05
+"""Fits within this fraction of the pattern's defocus are the pattern's."""
+
+
+@dataclass(frozen=True)
+class FixedPattern:
+    """Ring-fitted CTF fits of one session that agree too well to be measurements.
+
+    Attributes
+    ----------
+    defocus_A
+        Their median mean defocus.
+    spread_A
+        Their robust standard deviation (1.4826 MAD).
+    n_fits
+        How many fits of the session lie within `FIXED_PATTERN_WINDOW` of ``defocus_A``.
+    """
+
+    defocus_A: float
+    spread_A: float
+    n_fits: int
+
+    def warning(self) -> str:
+        """What the run says about the session's CTF fits."""
+        return (
+            f"CTF: {self.n_fits} fits agree on {self.defocus_A / 1e4:.2f} µm within "
+            f"{self.spread_A:.0f} Å, closer than the micrographs of a session can be focused: "
+            "a pattern of the images' processing (a denoiser, an 8-bit or JPEG export), not Thon "
+            "rings. Their defocus is not a measurement (rings not fitted); fit the raw sums if "
+            "you have them."
+        )
+
+
+def without_fixed_pattern(
+    fits: list[CtfFit | None], params: CtfSearch
+) -> tuple[list[CtfFit | None], FixedPattern | None]:
+    """A session's fits with those of a processing pattern marked as following no ring.
+
+    When at least `FIXED_PATTERN_MIN_FITS` fits reach past ``params.low_res_A`` and their mean
+    defoci agree within `FIXED_PATTERN_MAX_SPREAD_A`, every fit within `FIXED_PATTERN_WINDOW` of
+    their median gets ``fit_resolution_A = params.low_res_A`` (rings not fitted: no check and no
+    report reads its defocus as measured); its defocus values stay as fitted. Returns the fits
+    (the same list, copied, when nothing is found) and the pattern or None.
+    """
+    fits = list(fits)
+    ringed = [f for f in fits if f is not None and f.fit_resolution_A < params.low_res_A]
+    if len(ringed) < FIXED_PATTERN_MIN_FITS:
+        return fits, None
+    defoci = np.array([f.mean_defocus_A for f in ringed])
+    median = float(np.median(defoci))
+    spread = 1.4826 * float(np.median(np.abs(defoci - median)))
+    if spread > FIXED_PATTERN_MAX_SPREAD_A:
+        return fits, None
+    marked = [
+        replace(f, fit_resolution_A=params.low_res_A)
+        if f is not None
+        and f.fit_resolution_A < params.low_res_A
+        and abs(f.mean_defocus_A - median) <= FIXED_PATTERN_WINDOW * median
+        else f
+        for f in fits
+    ]
+    n_fits = sum(a is not b for a, b in zip(fits, marked, strict=True))
+    return marked, FixedPattern(median, spread, n_fits)
+
+
 # 4: other 1D seeds where the first fitted no ring (`_ALTERNATIVE_MIN_ZEROS`)
 # 5: band and fit resolution end where the spectrum is dead (`LIVE_POWER_DROP`)
 # 6: ... read along the axes, where a Fourier pad's square band limit is complete

@@ -280,3 +280,31 @@ def test_a_fourier_padded_micrograph_is_live_only_up_to_its_old_nyquist():
     assert 0.95 / 5.0 < _live_limit_k(spectrum, 1.0 / 30.0) < 1.02 / 5.0
     fit = estimate_ctf(_fourier_padded_2x(image), Optics(1.25), PARAMS)
     assert fit.fit_resolution_A >= 0.97 * 5.0, fit
+
+
+def _ringed(defocus_um: float, resolution_A: float = 9.0) -> CtfFit:
+    defocus_A = defocus_um * 1e4
+    return CtfFit(defocus_A + 50.0, defocus_A - 50.0, 10.0, resolution_A, 0.5)
+
+
+def test_fits_that_agree_too_well_are_a_processing_pattern_not_rings():
+    from screen.stages.ctf import FIXED_PATTERN_MAX_SPREAD_A, without_fixed_pattern
+
+    search = CtfSearch()
+    # Eight fits within 2 nm of 1.48 µm (an NL-means session's pattern; its truth 1.8-2.9 µm),
+    # one far from it, one failed and one that followed no ring.
+    fits = [_ringed(1.480 + 0.0005 * i) for i in range(8)]
+    fits += [_ringed(2.6), None, _ringed(0.9, resolution_A=30.0)]
+    marked, pattern = without_fixed_pattern(fits, search)
+    assert pattern is not None and pattern.n_fits == 8
+    assert pattern.defocus_A == pytest.approx(14817.5, abs=5.0)
+    assert pattern.spread_A < FIXED_PATTERN_MAX_SPREAD_A
+    assert all(m.fit_resolution_A == search.low_res_A for m in marked[:8])
+    assert [m.defocus_u_A for m in marked[:8]] == [f.defocus_u_A for f in fits[:8]]
+    assert marked[8:] == fits[8:]  # the one far away, the failed one and the ring-less one
+    assert "1.48 µm" in pattern.warning() and "not a measurement" in pattern.warning()
+    # A session that steps through its defocus range, or too few ring-fitted fits: unchanged.
+    genuine = [_ringed(d) for d in np.linspace(1.3, 1.7, 10)]
+    assert without_fixed_pattern(genuine, search) == (genuine, None)
+    few = fits[:3] + fits[8:]  # four ring-fitted fits
+    assert without_fixed_pattern(few, search) == (few, None)
