@@ -599,15 +599,18 @@ def test_a_micrograph_only_the_first_model_rejects_is_kept_where_the_second_is_c
         kept_by_second_opinion(first, second[:2], PARAMS)
 
 
-def test_a_doubtful_micrograph_without_rings_in_a_sound_session_is_bad_ctf():
+def test_a_micrograph_without_rings_in_a_sound_session_is_bad_ctf():
     sound = [_fit(8.0)] * 8  # 1.45 µm, rings to 8 Å
     ringless = _fit(30.0)  # the band's low end: no ring followed
     assert rings_fitted(sound[0]) and not rings_fitted(ringless)
-    verdicts = [_verdict(0.9)] * 8 + [_verdict(0.3), _verdict(0.7), _verdict(0.3)]
+    verdicts = [_verdict(0.9)] * 8 + [_verdict(0.3), _verdict(1.0), _verdict(0.3)]
     fits = [*sound, ringless, ringless, _fit(8.0)]
-    out = ringless_in_sound_session(verdicts, fits, PARAMS)
-    assert [v.verdict for v in out] == ["good"] * 8 + ["bad", "good", "good"]
-    assert out[8].reason == "bad_ctf" and out[8].p_good == 0.3
+    out = ringless_in_sound_session(verdicts, fits, PARAMS)  # whatever the network says
+    assert [v.verdict for v in out] == ["good"] * 8 + ["bad", "bad", "good"]
+    assert out[8].reason == "bad_ctf" and out[8].p_good == 0.3 and out[9].p_good == 1.0
+    # With the network's lean required (session 23's 0.5), the confident one stays good.
+    leaning = ringless_in_sound_session(verdicts, fits, replace(PARAMS, ringless_max_p_good=0.5))
+    assert [v.verdict for v in leaning[8:]] == ["bad", "good", "good"]
     # Not where the session's fits are not sound, nor in a session too small to tell, nor off.
     poor = [_fit(30.0)] * 8 + [ringless, ringless, _fit(8.0)]
     assert ringless_in_sound_session(verdicts, poor, PARAMS) == verdicts
