@@ -155,58 +155,55 @@ def test_the_network_verdicts_a_sound_ctf_fit_overrules_are_reported(
     assert "astigmatism check:" not in result.output  # nothing was called bad by a check
 
 
-def test_the_drift_check_is_reported_and_can_be_turned_off(simulated, tmp_path, monkeypatch):
+# A session check of `screen evaluate micrographs`: its reason, its option with a value loose
+# enough to fire on the simulated set, and the module constants that make sessions of three judged.
+SESSION_CHECKS = {
+    "drift": (
+        "--drift-outlier-sigma",
+        "1e-6",
+        {"DRIFT_MIN_MICROGRAPHS": 2, "DRIFT_MIN_SIGNIFICANCE": 0.0},
+    ),
+    "empty": (
+        "--empty-blob-ratio",
+        "0.999",
+        {
+            "EMPTY_MIN_MICROGRAPHS": 2,
+            "EMPTY_MIN_SESSION_BLOBS": 0.0,
+            "EMPTY_MAX_TAIL_ASYMMETRY": 100.0,
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("reason", sorted(SESSION_CHECKS))
+def test_a_session_check_is_reported_and_can_be_turned_off(
+    reason, simulated, tmp_path, monkeypatch
+):
     from screen.stages import assess_micrographs
 
+    option, loose_value, constants = SESSION_CHECKS[reason]
     figure = str(tmp_path / "fig.png")
     command = ["evaluate", "micrographs", str(simulated), "--figure", figure, "-q"]
-    # Sessions of three are too few for a session's spread: nothing is judged ...
+    # Sessions of three are too few for a session's median and spread: nothing is judged ...
     result = runner.invoke(app, command)
     assert result.exit_code == 0, result.output
-    assert "drift check:" not in result.output
-    # ... and were they enough, and any anisotropy an outlier, the kept ones above their
-    # session's median would be called drift, and counted.
-    monkeypatch.setattr(assess_micrographs, "DRIFT_MIN_MICROGRAPHS", 2)
-    monkeypatch.setattr(assess_micrographs, "DRIFT_MIN_SIGNIFICANCE", 0.0)
-    loose = runner.invoke(
-        app, [*command, "--drift-outlier-sigma", "1e-6", "--table", str(tmp_path / "t.csv")]
-    )
+    assert f"{reason} check:" not in result.output
+    # ... and were they enough, with the check at its loosest, the kept micrographs beyond their
+    # session's median would be called bad for the check's reason, and counted.
+    for name, value in constants.items():
+        monkeypatch.setattr(assess_micrographs, name, value)
+    loose = runner.invoke(app, [*command, option, loose_value, "--table", str(tmp_path / "t.csv")])
     assert loose.exit_code == 0, loose.output
-    assert "drift check:" in loose.output and "called drift" in loose.output
+    assert f"{reason} check:" in loose.output and f"called {reason}" in loose.output
     table = pd.read_csv(tmp_path / "t.csv")
-    assert table["bad_by_drift_check"].any()
-    assert (table.loc[table["bad_by_drift_check"], "reason"] == "drift").all()
-    off = runner.invoke(app, [*command, "--drift-outlier-sigma", "0"])
+    column = f"bad_by_{reason}_check"
+    assert table[column].any()
+    assert (table.loc[table[column], "reason"] == reason).all()
+    off = runner.invoke(app, [*command, option, "0"])
     assert off.exit_code == 0, off.output
-    assert "drift check:" not in off.output
-
-
-def test_the_empty_check_is_reported_and_can_be_turned_off(simulated, tmp_path, monkeypatch):
-    from screen.stages import assess_micrographs
-
-    figure = str(tmp_path / "fig.png")
-    command = ["evaluate", "micrographs", str(simulated), "--figure", figure, "-q"]
-    result = runner.invoke(app, command)  # sessions of three: too few for a session's median
-    assert result.exit_code == 0, result.output
-    assert "empty check:" not in result.output
-    # Were they enough, and any field with fewer strong blobs than its session's median empty,
-    # the kept ones under the median would be called empty, and counted.
-    monkeypatch.setattr(assess_micrographs, "EMPTY_MIN_MICROGRAPHS", 2)
-    monkeypatch.setattr(assess_micrographs, "EMPTY_MIN_SESSION_BLOBS", 0.0)
-    monkeypatch.setattr(assess_micrographs, "EMPTY_MAX_TAIL_ASYMMETRY", 100.0)
-    loose = runner.invoke(
-        app, [*command, "--empty-blob-ratio", "0.999", "--table", str(tmp_path / "t.csv")]
-    )
-    assert loose.exit_code == 0, loose.output
-    assert "empty check:" in loose.output and "called empty" in loose.output
-    table = pd.read_csv(tmp_path / "t.csv")
-    assert table["bad_by_empty_check"].any()
-    assert (table.loc[table["bad_by_empty_check"], "reason"] == "empty").all()
-    off = runner.invoke(app, [*command, "--empty-blob-ratio", "0"])
-    assert off.exit_code == 0, off.output
-    assert "empty check:" not in off.output
-    refused = runner.invoke(app, [*command, "--empty-blob-ratio", "1.5"])
-    assert refused.exit_code == 2 and "empty_blob_ratio (--empty-blob-ratio)" in refused.output
+    assert f"{reason} check:" not in off.output
+    refused = runner.invoke(app, [*command, option, "-1"])
+    assert refused.exit_code == 2 and option in refused.output, refused.output
 
 
 def test_a_session_whose_ctf_fits_follow_a_pattern_is_reported(simulated, tmp_path, monkeypatch):
