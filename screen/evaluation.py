@@ -8,9 +8,9 @@ read, assessed at the threshold and its CTF fitted; the verdicts and the CTF-fit
 cutoff's verdicts are scored against the labels.
 
 The verdicts scored are the ones `screen run` would use: each session (a simulated screening's
-sessions; a CSV's ``session`` column; otherwise the whole set is one session) gets the session
-check of `assess_micrographs.session_domain_check`, and when the model rejects almost the whole
-session it is assessed again with the domain-randomised fallback model, whose verdicts count
+sessions; a CSV's ``session`` column; otherwise one per pixel size and frame shape,
+`acquisition_sessions`) gets the session check of `assess_micrographs.session_domain_check`, and
+when the model rejects almost the whole session it is assessed again with the domain-randomised fallback model, whose verdicts count
 (as `screen run` does; ``fallback=None`` turns this off, as ``--no-domain-fallback`` does). A
 session the model rejects in a large share (`assess_micrographs.needs_second_opinion`) is also
 assessed with the fallback model, whose verdicts count when the two disagree on much of it
@@ -62,6 +62,7 @@ class LabelledMicrograph:
     reason: str  # the bad reason when known, "good" for good ones, "" when unknown
     optics: Optics
     session: str = ""  # micrographs of one session are judged together (the domain check)
+    frame_px: tuple[int, int] | None = None  # (rows, columns), once read
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ class MicrographEvaluation:
     second_opinion_notes: tuple[str, ...] = ()
     # One line per session whose CTF fits follow a processing pattern (`ctf.without_fixed_pattern`).
     ctf_pattern_notes: tuple[str, ...] = ()
+    # The sessions `acquisition_sessions` made of a set that named none (empty: none made).
+    acquisition_session_names: tuple[str, ...] = ()
     called_good: np.ndarray | None = None  # (n,) bool: the scored verdicts
     fits: tuple = ()  # (n,) the CTF fits (CtfFit, or None where the fit failed)
 
@@ -229,7 +232,8 @@ def _read_labelled(item: LabelledMicrograph) -> tuple[LabelledMicrograph, np.nda
     if not pixel_size_A:
         raise ValueError("no pixel size (header or pixel_size_A column)")
     optics = replace(item.optics, pixel_size_A=pixel_size_A)
-    return replace(item, optics=optics), summed_frames(image.data)
+    summed = summed_frames(image.data)
+    return replace(item, optics=optics, frame_px=tuple(summed.shape[-2:])), summed
 
 
 def _assess_all(items, params, model, ctf_search, progress):
@@ -266,6 +270,32 @@ def _assess_all(items, params, model, ctf_search, progress):
     return kept, verdicts, fits, unreadable
 
 
+def acquisition_sessions(items: list[LabelledMicrograph]) -> list[LabelledMicrograph]:
+    """A set that names no session, cut into one session per pixel size and frame shape.
+
+    Every session check (the domain check, the CTF fits' pattern and soundness, drift, empty
+    fields, thick ice by grey level) compares a micrograph with the others of its session, as
+    `screen run` does with a manifest row's micrographs. A labels CSV without a ``session``
+    column, or folders per label, may hold micrographs of several datasets; judged as one
+    session, a good micrograph of one dataset would be compared with another's CTF fits,
+    spectra and particle densities (a dataset whose fits follow no ring, among others whose fits
+    are sound, would be called bad CTF). One session is one detector and one magnification: the
+    same pixel size (to 3 significant digits) and the same frame shape. Where all share them,
+    or where any item names a session, the items are returned unchanged.
+    Sessions are named ``"<pixel size> Å/px, <columns> x <rows> px"``.
+    """
+    if any(item.session for item in items):
+        return items
+    names = [
+        f"{item.optics.pixel_size_A:.3g} Å/px, "
+        + (f"{item.frame_px[1]} x {item.frame_px[0]} px" if item.frame_px else "frame unknown")
+        for item in items
+    ]
+    if len(set(names)) < 2:
+        return items
+    return [replace(item, session=name) for item, name in zip(items, names, strict=True)]
+
+
 def _assess_again(
     kept: list[LabelledMicrograph], rows: list[int], fallback: DomainFallback
 ) -> list[MicrographVerdict]:
@@ -298,6 +328,10 @@ def evaluate_micrographs(
     kept, verdicts, fits, unreadable = _assess_all(items, params, model, ctf_search, progress)
     if not kept:
         raise ScreenError("no micrograph of the labelled set could be read")
+    made: tuple[str, ...] = ()
+    if not any(item.session for item in kept):
+        kept = acquisition_sessions(kept)
+        made = tuple(dict.fromkeys(item.session for item in kept if item.session))
     warnings, notes, patterns = [], [], []
     for session in dict.fromkeys(item.session for item in kept):  # as `screen run` does
         rows = [i for i, item in enumerate(kept) if item.session == session]
@@ -426,6 +460,7 @@ def evaluate_micrographs(
         session_reason_warnings=tuple(session_reason_warnings),
         second_opinion_notes=tuple(notes),
         ctf_pattern_notes=tuple(patterns),
+        acquisition_session_names=made,
         called_good=called,
         fits=tuple(fits),
     )
@@ -489,6 +524,13 @@ def format_evaluation(result: MicrographEvaluation) -> str:
         f"P(good) < {result.threshold:g}{check}; baseline bad when CTF fit resolution is worse "
         f"than {result.cutoff_A:.2f} Å (the best cutoff on this set)",
     ]
+    if result.acquisition_session_names:
+        rows.append(
+            "sessions: none named, so one per pixel size and frame shape "
+            f"({len(result.acquisition_session_names)}: "
+            + "; ".join(result.acquisition_session_names)
+            + "); a session column names them"
+        )
     if result.domain_warnings:
         rows += [f"domain check: {line}" for line in result.domain_warnings]
     rows += [f"second opinion: {line}" for line in result.second_opinion_notes]

@@ -1,5 +1,6 @@
 """`screen evaluate micrographs` on a small simulated set and on a labels CSV."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +10,9 @@ from typer.testing import CliRunner
 
 from screen.cli import app
 from screen.errors import ScreenError
-from screen.evaluation import load_labelled_set
-from screen.stages.records import MICROGRAPH_REASONS
+from screen.evaluation import LabelledMicrograph, acquisition_sessions, load_labelled_set
+from screen.io.images import read_image
+from screen.stages.records import MICROGRAPH_REASONS, Optics
 
 runner = CliRunner()
 
@@ -71,28 +73,66 @@ def test_labels_csv_with_errors_is_refused_with_line_numbers(simulated, tmp_path
     assert "line 3" in result.output and "line 4" in result.output
 
 
+def _evaluate_labels_csv(text: str, folder: Path):
+    """`screen evaluate micrographs` on a labels CSV of ``text``: its result and its table."""
+    labels, table = folder / "labels.csv", folder / "verdicts.csv"
+    labels.write_text(text)
+    command = ["evaluate", "micrographs", str(labels), "--figure", str(folder / "f.png")]
+    result = runner.invoke(app, [*command, "--table", str(table), "-q"])
+    assert result.exit_code == 0, result.output
+    return result, pd.read_csv(table, keep_default_na=False)
+
+
 def test_labels_csv_is_evaluated(simulated, tmp_path):
     truth = pd.read_csv(simulated / "sessions" / "ddm" / "ground_truth" / "micrographs.csv")
     rows = [
         f"{simulated / 'sessions' / 'ddm' / p},{v},{r}"
         for p, v, r in zip(truth["path"], truth["verdict"], truth["reason"], strict=True)
     ]
-    labels = tmp_path / "labels.csv"
-    labels.write_text("path,label,reason\n" + "\n".join(rows) + "\nmissing.mrc,bad,empty\n")
-    table = tmp_path / "verdicts.csv"
-    command = ["evaluate", "micrographs", str(labels), "--figure", str(tmp_path / "f.png")]
-    result = runner.invoke(app, [*command, "--table", str(table), "-q"])
-    assert result.exit_code == 0, result.output
+    text = "path,label,reason\n" + "\n".join(rows) + "\nmissing.mrc,bad,empty\n"
+    result, verdicts = _evaluate_labels_csv(text, tmp_path)
     assert f"{len(rows)} micrographs" in result.output
     assert "1 unreadable" in result.output and "missing.mrc" in result.output
     # The per-micrograph table holds the verdicts the printed accuracy was computed from.
-    verdicts = pd.read_csv(table, keep_default_na=False)
     assert len(verdicts) == len(rows) and "missing.mrc" not in set(verdicts["path"])
     assert set(verdicts["label"]) <= {"good", "bad"} and set(verdicts["verdict"]) <= {"good", "bad"}
     accuracy = float(np.mean(verdicts["label"] == verdicts["verdict"]))
     assert f"| accuracy | {accuracy:.3f} |" in result.output
     assert (verdicts.loc[verdicts["verdict"] == "good", "reason"] == "").all()
     assert (verdicts.loc[verdicts["verdict"] == "bad", "reason"] != "").all()
+
+
+def test_a_set_that_names_no_session_is_one_session_per_pixel_size_and_frame(simulated, tmp_path):
+    # The same six micrographs said to be recorded at two pixel sizes: two datasets, whose
+    # session checks must not compare one's CTF fits, spectra and blobs with the other's.
+    truth = pd.read_csv(simulated / "sessions" / "ddm" / "ground_truth" / "micrographs.csv")
+    rows = [
+        f"{simulated / 'sessions' / 'ddm' / p},{v},{pixel}"
+        for pixel in (2.5, 5.0)
+        for p, v in zip(truth["path"], truth["verdict"], strict=True)
+    ]
+    result, verdicts = _evaluate_labels_csv(
+        "path,label,pixel_size_A\n" + "\n".join(rows) + "\n", tmp_path
+    )
+    rows_px, columns_px = read_image(verdicts["path"][0]).data.shape[-2:]
+    names = [f"{pixel} Å/px, {columns_px} x {rows_px} px" for pixel in ("2.5", "5")]
+    assert list(verdicts["session"]) == [names[0]] * len(truth) + [names[1]] * len(truth)
+    assert f"sessions: none named, so one per pixel size and frame shape (2: {names[0]}; " in (
+        result.output
+    )
+    # A named session, or one pixel size and frame shape for all, leaves the set as it is.
+    items = [
+        LabelledMicrograph(Path("a.mrc"), "good", "good", Optics(1.0), "", (64, 96)),
+        LabelledMicrograph(Path("b.mrc"), "good", "good", Optics(1.0), "", (64, 96)),
+    ]
+    assert acquisition_sessions(items) == items
+    other = replace(items[1], frame_px=(96, 64))
+    assert [i.session for i in acquisition_sessions([items[0], other])] == [
+        "1 Å/px, 96 x 64 px",
+        "1 Å/px, 64 x 96 px",
+    ]
+    named = [replace(items[0], session="grid 1"), other]
+    assert acquisition_sessions(named) == named
 
 
 def test_folders_per_label(simulated, tmp_path):
