@@ -86,6 +86,8 @@ class MicrographEvaluation:
     bad_by_drift_check: np.ndarray | None = None
     # (n,) bool: kept by the network, called empty by the session's dark-blob check
     bad_by_empty_check: np.ndarray | None = None
+    # (n,) bool: kept by the network, called bad CTF for a fit without rings in a sound session
+    bad_by_ringless_check: np.ndarray | None = None
     domain_warnings: tuple[str, ...] = ()  # one line per session that got the domain warning
     # One line per session with a spectral reason taken as the session's (`session_wide_reasons`).
     session_reason_warnings: tuple[str, ...] = ()
@@ -391,6 +393,10 @@ def evaluate_micrographs(
         assess_micrographs.check_ctf(verdict, fit, params, item.optics.voltage_kV)
         for item, verdict, fit in zip(kept, verdicts, fits, strict=True)
     ]
+    astigmatic = [
+        c.verdict == "bad" and v.verdict == "good"
+        for v, c in zip(verdicts, checked_verdicts, strict=True)
+    ]
     for session in dict.fromkeys(item.session for item in kept):  # as `screen run` does
         rows = [i for i, item in enumerate(kept) if item.session == session]
         session_fits, voltage_kV = [fits[i] for i in rows], kept[rows[0]].optics.voltage_kV
@@ -418,12 +424,16 @@ def evaluate_micrographs(
         for i, verdict in zip(rows, session_verdicts, strict=True):
             checked_verdicts[i] = verdict
     p_good, reasons, called_good, by_astigmatism, by_sound_ctf = [], [], [], [], []
-    by_drift, by_empty = [], []
-    for verdict, checked in zip(verdicts, checked_verdicts, strict=True):
+    by_drift, by_empty, by_ringless = [], [], []
+    for verdict, checked, astigmatism in zip(verdicts, checked_verdicts, astigmatic, strict=True):
         p_good.append(verdict.p_good)
         called_good.append(checked.verdict == "good")
-        by_astigmatism.append(
-            checked.verdict == "bad" and verdict.verdict == "good" and checked.reason == "bad_ctf"
+        by_astigmatism.append(astigmatism and checked.verdict == "bad")
+        by_ringless.append(
+            checked.verdict == "bad"
+            and verdict.verdict == "good"
+            and checked.reason == "bad_ctf"
+            and not astigmatism
         )
         by_sound_ctf.append(checked.verdict == "good" and verdict.verdict == "bad")
         by_drift.append(
@@ -456,6 +466,7 @@ def evaluate_micrographs(
         kept_by_sound_ctf=np.asarray(by_sound_ctf, bool),
         bad_by_drift_check=np.asarray(by_drift, bool),
         bad_by_empty_check=np.asarray(by_empty, bool),
+        bad_by_ringless_check=np.asarray(by_ringless, bool),
         domain_warnings=tuple(warnings),
         session_reason_warnings=tuple(session_reason_warnings),
         second_opinion_notes=tuple(notes),
@@ -480,7 +491,7 @@ def verdict_table(result: MicrographEvaluation) -> pd.DataFrame:
 
     Columns: ``path``, ``session``, ``label``, ``true_reason`` (empty when unknown),
     ``verdict``, ``reason`` (the verdict's; empty for good), ``p_good``, ``bad_by_astigmatism``,
-    ``bad_by_drift_check``, ``bad_by_empty_check``,
+    ``bad_by_ringless_check``, ``bad_by_drift_check``, ``bad_by_empty_check``,
     ``ctf_fit_resolution_A``, ``astigmatism_A`` and ``astigmatism_spread`` (NaN without a fit).
     """
     rows = []
@@ -496,12 +507,14 @@ def verdict_table(result: MicrographEvaluation) -> pd.DataFrame:
                 "reason": "" if good else _table_reason(result.predicted_reasons[i]),
                 "p_good": float(result.p_good[i]),
                 "bad_by_astigmatism": bool(result.bad_by_astigmatism[i]),
-                "bad_by_drift_check": bool(
-                    result.bad_by_drift_check is not None and result.bad_by_drift_check[i]
-                ),
-                "bad_by_empty_check": bool(
-                    result.bad_by_empty_check is not None and result.bad_by_empty_check[i]
-                ),
+                **{
+                    f"bad_by_{check}_check": bool(flagged is not None and flagged[i])
+                    for check, flagged in (
+                        ("ringless", result.bad_by_ringless_check),
+                        ("drift", result.bad_by_drift_check),
+                        ("empty", result.bad_by_empty_check),
+                    )
+                },
                 "ctf_fit_resolution_A": float(result.fit_resolution_A[i]),
                 "astigmatism_A": abs(fit.defocus_u_A - fit.defocus_v_A) if fit else float("nan"),
                 "astigmatism_spread": fit.astigmatism_spread if fit else float("nan"),
@@ -545,13 +558,21 @@ def format_evaluation(result: MicrographEvaluation) -> str:
             f"({int((flagged & ~truth).sum())} truly bad); P(good) alone: accuracy "
             f"{alone.accuracy:.3f}, good called bad {alone.good_called_bad:.3f}"
         )
-    for reason, flagged, why in (
+    for check, reason, flagged, why in (
         (
+            "ring-less",
+            "bad CTF",
+            result.bad_by_ringless_check,
+            "their CTF fits following no Thon ring where their session's fits are sound",
+        ),
+        (
+            "drift",
             "drift",
             result.bad_by_drift_check,
             "their spectra having lost one direction far more than their session's others",
         ),
         (
+            "empty",
             "empty",
             result.bad_by_empty_check,
             "with hardly any of the strong dark blobs their session's others have",
@@ -560,7 +581,7 @@ def format_evaluation(result: MicrographEvaluation) -> str:
         if flagged is not None and flagged.any():
             truth = np.array([item.label == "good" for item in result.items])
             rows.append(
-                f"{reason} check: {int(flagged.sum())} micrographs kept by P(good) called "
+                f"{check} check: {int(flagged.sum())} micrographs kept by P(good) called "
                 f"{reason}, {why} ({int((flagged & ~truth).sum())} truly bad)"
             )
     if result.kept_by_sound_ctf is not None and result.kept_by_sound_ctf.any():

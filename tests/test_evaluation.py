@@ -195,6 +195,33 @@ def test_the_network_verdicts_a_sound_ctf_fit_overrules_are_reported(
     assert "astigmatism check:" not in result.output  # nothing was called bad by a check
 
 
+def test_the_ringless_check_is_counted_apart_from_the_astigmatism_check(
+    simulated, tmp_path, monkeypatch
+):
+    from screen.stages import assess_micrographs
+
+    # As if every fit kept by P(good) followed no ring in a sound session: all of them bad CTF,
+    # counted by the ring-less check (not by the astigmatism check, which has the same reason).
+    def ringless(verdicts, fits, params, kV):
+        return [
+            replace(v, verdict="bad", reason="bad_ctf") if v.verdict == "good" else v
+            for v in verdicts
+        ]
+
+    monkeypatch.setattr(assess_micrographs, "ringless_in_sound_session", ringless)
+    table = tmp_path / "t.csv"
+    command = ["evaluate", "micrographs", str(simulated), "--figure", str(tmp_path / "f.png")]
+    result = runner.invoke(app, [*command, "--table", str(table), "-q"])
+    assert result.exit_code == 0, result.output
+    verdicts = pd.read_csv(table, keep_default_na=False)
+    flagged = verdicts["bad_by_ringless_check"]
+    assert flagged.any() and (verdicts.loc[flagged, "reason"] == "bad_ctf").all()
+    assert not verdicts["bad_by_astigmatism"].any() and "astigmatism check:" not in result.output
+    assert f"ring-less check: {int(flagged.sum())} micrographs kept by P(good) called bad CTF" in (
+        result.output
+    )
+
+
 # A session check of `screen evaluate micrographs`: its reason, its option with a value loose
 # enough to fire on the simulated set, and the module constants that make sessions of three judged.
 SESSION_CHECKS = {
