@@ -430,7 +430,8 @@ def _prepare_session(
             note = assess_micrographs.second_opinion_note(n_kept, config.assess)
             domain_warning = f"{domain_warning} {note}" if domain_warning else note
     # The session's view: rings that reach as far as the session's typical fit are a sound CTF,
-    # whatever the network guessed, and a doubtful micrograph without a ring where the session's
+    # whatever the network guessed (and rings that fade well before it do not overrule the
+    # network's bad CTF, however far they reach in Å), and a doubtful micrograph without a ring where the session's
     # fits are sound has a bad CTF; a spectral reason given to much of the session is the
     # session's, not single micrographs'; a micrograph that received far fewer electrons than
     # the others lies in much thicker ice (its grey level and shot noise, measured with the

@@ -377,32 +377,69 @@ bad-CTF micrograph the network caught has a fit within 0.85 of a session median 
 tenth of k, the spread of good micrographs' fits within one session there."""
 
 
+SESSION_BEHIND_SHARE = 0.8
+"""`sound_ctf_in_session`: a fit whose frequency stops under this share of its session's typical
+fit frequency (a fit to 8.6 Å where the session's median reaches 4.7 Å: 0.55) has Thon rings that
+fade well before its session's, and does not overrule the network's bad CTF, however far it
+reaches in Å (`SOUND_CTF_FIT_A` is a physical resolution; on fine pixels a whole session reaches
+4-5 Å). Measured 2026-12-06 (session 25) on the ten per-session held-out sets and the
+independent simulator's two seeds, MRC and JPEG (``/tmp/s24/rl4``): of the micrographs the
+network called bad CTF and a sound fit kept, the two truly bad ones in sound sessions lie at 0.55
+and 0.70 of their session's frequency (the independent simulator's envelope of B 435 Å^2 and
+near focus at 0.12 µm), every good one at 0.89 or more. 0.8: twice the spread of good fits
+within a session (`SESSION_FIT_SHARE`), a ratio of frequencies of one session's micrographs, so
+the same on any detector, pixel size or export."""
+
+
 def sound_ctf_in_session(
     verdicts: list[MicrographVerdict],
     fits: list[CtfFit | None],
     params: MicrographAssessParams,
     voltage_kV: float = 300.0,
 ) -> list[MicrographVerdict]:
-    """The session's verdicts, the network's bad CTF overruled where rings reach the session's.
+    """The session's verdicts, the network's bad CTF judged by how far the session's rings reach.
 
     With ``params.sound_ctf_keeps``, in a session of at least `DRIFT_MIN_MICROGRAPHS` fitted
     micrographs whose median fit resolution is `SOUND_CTF_FIT_A` / `SESSION_FIT_SHARE` or
     better, a micrograph the network called bad for its CTF is good when its fit reaches that
-    median divided by `SESSION_FIT_SHARE`, under the conditions of :func:`check_ctf` (beyond its first zero, no
-    confirmed astigmatism). Apply it after :func:`check_ctf`, before the other session checks.
+    median divided by `SESSION_FIT_SHARE`, under the conditions of :func:`check_ctf` (beyond its
+    first zero, no confirmed astigmatism); and one that :func:`check_ctf` kept for a fit to
+    `SOUND_CTF_FIT_A` is bad CTF again, as the network said, when its fit frequency is under
+    `SESSION_BEHIND_SHARE` of the session median's. Apply it after :func:`check_ctf`, before the
+    other session checks.
     """
     typical_A = _sound_session_fit_A(fits)
     if not params.sound_ctf_keeps or typical_A is None:
         return list(verdicts)
     limit_A = typical_A / SESSION_FIT_SHARE
-    return [
-        replace(verdict, verdict="good", reason=None)
-        if verdict.verdict == "bad"
-        and fit is not None
-        and _sound_overrules(verdict, fit, limit_A, params, voltage_kV)
-        else verdict
-        for verdict, fit in zip(verdicts, fits, strict=True)
-    ]
+    behind_A = typical_A / SESSION_BEHIND_SHARE
+    out = []
+    for verdict, fit in zip(verdicts, fits, strict=True):
+        if (
+            verdict.verdict == "bad"
+            and fit is not None
+            and _sound_overrules(verdict, fit, limit_A, params, voltage_kV)
+        ):
+            verdict = replace(verdict, verdict="good", reason=None)
+        elif (
+            verdict.verdict == "good"
+            and _network_said_bad_ctf(verdict, params.threshold)
+            and fit is not None
+            and fit.fit_resolution_A > behind_A
+        ):
+            verdict = replace(verdict, verdict="bad", reason="bad_ctf")
+        out.append(verdict)
+    return out
+
+
+def _network_said_bad_ctf(verdict: MicrographVerdict, threshold: float) -> bool:
+    """Whether the network itself called the micrograph bad for its CTF (whatever it is now)."""
+    scores = verdict.reason_scores
+    return (
+        bool(scores)
+        and verdict.p_good < threshold
+        and max(scores, key=scores.__getitem__) == "bad_ctf"
+    )
 
 
 def _sound_session_fit_A(fits: list[CtfFit | None]) -> float | None:

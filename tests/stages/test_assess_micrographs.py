@@ -171,6 +171,34 @@ def test_rings_as_far_as_the_sessions_overrule_the_networks_bad_ctf():
     assert sound_ctf_in_session([*verdicts[:6], called], [*session, elliptic], PARAMS)[-1] == called
 
 
+def test_rings_that_fade_well_before_the_sessions_do_not_overrule_the_networks_bad_ctf():
+    """The independent simulator's envelope of B 435 Å^2 on 2-Å pixels: fitted to 8.6 Å where
+    the session's fits reach 4.7 Å. 8.6 Å passes the absolute 10 Å, but the rings stop at 0.55 of
+    the session's frequency: the network's bad CTF stands. Rings at 0.85 of it are the session's."""
+    scores = {"bad_ctf": 0.9, "drift": 0.08}
+    called = MicrographVerdict(p_good=0.001, verdict="bad", reason="bad_ctf", reason_scores=scores)
+    good = MicrographVerdict(p_good=0.9, verdict="good", reason=None, reason_scores={})
+    session = [CtfFit(20300.0, 19800.0, 10.0, r, 0.5) for r in (4.4, 4.6, 4.7, 4.7, 4.8, 5.0)]
+    faded, close = (
+        CtfFit(21000.0, 20800.0, 10.0, 8.6, 0.3),
+        CtfFit(21000.0, 20800.0, 10.0, 5.5, 0.4),
+    )
+    kept = [check_ctf(called, fit, PARAMS) for fit in (faded, close)]
+    assert [v.verdict for v in kept] == ["good", "good"]  # each alone: rings to 10 Å or better
+    verdicts = [good] * 6 + [*kept, good]
+    out = sound_ctf_in_session(verdicts, [*session, faded, close, faded], PARAMS)
+    assert [v.verdict for v in out] == ["good"] * 6 + ["bad", "good", "good"]
+    assert out[6].reason == "bad_ctf" and out[6].p_good == called.p_good
+    # The network's good verdict is not the network's bad CTF: a faded fit alone changes nothing;
+    # nor in a session too small to have a typical fit, nor with the fit's overrule turned off.
+    assert (
+        sound_ctf_in_session(verdicts[3:], [*session[3:], faded, close, faded], PARAMS)
+        == (verdicts[3:])
+    )
+    off = replace(PARAMS, sound_ctf_keeps=False)
+    assert sound_ctf_in_session(verdicts, [*session, faded, close, faded], off) == verdicts
+
+
 def test_ctf_check_trusts_only_an_astigmatism_the_fit_could_measure():
     """3,000 Å of astigmatism shifts the rings of the two principal directions by a quarter
     period only beyond 10.9 Å at 300 kV (12.3 Å at 200 kV): a fit that stops before cannot
