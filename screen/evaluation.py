@@ -40,7 +40,13 @@ import numpy as np
 import pandas as pd
 
 from screen.errors import ScreenError
-from screen.io.images import IMAGE_EXTENSIONS, is_lossy_export, read_image, summed_frames
+from screen.io.images import (
+    IMAGE_EXTENSIONS,
+    doubtful_pixel_size,
+    is_lossy_export,
+    read_image,
+    summed_frames,
+)
 from screen.models.micrograph_metrics import (
     BinaryMetrics,
     best_resolution_cutoff,
@@ -98,6 +104,8 @@ class MicrographEvaluation:
     ctf_pattern_notes: tuple[str, ...] = ()
     # The sessions `acquisition_sessions` made of a set that named none (empty: none made).
     acquisition_session_names: tuple[str, ...] = ()
+    # One line per micrograph whose field is too small for its pixel size (`doubtful_pixel_size`).
+    pixel_size_doubts: tuple[str, ...] = ()
     called_good: np.ndarray | None = None  # (n,) bool: the scored verdicts
     fits: tuple = ()  # (n,) the CTF fits (CtfFit, or None where the fit failed)
 
@@ -472,6 +480,12 @@ def evaluate_micrographs(
         second_opinion_notes=tuple(notes),
         ctf_pattern_notes=tuple(patterns),
         acquisition_session_names=made,
+        pixel_size_doubts=tuple(
+            f"{item.path.name}: {doubt}"
+            for item in kept
+            if item.frame_px
+            and (doubt := doubtful_pixel_size(item.frame_px, item.optics.pixel_size_A))
+        ),
         called_good=called,
         fits=tuple(fits),
     )
@@ -537,6 +551,13 @@ def format_evaluation(result: MicrographEvaluation) -> str:
         f"P(good) < {result.threshold:g}{check}; baseline bad when CTF fit resolution is worse "
         f"than {result.cutoff_A:.2f} Å (the best cutoff on this set)",
     ]
+    if result.pixel_size_doubts:
+        rows.append(
+            f"pixel size: {len(result.pixel_size_doubts)} micrograph(s) smaller than their pixel "
+            "size allows; give the right one in a pixel_size_A column. "
+            + "; ".join(result.pixel_size_doubts[:3])
+            + (" ..." if len(result.pixel_size_doubts) > 3 else "")
+        )
     if result.acquisition_session_names:
         rows.append(
             "sessions: none named, so one per pixel size and frame shape "

@@ -135,6 +135,18 @@ def test_a_set_that_names_no_session_is_one_session_per_pixel_size_and_frame(sim
     assert acquisition_sessions(named) == named
 
 
+def test_a_pixel_size_too_small_for_the_field_is_doubted(simulated, tmp_path):
+    truth = pd.read_csv(simulated / "sessions" / "ddm" / "ground_truth" / "micrographs.csv")
+    paths = [simulated / "sessions" / "ddm" / p for p in truth["path"][:2]]
+    # 512 px at 1.5 Å/px: 768 Å, as a 2 x binned copy whose header kept the unbinned size.
+    rows = [f"{path},good,{pixel}" for path, pixel in zip(paths, (1.5, 2.5), strict=True)]
+    result, _ = _evaluate_labels_csv("path,label,pixel_size_A\n" + "\n".join(rows), tmp_path)
+    line = next(x for x in result.output.splitlines() if x.startswith("pixel size:"))
+    assert line.startswith("pixel size: 1 micrograph(s) smaller than their pixel size allows")
+    assert f"{paths[0].name}: 512 x 512 px at 1.5 Å/px spans 768 Å" in line
+    assert paths[1].name not in line
+
+
 def test_folders_per_label(simulated, tmp_path):
     truth = pd.read_csv(simulated / "sessions" / "ddm" / "ground_truth" / "micrographs.csv")
     for path, verdict, reason in zip(truth["path"], truth["verdict"], truth["reason"], strict=True):

@@ -47,6 +47,29 @@ class MrcImage:
     path: Path
 
 
+MIN_FIELD_A = 1000.0
+"""A micrograph whose shorter side spans less than this many Å has a doubtful pixel size. The
+cameras of single-particle work record at least ~3,700 pixels a side (K2 3838 x 3710, Falcon
+4096, K3 5760 x 4092) at 0.3 Å/px or more (super-resolution), so a whole micrograph spans at least
+~1,100 Å, and binning or Fourier cropping keeps the field. A copy binned k times whose header kept
+the unbinned pixel size spans k times less: the Magellon micrograph of ``shared/real_examples``,
+512 px at its header's 0.79 Å/px, 404 Å, is 8 x binned (6.32 Å/px, 3,236 Å). A fact of the
+instruments, not of any data set."""
+
+
+def doubtful_pixel_size(shape_px: tuple[int, ...], pixel_size_A: float) -> str | None:
+    """Why a micrograph's pixel size is doubtful (its field under `MIN_FIELD_A`), else None."""
+    rows, columns = shape_px[-2:]
+    field_A = min(rows, columns) * pixel_size_A
+    if field_A >= MIN_FIELD_A:
+        return None
+    return (
+        f"{columns} x {rows} px at {pixel_size_A:g} Å/px spans {field_A:,.0f} Å, less than any "
+        f"camera's field ({MIN_FIELD_A:,.0f} Å or more); if it was binned, its pixel size is the "
+        "binned one (the unbinned one times the binning)"
+    )
+
+
 def check_image(data: np.ndarray, path: str | Path) -> None:
     """Raise `ImageReadError` unless ``data`` holds usable pixels.
 

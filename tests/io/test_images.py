@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from screen.errors import ImageReadError
-from screen.io.images import IMAGE_EXTENSIONS, check_image, read_image
+from screen.io.images import IMAGE_EXTENSIONS, check_image, doubtful_pixel_size, read_image
 from screen.io.mrc import write_mrc
 from screen.io.tiff import write_tiff
 
@@ -96,3 +96,12 @@ def test_read_ahead_reads_the_next_chunk_while_the_caller_works_on_this_one():
         order.append(f"use {chunk}")
     assert order == [0, "use 0", 1, "use 1", 2, "use 2"]  # read when reached
     assert list(read_ahead([], read)) == []
+
+
+def test_a_field_smaller_than_any_cameras_has_a_doubtful_pixel_size():
+    # The Magellon example: 8 x binned, its header keeping the unbinned 0.79 Å/px.
+    doubt = doubtful_pixel_size((512, 512), 0.79)
+    assert doubt is not None and "spans 404 Å" in doubt and "binned" in doubt
+    assert doubtful_pixel_size((512, 512), 6.32) is None  # its true pixel size: 3,236 Å
+    assert doubtful_pixel_size((4, 3710, 3838), 0.3) is None  # a K2 stack, super-resolution
+    assert "927 x 959 px" in doubtful_pixel_size((959, 927), 1.0)  # columns x rows
