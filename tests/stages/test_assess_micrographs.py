@@ -418,6 +418,25 @@ def test_a_micrograph_that_received_far_fewer_electrons_is_thick_ice():
     )
 
 
+def test_a_level_far_out_of_a_tight_session_is_thick_ice_without_a_filter():
+    """The independent simulator's thick ice without an energy filter: 1,200-2,500 Å of ice at
+    0.81-0.91 of its session's level, above the absolute 0.75. Out of a session whose levels
+    agree within about 1 %, a micrograph 14 % darker is thick ice; one 7 % darker, under the
+    10 % floor, is not; in a session whose levels spread by 4 %, 14 % is within them."""
+    from screen.stages.assess_micrographs import thick_ice_by_transmission
+
+    params = MicrographAssessParams()
+    tight = (0.985, 0.99, 0.995, 1.0, 1.0, 1.005, 1.01, 1.015, 1.02)
+    wide = (0.92, 0.95, 0.97, 1.0, 1.0, 1.03, 1.05, 1.08, 1.1)
+    darker = [_exposed(860.0, 1720.0), _exposed(930.0, 1860.0)]
+    for levels, expected in ((tight, ["bad", "good"]), (wide, ["good", "good"])):
+        session = [_exposed(1000.0 * f, 2000.0 * f) for f in levels]
+        checked = thick_ice_by_transmission(session + darker, params)
+        assert [v.verdict for v in checked] == ["good"] * len(session) + expected
+        if expected[0] == "bad":
+            assert checked[-2].reason == "thick_ice" and checked[-2].p_good == 0.9
+
+
 def _summed(level: float, gain: float, verdict: str = "good") -> MicrographVerdict:
     """A camera's (binned) sum: its extremes lie wherever its noise puts them."""
     return replace(
