@@ -695,12 +695,16 @@ def test_a_micrograph_without_the_dark_blobs_of_its_session_is_empty():
     assert checked[:8] == session
     assert (checked[8].verdict, checked[8].reason, checked[8].p_good) == ("bad", "empty", 0.9)
     assert checked[9:] == odd[1:]
-    # Off, too few measured micrographs, or too few strong blobs in the session's median one
-    # (a tenth of 12 is within counting noise of none): unchanged.
+    # A sparse session (median 12): a micrograph without any strong blob is empty ...
+    sparse = [_census(n, 1.5) for n in (8, 10, 11, 12, 12, 13, 14, 15)]
+    none = _census(0)
+    assert empty_in_session(sparse + [none], params)[8].reason == "empty"
+    # ... but off, too few measured micrographs, or too few strong blobs in the session's median
+    # one (a Poisson count of mean 5 is 0 one time in 150): unchanged.
     assert empty_in_session(session + odd, replace(params, empty_blob_ratio=0.0)) == session + odd
     assert empty_in_session(session[:6] + odd[:1], params)[6].verdict == "good"
-    sparse = [_census(n, 1.5) for n in (8, 10, 11, 12, 12, 13, 14, 15)]
-    assert empty_in_session(sparse + odd[:1], params)[8].verdict == "good"
+    sparser = [_census(n, 1.5) for n in (3, 4, 4, 5, 5, 6, 7, 7)]
+    assert empty_in_session(sparser + [none], params)[8].verdict == "good"
     unmeasured = [replace(v, strong_blobs=None) for v in session]
     assert empty_in_session(unmeasured + odd[:1], params)[8].verdict == "good"
     assert any(
