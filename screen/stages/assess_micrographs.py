@@ -1341,8 +1341,9 @@ BACKEND = Backend(
     # check; 7: it follows arcs too; 8: crystalline-ice reflections; 9: grey level and noise;
     # 10: directional power (anisotropy) for the drift check; 11: lowest and highest values;
     # 12: crystalline ice read only where the band is transmitted and no JPEG grid shows;
-    # the opaque check's block means median-filtered (hot pixels); 13: the dark-blob census
-    version="13",
+    # the opaque check's block means median-filtered (hot pixels); 13: the dark-blob census;
+    # 14: bright outliers (spread hot pixels) set to the median in the drift and census frame
+    version="14",
     params_type=MicrographAssessParams,
     compute=assess_micrographs,
 )

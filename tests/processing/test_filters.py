@@ -81,3 +81,24 @@ def test_relative_contrast_of_intensities_and_of_zero_centred_images():
         other = relative_contrast(centred)
         assert np.corrcoef(other.ravel(), contrast.ravel())[0, 1] > 0.999
         assert 0.2 < other.std() / contrast.std() < 5.0
+
+
+def test_bright_outliers_are_set_to_the_median_before_block_means():
+    """Hot pixels summed by 4 x 4 binning: 0.4 % of the pixels, more than the 0.05 % quantile clip
+    takes; 8 robust sigmas above the median they are set to it. Dark features stay."""
+    from screen.processing.filters import bright_outlier_level, clipped_block_means
+
+    rng = np.random.default_rng(3)
+    image = rng.poisson(64.0, (256, 256)).astype(np.float32)  # counts: sigma 8 around 64
+    image[100:140, 100:140] *= 0.5  # a dark object far below the median
+    hot = rng.choice(image.size, int(0.004 * image.size), replace=False)
+    image.reshape(-1)[hot] = 64.0 * 40.0
+    median, level = bright_outlier_level(image)
+    assert abs(median - 64.0) < 2.0 and 120.0 < level < 140.0  # 64 + 8 x ~8
+    means = clipped_block_means(image, 4)
+    clean = image.copy()
+    clean.reshape(-1)[hot] = median
+    expected = clean.reshape(64, 4, 64, 4).mean(axis=(1, 3))
+    assert np.allclose(means, expected, atol=1.0)
+    assert means[25:35, 25:35].mean() < 0.6 * median  # the dark object keeps its level
+    assert bright_outlier_level(np.full((64, 64), 5.0, np.float32)) is None
