@@ -10,10 +10,10 @@ cutoff's verdicts are scored against the labels.
 The verdicts scored are the ones `screen run` would use: each session (a simulated screening's
 sessions; a CSV's ``session`` column; otherwise one per pixel size and frame shape,
 `acquisition_sessions`) gets the session check of `assess_micrographs.session_domain_check`, and
-when the model rejects almost the whole session it is assessed again with the domain-randomised fallback model, whose verdicts count
-(as `screen run` does; ``fallback=None`` turns this off, as ``--no-domain-fallback`` does). A
-session the model rejects in a large share (`assess_micrographs.needs_second_opinion`) is also
-assessed with the fallback model, whose verdicts count when the two disagree on much of it
+when the model rejects almost the whole session it is assessed again with the domain-randomised
+fallback model, whose verdicts count (as `screen run` does; ``fallback=None`` turns this off,
+as ``--no-domain-fallback`` does). A session the model rejects in a large share
+(`assess_micrographs.needs_second_opinion`) is also assessed with the fallback model, whose verdicts count when the two disagree on much of it
 (`assess_micrographs.second_opinion_warning`); elsewhere a micrograph the model alone rejects
 is kept where the fallback model gives it P(good) >= 0.75 (`assess_micrographs.
 kept_by_second_opinion`). Then, per session, the CTF checks
