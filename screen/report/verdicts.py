@@ -77,6 +77,13 @@ OBJECT_THRESHOLD = 0.12
 SIZE_LOWPASS_A = 20.0
 """FWHM (Å) of the Gaussian low-pass before an average's object is segmented for its size."""
 
+OBJECT_MIN_SHARE = 0.2
+"""An average's object is one of the thresholded parts holding at least this share of the largest
+one's pixels: a speck of noise inside a ring's hole (a hollow shell's average) lies nearer the
+centre than the ring. Measured 2026-12-06 (session 25): the independent simulator's
+apoferritin-like shell, one of five good averages read as a 21-Å object (its parts 595, 16, 15 and
+10 pixels), and the condition was flagged "two particle sizes"."""
+
 HETEROGENEITY_SIZE_RATIO = 1.3
 """Two size groups whose mean diameters differ by more than this ratio: heterogeneity."""
 
@@ -630,7 +637,8 @@ def object_axes_A(average: np.ndarray, pixel_size_A: float) -> tuple[float, floa
 
     The prepared average (protein bright, centred) is low-passed to `SIZE_LOWPASS_A` (so that a
     particle's domains merge into one object) and thresholded at `OBJECT_THRESHOLD` of its peak;
-    the connected component nearest the centre, holes filled, is the object. Its axes are those of
+    the connected component nearest the centre, holes filled, among those of at least
+    `OBJECT_MIN_SHARE` of the largest one's size, is the object. Its axes are those of
     the ellipse with the same second moments (both equal a disc's diameter). ``(0, 0)`` when no
     object is found.
     """
@@ -648,7 +656,9 @@ def object_axes_A(average: np.ndarray, pixel_size_A: float) -> tuple[float, floa
     n = image.shape[0]
     yy, xx = np.indices(image.shape) - (n - 1) / 2
     distance = np.hypot(yy, xx)
-    nearest = min(range(1, n_parts + 1), key=lambda k: distance[mask == k].min())
+    sizes = np.bincount(mask.ravel(), minlength=n_parts + 1)[1:]
+    parts = [k for k in range(1, n_parts + 1) if sizes[k - 1] >= OBJECT_MIN_SHARE * sizes.max()]
+    nearest = min(parts, key=lambda k: distance[mask == k].min())
     region = regionprops(binary_fill_holes(mask == nearest).astype(np.uint8))[0]
     return (
         float(region.axis_minor_length * pixel_size_A),

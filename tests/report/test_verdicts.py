@@ -185,6 +185,18 @@ def test_object_axes_of_a_disc_are_its_diameter():
     assert 60.0 <= length <= 80.0  # a 60 Å disc, widened by the 20 Å low-pass
 
 
+def test_object_axes_of_a_ring_with_a_speck_in_its_hole_are_the_rings():
+    """A hollow shell's average is a ring; a speck of noise in its hole lies nearer the centre
+    than the ring, but it is not the object (the independent simulator's shell was read as a
+    21-Å object and flagged "two particle sizes")."""
+    y, x = np.indices((72, 72))
+    r = np.hypot(x - 36, y - 36)
+    ring = ((r >= 10) & (r <= 15)).astype(float)  # 120 Å across at 4 Å/px
+    ring[37:39, 36:38] = 1.0  # a 2 x 2 speck just off the centre
+    width, length = V.object_axes_A(ring, 4.0)
+    assert 110.0 <= width <= length <= 150.0
+
+
 def test_session_verdicts_combines_rules(models):
     rng = np.random.default_rng(2)
     preferred = summary("preferred", per_mic=200.0, good_fraction=0.6)
