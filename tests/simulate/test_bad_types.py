@@ -317,3 +317,23 @@ def test_good_micrographs_honour_the_session_aggregate_fraction(models):
         shares.append(plan.particle_in_aggregate.mean())
     # 3% asked for: allow up to 5x for small-number rounding on ~25 particles.
     assert np.mean(shares) <= 5 * SESSION.aggregate_fraction
+
+
+def test_a_micrograph_with_particles_holds_a_quarter_of_its_sessions_expected_count(models):
+    """A sparse session expecting 4 particles per field (density x lognormal x Poisson would give
+    0-2 to about a quarter of them): good, drift or bad-CTF fields hold at least 3, a quarter of a
+    denser session's 24 at least 6; an empty field still draws 0-2."""
+    area_um2 = (512 * PIXEL_A) ** 2 / 1e8
+    for expected, floor in ((4.0, 3), (24.0, 6)):
+        session = dataclasses.replace(SESSION, particles_per_um2=expected / area_um2)
+        for reason in ("good", "drift", "bad_ctf"):
+            counts = [
+                len(plan_micrograph("m", reason, session, SCREEN, models, rng).particle_x_A)
+                for rng in (np.random.default_rng(seed) for seed in range(60))
+            ]
+            assert min(counts) >= floor, (expected, reason, sorted(counts)[:5])
+        empty = [
+            len(plan_micrograph("m", "empty", session, SCREEN, models, rng).particle_x_A)
+            for rng in (np.random.default_rng(seed) for seed in range(20))
+        ]
+        assert max(empty) <= 3
