@@ -159,7 +159,7 @@ EmptyBlobRatio = Annotated[
         help="A micrograph kept by assessment with under this fraction of its session's median "
         "of strong dark blobs per µm² (80-Å blobs 4 robust sigmas above its own score map), "
         "its score map showing no excess of dark blobs, is bad (empty); sessions of at least "
-        "8 micrographs whose median one has 20 such blobs; 0 turns the check off (default 0.1).",
+        "8 micrographs whose median one has 8 such blobs; 0 turns the check off (default 0.1).",
     ),
 ]
 """The ``--empty-blob-ratio`` option of ``screen run`` and ``screen evaluate micrographs``."""
@@ -733,7 +733,7 @@ def evaluate_micrographs_command(
             "or much more of one than micassess_small_v5 does (by default such a session gets "
             "micassess_small_v5's verdicts, as "
             "`screen run` does; sessions: a simulated screening's, a CSV's session column, "
-            "else the whole set).",
+            "else one per pixel size and frame shape).",
         ),
     ] = False,
     table: Annotated[

@@ -342,3 +342,14 @@ def test_tensorflow_log_lines_are_kept_out_of_the_terminal_unless_asked_for(monk
         record("5 out of the last 5 calls ... triggered tf.function retracing")
     )
     assert tf_logger.filter(record("something else"))
+
+
+def test_empty_blob_ratio_help_names_the_session_floor_in_use():
+    """The help quotes `EMPTY_MIN_SESSION_BLOBS` as a literal (the CLI avoids importing stages)."""
+    from typing import get_args
+
+    from screen.cli import EmptyBlobRatio
+    from screen.stages.assess_micrographs import EMPTY_MIN_SESSION_BLOBS
+
+    help_text = get_args(EmptyBlobRatio)[1].help
+    assert f"median one has {EMPTY_MIN_SESSION_BLOBS:g} such blobs" in help_text
