@@ -117,7 +117,8 @@ ThickIceTransmission = Annotated[
     float | None,
     typer.Option(
         "--thick-ice-transmission",
-        help="Within a session of one dose, a micrograph whose median grey level is under this "
+        help="Within a session of one dose (grey levels spreading by at most 20 %), a "
+        "micrograph whose median grey level is under this "
         "fraction (0-1) of the session's, with its shot noise falling with it (raw counts) or "
         "in a session whose grey levels agree and were not stretched into one range by an "
         "export (binned or denoised sums), received far fewer electrons through thicker ice "

@@ -758,7 +758,8 @@ def session_wide_reasons(
 
     A reason of `SESSION_WIDE_REASONS` that the network (P(good) < threshold) gives to at least
     ``params.session_reason_share`` of the session's assessed micrographs, and to at least
-    `SESSION_REASON_MIN_COUNT`, is session-wide. Each micrograph the network called bad for a
+    `SESSION_REASON_MIN_COUNT`, is session-wide (the network's calls are counted, also those a
+    check has overruled since: a sound CTF fit keeps a micrograph the network called bad CTF). Each micrograph the network called bad for a
     session-wide reason is judged again without those reasons: P(good) over P(good) plus the
     remaining reasons' probabilities; it is good when that reaches the threshold, and otherwise
     keeps its verdict and reason (the rest of the evidence is against it too: the whole grid may
@@ -770,8 +771,11 @@ def session_wide_reasons(
     verdicts = list(verdicts)
     assessed = [v for v in verdicts if v.reason_scores]
     share = params.session_reason_share
+    # Counted on the network's own calls, also those a measurement has since overruled (a sound
+    # CTF fit keeps a micrograph the network called bad CTF): how much of the session the
+    # network gives a reason to is the question, not how many of those calls still stand.
     counts = {
-        reason: sum(_network_reason(v, params.threshold) == reason for v in assessed)
+        reason: sum(_network_call(v, params.threshold) == reason for v in assessed)
         for reason in SESSION_WIDE_REASONS
     }
     wide = {
@@ -818,6 +822,15 @@ def _network_reason(verdict: MicrographVerdict, threshold: float) -> str | None:
     return verdict.reason if bad else None
 
 
+def _network_call(verdict: MicrographVerdict, threshold: float) -> str | None:
+    """The reason the network gave (P(good) < threshold), whatever a check made of it since."""
+    if not any(verdict.reason_scores.values()) or verdict.p_good >= threshold:
+        return None  # not called bad, or a network without a reason head (all-zero scores)
+    if verdict.verdict == "bad" and verdict.reason is not None:
+        return verdict.reason  # still the network's (or a measurement's) label
+    return max(verdict.reason_scores, key=verdict.reason_scores.__getitem__)
+
+
 def _judged_without(
     verdict: MicrographVerdict, reasons: set[str], threshold: float
 ) -> MicrographVerdict:
@@ -849,6 +862,18 @@ on the per-session held-out sets and the independent simulator, where good micro
 or more of their session's median, the limit then 0.82-0.90: 20 thick-ice micrographs caught on
 14 sets, no good one. A real session whose ice varies more has a wider spread and a lower limit
 (at a spread of 0.048 the absolute limit takes over)."""
+
+TRANSMISSION_MAX_LEVEL_SPREAD = 0.2
+"""`thick_ice_by_transmission` judges no micrograph in a session whose log grey levels spread
+(robustly, 1.4826 x MAD) by more than this: a typical micrograph then received 20 % more or fewer
+electrons than the session's median, the 0.75 limit lies within 1.5 spreads of it, and fewer
+electrons through (ice) cannot be told from fewer in (a dose that was not held; Poisson counts
+look the same). Measured 2026-12-06 (session 26): sessions of one dose spread 0.000-0.033 (the
+per-session held-out sets, the independent simulator); `screen simulate`'s own sessions, whose
+doses vary 40-55 e/Å² per micrograph, about 0.14 with their thick ice; the held-out sets made with
+one dose per micrograph (`bench/micassess_generators.py --alone` without ``--per-session``, doses
+up to 7x apart in a session) 0.22-0.80, where the check had called 20 of 80 good micrographs thick
+ice, every one kept by the network (P(good) 0.38-1.00)."""
 
 TRANSMISSION_OUTLIER_FLOOR = 0.9
 """... at least 10 % darker: ice about 340 Å thicker with an energy filter (mean free path 3,200 Å),
@@ -931,7 +956,8 @@ def thick_ice_by_transmission(
     A good micrograph is called bad when its grey level (`MicrographVerdict.grey_level`) is
     under ``params.thick_ice_transmission`` times the median of the session's measured
     micrographs, or under `TRANSMISSION_OUTLIER_FLOOR` times it and `TRANSMISSION_OUTLIER_SIGMA`
-    robust spreads of the session's log levels below it, and
+    robust spreads of the session's log levels below it, in a session whose levels spread by at
+    most `TRANSMISSION_MAX_LEVEL_SPREAD` (one dose), and
 
     * in a session that agrees on the noise variance per grey level
       (`TRANSMISSION_MAX_NOISE_SPREAD`), its own lies between `SHOT_NOISE_AGREEMENT` below
@@ -963,6 +989,8 @@ def thick_ice_by_transmission(
     # Where the session's levels are tight, a level far out of them is darker ice even when it is
     # above the absolute limit (no energy filter, 200 kV: the same extra ice loses less).
     spread = _robust_spread(np.log([float(v.grey_level) for v in measured]))
+    if spread > TRANSMISSION_MAX_LEVEL_SPREAD:
+        return verdicts  # no one dose: a level does not say how many electrons went through
     limit = max(
         params.thick_ice_transmission,
         min(TRANSMISSION_OUTLIER_FLOOR, float(np.exp(-TRANSMISSION_OUTLIER_SIGMA * spread))),

@@ -388,7 +388,9 @@ def test_a_micrograph_that_received_far_fewer_electrons_is_thick_ice():
     from screen.stages.assess_micrographs import thick_ice_by_transmission
 
     params = MicrographAssessParams()
-    session = [_exposed(1000.0 * f, 2000.0 * f) for f in (0.97, 1.0, 1.02, 0.99, 1.01, 1.03)]
+    # Twice as many of one dose as darker ones: a session half of whose micrographs are dark
+    # has no one level to read them against (`TRANSMISSION_MAX_LEVEL_SPREAD`).
+    session = [_exposed(1000.0 * f, 2000.0 * f) for f in (0.97, 1.0, 1.02, 0.99, 1.01, 1.03) * 2]
     darker = [
         _exposed(620.0, 1240.0),  # fewer electrons: the noise fell with the counts
         _exposed(620.0, 770.0),  # an export's rescale: noise fell with the square
@@ -398,12 +400,14 @@ def test_a_micrograph_that_received_far_fewer_electrons_is_thick_ice():
         _exposed(620.0, 1240.0 * 1.7),  # far noisier than counts: not judged
     ]
     checked = thick_ice_by_transmission(session + darker, params)
-    assert [v.verdict for v in checked[:6]] == ["good"] * 6
-    assert (checked[6].verdict, checked[6].reason) == ("bad", "thick_ice")
-    assert checked[6].p_good == 0.9  # the network's numbers stay
-    assert [v.verdict for v in checked[7:9]] == ["good", "good"]
-    assert checked[9] == darker[3]
-    assert (checked[10].reason, checked[11].verdict) == ("thick_ice", "good")
+    assert [v.verdict for v in checked[:12]] == ["good"] * 12
+    assert (checked[12].verdict, checked[12].reason) == ("bad", "thick_ice")
+    assert checked[12].p_good == 0.9  # the network's numbers stay
+    assert [v.verdict for v in checked[13:15]] == ["good", "good"]
+    assert checked[15] == darker[3]
+    assert (checked[16].reason, checked[17].verdict) == ("thick_ice", "good")
+    half_dark = thick_ice_by_transmission(session[:6] + darker, params)
+    assert [v.verdict for v in half_dark] == [v.verdict for v in session[:6] + darker]
     # Off, too few measured micrographs, or a session that keeps no count statistics: unchanged.
     off = replace(params, thick_ice_transmission=0.0)
     assert thick_ice_by_transmission(session + darker, off) == session + darker
@@ -435,6 +439,35 @@ def test_a_level_far_out_of_a_tight_session_is_thick_ice_without_a_filter():
         assert [v.verdict for v in checked] == ["good"] * len(session) + expected
         if expected[0] == "bad":
             assert checked[-2].reason == "thick_ice" and checked[-2].p_good == 0.9
+
+
+def test_a_session_whose_dose_varied_has_no_thick_ice_by_its_levels():
+    """Doses 7x apart in one session (counts: the noise follows each level): the darkest are
+    fewer electrons in, not fewer through; in a session of one dose the same level is thick ice."""
+    from screen.stages.assess_micrographs import thick_ice_by_transmission
+
+    params = MicrographAssessParams()
+    varied = [_exposed(1000.0 * f, 2000.0 * f) for f in (0.27, 0.42, 0.55, 1.0, 1.1, 1.4, 1.6, 1.9)]
+    checked = thick_ice_by_transmission(varied, params)
+    assert [v.verdict for v in checked] == ["good"] * len(varied)
+    one_dose = [_exposed(1000.0 * f, 2000.0 * f) for f in (0.97, 1.0, 1.02, 0.99, 1.01, 1.03)]
+    darker = _exposed(420.0, 840.0)
+    assert thick_ice_by_transmission(one_dose + [darker], params)[-1].reason == "thick_ice"
+
+
+def test_a_reason_the_network_gave_much_of_a_session_counts_where_a_fit_overruled_it():
+    """Four of five "bad CTF" calls kept by sound fits still say what the network made of the
+    session: the fifth, ring-less, is judged again without the session's reason."""
+    from screen.stages.assess_micrographs import session_wide_reasons
+
+    params = MicrographAssessParams(session_reason_share=0.4)
+    good = [_network(0.8, "drift")] * 5
+    overruled = [replace(_network(0.05, "bad_ctf"), verdict="good", reason=None)] * 4
+    standing = _network(0.05, "bad_ctf")
+    result = session_wide_reasons(good + overruled + [standing], params)
+    assert result.reasons == {"bad_ctf": 5} and result.n_kept == 1
+    assert result.verdicts[-1].verdict == "good" and result.verdicts[:9] == good + overruled
+    assert "bad CTF to 5 of 10 micrographs" in result.warning
 
 
 def _summed(level: float, gain: float, verdict: str = "good") -> MicrographVerdict:
