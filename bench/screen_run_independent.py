@@ -8,7 +8,9 @@ optics that `screen` was not tuned on), writes a manifest (session, micrographs,
 the shape as metadata; no diameter_A: the pipeline must estimate it), runs `screen run` on it and
 prints one Markdown row per session: micrographs kept of all (every simulated micrograph is a good
 one), the estimated diameter and its method against the true one (longest extent of the atom
-cloud), picks and their recall / precision against truth.csv (a pick matches a true centre within
+cloud), the report's long axis (the larger of the diameter and the good 2D averages' length,
+`screen.report.verdicts.particle_long_axis_A`) against the same, picks and their recall /
+precision against truth.csv (a pick matches a true centre within
 0.3 true diameters, one to one), good particles, the best mask diameter and the verdicts.
 """
 
@@ -106,6 +108,15 @@ def match_picks(
     return matched, n_picks, len(truth), float(np.median(errors)) if errors else float("nan")
 
 
+def long_axis_of(out: Path, summary: dict) -> float:
+    """The report's long axis of a session (`SessionResults.long_axis`; NaN without one)."""
+    from screen.report.context import session_results
+    from screen.store.layout import RunLayout
+
+    found = session_results(RunLayout(out), summary).long_axis()
+    return found.long_axis_A if found is not None else float("nan")
+
+
 def session_row(data: Path, out: Path, session: str) -> str:
     """One Markdown table row for a session."""
     summary = json.loads((out / "sessions" / session / "summary.json").read_text())
@@ -139,9 +150,13 @@ def session_row(data: Path, out: Path, session: str) -> str:
         else "-"
     )
     titles = "; ".join(v.split(":")[0] for v in summary.get("verdicts") or []) or "-"
+    long_axis = long_axis_of(out, summary)
+    long_ratio = long_axis / true_diameter_A
+    long_within = "yes" if abs(long_ratio - 1) <= DIAMETER_TOLERANCE else "**no**"
     return (
         f"| {session} | {summary['n_good_micrographs']} / {summary['n_micrographs']} ({bad}) | "
         f"{shown} | {summary.get('diameter_method')} | {true_diameter_A:.0f} | {ratio:.2f} | {within} | "
+        f"{long_axis:.0f} | {long_ratio:.2f} | {long_within} | "
         f"{n_picks} / {n_true} | {recall:.2f} | {precision:.2f} | {error_A:.0f} | "
         f"{summary.get('good_particles')} | {summary.get('best_mask_diameter_A')} | {titles} |"
     )
@@ -181,10 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         run_s = time.time() - start
     print(f"\nindependent simulator: {simulated_s:.0f} s; `screen run`: {run_s:.0f} s\n")
     print(
-        "| session | kept (bad reasons) | diameter Å | method | true Å | ratio | ±15 % | picks / true "
-        "| recall | precision | centre error Å | good particles | best mask Å | verdicts |"
+        "| session | kept (bad reasons) | diameter Å | method | true Å | ratio | ±15 % | long axis Å "
+        "| ratio | ±15 % | picks / true | recall | precision | centre error Å | good particles "
+        "| best mask Å | verdicts |"
     )
-    print("| --- " * 14 + "|")
+    print("| --- " * 17 + "|")
     for session in args.sessions:
         print(session_row(args.data, args.out / "results", session))
     return 0

@@ -17,7 +17,14 @@ import numpy as np
 import pandas as pd
 
 from screen.errors import ScreenError
-from screen.report.verdicts import TITLES, decision, has_title, session_verdicts
+from screen.report.verdicts import (
+    TITLES,
+    LongAxis,
+    decision,
+    has_title,
+    particle_long_axis_A,
+    session_verdicts,
+)
 from screen.store.layout import RunLayout, SessionLayout
 
 TABLE_COLUMNS_PER_PAGE = 6
@@ -74,6 +81,17 @@ class SessionResults:
                 averages += more
                 counts += n
         return averages, counts
+
+    def long_axis(self) -> LongAxis | None:
+        """The particle's long axis from its good averages of every mask and its diameter."""
+        best, best_counts = self.good_averages()
+        others, other_counts = self.other_good_averages()
+        return particle_long_axis_A(
+            best + others,
+            best_counts + other_counts,
+            float(self.summary.get("pixel_size_2d_A") or 0.0),
+            self.summary.get("diameter_A"),
+        )
 
 
 def _good_of(classes: ClassSet) -> tuple[list[np.ndarray], list[int]]:
@@ -303,6 +321,32 @@ DIAMETER_METHODS = {
 """How each `screen.stages.diameter` method (summary ``diameter_method``) is named in the report."""
 
 
+def long_axis_text(summary: dict, unit: str = " Å") -> str:
+    """The long axis `SessionResults.long_axis` put in a summary (``long_axis_A``), in words."""
+    value = summary.get("long_axis_A")
+    if value is None:
+        return "—"
+    length, aspect = summary.get("classes_length_A"), summary.get("aspect_ratio")
+    if length is not None and float(length) >= float(value) - 0.5:
+        how = "good 2D classes" + (f", about {float(aspect):.1f}:1" if aspect else "")
+    else:
+        how = "the diameter; good 2D classes are shorter"
+    return f"{float(value):,.0f}{unit} ({how})"
+
+
+def _with_long_axis(session: SessionResults) -> dict:
+    """The session's summary with its long axis (`long_axis_text`'s keys) when it has one."""
+    found = session.long_axis() if session.ok else None
+    if found is None:
+        return session.summary
+    return {
+        **session.summary,
+        "long_axis_A": found.long_axis_A,
+        "classes_length_A": found.classes_length_A,
+        "aspect_ratio": found.aspect_ratio if np.isfinite(found.aspect_ratio) else None,
+    }
+
+
 def diameter_text(summary: dict, unit: str = " Å") -> str:
     """The diameter, its uncertainty and how it was found: ``"181 ± 11 Å (exclusion gap)"``.
 
@@ -352,6 +396,7 @@ NUMBER_ROWS: tuple[tuple[str, str, object], ...] = (
     ("Good micrographs", "n_good_micrographs", _fmt_int),
     ("Good-micrograph fraction", "good_micrograph_fraction", _fmt_fraction),
     ("Particle diameter (Å)", "", lambda s: diameter_text(s, unit="")),
+    ("Particle long axis (Å)", "", lambda s: long_axis_text(s, unit="")),
     ("Picked particles", "picked_particles", _fmt_int),
     ("Particles per micrograph", "particles_per_micrograph", lambda v: _fmt_float(v, 1)),
     ("Good particles", "good_particles", _fmt_int),
@@ -413,7 +458,7 @@ def _table(ranked: list[dict]) -> list[dict]:
 def context_from_sessions(sessions: list[SessionResults], provenance: dict | None = None) -> dict:
     """The template's dict from loaded sessions (see `build_context`)."""
     verdicts = all_verdicts(sessions)
-    ranked = ranked_summaries([s.summary for s in sessions], verdicts)
+    ranked = ranked_summaries([_with_long_axis(s) for s in sessions], verdicts)
     by_name = {s.name: s for s in sessions}
     conditions = []
     for rank, summary in enumerate(ranked, start=1):
@@ -449,6 +494,7 @@ def context_from_sessions(sessions: list[SessionResults], provenance: dict | Non
                     summary.get("good_particles_per_micrograph"), 1
                 ),
                 "diameter": diameter_text(summary),
+                "long_axis": long_axis_text(summary),
                 "best_mask_diameter": _fmt_float(summary.get("best_mask_diameter_A"), 0),
                 "diameter_search": [
                     {
