@@ -83,12 +83,19 @@ class SessionResults:
         return averages, counts
 
     def long_axis(self) -> LongAxis | None:
-        """The particle's long axis from its good averages of every mask and its diameter."""
-        best, best_counts = self.good_averages()
-        others, other_counts = self.other_good_averages()
+        """The particle's long axis from its good averages (`particle_long_axis_A`)."""
+        averages: list[np.ndarray] = []
+        counts: list[int] = []
+        masks_A: list[float] = []
+        for classes in self.classes.values():
+            more, n = _good_of(classes)
+            averages += more
+            counts += n
+            masks_A += [classes.mask_diameter_A] * len(more)
         return particle_long_axis_A(
-            best + others,
-            best_counts + other_counts,
+            averages,
+            counts,
+            masks_A,
             float(self.summary.get("pixel_size_2d_A") or 0.0),
             self.summary.get("diameter_A"),
         )

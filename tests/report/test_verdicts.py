@@ -359,17 +359,22 @@ def test_long_axis_of_a_rod_comes_from_its_side_views_not_its_diameter():
     tilted = [_ellipse_average(120, 60, 40)]
     end = [_ellipse_average(62, 60, 0)]
     junk = [_ellipse_average(330, 70, 20)]
-    found = V.particle_long_axis_A(side + tilted + end + junk, [60, 50, 45, 30, 40, 8], 4.0, 130.0)
+    counts = [60, 50, 45, 30, 40, 8]
+    found = V.particle_long_axis_A(side + tilted + end + junk, counts, [195] * 6, 4.0, 130.0)
     assert found is not None and found.n_averages == 6
     # The object is seen 20-Å low-passed, above 12 % of its peak: a clean edge reads ~10 % long.
     assert 170 <= found.long_axis_A <= 215 and found.long_axis_A == found.classes_length_A
     assert 2.0 <= found.aspect_ratio <= 3.3
     # A round particle: its averages' objects read short of the diameter, which stands.
     disc = [_ellipse_average(140, 136, a) for a in (0, 60)]
-    round_ = V.particle_long_axis_A(disc, [70, 50], 4.0, 180.0)
+    round_ = V.particle_long_axis_A(disc, [70, 50], [200, 270], 4.0, 180.0)
     assert round_.long_axis_A == 180.0 and round_.classes_length_A < 180.0
     assert 0.9 <= round_.aspect_ratio <= 1.15
-    assert V.particle_long_axis_A([], [], 4.0, 160.0) is None
-    assert V.particle_long_axis_A(disc, [70, 50], 0.0, 160.0) is None
+    # Averages of masks over 1.5 diameters hold neighbours: not measured.
+    wide = V.particle_long_axis_A(side[:1] + junk, [60, 200], [195, 300], 4.0, 130.0)
+    assert wide.n_averages == 1 and wide.long_axis_A < 215
+    assert V.particle_long_axis_A(disc, [70, 50], [300, 400], 4.0, 180.0) is None
+    assert V.particle_long_axis_A([], [], [], 4.0, 160.0) is None
+    assert V.particle_long_axis_A(disc, [70, 50], [200, 200], 0.0, 160.0) is None
     with pytest.raises(ValueError, match="2 averages but 1"):
-        V.particle_long_axis_A(disc, [70], 4.0, 160.0)
+        V.particle_long_axis_A(disc, [70], [200, 200], 4.0, 160.0)
