@@ -90,6 +90,21 @@ def test_estimated_diameter_within_a_factor_of_truth(screen_run):
         assert cautioned == (fallback and summary["diameter_source"] == "estimated"), session
 
 
+def test_report_long_axis_against_truth(screen_run):
+    """The report's long axis is never shorter than the diameter and, on P-Rex1 (140 Å, its good
+    averages' objects shorter than that), stays within the diameter's bounds of the truth."""
+    from screen.report.context import load_run
+
+    root, truth, summaries = screen_run
+    found = {s.name: s.long_axis() for s in load_run(root / "results")}
+    assert any(found.values()), found
+    for session, axis in found.items():
+        if axis is None:  # no good average of an object within 1.5 diameters
+            continue
+        assert axis.long_axis_A >= summaries[session]["diameter_A"] - 1e-6, session
+        assert 0.6 <= axis.long_axis_A / truth.loc[session, "diameter_A"] <= 1.5, session
+
+
 def test_conditions_are_picked_at_the_runs_common_diameter(screen_run):
     """One sample on six grids: every condition is picked at the median of the conditions'
     factor-free estimates, and the report says so beside the condition's own estimate."""
