@@ -759,10 +759,10 @@ def session_wide_reasons(
     A reason of `SESSION_WIDE_REASONS` that the network (P(good) < threshold) gives to at least
     ``params.session_reason_share`` of the session's assessed micrographs, and to at least
     `SESSION_REASON_MIN_COUNT`, is session-wide (the network's calls are counted, also those a
-    check has overruled since: a sound CTF fit keeps a micrograph the network called bad CTF). Each micrograph the network called bad for a
-    session-wide reason is judged again without those reasons: P(good) over P(good) plus the
-    remaining reasons' probabilities; it is good when that reaches the threshold, and otherwise
-    keeps its verdict and reason (the rest of the evidence is against it too: the whole grid may
+    check has overruled since: a sound CTF fit keeps a micrograph the network called bad CTF).
+    Each micrograph the network called bad for a session-wide reason is judged again without
+    those reasons: P(good) over P(good) plus the remaining reasons' probabilities; it is good
+    when that reaches the threshold, and otherwise keeps its verdict and reason (the rest of the evidence is against it too: the whole grid may
     be bad for that reason). P(good) and the reason scores stay as the network gave them, and
     micrographs made bad by a measurement (an astigmatism, opaque contamination, a carbon edge,
     crystalline ice) keep their verdicts. The warning names the reason and the counts, for the
