@@ -328,16 +328,21 @@ DIAMETER_METHODS = {
 """How each `screen.stages.diameter` method (summary ``diameter_method``) is named in the report."""
 
 
-def long_axis_text(summary: dict, unit: str = " Å") -> str:
-    """The long axis `SessionResults.long_axis` put in a summary (``long_axis_A``), in words."""
+def long_axis_text(summary: dict, unit: str = " Å", short: bool = False) -> str:
+    """The long axis `SessionResults.long_axis` put in a summary (``long_axis_A``), in words.
+
+    ``short``: the comparison table's form ("179 (2D classes, 2.7:1)", "133 (diameter)").
+    """
     value = summary.get("long_axis_A")
     if value is None:
         return "—"
     length, aspect = summary.get("classes_length_A"), summary.get("aspect_ratio")
     if length is not None and float(length) >= float(value) - 0.5:
-        how = "good 2D classes" + (f", about {float(aspect):.1f}:1" if aspect else "")
+        how = "2D classes" if short else "good 2D classes"
+        if aspect:
+            how += f", {float(aspect):.1f}:1" if short else f", about {float(aspect):.1f}:1"
     else:
-        how = "the diameter; good 2D classes are shorter"
+        how = "diameter" if short else "the diameter; good 2D classes are shorter"
     return f"{float(value):,.0f}{unit} ({how})"
 
 
@@ -403,7 +408,7 @@ NUMBER_ROWS: tuple[tuple[str, str, object], ...] = (
     ("Good micrographs", "n_good_micrographs", _fmt_int),
     ("Good-micrograph fraction", "good_micrograph_fraction", _fmt_fraction),
     ("Particle diameter (Å)", "", lambda s: diameter_text(s, unit="")),
-    ("Particle long axis (Å)", "", lambda s: long_axis_text(s, unit="")),
+    ("Particle long axis (Å)", "", lambda s: long_axis_text(s, unit="", short=True)),
     ("Picked particles", "picked_particles", _fmt_int),
     ("Particles per micrograph", "particles_per_micrograph", lambda v: _fmt_float(v, 1)),
     ("Good particles", "good_particles", _fmt_int),

@@ -378,3 +378,15 @@ def test_long_axis_of_a_rod_comes_from_its_side_views_not_its_diameter():
     assert V.particle_long_axis_A(disc, [70, 50], [200, 200], 0.0, 160.0) is None
     with pytest.raises(ValueError, match="2 averages but 1"):
         V.particle_long_axis_A(disc, [70], [200, 200], 4.0, 160.0)
+
+
+def test_long_axis_in_words():
+    from screen.report.context import long_axis_text
+
+    rod = {"long_axis_A": 179.2, "classes_length_A": 179.2, "aspect_ratio": 2.68}
+    assert long_axis_text(rod) == "179 Å (good 2D classes, about 2.7:1)"
+    assert long_axis_text(rod, unit="", short=True) == "179 (2D classes, 2.7:1)"
+    globular = {"long_axis_A": 212.0, "classes_length_A": 151.0, "aspect_ratio": 1.2}
+    assert long_axis_text(globular) == "212 Å (the diameter; good 2D classes are shorter)"
+    assert long_axis_text(globular, unit="", short=True) == "212 (diameter)"
+    assert long_axis_text({}) == "—"
