@@ -370,10 +370,10 @@ def test_long_axis_of_a_rod_comes_from_its_side_views_not_its_diameter():
     round_ = V.particle_long_axis_A(disc, [70, 50], [200, 270], 4.0, 180.0)
     assert round_.long_axis_A == 180.0 and round_.classes_length_A < 180.0
     assert 0.9 <= round_.aspect_ratio <= 1.15
-    # Averages of masks over 1.5 diameters hold neighbours: not measured.
+    # Averages of masks over 2 diameters hold neighbours: not measured.
     wide = V.particle_long_axis_A(side[:1] + junk, [60, 200], [195, 300], 4.0, 130.0)
     assert wide.n_averages == 1 and wide.long_axis_A < 215
-    assert V.particle_long_axis_A(disc, [70, 50], [300, 400], 4.0, 180.0) is None
+    assert V.particle_long_axis_A(disc, [70, 50], [400, 500], 4.0, 180.0) is None
     assert V.particle_long_axis_A([], [], [], 4.0, 160.0) is None
     assert V.particle_long_axis_A(disc, [70, 50], [200, 200], 0.0, 160.0) is None
     with pytest.raises(ValueError, match="2 averages but 1"):
