@@ -730,15 +730,18 @@ def particle_long_axis_A(
     if not kept:
         return None
     widths, lengths, weights = (np.array(v) for v in zip(*kept, strict=True))
-    order = np.argsort(lengths, kind="stable")
-    share = np.cumsum(weights[order]) / weights.sum()
-    length_A = float(lengths[order][np.searchsorted(share, LONG_AXIS_QUANTILE - 1e-9)])
-    by_width = np.argsort(widths, kind="stable")
-    width_share = np.cumsum(weights[by_width]) / weights.sum()
-    width_A = float(widths[by_width][np.searchsorted(width_share, 0.5 - 1e-9)])
+    length_A = _weighted_quantile(lengths, weights, LONG_AXIS_QUANTILE)
+    width_A = _weighted_quantile(widths, weights, 0.5)
     long_axis_A = max(length_A, float(diameter_A or 0.0))
     aspect = length_A / width_A if width_A > 0 else float("nan")
     return LongAxis(long_axis_A, length_A, aspect, len(kept))
+
+
+def _weighted_quantile(values: np.ndarray, weights: np.ndarray, share: float) -> float:
+    """The smallest value whose own and smaller values hold ``share`` of the weight."""
+    order = np.argsort(values, kind="stable")
+    cumulative = np.cumsum(weights[order]) / weights.sum()
+    return float(values[order][np.searchsorted(cumulative, share - 1e-9)])
 
 
 def object_diameter_A(average: np.ndarray, pixel_size_A: float) -> float:
