@@ -173,7 +173,10 @@ def main(argv: list[str] | None = None) -> int:
         "--per-session",
         action="store_true",
         help="one chain of generators (and its parameters) per session, as a real session is "
-        "processed, instead of one per micrograph (sets in <out>/<generator>_per_session)",
+        "processed, instead of one per micrograph (sets in <out>/<generator>_per_session); "
+        "without it each micrograph also draws its own dose from the whole range (10-80 e/Å²: grey "
+        "levels up to 7x apart in one session), which no real session does (bench/README.md, "
+        "session 26)",
     )
     parser.add_argument(
         "--alone",
