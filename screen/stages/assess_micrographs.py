@@ -872,8 +872,9 @@ look the same). Measured 2026-12-06 (session 26): sessions of one dose spread 0.
 per-session held-out sets, the independent simulator); `screen simulate`'s own sessions, whose
 doses vary 40-55 e/Å² per micrograph, about 0.14 with their thick ice; the held-out sets made with
 one dose per micrograph (`bench/micassess_generators.py --alone` without ``--per-session``: each
-draws its own from 10-80 e/Å², grey levels up to 7x apart in a session) 0.22-0.80, where the check had called 20 of 80 good micrographs thick
-ice, every one kept by the network (P(good) 0.38-1.00)."""
+draws its own from 10-80 e/Å², grey levels up to 7x apart in a session) 0.22-0.80, where the
+check had called 20 of 80 good micrographs thick ice, every one kept by the network (P(good)
+0.38-1.00)."""
 
 TRANSMISSION_OUTLIER_FLOOR = 0.9
 """... at least 10 % darker: ice about 340 Å thicker with an energy filter (mean free path 3,200 Å),
