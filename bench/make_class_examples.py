@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from screen.config import RunConfig
 from screen.io.images import read_image
 from screen.models.class_assess import preprocess_average
 from screen.models.class_examples import (
@@ -42,11 +43,18 @@ from screen.models.class_examples import (
 from screen.simulate.session import session_models, simulate_screen
 from screen.simulate.spec import ScreenSpec
 from screen.simulate.structures import projected_extent_A
+from screen.stages.diameter import estimate_diameter
 from screen.stages.records import CLASS_LABELS, CtfFit, Optics
 
 
-def session_classes(seed: int, symmetries: tuple[str, ...] = SESSION_SYMMETRIES) -> list[tuple]:
-    """Every class of one random session: (class, seed, true diameter, visible extent)."""
+def session_classes(
+    seed: int, symmetries: tuple[str, ...] = SESSION_SYMMETRIES, estimated: bool = False
+) -> list[tuple]:
+    """Every class of one random session: (class, seed, true diameter, visible extent, picked at).
+
+    ``estimated``: pick and mask at the pipeline's own diameter estimate, at ``screen run``'s
+    mask factors (``RunConfig``), instead of the true diameter times a drawn error.
+    """
     rng = np.random.default_rng(seed + 777)
     session = random_session_spec(seed, int(rng.integers(6, 16)), symmetries)
     pixel_size_A = float(rng.uniform(2.0, 3.0))
@@ -71,8 +79,22 @@ def session_classes(seed: int, symmetries: tuple[str, ...] = SESSION_SYMMETRIES)
     )
     diameter_A = session.species[largest].structure.diameter_A
     visible_A = projected_extent_A(session_models(session)[largest])
-    found = pipeline_classes(images, ctfs, truth, Optics(pixel_size_A), diameter_A, rng)
-    return [(c, float(seed), diameter_A, visible_A) for c in found]
+    optics = Optics(pixel_size_A)
+    if estimated:
+        config = RunConfig()
+        picked_at_A = estimate_diameter(
+            images[: config.diameter_micrographs],
+            pixel_size_A,
+            config.diameter,
+            ctfs=ctfs[: config.diameter_micrographs],
+            optics=optics,
+        ).diameter_A
+        params = ExampleParams(mask_factors=config.mask_factors)
+        found = pipeline_classes(images, ctfs, truth, optics, diameter_A, rng, params, picked_at_A)
+    else:
+        found = pipeline_classes(images, ctfs, truth, optics, diameter_A, rng)
+        picked_at_A = found[0].mask_diameter_A / ExampleParams().mask_factors[0] if found else 0.0
+    return [(c, float(seed), diameter_A, visible_A, picked_at_A) for c in found]
 
 
 def label_rows(classes: dict, label_by: str, size_px: int) -> dict:
@@ -133,6 +155,14 @@ def main(argv=None) -> int:
         help="hollow cage particles (T, O, I symmetry: ring-shaped averages, like apoferritin) "
         "instead of the Cn/Dn ones",
     )
+    parser.add_argument(
+        "--diameter",
+        choices=("drawn", "estimated"),
+        default="drawn",
+        help="pick and mask at the true diameter times a drawn 0.8-1.25 (default, the training "
+        "sets') or at the pipeline's own estimate with screen run's mask factors (what screen "
+        "run's class assessment sees)",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
@@ -144,7 +174,9 @@ def main(argv=None) -> int:
         found = []
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             symmetries = CAGE_SYMMETRIES if args.cages else SESSION_SYMMETRIES
-            make = partial(session_classes, symmetries=symmetries)
+            make = partial(
+                session_classes, symmetries=symmetries, estimated=args.diameter == "estimated"
+            )
             for done, rows in enumerate(pool.map(make, tasks), 1):
                 found.extend(rows)
                 print(f"{done}/{len(tasks)} sessions, {len(found)} classes", flush=True)
@@ -157,6 +189,7 @@ def main(argv=None) -> int:
             "session_seed": np.array([r[1] for r in found]),
             "true_diameter_A": np.array([r[2] for r in found]),
             "visible_diameter_A": np.array([r[3] for r in found]),
+            "picked_at_A": np.array([r[4] for r in found]),
         }
         all_path = args.out.with_name(args.out.stem + "_all.npz")
         np.savez_compressed(all_path, **classes)

@@ -931,7 +931,12 @@ def _classify_all(session: _Session, stack: ParticleStack | None, diameter_A, go
     for done, factor in enumerate(factors, 1):
         mask_A = float(round(factor * diameter_A))
         classes = _classify(session, sub, stack_id, mask_A)
-        verdicts = _assess(session, classes, stack_id, mask_A)
+        verdicts = assess_classes.cut_by_mask(
+            _assess(session, classes, stack_id, mask_A),
+            mask_A,
+            float(diameter_A),
+            session.config.class_assess.min_mask_diameters,
+        )
         labels = np.asarray(verdicts.labels, dtype=object)
         particles_by_label = {
             label: int(np.asarray(classes.counts)[labels == label].sum()) for label in CLASS_LABELS
@@ -945,6 +950,9 @@ def _classify_all(session: _Session, stack: ParticleStack | None, diameter_A, go
                 "good_particles": particles_by_label["good"],
                 "labels": {label: int(np.sum(labels == label)) for label in CLASS_LABELS},
                 "label_particles": particles_by_label,
+                "cut_by_mask": 0
+                if verdicts.cut_by_mask is None
+                else int(np.sum(verdicts.cut_by_mask)),
                 "_classes": classes,
                 "_verdicts": verdicts,
                 "_chosen": chosen,
@@ -1037,6 +1045,11 @@ def _write_classes(layout: SessionLayout, classes: ClassAverages, verdicts: Clas
             "p_edge": scores[:, 2],
             "p_noise": scores[:, 3],
             "moved_by_saliency": np.asarray(verdicts.moved_by_saliency, dtype=bool),
+            "cut_by_mask": (
+                np.zeros(len(verdicts.labels), bool)
+                if verdicts.cut_by_mask is None
+                else np.asarray(verdicts.cut_by_mask, dtype=bool)
+            ),
         }
     )
     with atomic_path(folder / "classes.csv") as tmp:

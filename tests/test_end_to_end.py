@@ -130,6 +130,13 @@ def test_diameter_search_and_2d_pixel_size(screen_run):
         assert 3.0 <= summary["pixel_size_2d_A"] <= 4.5
         search = summary["diameter_search"]
         assert len(search) == 5
+        # a mask under the particle (0.5 of the diameter picked at) has no good class: cut
+        diameter_A = summary["diameter_A"]
+        for entry in search:
+            if entry["mask_diameter_A"] < 0.6 * diameter_A:
+                assert entry["good_particles"] == 0 and entry["labels"]["good"] == 0
+            else:
+                assert entry["cut_by_mask"] == 0
         most = max(e["good_particles"] for e in search)
         if most == 0:  # no good class at any mask diameter: no best one (issue 11)
             assert summary["best_mask_diameter_A"] is None and summary["good_particles"] == 0

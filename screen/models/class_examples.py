@@ -215,6 +215,7 @@ def pipeline_classes(
     true_diameter_A: float,
     rng: np.random.Generator,
     params: ExampleParams = ExampleParams(),
+    picking_diameter_A: float | None = None,
 ) -> list[PipelineClass]:
     """Every class average of one simulated session, made as ``screen run`` makes them.
 
@@ -234,8 +235,14 @@ def pipeline_classes(
         Draws the diameter error and the classification seed.
     params
         Masks, matching radius.
+    picking_diameter_A
+        The diameter to pick at and to scale the masks by (e.g. the pipeline's own estimate);
+        default: the true one times a factor drawn from ``params.diameter_error``.
     """
-    diameter_A = true_diameter_A * float(rng.uniform(*params.diameter_error))
+    if picking_diameter_A is None:
+        diameter_A = true_diameter_A * float(rng.uniform(*params.diameter_error))
+    else:
+        diameter_A = float(picking_diameter_A)
     stacks = []
     for m, (image, ctf) in enumerate(zip(micrographs, ctfs, strict=True)):
         picks = pick_particles(image, optics.pixel_size_A, diameter_A, PickParams())

@@ -515,6 +515,7 @@ def context_from_sessions(sessions: list[SessionResults], provenance: dict | Non
                         "n_good_classes": int(r.get("n_good_classes") or 0),
                         "good_particles": _fmt_int(r.get("good_particles")),
                         "labels": ", ".join(f"{k} {v}" for k, v in (r.get("labels") or {}).items()),
+                        "cut_by_mask": int(r.get("cut_by_mask") or 0),
                         "best": summary.get("best_mask_diameter_A") is not None
                         and abs(
                             float(r["mask_diameter_A"]) - float(summary["best_mask_diameter_A"])

@@ -149,3 +149,5 @@ class ClassVerdicts:
     labels: tuple[str, ...]  # one of CLASS_LABELS per class
     scores: np.ndarray  # (k, 4) probabilities in CLASS_LABELS order
     moved_by_saliency: np.ndarray  # (k,) bool: "good" moved to "clip" by the saliency check
+    # (k,) bool: "good" moved to "clip" because the mask is under the particle (`cut_by_mask`)
+    cut_by_mask: np.ndarray | None = None

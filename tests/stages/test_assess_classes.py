@@ -3,6 +3,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from screen.config import RunConfig
 from screen.errors import ScreenError
 from screen.models.class_assess import random_structure, synthetic_class_average
 from screen.stages.assess_classes import (
@@ -10,6 +11,7 @@ from screen.stages.assess_classes import (
     ClassAssessParams,
     MaskClasses,
     assess_classes,
+    cut_by_mask,
     load_class_model,
     session_class_check,
 )
@@ -106,3 +108,27 @@ def test_session_class_check_is_quiet_with_good_classes_or_few_particles():
     small = _mask_classes(129.0, [40, 20, 10], ["noise"] * 3)
     assert session_class_check([small], "class_assess_v3") is None
     assert session_class_check([], "class_assess_v3") is None
+
+
+def _verdicts(labels: list[str]) -> ClassVerdicts:
+    scores = np.eye(len(CLASS_LABELS))[[CLASS_LABELS.index(label) for label in labels]]
+    return ClassVerdicts(tuple(labels), scores, np.zeros(len(labels), bool))
+
+
+def test_cut_by_mask_makes_good_classes_clip_only_under_the_particle():
+    verdicts = _verdicts(["good", "noise", "good", "clip"])
+    # 0.5 of a 150-A particle: the mask cuts it; good classes become clip, the rest stay
+    cut = cut_by_mask(verdicts, 75.0, 150.0, 0.6)
+    assert cut.labels == ("clip", "noise", "clip", "clip")
+    assert cut.cut_by_mask.tolist() == [True, False, True, False]
+    np.testing.assert_array_equal(cut.scores, verdicts.scores)  # the network's scores are kept
+    # 0.75 of it is left to the network, as is any mask when the diameter is unknown or rule off
+    assert cut_by_mask(verdicts, 112.5, 150.0, 0.6).labels == verdicts.labels
+    assert cut_by_mask(verdicts, 75.0, 0.0, 0.6).labels == verdicts.labels
+    assert cut_by_mask(verdicts, 75.0, 150.0, 0.0).labels == verdicts.labels
+
+
+def test_screen_runs_sweep_leaves_every_mask_but_the_smallest_to_the_network():
+    rule = ClassAssessParams().min_mask_diameters
+    factors = RunConfig().mask_factors
+    assert [f < rule for f in factors] == [f == min(factors) for f in factors]
