@@ -824,6 +824,15 @@ def evaluate_diameter_command(
     micrographs: Annotated[
         int, typer.Option(min=1, help="Micrographs per session (as `screen run`: 10).")
     ] = 10,
+    long_axis: Annotated[
+        bool,
+        typer.Option(
+            "--long-axis",
+            help="Also measure the particle's long axis as `screen run`'s report does: pick at "
+            "the estimate, 2D-classify over the mask sweep, keep the good classes, measure "
+            "their objects (slower: minutes per group).",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
     """The particle-diameter estimate against known diameters (±15 % is issue 12's bar)."""
@@ -835,15 +844,22 @@ def evaluate_diameter_command(
 
     def report(result) -> None:
         if not quiet:
-            typer.echo(f"{result.group.name}: {result.diameter_A:.0f} Å", err=True)
+            more = (
+                f", long axis {result.long_axis.long_axis_A:.0f} Å"
+                if result.long_axis is not None
+                else ""
+            )
+            typer.echo(f"{result.group.name}: {result.diameter_A:.0f} Å{more}", err=True)
 
     try:
         groups = diameter_evaluation.load_diameter_sets(sources)
         params = dataclasses.replace(DiameterParams(), max_micrographs=micrographs)
-        results = diameter_evaluation.evaluate_diameters(groups, params, CtfSearch(), report)
+        results = diameter_evaluation.evaluate_diameters(
+            groups, params, CtfSearch(), report, long_axis=long_axis
+        )
     except ScreenError as error:
         raise _fail(error) from None
-    typer.echo(diameter_evaluation.format_diameter_evaluation(results))
+    typer.echo(diameter_evaluation.format_diameter_evaluation(results, long_axis=long_axis))
 
 
 @evaluate_app.command("classes")

@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from screen.errors import ScreenError
-from screen.stages.records import Optics
+from screen.report.verdicts import LongAxis
+from screen.stages.records import CtfFit, Optics
 
 REAL_EXAMPLES = "real-examples"
 """The argument that names the real examples (`screen.io.real_examples`)."""
@@ -67,6 +68,8 @@ class DiameterResult:
     method: str
     seconds: float
     error: str = ""
+    long_axis: LongAxis | None = None  # with ``long_axis=True``: from the good 2D classes
+    long_axis_error: str = ""
 
     @property
     def ratio(self) -> float:
@@ -77,6 +80,13 @@ class DiameterResult:
     def within(self) -> bool:
         """Within ±`TOLERANCE` of the truth."""
         return bool(np.isfinite(self.ratio) and abs(self.ratio - 1.0) <= TOLERANCE)
+
+    @property
+    def long_axis_within(self) -> bool:
+        """The long axis (when measured) within ±`TOLERANCE` of the truth."""
+        if self.long_axis is None:
+            return False
+        return abs(self.long_axis.long_axis_A / self.group.truth_A - 1.0) <= TOLERANCE
 
 
 def load_diameter_sets(sources: list[str | Path]) -> list[DiameterGroup]:
@@ -195,7 +205,12 @@ def _csv_groups(path: Path) -> list[DiameterGroup]:
 
 
 def evaluate_diameters(
-    groups: list[DiameterGroup], params, ctf_search, progress=None
+    groups: list[DiameterGroup],
+    params,
+    ctf_search,
+    progress=None,
+    long_axis: bool = False,
+    class_model=None,
 ) -> list[DiameterResult]:
     """Fit the CTFs and estimate the diameter of every group, as ``screen run`` does.
 
@@ -210,15 +225,27 @@ def evaluate_diameters(
         `screen.stages.ctf.CtfSearch` for the CTF fits.
     progress
         Called with each result as it is made (e.g. to print a line to stderr).
+    long_axis
+        Also measure the particle's long axis as `screen run`'s report does
+        (`long_axis_from_micrographs`: 2D classification of the picks over the mask sweep, class
+        assessment, `particle_long_axis_A`) on the same micrographs.
+    class_model
+        The loaded class model for ``long_axis`` (default: `screen run`'s).
 
     A group whose micrographs cannot be read or whose estimate fails gets a result with its
-    ``error`` and a NaN diameter; the others go on.
+    ``error`` and a NaN diameter; the others go on. A long axis that fails is reported in
+    ``long_axis_error`` beside its diameter.
     """
+    import dataclasses
     import time
 
     from screen.stages.ctf import estimate_ctf
     from screen.stages.diameter import estimate_diameter
 
+    if long_axis and class_model is None:
+        from screen.stages.assess_classes import ClassAssessParams, load_class_model
+
+        class_model = load_class_model(ClassAssessParams())
     results = []
     for group in groups:
         start = time.perf_counter()
@@ -237,6 +264,22 @@ def evaluate_diameters(
                 estimate.method + (" (outline centres)" if estimate.outline_centred else ""),
                 time.perf_counter() - start,
             )
+            if long_axis:
+                try:
+                    found = long_axis_from_micrographs(
+                        images,
+                        fits,
+                        group.optics,
+                        estimate.diameter_A,
+                        class_model,
+                        outline_centred=estimate.outline_centred,
+                    )
+                    result = dataclasses.replace(result, long_axis=found)
+                except (ValueError, ScreenError) as error:
+                    result = dataclasses.replace(
+                        result, long_axis_error=f"{type(error).__name__}: {error}"
+                    )
+                result = dataclasses.replace(result, seconds=time.perf_counter() - start)
         except (OSError, ValueError, ScreenError) as error:
             result = DiameterResult(
                 group,
@@ -253,12 +296,82 @@ def evaluate_diameters(
     return results
 
 
-def format_diameter_evaluation(results: list[DiameterResult]) -> str:
-    """A Markdown table, one row per group, and how many are within ±15 %."""
-    lines = [
-        "| group | micrographs | estimate Å | method | truth Å | ratio | within ±15 % | seconds |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+def long_axis_from_micrographs(
+    images: list[np.ndarray],
+    fits: list[CtfFit],
+    optics: Optics,
+    diameter_A: float,
+    class_model,
+    config=None,
+    outline_centred: bool = False,
+) -> LongAxis | None:
+    """The particle's long axis as `screen run`'s report gives it, from these micrographs.
+
+    Picks at ``diameter_A`` (with `screen run`'s outline-centring where the diameter stage used
+    it), extracts, classifies at every mask of ``config.mask_factors`` (a `screen.config.RunConfig`,
+    default `screen run`'s), judges the classes (`assess_classes`, `cut_by_mask`) and measures
+    the good averages (`particle_long_axis_A`). None without a good class.
+    """
+    import dataclasses
+
+    from screen.config import RunConfig
+    from screen.report.verdicts import particle_long_axis_A
+    from screen.stages.assess_classes import assess_classes, cut_by_mask
+    from screen.stages.classify2d import classify_2d
+    from screen.stages.extraction import binned_stack, picked_stack
+
+    config = RunConfig() if config is None else config
+    pick_params = config.picking
+    if outline_centred:
+        from screen.pipeline import OUTLINE_PICK_REACH
+
+        pick_params = dataclasses.replace(pick_params, symmetry_reach=OUTLINE_PICK_REACH)
+    stack = picked_stack(images, fits, optics, diameter_A, pick_params, config.extraction)
+    if stack is None:
+        return None
+    if len(stack.images) > config.max_particles_2d:
+        rng = np.random.default_rng(config.seed)
+        chosen = np.sort(rng.choice(len(stack.images), config.max_particles_2d, replace=False))
+        stack = dataclasses.replace(
+            stack,
+            images=stack.images[chosen],
+            micrograph_index=stack.micrograph_index[chosen],
+            x_px=stack.x_px[chosen],
+            y_px=stack.y_px[chosen],
+        )
+    stack = binned_stack(stack, config.max_box_2d_px)
+    averages, counts, masks_A = [], [], []
+    for factor in config.mask_factors:
+        mask_A = float(round(factor * diameter_A))
+        classes = classify_2d(stack, mask_A, config.classify)
+        verdicts = cut_by_mask(
+            assess_classes(
+                classes.averages, mask_A, classes.pixel_size_A, config.class_assess, class_model
+            ),
+            mask_A,
+            diameter_A,
+            config.class_assess.min_mask_diameters,
+        )
+        for k, label in enumerate(verdicts.labels):
+            if label == "good" and classes.counts[k] > 0:
+                averages.append(classes.averages[k])
+                counts.append(int(classes.counts[k]))
+                masks_A.append(mask_A)
+    return particle_long_axis_A(averages, counts, masks_A, stack.pixel_size_A, diameter_A)
+
+
+def format_diameter_evaluation(results: list[DiameterResult], long_axis: bool = False) -> str:
+    """A Markdown table, one row per group, and how many are within ±15 %.
+
+    ``long_axis``: two more columns, the long axis (`long_axis_from_micrographs`) and its ratio
+    to the truth, and how many of those are within ±15 %.
+    """
+    head = "| group | micrographs | estimate Å | method | truth Å | ratio | within ±15 % |"
+    rule = "| --- | --- | --- | --- | --- | --- | --- |"
+    if long_axis:
+        head += " long axis Å | long axis / truth |"
+        rule += " --- | --- |"
+    lines = [head + " seconds |", rule + " --- |"]
     for r in results:
         if r.error:
             estimate, ratio, within = f"failed: {r.error}", "—", "no"
@@ -266,11 +379,36 @@ def format_diameter_evaluation(results: list[DiameterResult]) -> str:
             spread = f" ± {r.uncertainty_A:.0f}" if np.isfinite(r.uncertainty_A) else ""
             estimate = f"{r.diameter_A:.0f}{spread}"
             ratio, within = f"{r.ratio:.2f}", "yes" if r.within else "no"
-        lines.append(
+        line = (
             f"| {r.group.name} | {r.n_micrographs} | {estimate} | {r.method or '—'} | "
-            f"{r.group.truth_A:.0f} | {ratio} | {within} | {r.seconds:.0f} |"
+            f"{r.group.truth_A:.0f} | {ratio} | {within} |"
         )
+        if long_axis:
+            line += f" {_long_axis_cell(r)} |"
+        lines.append(f"{line} {r.seconds:.0f} |")
     passed = sum(r.within for r in results)
     lines.append("")
     lines.append(f"{passed} of {len(results)} within ±{TOLERANCE:.0%} of the truth")
+    if long_axis:
+        missing = sum(r.long_axis is None for r in results)
+        near = sum(r.long_axis_within for r in results)
+        lines.append(
+            f"long axis: {near} of {len(results)} within ±{TOLERANCE:.0%} of the truth"
+            + (f" ({missing} without one: no good class or no estimate)" if missing else "")
+        )
     return "\n".join(lines)
+
+
+def _long_axis_cell(result: DiameterResult) -> str:
+    """The long axis and its ratio to the truth as two table cells' text."""
+    if result.long_axis_error:
+        return f"failed: {result.long_axis_error} | —"
+    if result.long_axis is None:
+        return "— (no good class) | —"
+    found = result.long_axis
+    how = (
+        f"2D classes, {found.aspect_ratio:.1f}:1"
+        if found.classes_length_A >= found.long_axis_A - 0.5 and np.isfinite(found.aspect_ratio)
+        else "diameter"
+    )
+    return f"{found.long_axis_A:.0f} ({how}) | {found.long_axis_A / result.group.truth_A:.2f}"

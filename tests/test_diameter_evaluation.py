@@ -16,12 +16,16 @@ from screen.diameter_evaluation import (
     DiameterResult,
     format_diameter_evaluation,
     load_diameter_sets,
+    long_axis_from_micrographs,
 )
 from screen.io.mrc import write_mrc
 from screen.io.real_examples import REAL_EXAMPLES_DIR, real_examples
+from screen.report.verdicts import LongAxis
 from screen.simulate.presets import prex1_small
 from screen.simulate.scenario import with_micrographs_per_session
 from screen.simulate.session import simulate_screen
+from screen.stages.assess_classes import ClassAssessParams, load_class_model
+from screen.stages.ctf import CtfSearch, estimate_ctf
 from screen.stages.records import Optics
 
 LONG_AXIS_A, PIXEL_A = 120.0, 4.0
@@ -93,6 +97,46 @@ def test_the_table_says_no_beyond_15_percent_and_shows_failures():
     assert "| g | 3 | 116 ± 4 | gap | 100 | 1.16 | no |" in text
     assert "| g | 3 | failed: ValueError: no picks | — | 100 | — | no |" in text
     assert text.endswith("1 of 3 within ±15% of the truth")
+
+
+def test_the_long_axis_comes_from_the_good_2d_classes_of_elongated_particles():
+    """Ellipses 120 x 72 Å picked at a round particle's 100 Å: their good class averages show
+    the whole ellipse, so the long axis is theirs, not the diameter's."""
+    images = [_dense_ellipses(seed) for seed in range(2)]
+    optics = Optics(PIXEL_A)
+    fits = [estimate_ctf(image, optics, CtfSearch()) for image in images]
+    found = long_axis_from_micrographs(
+        images, fits, optics, 100.0, load_class_model(ClassAssessParams())
+    )
+    assert found is not None and found.n_averages >= 2
+    assert found.long_axis_A == found.classes_length_A  # longer than the 100 Å it picked at
+    assert found.long_axis_A == pytest.approx(LONG_AXIS_A, rel=0.15)
+    assert 1.3 < found.aspect_ratio < 2.0  # the ellipses' 1.67
+
+
+def test_the_table_gives_the_long_axis_when_asked():
+    group = DiameterGroup("g", (), Optics(2.0), 200.0)
+    results = [
+        DiameterResult(
+            group, 3, 140.0, 5.0, "spread_edge", 1.0, long_axis=LongAxis(190, 190, 2.8, 4)
+        ),
+        DiameterResult(
+            group, 3, 150.0, 5.0, "spread_edge", 1.0, long_axis=LongAxis(150, 120, 1.1, 2)
+        ),
+        DiameterResult(group, 3, 120.0, 5.0, "spread_edge", 1.0),
+        DiameterResult(group, 3, 190.0, 5.0, "gap", 1.0, long_axis_error="ValueError: x"),
+    ]
+    text = format_diameter_evaluation(results, long_axis=True)
+    assert text.splitlines()[0].endswith("| long axis Å | long axis / truth | seconds |")
+    assert "| 0.70 | no | 190 (2D classes, 2.8:1) | 0.95 | 1 |" in text
+    assert "| 0.75 | no | 150 (diameter) | 0.75 | 1 |" in text
+    assert "| 0.60 | no | — (no good class) | — | 1 |" in text
+    assert "| 0.95 | yes | failed: ValueError: x | — | 1 |" in text
+    assert text.endswith(
+        "1 of 4 within ±15% of the truth\n"
+        "long axis: 1 of 4 within ±15% of the truth (2 without one: no good class or no estimate)"
+    )
+    assert "long axis" not in format_diameter_evaluation(results)
 
 
 @pytest.mark.parametrize(

@@ -40,9 +40,9 @@ import numpy as np
 from screen.models.class_assess import SyntheticAverage
 from screen.simulate.structures import CUBIC_ORDERS
 from screen.stages.classify2d import Classify2DParams, classify_2d
-from screen.stages.extraction import ExtractParams, binned_stack, extract_particles
-from screen.stages.picking import PickParams, pick_particles
-from screen.stages.records import ClassAverages, CtfFit, Optics, ParticleStack
+from screen.stages.extraction import ExtractParams, binned_stack, picked_stack
+from screen.stages.picking import PickParams
+from screen.stages.records import ClassAverages, CtfFit, Optics
 
 
 @dataclass(frozen=True)
@@ -243,31 +243,10 @@ def pipeline_classes(
         diameter_A = true_diameter_A * float(rng.uniform(*params.diameter_error))
     else:
         diameter_A = float(picking_diameter_A)
-    stacks = []
-    for m, (image, ctf) in enumerate(zip(micrographs, ctfs, strict=True)):
-        picks = pick_particles(image, optics.pixel_size_A, diameter_A, PickParams())
-        if len(picks) == 0:
-            continue
-        stack = extract_particles(
-            image, picks, optics.pixel_size_A, diameter_A, ctf, optics, ExtractParams()
-        )
-        stacks.append(
-            ParticleStack(
-                stack.images, stack.pixel_size_A, np.full(len(picks), m), stack.x_px, stack.y_px
-            )
-        )
-    if not stacks:
+    stack = picked_stack(micrographs, ctfs, optics, diameter_A, PickParams(), ExtractParams())
+    if stack is None:
         return []
-    stack = binned_stack(
-        ParticleStack(
-            np.concatenate([s.images for s in stacks]),
-            stacks[0].pixel_size_A,
-            np.concatenate([s.micrograph_index for s in stacks]),
-            np.concatenate([s.x_px for s in stacks]),
-            np.concatenate([s.y_px for s in stacks]),
-        ),
-        params.max_box_px,
-    )
+    stack = binned_stack(stack, params.max_box_px)
     if len(stack.images) < 10:
         return []
     is_true = true_pick_flags(

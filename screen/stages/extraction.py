@@ -177,6 +177,41 @@ def binned_stack(stack: ParticleStack, max_box_px: int) -> ParticleStack:
     return dataclasses.replace(stack, images=images, pixel_size_A=stack.pixel_size_A * box / size)
 
 
+def picked_stack(
+    micrographs: list[np.ndarray],
+    ctfs: list[CtfFit],
+    optics: Optics,
+    diameter_A: float,
+    pick_params,
+    params: ExtractParams,
+) -> ParticleStack | None:
+    """Pick every micrograph at ``diameter_A`` and extract one stack (None without a pick).
+
+    ``pick_params`` are `screen.stages.picking.PickParams`; ``micrograph_index`` of the stack
+    indexes ``micrographs``. `screen run` does the same with caching and per-micrograph errors.
+    """
+    from screen.stages.picking import pick_particles
+
+    parts = []
+    for m, (image, ctf) in enumerate(zip(micrographs, ctfs, strict=True)):
+        picks = pick_particles(image, optics.pixel_size_A, diameter_A, pick_params)
+        if len(picks) == 0:
+            continue
+        stack = extract_particles(
+            image, picks, optics.pixel_size_A, diameter_A, ctf, optics, params
+        )
+        parts.append(dataclasses.replace(stack, micrograph_index=np.full(len(picks), m)))
+    if not parts:
+        return None
+    return ParticleStack(
+        np.concatenate([p.images for p in parts]),
+        parts[0].pixel_size_A,
+        np.concatenate([p.micrograph_index for p in parts]),
+        np.concatenate([p.x_px for p in parts]),
+        np.concatenate([p.y_px for p in parts]),
+    )
+
+
 BACKEND = Backend(
     stage="extraction",
     name="builtin",
