@@ -1,6 +1,6 @@
 """The diameter stage on real examples and on simulated sessions of other structures.
 
-    python bench/diameter_examples.py [--micrographs 10] [--only NAME ...] [--no-ctf]
+    python bench/diameter_examples.py [--micrographs 10] [--only NAME ...] [--no-ctf] [--long-axis]
 
 Runs `estimate_diameter` the way ``screen run`` does (CTF fits of the micrographs, then the
 stage with its default parameters) and prints one table row per case: estimate ± uncertainty,
@@ -15,6 +15,9 @@ sessions (true CTFs as fits): ``prex1_*`` (the preset's first, lubrol and gbg_60
 140-150 Å), ``sim_<D>`` (one structure of D Å, 60-500 Å, four domains, elongation 1.4, at
 pixel sizes and densities of their own) and ``globular_<D>`` (the same sessions with particles
 whose mass fills one ellipsoid, ``StructureSpec.layout="globular"``, as most proteins' does).
+``--long-axis`` adds the particle's long axis as `screen run`'s report gives it (2D of the picks
+over the mask sweep, `screen.diameter_evaluation.long_axis_from_micrographs`) and its ratio to
+the truth.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import time
 
 import numpy as np
 
+from screen.diameter_evaluation import long_axis_from_micrographs
 from screen.io.real_examples import (
     EMPIAR10017_DIAMETER_A,
     MAGELLON_RING_DIAMETER_A,
@@ -108,13 +112,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--micrographs", type=int, default=10, help="Per case (default 10).")
     parser.add_argument("--only", nargs="*", help="Cases to run (default: all).")
     parser.add_argument("--no-ctf", action="store_true", help="Real examples without CTF fits.")
+    parser.add_argument(
+        "--long-axis", action="store_true", help="Also the long axis from the good 2D classes."
+    )
     args = parser.parse_args(argv)
+    class_model = None
+    if args.long_axis:
+        from screen.stages.assess_classes import ClassAssessParams, load_class_model
+
+        class_model = load_class_model(ClassAssessParams())
     cases = ["empiar", "empiar_bin2", "magellon", *PREX1, *SIMULATED, *GLOBULAR]
     print(
         "| case | truth Å | estimate Å | method | ratio | within 15 % | CTF fit | "
-        "projected extent Å (estimate / it) | seconds |"
+        "projected extent Å (estimate / it) |"
+        + (" long axis Å | ratio | within 15 % |" if args.long_axis else "")
+        + " seconds |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- " * (12 if args.long_axis else 9) + "|")
     for name in args.only or cases:
         start = time.perf_counter()
         if name in PREX1:
@@ -134,10 +148,29 @@ def main(argv: list[str] | None = None) -> int:
         )
         spread = f" ± {estimate.uncertainty_A:.0f}" if np.isfinite(estimate.uncertainty_A) else ""
         seen = f"{extent:.0f} ({estimate.diameter_A / extent:.2f})" if np.isfinite(extent) else "—"
+        long_axis = ""
+        if args.long_axis:
+            long_axis = " — | — | — |"
+            if fits is not None:
+                found = long_axis_from_micrographs(
+                    images,
+                    fits,
+                    optics,
+                    estimate.diameter_A,
+                    class_model,
+                    outline_centred=estimate.outline_centred,
+                )
+                if found is not None:
+                    how = "classes" if found.classes_length_A >= found.long_axis_A - 0.5 else "d"
+                    near = abs(found.long_axis_A / truth - 1.0) <= 0.15
+                    long_axis = (
+                        f" {found.long_axis_A:.0f} ({how}) | {found.long_axis_A / truth:.2f} | "
+                        f"{'yes' if near else 'no'} |"
+                    )
         print(
             f"| {name} | {truth:.0f} | {estimate.diameter_A:.0f}{spread} | {estimate.method} | "
-            f"{ratio:.2f} | {'yes' if abs(ratio - 1.0) <= 0.15 else 'no'} | {fit} | {seen} | "
-            f"{time.perf_counter() - start:.0f} |",
+            f"{ratio:.2f} | {'yes' if abs(ratio - 1.0) <= 0.15 else 'no'} | {fit} | {seen} |"
+            f"{long_axis} {time.perf_counter() - start:.0f} |",
             flush=True,
         )
     return 0
