@@ -82,6 +82,15 @@ class SessionResults:
                 counts += n
         return averages, counts
 
+    def other_good_by_mask(self) -> list[tuple[float, list[np.ndarray], list[int]]]:
+        """``(mask_A, good averages, their particles)`` at every other mask diameter."""
+        best = self.best_classes()
+        return [
+            (classes.mask_diameter_A, *_good_of(classes))
+            for classes in self.classes.values()
+            if classes is not best
+        ]
+
     def long_axis(self) -> LongAxis | None:
         """The particle's long axis from its good averages (`particle_long_axis_A`)."""
         averages: list[np.ndarray] = []
@@ -278,6 +287,7 @@ def all_verdicts(sessions: list[SessionResults]) -> dict[str, list[str]]:
             good_counts=counts,
             other_good_averages=others,
             other_good_counts=other_counts,
+            other_masks_good=s.other_good_by_mask(),
             reason_counts=_reason_counts(s.micrographs),
         )
     first = {

@@ -787,6 +787,8 @@ def two_sizes(
     averages: Sequence[np.ndarray],
     pixel_size_A: float,
     weights: Sequence[float] | None = None,
+    *,
+    other_masks: Sequence[tuple[float, Sequence[np.ndarray], Sequence[float]]] | None = None,
 ) -> str | None:
     """Fires when the good averages show two particles of different sizes.
 
@@ -796,7 +798,38 @@ def two_sizes(
     of one elongated particle together: every projection of a convex particle is at most as wide
     as any other projection of it is long (for an ellipsoid, the axes of its projections interlace
     with its own), so end views (short) and side views (long) of a rod never fire.
+
+    ``other_masks`` (``(mask_A, averages, weights)`` of the same particles' other
+    classifications): when given, the split must appear again at one of them. Two species are
+    two species at any mask that holds them; an average of a hundred noisy particles can show
+    only its densest domain (a 55-Å object of a 150-Å complex, the demo's gbg_6uM at one mask
+    of four), and the flag disqualifies a condition, so one classification is not enough.
     """
+    split = _two_size_split(averages, pixel_size_A, weights)
+    if split is None:
+        return None
+    small, large, share = split
+    where = ""
+    if other_masks is not None:
+        again = [
+            mask_A
+            for mask_A, more, more_weights in other_masks
+            if _two_size_split(more, pixel_size_A, more_weights) is not None
+        ]
+        if not again:
+            return None
+        where = f", again at the {', '.join(f'{m:.0f}' for m in sorted(again))} Å mask"
+    return (
+        f"{TITLE_TWO_SIZES}: heterogeneity (objects about {small:.0f} Å and {large:.0f} Å long; "
+        f"{share:.0%} of good particles in the larger{where}); check for complexes, oligomers or "
+        "dissociation."
+    )
+
+
+def _two_size_split(
+    averages: Sequence[np.ndarray], pixel_size_A: float, weights: Sequence[float] | None
+) -> tuple[float, float, float] | None:
+    """`two_sizes`' split of one classification's good averages (None when it does not fire)."""
     if len(averages) < 2:
         return None
     axes = np.array([object_axes_A(a, pixel_size_A) for a in averages])
@@ -804,7 +837,7 @@ def two_sizes(
     split = size_groups(lengths, weights)
     if split is None or split[1] / split[0] <= HETEROGENEITY_SIZE_RATIO:
         return None
-    small, large, share = split
+    small, large, _ = split
     threshold = 0.5 * (small + large)
     w = np.ones(len(axes)) if weights is None else np.asarray(weights, dtype=float)
     long_ = (lengths > threshold) & (lengths > 0)
@@ -813,11 +846,7 @@ def two_sizes(
     short_length = float(np.average(axes[short, 1], weights=w[short]))
     if long_width < short_length:
         return None
-    return (
-        f"{TITLE_TWO_SIZES}: heterogeneity (objects about {small:.0f} Å and {large:.0f} Å long; "
-        f"{share:.0%} of good particles in the larger); check for complexes, oligomers or "
-        "dissociation."
-    )
+    return split
 
 
 # --------------------------------------------------------------------------- all rules
@@ -832,6 +861,7 @@ def session_verdicts(
     good_counts: Sequence[float] | None = None,
     other_good_averages: Sequence[np.ndarray] = (),
     other_good_counts: Sequence[float] | None = None,
+    other_masks_good: Sequence[tuple[float, Sequence[np.ndarray], Sequence[float]]] | None = None,
     reason_counts: Mapping[str, int] | None = None,
     flags: Mapping[str, Sequence[str]] | None = None,
 ) -> list[str]:
@@ -852,6 +882,9 @@ def session_verdicts(
     other_good_averages, other_good_counts : optional
         Good averages at the other mask diameters and their particles (views are judged on
         them too when the best mask has few good averages, `few_views`).
+    other_masks_good : optional
+        ``(mask_A, good averages, their particles)`` per other mask diameter: when given, two
+        particle sizes must show at one of them too (`two_sizes`).
     reason_counts : Mapping[str, int], optional
         Bad micrographs per reason (for the aggregation rule).
     flags : Mapping[str, Sequence[str]], optional
@@ -875,7 +908,9 @@ def session_verdicts(
             other_averages=other_good_averages,
             other_weights=other_good_counts,
         ),
-        two_sizes(good_averages, pixel_size_A, good_counts) if pixel_size_A else None,
+        two_sizes(good_averages, pixel_size_A, good_counts, other_masks=other_masks_good)
+        if pixel_size_A
+        else None,
         aggregation(summary, reason_counts),
     ]
     verdicts = [v for v in own if v]

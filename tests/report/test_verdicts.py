@@ -163,6 +163,22 @@ def test_two_sizes_fires_for_two_species_only(models):
     assert V.two_sizes(one, PIXEL_A) is None
 
 
+def test_two_sizes_in_a_run_must_show_at_a_second_mask(models):
+    """Given the other masks' good averages, one classification's split is not enough."""
+    rng = np.random.default_rng(1)
+    one = class_averages(models["big"], 8, 6, rng)
+    mixed = class_averages(models["big"], 8, 6, rng) + class_averages(models["small"], 8, 4, rng)
+    weights = [1.0] * len(mixed)
+    assert V.two_sizes(mixed, PIXEL_A, other_masks=[(300.0, one, [1.0] * 6)]) is None
+    assert V.two_sizes(mixed, PIXEL_A, other_masks=[]) is None  # nothing to confirm it with
+    again = V.two_sizes(
+        mixed, PIXEL_A, weights, other_masks=[(300.0, one, [1.0] * 6), (400.0, mixed, weights)]
+    )
+    assert again.startswith(V.TITLE_TWO_SIZES) and "again at the 400 Å mask" in again
+    # and one mask that shows a single size still gets no flag, whatever the others show
+    assert V.two_sizes(one, PIXEL_A, other_masks=[(400.0, mixed, weights)]) is None
+
+
 def test_two_sizes_keeps_end_and_side_views_of_one_rod_together(models):
     """A P-Rex1-like particle (elongation 1.8): its views differ in length, not one species."""
     rod = build_structure(
