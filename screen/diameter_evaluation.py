@@ -318,7 +318,7 @@ def long_axis_from_micrographs(
     from screen.report.verdicts import particle_long_axis_A
     from screen.stages.assess_classes import assess_classes, cut_by_mask
     from screen.stages.classify2d import classify_2d
-    from screen.stages.extraction import binned_stack, picked_stack
+    from screen.stages.extraction import binned_stack, picked_stack, stack_subset
 
     config = RunConfig() if config is None else config
     pick_params = config.picking
@@ -329,16 +329,7 @@ def long_axis_from_micrographs(
     stack = picked_stack(images, fits, optics, diameter_A, pick_params, config.extraction)
     if stack is None:
         return None
-    if len(stack.images) > config.max_particles_2d:
-        rng = np.random.default_rng(config.seed)
-        chosen = np.sort(rng.choice(len(stack.images), config.max_particles_2d, replace=False))
-        stack = dataclasses.replace(
-            stack,
-            images=stack.images[chosen],
-            micrograph_index=stack.micrograph_index[chosen],
-            x_px=stack.x_px[chosen],
-            y_px=stack.y_px[chosen],
-        )
+    stack, _ = stack_subset(stack, config.max_particles_2d, config.seed)
     stack = binned_stack(stack, config.max_box_2d_px)
     averages, counts, masks_A = [], [], []
     for factor in config.mask_factors:
@@ -401,14 +392,21 @@ def format_diameter_evaluation(results: list[DiameterResult], long_axis: bool = 
 
 def _long_axis_cell(result: DiameterResult) -> str:
     """The long axis and its ratio to the truth as two table cells' text."""
+    from screen.report.context import long_axis_text
+
     if result.long_axis_error:
         return f"failed: {result.long_axis_error} | —"
     if result.long_axis is None:
         return "— (no good class) | —"
     found = result.long_axis
-    how = (
-        f"2D classes, {found.aspect_ratio:.1f}:1"
-        if found.classes_length_A >= found.long_axis_A - 0.5 and np.isfinite(found.aspect_ratio)
-        else "diameter"
+    aspect = found.aspect_ratio if np.isfinite(found.aspect_ratio) else None
+    text = long_axis_text(
+        {
+            "long_axis_A": found.long_axis_A,
+            "classes_length_A": found.classes_length_A,
+            "aspect_ratio": aspect,
+        },
+        unit="",
+        short=True,
     )
-    return f"{found.long_axis_A:.0f} ({how}) | {found.long_axis_A / result.group.truth_A:.2f}"
+    return f"{text} | {found.long_axis_A / result.group.truth_A:.2f}"

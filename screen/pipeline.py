@@ -903,28 +903,14 @@ def _write_picks(layout: SessionLayout, name: str, picks: Picks) -> None:
 # --- 2D classification over mask diameters, class assessment, best diameter --------------------
 
 
-def _subset(stack: ParticleStack, limit: int, seed: int) -> np.ndarray:
-    n = len(stack.images)
-    if n <= limit:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
-
-
 def _classify_all(session: _Session, stack: ParticleStack | None, diameter_A, good):
     """Classify at every mask diameter; return the search table and the best entry (or None)."""
     if stack is None or diameter_A is None or len(stack.images) == 0:
         return [], None
-    chosen = _subset(stack, session.config.max_particles_2d, session.config.seed)
-    sub = extraction.binned_stack(
-        ParticleStack(
-            stack.images[chosen],
-            stack.pixel_size_A,
-            stack.micrograph_index[chosen],
-            stack.x_px[chosen],
-            stack.y_px[chosen],
-        ),
-        session.config.max_box_2d_px,
+    sub, chosen = extraction.stack_subset(
+        stack, session.config.max_particles_2d, session.config.seed
     )
+    sub = extraction.binned_stack(sub, session.config.max_box_2d_px)
     stack_id = cache_key(sub.images)
     search = []
     factors = session.config.mask_factors

@@ -177,6 +177,24 @@ def binned_stack(stack: ParticleStack, max_box_px: int) -> ParticleStack:
     return dataclasses.replace(stack, images=images, pixel_size_A=stack.pixel_size_A * box / size)
 
 
+def stack_subset(stack: ParticleStack, limit: int, seed: int) -> tuple[ParticleStack, np.ndarray]:
+    """At most ``limit`` particles of ``stack`` drawn at random (sorted), and their indices."""
+    n = len(stack.images)
+    if n <= limit:
+        return stack, np.arange(n)
+    chosen = np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
+    return (
+        ParticleStack(
+            stack.images[chosen],
+            stack.pixel_size_A,
+            stack.micrograph_index[chosen],
+            stack.x_px[chosen],
+            stack.y_px[chosen],
+        ),
+        chosen,
+    )
+
+
 def picked_stack(
     micrographs: list[np.ndarray],
     ctfs: list[CtfFit],

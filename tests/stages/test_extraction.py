@@ -115,3 +115,27 @@ def test_the_wiener_correction_is_the_flip_at_the_ctf_peaks_and_silent_at_its_ze
     ratio = np.abs(wiener[zeros]) / np.abs(original[zeros])
     assert np.median(ratio) < 0.4
     assert np.median(np.abs(flipped[zeros]) / np.abs(original[zeros])) > 0.95
+
+
+def test_stack_subset_draws_sorted_particles_only_above_the_limit():
+    from screen.stages.extraction import stack_subset
+    from screen.stages.records import ParticleStack
+
+    n = 50
+    stack = ParticleStack(
+        np.arange(n, dtype=np.float32)[:, None, None] * np.ones((1, 4, 4), np.float32),
+        2.0,
+        np.arange(n) % 5,
+        np.arange(n, dtype=float),
+        -np.arange(n, dtype=float),
+    )
+    same, everything = stack_subset(stack, n, seed=0)
+    assert same is stack and everything.tolist() == list(range(n))
+    sub, chosen = stack_subset(stack, 20, seed=0)
+    assert len(chosen) == 20 and np.all(np.diff(chosen) > 0)
+    assert sub.images[:, 0, 0].tolist() == chosen.tolist()  # each particle with its own record
+    assert (
+        sub.x_px.tolist() == chosen.tolist()
+        and sub.micrograph_index.tolist() == (chosen % 5).tolist()
+    )
+    assert stack_subset(stack, 20, seed=0)[1].tolist() == chosen.tolist()  # seeded
