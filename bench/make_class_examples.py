@@ -92,8 +92,11 @@ def session_classes(
         params = ExampleParams(mask_factors=config.mask_factors)
         found = pipeline_classes(images, ctfs, truth, optics, diameter_A, rng, params, picked_at_A)
     else:
-        found = pipeline_classes(images, ctfs, truth, optics, diameter_A, rng)
-        picked_at_A = found[0].mask_diameter_A / ExampleParams().mask_factors[0] if found else 0.0
+        # pipeline_classes' own draw, made here to be stored (the same generator, same order)
+        picked_at_A = diameter_A * float(rng.uniform(*ExampleParams().diameter_error))
+        found = pipeline_classes(
+            images, ctfs, truth, optics, diameter_A, rng, picking_diameter_A=picked_at_A
+        )
     return [(c, float(seed), diameter_A, visible_A, picked_at_A) for c in found]
 
 
