@@ -72,14 +72,11 @@ class SessionResults:
 
     def other_good_averages(self) -> tuple[list[np.ndarray], list[int]]:
         """Good averages (and particles) at every stored mask diameter but the best one."""
-        best = self.best_classes()
         averages: list[np.ndarray] = []
         counts: list[int] = []
-        for classes in self.classes.values():
-            if classes is not best:
-                more, n = _good_of(classes)
-                averages += more
-                counts += n
+        for _, more, n in self.other_good_by_mask():
+            averages += more
+            counts += n
         return averages, counts
 
     def other_good_by_mask(self) -> list[tuple[float, list[np.ndarray], list[int]]]:
