@@ -25,6 +25,10 @@ Each set is then scored as ``screen evaluate micrographs`` scores it (``screen.e
 - ``either``: a micrograph is good when v2 or v5 (each alone, checks on) calls it good; the
   reason of a bad one is v2's (a rule measured here, not `screen run`'s).
 
+Binning stops at ``--max-pixel-size`` (default ``EXPORT_MAX_PIXEL_A``, 14 Å/px: a real micrograph
+binned 8 x); the sets measured before 2026-12-06 evening went up to 42 Å/px (``0``: no limit,
+sets in ``<out>/<set>_uncapped...``).
+
 ``clean`` is v2's own held-out kind (``micassess.HELD_OUT_SET``: no variation generator).
 
 Prints one row per set and configuration: accuracy, good called bad, reason right (bad
@@ -46,7 +50,12 @@ from train_micassess_v3 import HELD_OUT_V3  # bench/ is on sys.path when run as 
 
 from screen.io.mrc import write_mrc
 from screen.models import micassess as ma
-from screen.simulate.domain import HELD_OUT_GENERATORS, TRAINING_DOMAIN, DomainSpec
+from screen.simulate.domain import (
+    EXPORT_MAX_PIXEL_A,
+    HELD_OUT_GENERATORS,
+    TRAINING_DOMAIN,
+    DomainSpec,
+)
 
 CONFIGS = ("product", "v5", "v2", "v3", "either")
 
@@ -66,10 +75,18 @@ def render_session(job: tuple[int, object, object, Path]) -> list[tuple]:
 
 
 def write_set(
-    generator: str, n: int, out: Path, jobs: int, per_session: bool = False, alone: bool = False
+    generator: str,
+    n: int,
+    out: Path,
+    jobs: int,
+    per_session: bool = False,
+    alone: bool = False,
+    max_pixel_size_A: float | None = EXPORT_MAX_PIXEL_A,
 ) -> Path:
     """Simulate one held-out set (once) and return its ``labels.csv``."""
     name = generator + ("_alone" if alone and generator not in ("trained", "clean") else "")
+    if max_pixel_size_A is None and generator != "clean":
+        name += "_uncapped"
     folder = out / (f"{name}_per_session" if per_session else name)
     labels = folder / "labels.csv"
     if labels.exists():
@@ -83,7 +100,9 @@ def write_set(
     else:
         forced = () if generator == "trained" else (generator,)
         allowed = () if alone else TRAINING_DOMAIN.allowed
-        domain = DomainSpec(allowed, TRAINING_DOMAIN.probability, forced, per_session)
+        domain = DomainSpec(
+            allowed, TRAINING_DOMAIN.probability, forced, per_session, max_pixel_size_A
+        )
         # A real session is one chain of processing and one exposure setting.
         spec = replace(HELD_OUT_V3, n_micrographs=n, domain=domain, session_dose=per_session)
     sessions = ma.session_specs(spec)
@@ -185,6 +204,14 @@ def main(argv: list[str] | None = None) -> int:
         "<out>/<generator>_alone): the issue's literal held-out set",
     )
     parser.add_argument(
+        "--max-pixel-size",
+        type=float,
+        default=EXPORT_MAX_PIXEL_A,
+        help="binning stops at this pixel size (Å; default: EXPORT_MAX_PIXEL_A, a real micrograph "
+        "binned 8 x); 0: no limit, the sets measured before 2026-12-06 evening (session 28), in "
+        "<out>/<set>_uncapped",
+    )
+    parser.add_argument(
         "--thick-ice-transmission",
         type=float,
         default=None,
@@ -210,7 +237,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for generator in args.generators:
-        labels = write_set(generator, args.n, args.out, args.jobs, args.per_session, args.alone)
+        labels = write_set(
+            generator,
+            args.n,
+            args.out,
+            args.jobs,
+            args.per_session,
+            args.alone,
+            args.max_pixel_size if args.max_pixel_size > 0 else None,
+        )
         for config in args.configs:
             start = time.perf_counter()
             result = evaluate(

@@ -67,9 +67,18 @@ def hot_pixels(image, pixel_size_A, rng):
     return out, pixel_size_A
 
 
-def bin_sum(image, pixel_size_A, rng):
-    """Binning by summing ``b`` x ``b`` blocks, ``b`` 2-4 (aliasing kept, as on a camera)."""
+def bin_sum(image, pixel_size_A, rng, max_pixel_size_A: float | None = None):
+    """Binning by summing ``b`` x ``b`` blocks, ``b`` 2-4 (aliasing kept, as on a camera).
+
+    ``max_pixel_size_A``: ``b`` is lowered so that the binned pixel stays at most this (no
+    binning when even 2 x would pass it); the draw is the same, so a capped set's other
+    variations match the uncapped one's.
+    """
     b = int(rng.integers(2, 5))
+    if max_pixel_size_A is not None:
+        b = min(b, int(max_pixel_size_A / pixel_size_A))
+        if b < 2:
+            return image, pixel_size_A
     ny, nx = (image.shape[0] // b) * b, (image.shape[1] // b) * b
     if min(ny, nx) // b < 128:
         return image, pixel_size_A
@@ -77,12 +86,27 @@ def bin_sum(image, pixel_size_A, rng):
     return blocks.sum(axis=(1, 3), dtype=np.float32), pixel_size_A * b
 
 
-def bin_fourier(image, pixel_size_A, rng):
-    """Fourier cropping by 1.5-6 x (RELION/cryoSPARC-style 'binning' of a motion-corrected sum)."""
+def bin_fourier(image, pixel_size_A, rng, max_pixel_size_A: float | None = None):
+    """Fourier cropping by 1.5-6 x (RELION/cryoSPARC-style 'binning' of a motion-corrected sum).
+
+    ``max_pixel_size_A``: the factor is lowered so that the new pixel stays at most this (no
+    cropping when that leaves under 1.1 x); the draw is the same as without the cap.
+    """
     from screen.processing.fourier import fourier_crop
 
     factor = rng.uniform(1.5, 6.0)
-    shape = (int(image.shape[0] / factor) // 2 * 2, int(image.shape[1] / factor) // 2 * 2)
+    capped = max_pixel_size_A is not None and factor > max_pixel_size_A / pixel_size_A
+    if capped:
+        factor = max_pixel_size_A / pixel_size_A
+        if factor < 1.1:
+            return image, pixel_size_A
+    # Even sides; rounded up under the cap, so that the new pixel does not pass it.
+    side = (
+        (lambda n: int(np.ceil(n / factor / 2)) * 2)
+        if capped
+        else (lambda n: int(n / factor) // 2 * 2)
+    )
+    shape = (side(image.shape[0]), side(image.shape[1]))
     if min(shape) < 128:
         return image, pixel_size_A
     out = fourier_crop(np.asarray(image, np.float32), shape)
@@ -251,14 +275,29 @@ class DomainSpec:
     per measurement set). ``per_session``: one chain, with the same parameters (binning factor,
     denoiser strength, hot-pixel positions, export quality), for every micrograph of a session,
     as a real session goes through one detector and one processing pipeline; otherwise each
-    micrograph draws its own (training: the most variety per micrograph).
+    micrograph draws its own (training: the most variety per micrograph). ``max_pixel_size_A``:
+    the binning generators bin no further than this pixel size (the shipped weights were trained
+    without a limit; the held-out measurement sets use `EXPORT_MAX_PIXEL_A`).
     """
 
     allowed: tuple[str, ...]
     probability: float = 0.5
     forced: tuple[str, ...] = ()
     per_session: bool = False
+    max_pixel_size_A: float | None = None  # binning stops here (`EXPORT_MAX_PIXEL_A`); None: none
 
+
+EXPORT_MAX_PIXEL_A = 14.0
+"""Largest pixel size (Å) of a micrograph as a user exports it: one recorded at 0.4-1.8 Å/px and
+binned 1-8 x (issue 10's range; the EMPIAR-10017 exports of `shared/real_examples` are 1.77 Å/px,
+the Magellon one 6.3 Å/px after 8 x). The simulator renders at 2.5-7 Å/px (already binned, for
+speed), so binning 1.5-6 x more on top reached 42 Å/px: no screening micrograph looks like that,
+and there the simulator's bad CTFs hardly show (from 20 Å/px on, a B-factor of 900 Å² dims
+Nyquist by 11 % or less, and 4,000-12,000 Å of astigmatism moves no ring below it). A physical
+bound on what users export, not a statistic of any simulated set."""
+
+BINNING_GENERATORS = frozenset({"bin_sum", "bin_fourier"})
+"""The generators that take ``max_pixel_size_A``."""
 
 TRAINING_DOMAIN = DomainSpec(
     tuple(name for name in GENERATORS if name not in HELD_OUT_GENERATORS), probability=0.45
@@ -281,6 +320,9 @@ def randomise(
             name = str(rng.choice(allowed))
         else:
             continue
-        out, pixel = GENERATORS[name](out, pixel, rng)
+        if name in BINNING_GENERATORS and spec.max_pixel_size_A is not None:
+            out, pixel = GENERATORS[name](out, pixel, rng, max_pixel_size_A=spec.max_pixel_size_A)
+        else:
+            out, pixel = GENERATORS[name](out, pixel, rng)
         applied.append(name)
     return out, pixel, tuple(applied)

@@ -64,3 +64,23 @@ def test_training_holds_out_whole_generators_and_randomise_is_seeded(counts):
     forced = domain.DomainSpec(domain.TRAINING_DOMAIN.allowed, 0.0, forced=("jpeg_round_trip",))
     _, _, applied = domain.randomise(counts, 2.0, forced, np.random.default_rng(0))
     assert applied == ("jpeg_round_trip",)
+
+
+def test_binning_stops_at_the_largest_exported_pixel_size(counts):
+    for name in sorted(domain.BINNING_GENERATORS):
+        capped = domain.DomainSpec((), 0.0, forced=(name,), max_pixel_size_A=5.0)
+        for seed in range(12):
+            out, pixel_A, applied = domain.randomise(
+                counts, 2.0, capped, np.random.default_rng(seed)
+            )
+            assert pixel_A <= 5.0 + 1e-6 and out.shape[1] * pixel_A == pytest.approx(1024, rel=0.02)
+        # Nothing left to bin under the cap: the image is kept as it is.
+        at_cap = domain.DomainSpec((), 0.0, forced=(name,), max_pixel_size_A=2.1)
+        out, pixel_A, _ = domain.randomise(counts, 2.0, at_cap, np.random.default_rng(0))
+        assert pixel_A == 2.0 and np.array_equal(out, counts)
+    # Without a cap the drawn factor stands (up to 4 x summed, 6 x cropped).
+    uncapped = domain.DomainSpec((), 0.0, forced=("bin_fourier",))
+    largest = max(
+        domain.randomise(counts, 2.0, uncapped, np.random.default_rng(s))[1] for s in range(12)
+    )
+    assert largest > 5.0
