@@ -8,7 +8,9 @@ Every class of an all-classes archive of ``make_class_examples.py`` is labelled 
 would (purity and mask against the particle's visible extent, ``VISIBLE_LABELS``) and judged by
 each model, alone and with `screen run`'s mask rule (``assess_classes.cut_by_mask`` against the
 diameter the session was picked at: the pipeline's estimate with ``--diameter estimated``).
-Prints good precision / recall by class and by particle, and the errors per mask factor.
+Prints good precision / recall by class and by particle, the same for the averages of sessions
+whose picking diameter was within ±15 % of the particle's and of the others, and the errors per
+mask factor.
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ def main(argv=None) -> int:
     truth = np.array([label == "good" for label in labels])[used]
     members = data["n_members"][used].astype(float)
     factor = (mask_A / picked_at_A)[used]
+    # Where the picking diameter met the diameter bar (issue 12: within ±15 % of the particle's
+    # diameter, the simulator's enclosing one) and where it did not.
+    within = (np.abs(picked_at_A / data["true_diameter_A"] - 1.0) <= 0.15)[used]
     print(
         f"{args.archive}: {used.sum()} labelled averages ({truth.sum()} good) of "
         f"{len(labels)}; diameter picked at / visible extent "
@@ -83,6 +88,16 @@ def main(argv=None) -> int:
             p, r = precision_recall(predicted, truth, np.ones(len(truth)))
             pp, rp = precision_recall(predicted, truth, members)
             print(f"| {name} | {rule} | {p:.3f} / {r:.3f} | {pp:.3f} / {rp:.3f} |")
+            for where, near in (
+                ("diameter within ±15 %", within),
+                ("diameter off by more", ~within),
+            ):
+                p, r = precision_recall(predicted[near], truth[near], np.ones(int(near.sum())))
+                pp, rp = precision_recall(predicted[near], truth[near], members[near])
+                print(
+                    f"|  | {where} ({int(near.sum())} averages, {int(truth[near].sum())} good) "
+                    f"| {p:.3f} / {r:.3f} | {pp:.3f} / {rp:.3f} |"
+                )
             errors = ", ".join(
                 f"{f:g}x: {int(np.sum(predicted & ~truth & near))} false good, "
                 f"{int(np.sum(~predicted & truth & near))} missed"

@@ -271,6 +271,14 @@ def main(argv=None) -> int:
         help="shipped models measured beside the new one",
     )
     parser.add_argument("--dry-run", action="store_true", help="train and measure, write nothing")
+    parser.add_argument(
+        "--init",
+        help="fine-tune this shipped model (name or .keras path) instead of training a fresh one "
+        "(its own crop is kept: --crop must match it)",
+    )
+    parser.add_argument(
+        "--learning-rate", type=float, default=1e-3, help="Adam's starting rate (cosine-decayed)"
+    )
     parser.add_argument("--name", default=NAME, help="model to write (models/NAME.keras)")
     parser.add_argument(
         "--crop", choices=("extent", "mask"), default=CROP, help="network input crop"
@@ -296,9 +304,12 @@ def main(argv=None) -> int:
         x, y, counts = training_data(args, 64, args.crop)
         t_data = time.perf_counter() - t0
         print(f"data: {len(x)} averages {counts} in {t_data:.0f} s", flush=True)
-        config = TrainConfig(epochs=args.epochs, seed=args.seed, crop=args.crop)
+        config = TrainConfig(
+            epochs=args.epochs, seed=args.seed, crop=args.crop, learning_rate=args.learning_rate
+        )
         t0 = time.perf_counter()
-        models[new], history = train_class_model(x, y, config)
+        start = load_keras_model(args.init) if args.init else None
+        models[new], history = train_class_model(x, y, config, model=start)
         t_train = time.perf_counter() - t0
         print(
             f"training: {t_train:.0f} s, val accuracy {history['val_accuracy'][-1]:.3f}", flush=True
@@ -344,7 +355,7 @@ def main(argv=None) -> int:
   {args.pipeline_split:g}, each repeated {args.pipeline_repeat} times);
   RELION averages: {f"{', '.join(str(p) for p in args.relion)}, each repeated {args.relion_repeat} times" if args.relion else "none"}.
   10 % kept for validation.
-- **Training**: Adam, lr 1e-3 cosine-decayed, {args.epochs} epochs, batch 64, right-angle rotations
+- **Training**: {f'fine-tuned from {args.init}, ' if args.init else ''}Adam, lr {args.learning_rate:g} cosine-decayed, {args.epochs} epochs, batch 64, right-angle rotations
   and flips.
 
 ## Held-out numbers (CNN alone; v1 beside it)
