@@ -101,12 +101,10 @@ def bin_fourier(image, pixel_size_A, rng, max_pixel_size_A: float | None = None)
         if factor < 1.1:
             return image, pixel_size_A
     # Even sides; rounded up under the cap, so that the new pixel does not pass it.
-    side = (
-        (lambda n: int(np.ceil(n / factor / 2)) * 2)
-        if capped
-        else (lambda n: int(n / factor) // 2 * 2)
-    )
-    shape = (side(image.shape[0]), side(image.shape[1]))
+    if capped:
+        shape = tuple(int(np.ceil(n / factor / 2)) * 2 for n in image.shape[:2])
+    else:
+        shape = tuple(int(n / factor) // 2 * 2 for n in image.shape[:2])
     if min(shape) < 128:
         return image, pixel_size_A
     out = fourier_crop(np.asarray(image, np.float32), shape)
