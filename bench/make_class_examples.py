@@ -52,8 +52,10 @@ def session_classes(
 ) -> list[tuple]:
     """Every class of one random session: (class, seed, true diameter, visible extent, picked at).
 
-    ``estimated``: pick and mask at the pipeline's own diameter estimate, at ``screen run``'s
-    mask factors (``RunConfig``), instead of the true diameter times a drawn error.
+    ``estimated``: as ``screen run`` does, on the session's good micrographs only (the ground
+    truth's verdicts standing in for micrograph assessment), pick and mask at the pipeline's own
+    diameter estimate, at ``screen run``'s mask factors (``RunConfig``), instead of the true
+    diameter times a drawn error on every micrograph.
     """
     rng = np.random.default_rng(seed + 777)
     session = random_session_spec(seed, int(rng.integers(6, 16)), symmetries)
@@ -64,6 +66,8 @@ def session_classes(
         truth_dir = Path(tmp) / "sessions" / session.name / "ground_truth"
         mics = pd.read_csv(truth_dir / "micrographs.csv")
         particles = pd.read_csv(truth_dir / "particles.csv")
+        if estimated:  # screen run estimates, picks and classifies on its good micrographs only
+            mics = mics[mics.reason == "good"]
         images, ctfs, truth = [], [], []
         for row in mics.itertuples():
             images.append(read_image(Path(tmp) / "sessions" / session.name / row.path).data)
@@ -74,6 +78,8 @@ def session_classes(
             )
             here = particles[particles.micrograph == Path(row.path).name]
             truth.append(here[["x_px", "y_px"]].to_numpy())
+    if not images:
+        return []
     largest = max(
         range(len(session.species)), key=lambda i: session.species[i].structure.diameter_A
     )
@@ -163,8 +169,8 @@ def main(argv=None) -> int:
         choices=("drawn", "estimated"),
         default="drawn",
         help="pick and mask at the true diameter times a drawn 0.8-1.25 (default, the training "
-        "sets') or at the pipeline's own estimate with screen run's mask factors (what screen "
-        "run's class assessment sees)",
+        "sets') or, on the good micrographs only, at the pipeline's own estimate with screen "
+        "run's mask factors (what screen run's class assessment sees)",
     )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
