@@ -355,7 +355,7 @@ def main(argv=None) -> int:
   {args.pipeline_split:g}, each repeated {args.pipeline_repeat} times);
   RELION averages: {f"{', '.join(str(p) for p in args.relion)}, each repeated {args.relion_repeat} times" if args.relion else "none"}.
   10 % kept for validation.
-- **Training**: {f'fine-tuned from {args.init}, ' if args.init else ''}Adam, lr {args.learning_rate:g} cosine-decayed, {args.epochs} epochs, batch 64, right-angle rotations
+- **Training**: {f"fine-tuned from {args.init}, " if args.init else ""}Adam, lr {args.learning_rate:g} cosine-decayed, {args.epochs} epochs, batch 64, right-angle rotations
   and flips.
 
 ## Held-out numbers (CNN alone; v1 beside it)

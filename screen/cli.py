@@ -875,9 +875,9 @@ def evaluate_classes_command(
         str | None,
         typer.Option(
             help="Class-assessment weights: shipped name or .keras path (default "
-            "class_assess_v8, for other programs' averages: mask-independent, trained partly on "
-            "real averages and on RELION's averages of simulated particles; `screen run` "
-            "judges its own 2D's averages with class_assess_v7)."
+            "class_assess_v8: mask-independent, trained partly on real averages and on RELION's "
+            "averages of simulated particles; `screen run` judges its own 2D's averages with it "
+            "too)."
         ),
     ] = None,
 ) -> None:

@@ -41,9 +41,8 @@ def test_fine_tunes_saves_and_reports_what_the_saved_weights_score(labelled, tmp
         ],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "trained class_assess_v7 on 16 averages (good 4, clip 4, edge 4, noise 4)" in (
-        result.output
-    )
+    base = ClassAssessParams().model  # `screen run`'s model is what a user fine-tunes
+    assert f"trained {base} on 16 averages (good 4, clip 4, edge 4, noise 4)" in result.output
     assert "held out 8 averages" in result.output
     assert f"--class-weights {out}" in result.output
     # The saved weights keep the base model's crop and score the held-out part as printed.

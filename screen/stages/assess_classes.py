@@ -40,7 +40,8 @@ class ClassAssessParams:
         "good" averages are "clip" (`cut_by_mask`). 0 turns the rule off.
     """
 
-    model: str = "class_assess_v7"
+    # class_assess_v7 until 2026-12-07 (session 28); see `EXTERNAL_AVERAGES_MODEL` for why v8.
+    model: str = "class_assess_v8"
     input_px: int = 64
     use_saliency: bool = False
     saliency: SaliencyParams = SaliencyParams()
@@ -64,10 +65,13 @@ good; no real RELION average in its training) recall 0.977 (v7 0.932); on RELION
 simulated particles of other sessions than its RELION training data (38: 20 good, 6 clip, 12
 noise) 1.000 / 0.850 with every clip and noise one right (v7 the same); on held-out real averages
 of our 2D (435, 211 good) 0.975 / 0.938 (v7 0.984 / 0.848). The real averages are one protein.
-`screen run` keeps class_assess_v7 (`ClassAssessParams.model`): on our own 2D's averages of
-simulated sessions, at masks down to half the particle, v8 calls mask-cut and impure classes good
-(precision 0.742 against v7's 0.825 on 268 held-out averages) and on the six-condition demo it
-made nearly every pick good and its best masks smaller than the particle (bench/README.md)."""
+Since 2026-12-07 (session 28) it is `screen run`'s model too (`ClassAssessParams.model`), with
+the mask rule (`cut_by_mask`; without it v8 called classes cut by a half-diameter mask good).
+On our own 2D's averages of 15 held-out simulated sessions, picked at the pipeline's own estimate
+on their good micrographs as `screen run` picks (217 labelled, 72 good;
+`bench/class_assess_pipeline.py`): good precision / recall 0.862 / 0.778, by particles 0.913 /
+0.859 (class_assess_v7, `screen run`'s model before: 0.957 / 0.625 and 0.974 / 0.752); where the
+session's diameter estimate was within ±15 % 0.902 / 0.902 (v7 1.000 / 0.732)."""
 
 
 def load_class_model(params: ClassAssessParams = ClassAssessParams()):

@@ -5,7 +5,8 @@ held-out set of ``bench/real_class_examples.py --fixture``: five EMPIAR-10017 ex
 never reached training, picked and classified by the built-in stages at 3.75 Å/px, labelled
 from the exports' annotated particle centres (good: >= 70 % of members on a centre at a mask of
 0.85-1.8 x 180 Å; noise: <= 35 %, or a mask that cuts the particle). On the whole held-out set
-(432 averages) the run's model (class_assess_v7) measured good precision 0.940, recall 0.887 (v6
+(432 averages) class_assess_v7 (the run's model until 2026-12-07, now class_assess_v8: 0.975 /
+0.938 on 435) measured good precision 0.940, recall 0.887 (v6
 0.952 / 0.887, v5 0.950 / 0.859, v4 0.962 / 0.853, v3 0.952 / 0.893); v1 1.000 / 0.107
 (models/class_assess_v7.md). On these 48: v6, v5, v4 and v3 recall 0.92, noise called good 0.04; v1 (recall 0.17) and v2
 (0.54) fail the test.
