@@ -37,6 +37,13 @@ def precision_recall(predicted: np.ndarray, truth: np.ndarray, weight: np.ndarra
     )
 
 
+def scores(predicted: np.ndarray, truth: np.ndarray, members: np.ndarray, rows: np.ndarray) -> str:
+    """``P / R | P / R``: good precision and recall of ``rows``, by class and by particles."""
+    by_class = precision_recall(predicted[rows], truth[rows], np.ones(int(rows.sum())))
+    by_particle = precision_recall(predicted[rows], truth[rows], members[rows])
+    return " | ".join(f"{p:.3f} / {r:.3f}" for p, r in (by_class, by_particle))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("archive", type=Path, help="OUT_all.npz of make_class_examples.py")
@@ -85,18 +92,15 @@ def main(argv=None) -> int:
             )
             ruled.append(cut.labels[0] == "good")
         for rule, predicted in (("none", np.array(plain)), ("cut_by_mask", np.array(ruled))):
-            p, r = precision_recall(predicted, truth, np.ones(len(truth)))
-            pp, rp = precision_recall(predicted, truth, members)
-            print(f"| {name} | {rule} | {p:.3f} / {r:.3f} | {pp:.3f} / {rp:.3f} |")
+            everything = np.ones(len(truth), bool)
+            print(f"| {name} | {rule} | {scores(predicted, truth, members, everything)} |")
             for where, near in (
                 ("diameter within ±15 %", within),
                 ("diameter off by more", ~within),
             ):
-                p, r = precision_recall(predicted[near], truth[near], np.ones(int(near.sum())))
-                pp, rp = precision_recall(predicted[near], truth[near], members[near])
                 print(
                     f"|  | {where} ({int(near.sum())} averages, {int(truth[near].sum())} good) "
-                    f"| {p:.3f} / {r:.3f} | {pp:.3f} / {rp:.3f} |"
+                    f"| {scores(predicted, truth, members, near)} |"
                 )
             errors = ", ".join(
                 f"{f:g}x: {int(np.sum(predicted & ~truth & near))} false good, "
