@@ -1032,9 +1032,10 @@ def thick_ice_needs_darkening(
     A micrograph the network called bad for ``thick_ice`` (P(good) < threshold) whose grey level
     is at least `THICK_ICE_MIN_DARKENING` of its session's median is judged again without that
     reason (`_judged_without`), in a session of at least `TRANSMISSION_MIN_MICROGRAPHS` measured
-    micrographs whose levels agree (`LEVEL_MAX_SPREAD`). Off with the transmission check
-    (``params.thick_ice_transmission`` 0). Micrographs made thick ice by the transmission check
-    are not the network's and keep their verdict.
+    micrographs whose levels agree (`LEVEL_MAX_SPREAD`). One that the rest of the evidence keeps
+    bad is named by the likeliest remaining reason: its level has just contradicted thick ice.
+    Off with the transmission check (``params.thick_ice_transmission`` 0). Micrographs made thick
+    ice by the transmission check are not the network's and keep their verdict.
     """
     verdicts = list(verdicts)
     measured = _measured_session(
@@ -1044,13 +1045,24 @@ def thick_ice_needs_darkening(
         return verdicts
     median = float(np.median([v.grey_level for v in measured]))
     return [
-        _judged_without(v, {"thick_ice"}, params.threshold)
+        _renamed_without(v, "thick_ice", params.threshold)
         if _network_reason(v, params.threshold) == "thick_ice"
         and _exposure_measured(v)
         and v.grey_level >= THICK_ICE_MIN_DARKENING * median
         else v
         for v in verdicts
     ]
+
+
+def _renamed_without(
+    verdict: MicrographVerdict, reason: str, threshold: float
+) -> MicrographVerdict:
+    """`_judged_without` one contradicted ``reason``; still bad, it takes the likeliest other."""
+    again = _judged_without(verdict, {reason}, threshold)
+    if again.verdict == "good":
+        return again
+    others = {r: s for r, s in verdict.reason_scores.items() if r != reason}
+    return replace(again, reason=max(others, key=others.__getitem__))
 
 
 def drift_by_anisotropy(

@@ -603,9 +603,12 @@ def test_the_networks_thick_ice_needs_a_micrograph_darker_than_its_session():
     assert checked[:5] == good and checked[6] == darker and checked[7] == measured
     assert (checked[5].verdict, checked[5].reason) == ("good", None)
     assert checked[5].p_good == 0.05  # the network's numbers stay
-    # A micrograph whose rest of the evidence is against it too stays as it was.
+    # A micrograph whose rest of the evidence is against it too stays bad, named by the rest:
+    # its level contradicts thick ice.
     against = at(1005.0, _network(0.01, "thick_ice", share=0.5))
-    assert thick_ice_needs_darkening(good + [against], params)[5] == against
+    assert thick_ice_needs_darkening(good + [against], params)[5] == replace(
+        against, reason="crowded"
+    )
     # Levels that say nothing (one level for all, or scattered), too few, or off: unchanged.
     flat = [replace(v, grey_level=1000.0) for v in session]
     scattered = [
