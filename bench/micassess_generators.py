@@ -30,6 +30,8 @@ binned 8 x); the sets measured before 2026-12-06 evening went up to 42 Å/px (``
 sets in ``<out>/<set>_uncapped...``).
 
 ``clean`` is v2's own held-out kind (``micassess.HELD_OUT_SET``: no variation generator).
+``irregular_contamination`` is the ``trained`` set with lumpy contaminants instead of balls
+(`SessionSpec.contamination_shapes`; every shipped weight saw balls only).
 
 Prints one row per set and configuration: accuracy, good called bad, reason right (bad
 micrographs called bad for the right reason), the sessions that fell back, and recall per reason.
@@ -58,6 +60,11 @@ from screen.simulate.domain import (
 )
 
 CONFIGS = ("product", "v5", "v2", "v3", "either")
+
+SIMULATOR_KINDS = {"irregular_contamination": "irregular"}
+"""Held-out kinds of the simulator itself rather than of processing: ``irregular_contamination``
+is the trained generators' set with lumpy contaminants (`SessionSpec.contamination_shapes`)
+where every shipped weight saw only round ones."""
 
 
 def render_session(job: tuple[int, object, object, Path]) -> list[tuple]:
@@ -98,13 +105,19 @@ def write_set(
             ma.HELD_OUT_SET, n_micrographs=n, micrographs_per_session=16, session_dose=per_session
         )
     else:
-        forced = () if generator == "trained" else (generator,)
+        forced = () if generator == "trained" or generator in SIMULATOR_KINDS else (generator,)
         allowed = () if alone else TRAINING_DOMAIN.allowed
         domain = DomainSpec(
             allowed, TRAINING_DOMAIN.probability, forced, per_session, max_pixel_size_A
         )
         # A real session is one chain of processing and one exposure setting.
-        spec = replace(HELD_OUT_V3, n_micrographs=n, domain=domain, session_dose=per_session)
+        spec = replace(
+            HELD_OUT_V3,
+            n_micrographs=n,
+            domain=domain,
+            session_dose=per_session,
+            contamination_shapes=SIMULATOR_KINDS.get(generator, "round"),
+        )
     sessions = ma.session_specs(spec)
     start = time.perf_counter()
     jobs_list = [(i, s, domain, folder) for i, s in enumerate(sessions)]
@@ -185,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         default=[*HELD_OUT_GENERATORS, "trained", "clean"],
         help="held-out generators to force ('trained': none, the trained ones only; 'clean': "
-        "v2's held-out kind, no generator)",
+        "v2's held-out kind, no generator; 'irregular_contamination': the trained ones with "
+        "lumpy contaminants instead of balls)",
     )
     parser.add_argument("--configs", nargs="+", default=["product", "v5"], choices=CONFIGS)
     parser.add_argument(

@@ -736,6 +736,8 @@ class SimulatedSetSpec:
     """When True each session draws one dose from ``dose_e_per_A2`` and its micrographs lie
     within 2 % of it, as one exposure setting gives; when False (the shipped weights' sets) each
     micrograph draws its own from the whole range."""
+    contamination_shapes: str = "round"
+    """``SessionSpec.contamination_shapes`` of every session (the shipped weights' sets: round)."""
 
 
 SESSION_DOSE_JITTER = 0.02
@@ -825,6 +827,7 @@ def session_specs(spec: SimulatedSetSpec):
             dose_e_per_A2=_session_dose_range(spec, i),
             particle_snr=(float(snr[0]), float(max(snr[1], snr[0] + 0.01))),
             background_clutter=clutter,
+            contamination_shapes=spec.contamination_shapes,
         )
         frame_px = int(rng.choice(spec.frame_px))
         screen_spec = ScreenSpec(

@@ -13,7 +13,7 @@ from screen.processing.ctf import CtfParams
 from screen.simulate import placement
 from screen.simulate.fields import CarbonFilm, drift_trajectory
 from screen.simulate.orientations import sample_orientations
-from screen.simulate.spec import ScreenSpec, SessionSpec
+from screen.simulate.spec import CONTAMINATION_SHAPES, ScreenSpec, SessionSpec
 from screen.simulate.structures import PseudoAtomModel
 
 MIN_EXPECTED_SHARE = 0.25
@@ -172,6 +172,13 @@ def plan_micrograph(
         cs_mm=screen.cs_mm,
         amplitude_contrast=screen.amplitude_contrast,
     )
+    if session.contamination_shapes not in CONTAMINATION_SHAPES:
+        raise ValueError(
+            f"session {session.name!r}: contamination_shapes {session.contamination_shapes!r} is "
+            f"not one of {', '.join(CONTAMINATION_SHAPES)}"
+        )
+    if session.contamination_shapes == "irregular":
+        balls = irregular_contaminants(balls)
     spots = _place_particles(
         n_target, aggregate_fraction, min_distance, extent, diameter_A, carbon, balls, rng
     )
@@ -222,6 +229,43 @@ def _balls(n, extent, radius_range, rng, relative=False) -> np.ndarray:
     radii = rng.uniform(*radius_range, size=n) * scale
     centres = rng.random((n, 2)) * extent
     return np.column_stack([centres, radii])
+
+
+IRREGULAR_ROUND_SHARE = 0.25
+"""Share of the contaminants of an ``"irregular"`` session that stay one sphere (ethane droplets
+are round; frost and ice chunks are not)."""
+
+
+def irregular_contaminants(balls: np.ndarray) -> np.ndarray:
+    """Each sphere ``(x_A, y_A, radius_A)`` made a cluster of lumps, as frost and ice chunks are.
+
+    A contaminant of radius r becomes 2-6 spheres of 0.35-0.75 r whose centres lie along a
+    random axis within half its length (1-3 x r) and within 0.3 r across it (a quarter stay one
+    sphere, `IRREGULAR_ROUND_SHARE`). The shapes are drawn from a stream seeded by the spheres
+    themselves, so the plan's draws up to the particles' placement are as with round
+    contaminants; the particles under the lumps are hidden as under a sphere.
+    """
+    balls = np.asarray(balls, dtype=float).reshape(-1, 3)
+    if len(balls) == 0:
+        return balls
+    rng = np.random.default_rng(np.round(balls * 1000.0).astype(np.int64).ravel() % (2**31))
+    rows = []
+    for x_A, y_A, radius_A in balls:
+        if rng.random() < IRREGULAR_ROUND_SHARE:
+            rows.append((x_A, y_A, radius_A))
+            continue
+        length_A = radius_A * rng.uniform(1.0, 3.0)
+        angle = rng.uniform(0.0, np.pi)
+        along = np.array([np.cos(angle), np.sin(angle)])
+        across = np.array([-along[1], along[0]])
+        for _ in range(int(rng.integers(2, 7))):
+            centre = (
+                np.array([x_A, y_A])
+                + along * rng.uniform(-0.5, 0.5) * length_A
+                + across * rng.uniform(-0.3, 0.3) * radius_A
+            )
+            rows.append((centre[0], centre[1], radius_A * rng.uniform(0.35, 0.75)))
+    return np.array(rows, dtype=float)
 
 
 def _blobs(n, extent, diameter_A, rng) -> np.ndarray:

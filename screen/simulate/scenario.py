@@ -30,7 +30,7 @@ from pathlib import Path
 from screen.errors import ScreenError
 from screen.manifest import session_name_problem
 from screen.simulate.presets import PRESETS
-from screen.simulate.spec import BAD_REASONS, ScreenSpec, SessionSpec
+from screen.simulate.spec import BAD_REASONS, CONTAMINATION_SHAPES, ScreenSpec, SessionSpec
 from screen.simulate.structures import STRUCTURE_LAYOUTS, parse_symmetry
 
 
@@ -139,6 +139,11 @@ def _session_problems(session: SessionSpec) -> list[str]:
                 f"{structure.name}: layout {structure.layout!r} is not one of "
                 + ", ".join(STRUCTURE_LAYOUTS)
             )
+    if session.contamination_shapes not in CONTAMINATION_SHAPES:
+        problems.append(
+            f"contamination_shapes {session.contamination_shapes!r} is not one of "
+            + ", ".join(CONTAMINATION_SHAPES)
+        )
     low, high = session.particle_snr
     if not 0 < low <= high:
         problems.append(f"particle_snr {session.particle_snr} must be 0 < low <= high")

@@ -120,7 +120,19 @@ class SessionSpec:
     """Range of each micrograph's background clutter (:attr:`MicrographPlan.clutter`): a random
     phase texture at 15-200 Å (ice roughness, protein debris, dissociated subunits), as strong
     as this fraction of the particles' own phase (RMS over their discs); 0 is clean ice."""
+    contamination_shapes: str = "round"
+    """``"round"``: every contaminant is one sphere (an ethane or ice ball); ``"irregular"``: most
+    are clusters of 2-6 lumps along a random axis, up to 3x longer than wide (frost and ice
+    chunks), their shapes drawn from their own stream (`screen.simulate.plan.
+    irregular_contaminants`): the micrograph's CTF, ice and contaminant sites are as with
+    ``"round"``; the draws after the particles' placement shift where the lumps hide a different
+    number of particles. The shipped weights were trained on round ones only; the irregular ones
+    are a held-out kind of contamination."""
     metadata: dict[str, str] = field(default_factory=dict)
+
+
+CONTAMINATION_SHAPES = ("round", "irregular")
+"""The contaminant shapes a session can have (`SessionSpec.contamination_shapes`)."""
 
 
 @dataclass(frozen=True)

@@ -337,3 +337,54 @@ def test_a_micrograph_with_particles_holds_a_quarter_of_its_sessions_expected_co
             for rng in (np.random.default_rng(seed) for seed in range(20))
         ]
         assert max(empty) <= 3
+
+
+def test_irregular_contaminants_are_lumps_where_round_ones_are_balls(models):
+    """A session of irregular contamination puts clusters of lumps where a round one puts balls,
+    on a micrograph of the same CTF and ice."""
+    irregular = dataclasses.replace(SESSION, contamination_shapes="irregular")
+    lumps, balls = 0, 0
+    for seed in range(4):
+        round_plan = plan_micrograph(
+            "m", "contaminated", SESSION, SCREEN, models, np.random.default_rng(seed)
+        )
+        lumpy = plan_micrograph(
+            "m", "contaminated", irregular, SCREEN, models, np.random.default_rng(seed)
+        )
+        assert lumpy.ctf == round_plan.ctf and lumpy.ice_thickness_A == round_plan.ice_thickness_A
+        assert lumpy.crystalline_coverage == round_plan.crystalline_coverage
+        lumps, balls = lumps + len(lumpy.balls), balls + len(round_plan.balls)
+        if len(round_plan.balls):  # every lump lies near one of the balls it replaces
+            gap = np.hypot(*(lumpy.balls[:, None, :2] - round_plan.balls[None, :, :2]).T)
+            assert np.all((gap.T <= 1.6 * round_plan.balls[None, :, 2]).any(axis=1))
+    assert balls > 0 and lumps > 1.5 * balls
+
+
+def test_irregular_contaminants_keep_a_quarter_round_and_are_reproducible():
+    from screen.simulate.plan import irregular_contaminants
+
+    balls = np.column_stack([np.arange(40) * 1000.0, np.zeros(40), np.full(40, 200.0)])
+    lumpy = irregular_contaminants(balls)
+    np.testing.assert_array_equal(lumpy, irregular_contaminants(balls))
+    kept_round = np.isin(lumpy[:, 0], balls[:, 0]) & (lumpy[:, 2] == 200.0)
+    assert 3 <= kept_round.sum() <= 18  # a quarter of 40 on average
+    others = lumpy[~kept_round]
+    assert np.all((others[:, 2] >= 70.0) & (others[:, 2] <= 150.0))  # 0.35-0.75 of 200 Å
+    assert irregular_contaminants(np.zeros((0, 3))).shape == (0, 3)
+
+
+def test_an_unknown_contamination_shape_names_the_session(models, tmp_path):
+    from screen.errors import ScreenError
+    from screen.simulate.scenario import load_scenario
+
+    square = dataclasses.replace(SESSION, contamination_shapes="square")
+    with pytest.raises(ValueError, match="session 'bad'.*contamination_shapes 'square'"):
+        plan_micrograph("m", "good", square, SCREEN, models, np.random.default_rng(0))
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(
+        'preset = "prex1-small"\n[[sessions]]\nname = "apo"\ncontamination_shapes = "square"\n'
+        '  [[sessions.species]]\n  structure = { name = "p", diameter_A = 140, mass_kDa = 186, '
+        'symmetry = "C1" }\n'
+    )
+    with pytest.raises(ScreenError, match="session 'apo': contamination_shapes 'square'"):
+        load_scenario(scenario)
