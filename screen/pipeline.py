@@ -152,6 +152,7 @@ class _MicrographResult:
     verdict: MicrographVerdict | None = None
     ctf: CtfFit | None = None
     n_picks: int = 0
+    ctf_note: str = ""  # why no CTF could be fitted (`ctf.CtfNotMeasurable`); the rest goes on
 
 
 @dataclass
@@ -464,6 +465,10 @@ def _prepare_session(
     if session.ctf_pattern is not None:
         pattern = session.ctf_pattern.warning()
         domain_warning = f"{domain_warning} {pattern}" if domain_warning else pattern
+    unmeasured = [r for r in assessed if r.ctf is None and r.ctf_note]
+    if unmeasured:
+        note = _ctf_not_measurable_warning(unmeasured, len(assessed))
+        domain_warning = f"{domain_warning} {note}" if domain_warning else note
     good = [r for r in assessed if r.verdict.verdict == "good"]
     if config.keep_all_micrographs:  # the user's escape: every readable micrograph goes on
         good = assessed
@@ -713,6 +718,9 @@ def _assess_and_ctf(
             begin = time.process_time()
             try:
                 result.ctf = ctf.estimate_ctf(image, session.optics, session.config.ctf)
+            except ctf.CtfNotMeasurable as exc:  # no band to fit: judged on the image alone
+                result.ctf_note = str(exc)
+                continue
             except Exception as exc:
                 result.status, result.error = "failed", f"CTF: {type(exc).__name__}: {exc}"
                 continue
@@ -744,6 +752,16 @@ def _finite_or_none(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
+def _ctf_not_measurable_warning(unmeasured: list[_MicrographResult], n_assessed: int) -> str:
+    """What the run says about micrographs on which no CTF could be fitted."""
+    return (
+        f"CTF: not measurable on {len(unmeasured)} of {n_assessed} micrographs "
+        f"({unmeasured[0].ctf_note}). They are judged on the image alone, so a bad CTF "
+        "(astigmatism, drift, focus) is not told on them, and their particles are not "
+        "phase-flipped; micrographs at a finer pixel size would show their Thon rings."
+    )
+
+
 def _estimate_diameter(session: _Session, good: list[_MicrographResult]):
     if not good:
         return None
@@ -765,11 +783,12 @@ def _estimate_diameter(session: _Session, good: list[_MicrographResult]):
         return cached
     begin = time.process_time()
     images = [_read_micrograph(session, r) for r in subset]
+    fits = [r.ctf for r in subset]
     estimate = diameter.estimate_diameter(
         images,
         session.optics.pixel_size_A,
         session.config.diameter,
-        ctfs=[r.ctf for r in subset],
+        ctfs=fits if all(f is not None for f in fits) else None,  # no flip by missing fits
         optics=session.optics,
     )
     session.cache.put_json(
@@ -1063,9 +1082,9 @@ def _write_particles(session: _Session, stack: ParticleStack, best: dict, good) 
             "rlnMicrographName": [str(r.path) for r in sources],
             "rlnCoordinateX": stack.x_px[index],
             "rlnCoordinateY": stack.y_px[index],
-            "rlnDefocusU": [r.ctf.defocus_u_A for r in sources],
-            "rlnDefocusV": [r.ctf.defocus_v_A for r in sources],
-            "rlnDefocusAngle": [r.ctf.astigmatism_angle_deg for r in sources],
+            "rlnDefocusU": [r.ctf.defocus_u_A if r.ctf else np.nan for r in sources],
+            "rlnDefocusV": [r.ctf.defocus_v_A if r.ctf else np.nan for r in sources],
+            "rlnDefocusAngle": [r.ctf.astigmatism_angle_deg if r.ctf else np.nan for r in sources],
             "rlnClassNumber": classes.assignments[keep] + 1,
             "rlnAnglePsi": classes.psi_deg[keep],
         }
@@ -1124,6 +1143,7 @@ def _write_micrograph_table(
                 "ctf_score": r.ctf.score if r.ctf else np.nan,
                 "ctf_rings_fitted": bool(r.ctf and r.ctf.fit_resolution_A < low_res_A),
                 "astigmatism_spread": r.ctf.astigmatism_spread if r.ctf else np.nan,
+                "ctf_note": r.ctf_note,
                 "n_picks": r.n_picks,
             }
         )

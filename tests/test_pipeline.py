@@ -265,3 +265,27 @@ def test_ctf_fits_that_follow_a_processing_pattern_are_not_reported_as_rings(
     table = pd.read_csv(out / "sessions" / "gbg_6uM" / "micrographs.csv")
     assert not table["ctf_rings_fitted"].any()
     assert np.allclose(table["defocus_u_um"], before["defocus_u_um"])  # as fitted
+
+
+def test_micrographs_without_a_measurable_ctf_go_on_and_the_run_says_so(
+    screened, tmp_path, monkeypatch
+):
+    """A session binned too far for Thon rings (here every fit says so) keeps its micrographs:
+    judged on the image, picked without a phase flip, the reason in micrographs.csv and a
+    warning; before, each was a failed micrograph and the session died."""
+    from screen.stages import ctf
+
+    def not_measurable(image, optics, params):
+        raise ctf.CtfNotMeasurable("fitting band 30-32.2 Å is empty at a pixel size of 12.9 Å")
+
+    monkeypatch.setattr(ctf, "estimate_ctf", not_measurable)
+    out = tmp_path / "out"
+    summary = run_screen(read_manifest(screened.manifest), out, render=False)[0]
+    table = pd.read_csv(out / "sessions" / "gbg_6uM" / "micrographs.csv")
+    assert (table["status"] == "ok").all() and table["defocus_u_um"].isna().all()
+    assert table["ctf_note"].str.contains("empty at a pixel size of 12.9").all()
+    assert summary["n_good_micrographs"] >= 1 and summary["picked_particles"] > 0
+    assert (
+        f"CTF: not measurable on {len(table)} of {len(table)}"
+        in summary["micrograph_domain_warning"]
+    )

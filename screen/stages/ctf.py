@@ -292,7 +292,7 @@ def _estimate(
     k_lo = 1.0 / params.low_res_A
     k_hi = 1.0 / max(params.high_res_A, params.high_res_pixel_factor * pixel_size_A)
     if k_hi <= 1.5 * k_lo:
-        raise ValueError(
+        raise CtfNotMeasurable(
             f"fitting band {params.low_res_A:g}-{1.0 / k_hi:.3g} Å is empty at a pixel size of "
             f"{pixel_size_A:.3g} Å"
         )
@@ -537,6 +537,15 @@ BACKEND = Backend(
 )
 
 
+class CtfNotMeasurable(ValueError):
+    """No band of the micrograph where Thon rings could be fitted: no fit, nothing wrong with it.
+
+    Raised for a pixel too coarse for ``CtfSearch.low_res_A`` (a micrograph binned to 13 Å/px
+    has no frequency finer than 30 Å to fit) or too few spectrum rings in the band. `screen run`
+    goes on without a CTF for such a micrograph.
+    """
+
+
 def _validated(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim != 2:
@@ -602,7 +611,9 @@ def _mean_defocus_seeds(
     bins = np.arange(first, last)
     bins = bins[(counts[bins] > 0) & (profile[bins] > 0)]
     if len(bins) < _BACKGROUND_DEGREE + _ENVELOPE_DEGREE + 4:
-        raise ValueError("too few spectrum rings in the fitting band: use a larger tile or image")
+        raise CtfNotMeasurable(
+            "too few spectrum rings in the fitting band: use a larger tile or image"
+        )
     k_bins = (bins + 0.5) / (spectrum.n_px * spectrum.pixel_size_A)
     domain = (float(k_bins[0]), float(k_bins[-1]))
     weights = counts[bins].astype(np.float64)

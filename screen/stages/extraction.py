@@ -113,7 +113,7 @@ def extract_particles(
     picks: Picks,
     pixel_size_A: float,
     diameter_A: float,
-    ctf: CtfFit,
+    ctf: CtfFit | None,
     optics: Optics,
     params: ExtractParams,
 ) -> ParticleStack:
@@ -130,7 +130,7 @@ def extract_particles(
     diameter_A
         Particle diameter (sets the box and the normalisation circle).
     ctf
-        CTF fit of this micrograph (used when ``params.phase_flip``).
+        CTF fit of this micrograph (used when ``params.phase_flip``; None: no fit, not flipped).
     optics
         Voltage, Cs and amplitude contrast of the session.
     params
@@ -148,7 +148,7 @@ def extract_particles(
     image = clip_outliers(image)
     contrast = relative_contrast(image, level=float(image.mean()))
     binned, binned_px = bin_to_pixel_size(contrast, pixel_size_A, params.target_pixel_size_A)
-    if params.phase_flip:  # after cropping: the same frequencies, a fraction of the cost
+    if params.phase_flip and ctf is not None:  # after cropping: the same frequencies, less cost
         binned = phase_flip(binned, binned_px, ctf, optics)
     box_px = box_size_px(diameter_A, binned_px, params)
     scale_x = binned.shape[1] / image.shape[1]

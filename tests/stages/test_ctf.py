@@ -208,6 +208,19 @@ def test_unusable_images_are_refused_with_a_reason(image, message):
         estimate_ctf(image, Optics(1.0), PARAMS)
 
 
+def test_a_pixel_too_coarse_for_any_ring_is_not_measurable_and_not_a_broken_image():
+    """A micrograph binned to 13 Å/px has nothing finer than 26 Å: no band to fit rings in. That
+    is `CtfNotMeasurable` (the run goes on without a fit), unlike a broken image."""
+    from screen.stages.ctf import CtfNotMeasurable
+
+    image = np.random.default_rng(2).poisson(30.0, (512, 512)).astype(np.float32)
+    with pytest.raises(CtfNotMeasurable, match="empty at a pixel size of 13"):
+        estimate_ctf(image, Optics(13.0), PARAMS)
+    with pytest.raises(ValueError) as broken:
+        estimate_ctf(np.full((256, 256), 7.0, np.float32), Optics(13.0), PARAMS)
+    assert not isinstance(broken.value, CtfNotMeasurable)
+
+
 def test_tiny_image_does_not_crash():
     image = np.random.default_rng(1).poisson(30.0, (64, 100)).astype(np.float32)
     fit = estimate_ctf(image, Optics(1.2), PARAMS)
