@@ -557,6 +557,15 @@ def test_spread_profile_error_from_sub_stacks_matches_the_scatter_on_noise():
     assert half_error.shape == full.shape and np.all(half_error > 0)
 
 
+@pytest.mark.parametrize("box_px", [8, 9, 10])
+def test_spread_profile_of_the_smallest_boxes_keeps_one_error_per_radius(box_px):
+    """Boxes of 8 px (a 50-Å trial at 20 Å/px) have fewer radii than the error's five-radius
+    smoothing: the error still has one value per radius (it once had five, and the run died)."""
+    boxes = np.random.default_rng(4).normal(size=(60, box_px, box_px)).astype(np.float32)
+    full, error = spread_profile(boxes)
+    assert error.shape == full.shape and np.all(error > 0)
+
+
 def test_a_fallback_diameter_is_flagged_and_the_gap_or_the_manifest_is_not():
     """Without the gap the fallback ran 2-3.4x large on particles that fill their envelope: the
     run says so and points at the manifest's diameter_A."""
