@@ -652,9 +652,12 @@ def _assess_and_ctf(
             result.verdict = cached
             session.reused("assess_micrographs", entry)
         ctf_entry = ("ctf", result.name, cache_key(result.identity, ctf_version))
-        cached_ctf = session.cache.get_json(*ctf_entry, entries.ctf_from)
-        if cached_ctf is not None:
-            result.ctf = cached_ctf
+        cached_ctf = session.cache.get_json(*ctf_entry, entries.ctf_or_note_from)
+        if cached_ctf is not None:  # a fit, or why none can be fitted (not tried again)
+            if isinstance(cached_ctf, str):
+                result.ctf_note = cached_ctf
+            else:
+                result.ctf = cached_ctf
             session.reused("ctf", ctf_entry)
         if also is not None:
             also_entry = ("assess", result.name, cache_key(result.identity, also_version))
@@ -662,7 +665,7 @@ def _assess_and_ctf(
                 also_missing.add(result.name)
             else:  # spent once, as in the run that computed it
                 session.reused("assess_micrographs", also_entry)
-    todo = [r for r in results if r.verdict is None or r.ctf is None]
+    todo = [r for r in results if r.verdict is None or (r.ctf is None and not r.ctf_note)]
     done = len(results) - len(todo)
     session.tick("assess + CTF", done, len(results))
 
@@ -713,19 +716,19 @@ def _assess_and_ctf(
                     session.computed("assess_micrographs", entry, each)
         for i, image in images.items():
             result = chunk[i]
-            if result.ctf is not None:
+            if result.ctf is not None or result.ctf_note:
                 continue
             begin = time.process_time()
             try:
                 result.ctf = ctf.estimate_ctf(image, session.optics, session.config.ctf)
             except ctf.CtfNotMeasurable as exc:  # no band to fit: judged on the image alone
                 result.ctf_note = str(exc)
-                continue
             except Exception as exc:
                 result.status, result.error = "failed", f"CTF: {type(exc).__name__}: {exc}"
                 continue
             entry = ("ctf", result.name, cache_key(result.identity, ctf_version))
-            session.cache.put_json(*entry, result.ctf)
+            stored = result.ctf if result.ctf is not None else {"not_measurable": result.ctf_note}
+            session.cache.put_json(*entry, stored)
             session.computed("ctf", entry, time.process_time() - begin)
         done += len(chunk)
         session.tick("assess + CTF", done, len(results))

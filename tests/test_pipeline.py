@@ -272,7 +272,7 @@ def test_micrographs_without_a_measurable_ctf_go_on_and_the_run_says_so(
 ):
     """A session binned too far for Thon rings (here every fit says so) keeps its micrographs:
     judged on the image, picked without a phase flip, the reason in micrographs.csv and a
-    warning; before, each was a failed micrograph and the session died."""
+    warning; before, each was a failed micrograph and the session died. The reason is cached."""
     from screen.stages import ctf
 
     def not_measurable(image, optics, params):
@@ -289,3 +289,13 @@ def test_micrographs_without_a_measurable_ctf_go_on_and_the_run_says_so(
         f"CTF: not measurable on {len(table)} of {len(table)}"
         in summary["micrograph_domain_warning"]
     )
+
+    # Cached: a rerun does not try again (a second try would fail the micrographs here).
+    def tried_again(image, optics, params):
+        raise RuntimeError("the CTF of a not-measurable micrograph was estimated again")
+
+    monkeypatch.setattr(ctf, "estimate_ctf", tried_again)
+    again = _rerun(screened, out)
+    table = pd.read_csv(out / "sessions" / "gbg_6uM" / "micrographs.csv")
+    assert (table["status"] == "ok").all() and table["ctf_note"].str.contains("12.9").all()
+    assert again["good_particles"] == summary["good_particles"]

@@ -63,6 +63,13 @@ def ctf_from(cached: dict) -> CtfFit:
     return CtfFit(**{f.name: float(cached[f.name]) for f in dataclasses.fields(CtfFit)})
 
 
+def ctf_or_note_from(cached: dict) -> CtfFit | str:
+    """A cached CTF fit, or why none could be fitted (``{"not_measurable": reason}``)."""
+    if "not_measurable" in cached:
+        return str(cached["not_measurable"])
+    return ctf_from(cached)
+
+
 def motion_from(cached: dict) -> dict:
     """The cached motion record (the shifts): a dict with ``shifts_A``."""
     np.asarray(cached["shifts_A"], dtype=float)
