@@ -18,16 +18,14 @@ import argparse
 import math
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from micassess_generators import SIMULATOR_KINDS, write_set  # bench/ is on sys.path
-from train_micassess_v3 import HELD_OUT_V3
+from micassess_generators import set_spec, write_set  # bench/ is on sys.path
 
 from screen.io.mrc import read_mrc
 from screen.models import micassess as ma
-from screen.simulate.domain import EXPORT_MAX_PIXEL_A, TRAINING_DOMAIN, DomainSpec
 from screen.simulate.session import session_plans
 from screen.stages import ctf
 from screen.stages.records import CtfFit, Optics
@@ -70,22 +68,7 @@ def set_rows(generator: str, out: Path, n: int, jobs: int) -> list[Row]:
     """Fit every micrograph of one per-session set; its plans give the truth."""
     labels = write_set(generator, n, out, jobs, per_session=True)
     folder = labels.parent
-    if generator == "clean":
-        spec = replace(
-            ma.HELD_OUT_SET, n_micrographs=n, micrographs_per_session=16, session_dose=True
-        )
-    else:
-        forced = () if generator == "trained" or generator in SIMULATOR_KINDS else (generator,)
-        domain = DomainSpec(
-            TRAINING_DOMAIN.allowed, TRAINING_DOMAIN.probability, forced, True, EXPORT_MAX_PIXEL_A
-        )
-        spec = replace(
-            HELD_OUT_V3,
-            n_micrographs=n,
-            domain=domain,
-            session_dose=True,
-            contamination_shapes=SIMULATOR_KINDS.get(generator, "round"),
-        )
+    spec, _ = set_spec(generator, n, per_session=True)
     lines = labels.read_text().splitlines()[1:]
     pixel = {row.split(",")[0]: float(row.split(",")[3]) for row in lines}
     plans, jobs_list = [], []

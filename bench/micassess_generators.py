@@ -81,6 +81,33 @@ def render_session(job: tuple[int, object, object, Path]) -> list[tuple]:
     return rows
 
 
+def set_spec(
+    generator: str,
+    n: int,
+    per_session: bool = False,
+    alone: bool = False,
+    max_pixel_size_A: float | None = EXPORT_MAX_PIXEL_A,
+) -> tuple[ma.SimulatedSetSpec, DomainSpec | None]:
+    """The simulated set of one generator (see the module docstring) and its domain."""
+    if generator == "clean":
+        spec = replace(
+            ma.HELD_OUT_SET, n_micrographs=n, micrographs_per_session=16, session_dose=per_session
+        )
+        return spec, None
+    forced = () if generator == "trained" or generator in SIMULATOR_KINDS else (generator,)
+    allowed = () if alone else TRAINING_DOMAIN.allowed
+    domain = DomainSpec(allowed, TRAINING_DOMAIN.probability, forced, per_session, max_pixel_size_A)
+    # A real session is one chain of processing and one exposure setting.
+    spec = replace(
+        HELD_OUT_V3,
+        n_micrographs=n,
+        domain=domain,
+        session_dose=per_session,
+        contamination_shapes=SIMULATOR_KINDS.get(generator, "round"),
+    )
+    return spec, domain
+
+
 def write_set(
     generator: str,
     n: int,
@@ -99,25 +126,7 @@ def write_set(
     if labels.exists():
         return labels
     folder.mkdir(parents=True, exist_ok=True)
-    if generator == "clean":
-        domain = None
-        spec = replace(
-            ma.HELD_OUT_SET, n_micrographs=n, micrographs_per_session=16, session_dose=per_session
-        )
-    else:
-        forced = () if generator == "trained" or generator in SIMULATOR_KINDS else (generator,)
-        allowed = () if alone else TRAINING_DOMAIN.allowed
-        domain = DomainSpec(
-            allowed, TRAINING_DOMAIN.probability, forced, per_session, max_pixel_size_A
-        )
-        # A real session is one chain of processing and one exposure setting.
-        spec = replace(
-            HELD_OUT_V3,
-            n_micrographs=n,
-            domain=domain,
-            session_dose=per_session,
-            contamination_shapes=SIMULATOR_KINDS.get(generator, "round"),
-        )
+    spec, domain = set_spec(generator, n, per_session, alone, max_pixel_size_A)
     sessions = ma.session_specs(spec)
     start = time.perf_counter()
     jobs_list = [(i, s, domain, folder) for i, s in enumerate(sessions)]
