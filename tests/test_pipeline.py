@@ -267,26 +267,6 @@ def test_ctf_fits_that_follow_a_processing_pattern_are_not_reported_as_rings(
     assert np.allclose(table["defocus_u_um"], before["defocus_u_um"])  # as fitted
 
 
-def test_ctf_fits_of_a_session_without_a_shot_noise_floor_are_not_reported_as_rings(
-    screened, tmp_path, monkeypatch
-):
-    """Were the session's spectra to fall as a denoised session's do (here: any fall at all),
-    none of its fits is reported as fitted rings and the run says why; the cached fits (CTF
-    backend 7) carry the fall, so a rerun judges it without fitting again."""
-    from screen.stages import ctf
-
-    monkeypatch.setattr(ctf, "LOW_PASS_FALL_DECADES", -100.0)
-    out = screened.copy_results(tmp_path / "out")
-    before = pd.read_csv(out / "sessions" / "gbg_6uM" / "micrographs.csv")
-    assert before["ctf_rings_fitted"].sum() >= 2
-    summary = _rerun(screened, out)
-    assert "denoised or low-pass filtered" in summary["micrograph_domain_warning"]
-    table = pd.read_csv(out / "sessions" / "gbg_6uM" / "micrographs.csv")
-    assert not table["ctf_rings_fitted"].any()
-    assert np.allclose(table["defocus_u_um"], before["defocus_u_um"])  # as fitted
-    assert "ctf" not in summary["stage_seconds"]
-
-
 def test_micrographs_without_a_measurable_ctf_go_on_and_the_run_says_so(
     screened, tmp_path, monkeypatch
 ):
