@@ -5,8 +5,7 @@
 
 The sets are `micassess_generators.py --per-session`'s (simulated there once, in ``--out``; one
 chain of processing per session). Each micrograph is fitted as `screen run` fits it
-(`screen.stages.ctf.estimate_ctf`, default `CtfSearch`, then the session's
-`without_low_pass` and `without_fixed_pattern`) and compared with its plan's true mean
+(`screen.stages.ctf.estimate_ctf`, default `CtfSearch`) and compared with its plan's true mean
 defocus. Per set: good micrographs fitted (not `CtfNotMeasurable`), fitted within
 ``--tolerance`` of the true defocus, fits at the band's low end (no ring followed), and the three
 kinds of bad CTF (astigmatism 4,000-12,000 Å; 0.05-0.25 µm defocus; envelope B 400-900 Å²) with
@@ -83,8 +82,7 @@ def set_rows(generator: str, out: Path, n: int, jobs: int) -> list[Row]:
     # As `screen run` does: a session's fits that agree too well are a processing pattern.
     for session in {s for s, _ in plans}:
         rows_of = [i for i, (s, _) in enumerate(plans) if s == session]
-        marked, _ = ctf.without_low_pass([fits[i] for i in rows_of], ctf.CtfSearch())
-        marked, _ = ctf.without_fixed_pattern(marked, ctf.CtfSearch())
+        marked, _ = ctf.without_fixed_pattern([fits[i] for i in rows_of], ctf.CtfSearch())
         for i, fit in zip(rows_of, marked, strict=True):
             fits[i] = fit
     rows = []

@@ -100,8 +100,7 @@ class MicrographEvaluation:
     # One line per session where micrographs the model alone rejected were kept
     # (`assess_micrographs.kept_by_second_opinion`).
     second_opinion_notes: tuple[str, ...] = ()
-    # One line per session whose CTF fits follow a processing pattern (`ctf.without_low_pass`,
-    # `ctf.without_fixed_pattern`).
+    # One line per session whose CTF fits follow a processing pattern (`ctf.without_fixed_pattern`).
     ctf_pattern_notes: tuple[str, ...] = ()
     # The sessions `acquisition_sessions` made of a set that named none (empty: none made).
     acquisition_session_names: tuple[str, ...] = ()
@@ -346,12 +345,12 @@ def evaluate_micrographs(
     warnings, notes, patterns = [], [], []
     for session in dict.fromkeys(item.session for item in kept):  # as `screen run` does
         rows = [i for i, item in enumerate(kept) if item.session == session]
-        marked, low_pass = ctf.without_low_pass([fits[i] for i in rows], ctf_search)
-        marked, pattern = ctf.without_fixed_pattern(marked, ctf_search)
+        marked, pattern = ctf.without_fixed_pattern([fits[i] for i in rows], ctf_search)
         for i, fit in zip(rows, marked, strict=True):
             fits[i] = fit
-        name = f"session {session}" if session else "the set (one session)"
-        patterns += [f"{name}: {f.warning()}" for f in (low_pass, pattern) if f is not None]
+        if pattern is not None:
+            name = f"session {session}" if session else "the set (one session)"
+            patterns.append(f"{name}: {pattern.warning()}")
     for session in dict.fromkeys(item.session for item in kept):
         rows = [i for i, item in enumerate(kept) if item.session == session]
         check = assess_micrographs.session_domain_check(

@@ -169,10 +169,8 @@ class _Session:
     # Cache entries already counted: a result computed (or reused) and later read again from
     # the cache in the same session (the second opinion's verdicts) counts once.
     counted: set[tuple[str, str, str]] = dataclasses.field(default_factory=set)
-    # Set by `_assess_and_ctf` when the session's CTF fits follow a processing pattern, or its
-    # spectra fall too steeply for rings (denoised or low-passed micrographs).
+    # Set by `_assess_and_ctf` when the session's CTF fits follow a processing pattern.
     ctf_pattern: ctf.FixedPattern | None = None
-    ctf_low_pass: ctf.LowPassed | None = None
 
     def tick(self, stage: str, done: int, total: int) -> None:
         if self.progress is not None:
@@ -464,10 +462,9 @@ def _prepare_session(
     )
     for result, verdict in zip(assessed, checked, strict=True):
         result.verdict = verdict
-    for finding in (session.ctf_low_pass, session.ctf_pattern):
-        if finding is not None:
-            pattern = finding.warning()
-            domain_warning = f"{domain_warning} {pattern}" if domain_warning else pattern
+    if session.ctf_pattern is not None:
+        pattern = session.ctf_pattern.warning()
+        domain_warning = f"{domain_warning} {pattern}" if domain_warning else pattern
     unmeasured = [r for r in assessed if r.ctf is None and r.ctf_note]
     if unmeasured:
         note = _ctf_not_measurable_warning(unmeasured, len(assessed))
@@ -735,13 +732,11 @@ def _assess_and_ctf(
             session.computed("ctf", entry, time.process_time() - begin)
         done += len(chunk)
         session.tick("assess + CTF", done, len(results))
-    # Fits on spectra with no shot-noise floor (denoised, low-passed), and fits that agree too
-    # well across the session, follow the images' processing, not Thon rings: marked as
-    # following no ring before any check reads them.
-    marked, session.ctf_low_pass = ctf.without_low_pass(
+    # Fits that agree too well across the session are a pattern of the images' processing, not
+    # Thon rings: marked as following no ring before any check reads them.
+    marked, session.ctf_pattern = ctf.without_fixed_pattern(
         [r.ctf for r in results], session.config.ctf
     )
-    marked, session.ctf_pattern = ctf.without_fixed_pattern(marked, session.config.ctf)
     for result, fit in zip(results, marked, strict=True):
         result.ctf = fit
     for result in results:  # the verdict once the CTF fit is known (cheap, not cached)

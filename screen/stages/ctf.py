@@ -332,7 +332,6 @@ def _estimate(
         astigmatism_angle_deg=angle_deg,
         fit_resolution_A=float(1.0 / fit_k),
         score=float(np.clip(score, 0.0, 1.0)),
-        power_fall_decades=power_fall_decades(spectrum, k_lo),
     )
     return fit, tile_px
 
@@ -530,81 +529,11 @@ def without_fixed_pattern(
     return marked, FixedPattern(median, spread, n_fits)
 
 
-LOW_PASS_FALL_DECADES = 3.0
-"""A session whose micrographs' spectra fall (median, `CtfFit.power_fall_decades`) by this many
-decades or more from the fitting band's low end (30 Å) to 0.75-0.85 of Nyquist has no shot-noise
-floor: it was denoised or low-pass filtered, and its "Thon rings" are the filter's and the
-denoiser's, not the CTF's (`without_low_pass`). A recorded micrograph carries shot noise at every
-frequency; what lowers it towards Nyquist is the detector's MTF (its square at 0.8 Nyquist: about
-0.3-0.6 for counting cameras, 0.05-0.1 for an integrating one, one decade at most), and the
-signal at 30 Å (ice, particles, carbon) stands at most a decade or two above the noise. Measured
-2026-12-07 (session 30, `/tmp/s30/fall.py`, `bench/ctf_generators.py`): session medians 0.2-0.3 on
-the clean held-out set, at most 0.9 on the per-session sets' sessions without a denoiser, single
-raw micrographs up to 2.1 (carbon, contamination); the real examples 0.2 (Magellon), 1.1 (the
-contaminated raw micrograph) and 1.1-1.8 (the 12 denoised EMPIAR-10017 exports, no fit there
-anyway); Gaussian low-passes of 4-25 Å 5.7, NL-means sessions 2.4-4.1, a JPEG export of a
-Gaussian-denoised session 3.2. Sessions at or over 3 held 31 good micrographs fitted 20-85 % off
-their true defocus "to 5-10 Å" and one right fit."""
-
-
-@dataclass(frozen=True)
-class LowPassed:
-    """A session whose spectra fall too steeply for its fits to be Thon rings.
-
-    Attributes
-    ----------
-    fall_decades
-        The session's median `CtfFit.power_fall_decades`.
-    n_fits
-        Fits that had followed rings and are marked as following none.
-    """
-
-    fall_decades: float
-    n_fits: int
-
-    def warning(self) -> str:
-        """What the run says about the session's CTF fits."""
-        return (
-            f"CTF: the micrographs' power falls {self.fall_decades:.1f} decades from 30 Å to near "
-            "Nyquist (median), where recorded shot noise keeps it within about two: they were "
-            "denoised or low-pass filtered, and the 'rings' of their "
-            f"{self.n_fits} fits are the filter's. Their defocus is not a measurement (rings not "
-            "fitted); fit the raw sums if you have them."
-        )
-
-
-def without_low_pass(
-    fits: list[CtfFit | None], params: CtfSearch
-) -> tuple[list[CtfFit | None], LowPassed | None]:
-    """A session's fits, every ring-fitted one marked as following none where the spectra fell.
-
-    When the median `CtfFit.power_fall_decades` of the session's fits (those that measured it)
-    is at least `LOW_PASS_FALL_DECADES`, every fit that reaches past ``params.low_res_A`` gets
-    ``fit_resolution_A = params.low_res_A`` (its defocus values stay as fitted, as in
-    `without_fixed_pattern`). Returns the fits (a copy) and the finding, or None.
-    """
-    fits = list(fits)
-    falls = [
-        f.power_fall_decades for f in fits if f is not None and math.isfinite(f.power_fall_decades)
-    ]
-    if not falls or float(np.median(falls)) < LOW_PASS_FALL_DECADES:
-        return fits, None
-    marked = [
-        replace(f, fit_resolution_A=params.low_res_A)
-        if f is not None and f.fit_resolution_A < params.low_res_A
-        else f
-        for f in fits
-    ]
-    n_fits = sum(a is not b for a, b in zip(fits, marked, strict=True))
-    return marked, LowPassed(float(np.median(falls)), n_fits)
-
-
 # 4: other 1D seeds where the first fitted no ring (`_ALTERNATIVE_MIN_ZEROS`)
 # 5: band and fit resolution end where the spectrum is dead (`LIVE_POWER_DROP`)
 # 6: ... read along the axes, where a Fourier pad's square band limit is complete
-# 7: the spectrum's fall from 30 Å to near Nyquist recorded (`CtfFit.power_fall_decades`)
 BACKEND = Backend(
-    stage="ctf", name="builtin", version="7", params_type=CtfSearch, compute=estimate_ctf
+    stage="ctf", name="builtin", version="6", params_type=CtfSearch, compute=estimate_ctf
 )
 
 
@@ -656,25 +585,6 @@ def _live_limit_k(spectrum: _Spectrum, k_lo: float) -> float:
         if len(before) and np.median(after) < LIVE_POWER_DROP * before.min():
             return float(k)
     return 0.5 / spectrum.pixel_size_A
-
-
-def power_fall_decades(spectrum: _Spectrum, k_lo: float) -> float:
-    """Decades the rotational average falls from ``k_lo`` to 0.75-0.85 of Nyquist (`LOW_PASS_FALL_DECADES`).
-
-    The log10 of the ratio of the medians of the rotational average over ``0.9-1.1 k_lo`` and
-    over 0.75-0.85 of the spectrum's Nyquist frequency; NaN where either is empty or not positive.
-    """
-    profile, counts = spectrum.rotational
-    k_bins = (np.arange(len(profile)) + 0.5) / (spectrum.n_px * spectrum.pixel_size_A)
-    nyquist = 0.5 / spectrum.pixel_size_A
-    low = profile[(counts > 0) & (k_bins >= 0.9 * k_lo) & (k_bins <= 1.1 * k_lo)]
-    high = profile[(counts > 0) & (k_bins >= 0.75 * nyquist) & (k_bins <= 0.85 * nyquist)]
-    if not len(low) or not len(high):
-        return float("nan")
-    low_level, high_level = float(np.median(low)), float(np.median(high))
-    if not (low_level > 0 and high_level > 0):
-        return float("nan")
-    return float(np.log10(low_level / high_level))
 
 
 def _half_plane(power: np.ndarray, pixel_size_A: float) -> _Spectrum:

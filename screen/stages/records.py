@@ -82,9 +82,6 @@ class CtfFit:
     # larger of the two; 0 = the same, 1 = a half found none, 2 = the opposite direction); NaN
     # when not measured (see `screen.stages.ctf.half_field_astigmatism_spread`).
     astigmatism_spread: float = float("nan")
-    # How many decades the spectrum's rotational average falls from 30 Å to 0.75-0.85 of the
-    # (working) Nyquist frequency; NaN when not measured (see `screen.stages.ctf.power_fall_decades`).
-    power_fall_decades: float = float("nan")
 
     @property
     def mean_defocus_A(self) -> float:

@@ -60,9 +60,7 @@ def verdict_from(cached: dict) -> MicrographVerdict:
 
 def ctf_from(cached: dict) -> CtfFit:
     """A CTF fit from its cached JSON."""
-    return CtfFit(
-        **{f.name: float(cached[f.name]) for f in dataclasses.fields(CtfFit) if f.name in cached}
-    )
+    return CtfFit(**{f.name: float(cached[f.name]) for f in dataclasses.fields(CtfFit)})
 
 
 def ctf_or_note_from(cached: dict) -> CtfFit | str:

@@ -46,7 +46,7 @@ def _angle_error_deg(a, b):
 
 
 def test_backend_contract():
-    assert BACKEND.key == "ctf/builtin@7"
+    assert BACKEND.key == "ctf/builtin@6"
     assert BACKEND.params_type is CtfSearch
     assert BACKEND.compute is estimate_ctf
 
@@ -321,38 +321,3 @@ def test_fits_that_agree_too_well_are_a_processing_pattern_not_rings():
     assert without_fixed_pattern(genuine, search) == (genuine, None)
     few = fits[:3] + fits[8:]  # four ring-fitted fits
     assert without_fixed_pattern(few, search) == (few, None)
-
-
-def test_a_denoised_micrograph_has_no_shot_noise_floor_and_its_fits_are_not_rings():
-    """A recorded micrograph's spectrum stays within a decade from 30 Å to near Nyquist; the same
-    micrograph through a 10-Å Gaussian low-pass (a denoiser) falls many decades."""
-    from scipy import ndimage
-
-    from screen.stages.ctf import LOW_PASS_FALL_DECADES, without_low_pass
-
-    spec = prex1_small(8)  # 512 x 512 at 2.5 Å/px
-    (plan,) = _good_plans(spec, SESSION, 1)
-    counts = _render(spec, plan)
-    raw = estimate_ctf(counts, Optics(2.5), PARAMS)
-    smooth = ndimage.gaussian_filter(counts.astype(np.float32), 10.0 / 2.5)
-    denoised = estimate_ctf(smooth, Optics(2.5), PARAMS)
-    assert raw.power_fall_decades < 1.0, raw
-    assert denoised.power_fall_decades > LOW_PASS_FALL_DECADES + 1.0, denoised
-
-    search = CtfSearch()
-    # A session of such fits, one failed and one that followed no ring: every ring-fitted one
-    # marked as following none, its defocus kept; the raw session is left alone.
-    fall = LOW_PASS_FALL_DECADES + 0.5
-    fits = [dataclasses.replace(_ringed(d), power_fall_decades=fall) for d in (0.8, 1.1, 1.3)]
-    fits += [None, dataclasses.replace(_ringed(1.0, 30.0), power_fall_decades=fall)]
-    marked, low_pass = without_low_pass(fits, search)
-    assert low_pass is not None and low_pass.n_fits == 3
-    assert low_pass.fall_decades == pytest.approx(fall)
-    assert all(m.fit_resolution_A == search.low_res_A for m in marked[:3])
-    assert [m.defocus_u_A for m in marked[:3]] == [f.defocus_u_A for f in fits[:3]]
-    assert marked[3:] == fits[3:]
-    assert "not a measurement" in low_pass.warning()
-    kept = [dataclasses.replace(f, power_fall_decades=0.4) for f in fits if f is not None]
-    assert without_low_pass(kept, search) == (kept, None)
-    # Fits from elsewhere (an external program's, or cached before the measure) are not judged.
-    assert without_low_pass([_ringed(1.0)], search) == ([_ringed(1.0)], None)
