@@ -420,11 +420,21 @@ def half_field_astigmatism_spread(
 
     The micrograph is cut in two along its longer side and each half is fitted on its own,
     with the whole fit's periodogram tile (``tile_px`` working pixels: the same sampling of the
-    rings, fewer tiles; a smaller tile loses fine rings at high defocus). Each half's
-    astigmatism vector ``A (cos 2θ, sin 2θ)`` (zero where the half did not measure one) is
-    compared with the whole fit's; the larger distance, over the whole fit's length, is
-    returned: 0 the same, 1 a half found none, 2 the opposite direction. NaN when the whole
-    fit measured none or a half is too small to fit.
+    rings, fewer tiles; a smaller tile loses fine rings at high defocus). A half whose rings
+    reach the resolution at which the whole fit's astigmatism ``A`` shows
+    (`astigmatism_is_measured`: ``sqrt(2 lambda A)``) could have seen it, and its fitted
+    astigmatism vector ``A (cos 2θ, sin 2θ)`` is compared with the whole fit's as it is (a
+    smaller one than it could itself resolve included); a half whose rings stop before is left
+    out. The larger distance, over the whole fit's length, is returned: 0 the same, 1 a half
+    found none, 2 the opposite direction; 1 (not repeated) when both halves are left out. NaN
+    when the whole fit measured none or a half is too small to fit.
+
+    Measured 2026-12-07 (session 30, `bench/micassess_generators.py --per-session`): a half
+    has half the tiles and fits less far, and had been counted as "found none" wherever it did
+    not resolve its own astigmatism: on the clean set an astigmatism of 5,800 Å, fitted 5,718 Å
+    at the right angle to 9.0 Å, and on the hot-pixel set one of 4,451 Å fitted 5,029 Å to
+    12.8 Å (both halves 4,000-4,500 Å at the right angle, to 12.8 Å, where 4,000 Å needs 12.5
+    Å) were kept for that.
     """
     whole = _astigmatism_vector(fit, optics.voltage_kV)
     size = float(np.hypot(*whole))
@@ -437,15 +447,22 @@ def half_field_astigmatism_spread(
     else:
         half = image.shape[0] // 2
         halves = (image[:half], image[half:])
-    spread = 0.0
+    visible_A = math.sqrt(2.0 * electron_wavelength_A(optics.voltage_kV) * size)
+    spreads = []
     for part in halves:
         try:
             part_fit, _ = _estimate(np.ascontiguousarray(part), optics, params, tile_px)
         except ValueError:
             return float("nan")
-        distance = float(np.hypot(*(_astigmatism_vector(part_fit, optics.voltage_kV) - whole)))
-        spread = max(spread, distance / size)
-    return spread
+        if not part_fit.fit_resolution_A <= visible_A:
+            continue  # its rings stop before the astigmatism shows: no evidence either way
+        # Its rings reach where the whole fit's astigmatism shows: what it fitted is evidence,
+        # a smaller astigmatism than it could itself resolve included.
+        half_diff_A = abs(part_fit.defocus_u_A - part_fit.defocus_v_A)
+        angle = np.radians(2.0 * part_fit.astigmatism_angle_deg)
+        vector = half_diff_A * np.array([np.cos(angle), np.sin(angle)])
+        spreads.append(float(np.hypot(*(vector - whole))) / size)
+    return max(spreads) if spreads else 1.0
 
 
 FIXED_PATTERN_MAX_SPREAD_A = 300.0
@@ -532,8 +549,9 @@ def without_fixed_pattern(
 # 4: other 1D seeds where the first fitted no ring (`_ALTERNATIVE_MIN_ZEROS`)
 # 5: band and fit resolution end where the spectrum is dead (`LIVE_POWER_DROP`)
 # 6: ... read along the axes, where a Fourier pad's square band limit is complete
+# 7: a half whose rings stop before the astigmatism shows is left out of `astigmatism_spread`
 BACKEND = Backend(
-    stage="ctf", name="builtin", version="6", params_type=CtfSearch, compute=estimate_ctf
+    stage="ctf", name="builtin", version="7", params_type=CtfSearch, compute=estimate_ctf
 )
 
 

@@ -46,7 +46,7 @@ def _angle_error_deg(a, b):
 
 
 def test_backend_contract():
-    assert BACKEND.key == "ctf/builtin@6"
+    assert BACKEND.key == "ctf/builtin@7"
     assert BACKEND.params_type is CtfSearch
     assert BACKEND.compute is estimate_ctf
 
@@ -124,6 +124,24 @@ def test_half_fields_repeat_a_real_astigmatism_and_not_a_mixed_one():
     assert np.isnan(unchecked.astigmatism_spread)
     round_rings = estimate_ctf(_render(spec, second), Optics(1.2), PARAMS)  # no astigmatism
     assert np.isnan(round_rings.astigmatism_spread)  # nothing measured, nothing to repeat
+
+
+def test_a_half_whose_rings_stop_short_of_the_astigmatism_neither_repeats_nor_denies_it():
+    """A half with half the tiles fits less far; where its rings stop before the resolution at
+    which the whole fit's astigmatism shows, it is left out, and the other half's repetition
+    confirms the astigmatism. With neither half reaching it, nothing is repeated (spread 1)."""
+    from scipy import ndimage
+
+    spec = dataclasses.replace(prex1_small(8), frame_px=(1024, 1024), pixel_size_A=1.2)
+    (plan,) = _good_plans(spec, SESSION, 1)
+    lens = _render(spec, _with_astigmatism(plan, 6000.0, 20.0))
+    fit = estimate_ctf(lens, Optics(1.2), PARAMS)
+    blurred = ndimage.gaussian_filter(lens.astype(np.float32), 20.0 / 1.2)  # no ring past ~25 Å
+    one_short = np.concatenate([lens[:, :512], blurred[:, 512:]], axis=1)
+    spread = half_field_astigmatism_spread(one_short, Optics(1.2), PARAMS, fit, tile_px=512)
+    assert spread < ASTIGMATISM_MAX_SPREAD
+    both_short = half_field_astigmatism_spread(blurred, Optics(1.2), PARAMS, fit, tile_px=512)
+    assert both_short == 1.0
 
 
 def test_an_astigmatism_along_the_pixel_grid_is_not_believed():
