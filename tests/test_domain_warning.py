@@ -168,14 +168,22 @@ def test_a_session_the_two_models_disagree_on_uses_the_randomised_models_verdict
     verdicts = dict(zip(table["micrograph"], table["verdict"], strict=True))
     assert sum(v == "good" for k, v in verdicts.items() if k.startswith("good")) == 5
     assert all(v == "bad" for k, v in verdicts.items() if k.startswith("carbon"))
-    # --no-domain-fallback keeps the first model's verdicts: four good micrographs lost.
+    # --no-domain-fallback keeps the first model's verdicts: v2 rejects four good micrographs,
+    # and two of them, called empty, hold as many strong dark blobs as their session and are
+    # judged again without it (`empty_in_session`): two good ones lost, both carbon ones rejected.
     first = tmp_path / "first"
     result = runner.invoke(app, [*args, str(first), "--no-domain-fallback"])
     assert result.exit_code == 0, result.output
     again = json.loads((first / "sessions" / "binned" / "summary.json").read_text())
     assert again["micrograph_model"] == "micassess_small_v2"
     assert again["micrograph_domain_warning"] is None
-    assert again["n_good_micrographs"] == 2
+    assert again["n_good_micrographs"] == 4
+    table = pd.read_csv(first / "sessions" / "binned" / "micrographs.csv")
+    rejected = set(table.loc[table["verdict"] == "bad", "micrograph"])
+    assert len(rejected) == 4 and {m for m in rejected if m.startswith("carbon")} == {
+        "carbon_02",
+        "carbon_03",
+    }
 
 
 def test_evaluate_micrographs_scores_the_second_opinion_as_run_uses_it(
@@ -200,7 +208,9 @@ def test_evaluate_micrographs_scores_the_second_opinion_as_run_uses_it(
     assert first.exit_code == 0, first.output
     assert "domain check" not in first.output or "session binned" not in first.output
     recall = [line for line in first.output.splitlines() if line.startswith("| good recall")]
-    assert float(recall[0].split("|")[2]) == pytest.approx(2 / 6, abs=1e-3)
+    # v2 with the session's checks, as `screen run --no-domain-fallback` (two of its four
+    # rejected good ones are "empty" fields as full of strong blobs as their session).
+    assert float(recall[0].split("|")[2]) == pytest.approx(4 / 6, abs=1e-3)
 
 
 DRIFTING_SCENARIO = """

@@ -130,6 +130,16 @@ EMPIAR-10017 exports, whose strong blobs are fewest, 1.20-1.48; the Magellon rin
 guards a dense good field, whose particles widen its own score map and so hide among themselves,
 and a sparse one (the independent simulator's shell field above) from being called empty."""
 
+EMPTY_CONTRADICTED_RATIO = 0.8
+"""`empty_in_session`: the network's ``empty`` on a micrograph with at least this fraction of its
+session's median of strong dark blobs per µm² is contradicted (as many particles as a typical
+micrograph of its session) and judged again without it. Measured 2026-12-07 (session 30, session
+script `/tmp/s30/census.py`) on `bench/micassess_generators.py --per-session`'s five processed
+sets: the 37 truly empty micrographs the product called empty lie at 0.00-0.37 of their session
+(all but three at 0.11 or less); the one good micrograph called empty, at 1.05 (hot pixels, a
+Wiener-denoised session at 12.9 Å/px, P(good) 0.098). Like the limit of the empty check itself,
+a ratio of counts within a session, so detector, dose, export and processing cancel."""
+
 EMPTY_MIN_MICROGRAPHS = 8
 """A session needs this many measured micrographs for its median to judge one (as the drift
 check, `DRIFT_MIN_MICROGRAPHS`)."""
@@ -1113,8 +1123,10 @@ def empty_in_session(
     `EMPTY_MIN_SESSION_BLOBS` strong blobs. The network keeps many empty fields (a field of ice
     and noise is what a good micrograph's background looks like); counting against the session
     needs no statement of what a particle looks like, only that the session's other micrographs
-    have them. Only good verdicts change; P(good) and the reason scores stay. Off (unchanged)
-    with ``empty_blob_ratio`` 0.
+    have them. P(good) and the reason scores stay. The other way round, a micrograph the network
+    called bad for ``empty`` (P(good) < threshold) with at least `EMPTY_CONTRADICTED_RATIO` of
+    the session's median is judged again without that reason (`_renamed_without`): the census
+    contradicts it. Off (unchanged) with ``empty_blob_ratio`` 0.
     """
     verdicts = list(verdicts)
     measured = _measured_session(
@@ -1124,9 +1136,16 @@ def empty_in_session(
         return verdicts
     if float(np.median([float(v.strong_blobs) for v in measured])) < EMPTY_MIN_SESSION_BLOBS:
         return verdicts
-    limit = params.empty_blob_ratio * float(
-        np.median([float(v.strong_blobs_per_um2) for v in measured])
-    )
+    median = float(np.median([float(v.strong_blobs_per_um2) for v in measured]))
+    limit = params.empty_blob_ratio * median
+    verdicts = [
+        _renamed_without(v, "empty", params.threshold)
+        if _network_reason(v, params.threshold) == "empty"
+        and _census_measured(v)
+        and v.strong_blobs_per_um2 >= EMPTY_CONTRADICTED_RATIO * median
+        else v
+        for v in verdicts
+    ]
     return [
         replace(v, verdict="bad", reason="empty")
         if v.verdict == "good"

@@ -748,6 +748,31 @@ def test_a_micrograph_without_the_dark_blobs_of_its_session_is_empty():
     )
 
 
+def test_the_networks_empty_is_not_believed_on_a_micrograph_as_full_as_its_session():
+    from screen.stages.assess_micrographs import EMPTY_CONTRADICTED_RATIO, empty_in_session
+
+    params = MicrographAssessParams()
+    session = [_census(n, 1.5) for n in (22, 28, 30, 31, 33, 35, 40, 45)]  # median 32
+
+    def called_empty(strong: int, scores: dict[str, float]) -> MicrographVerdict:
+        return replace(
+            _census(strong, 1.2), p_good=0.05, verdict="bad", reason="empty", reason_scores=scores
+        )
+
+    full = called_empty(30, {"empty": 0.9, "crowded": 0.1})  # as full as its session
+    rest_bad = called_empty(30, {"empty": 0.5, "aggregated": 0.5})  # the rest still under 0.1
+    sparse = called_empty(3, {"empty": 0.9, "crowded": 0.1})  # a tenth of its session: empty
+    assert 30 >= EMPTY_CONTRADICTED_RATIO * 32 > 3
+    checked = empty_in_session(session + [full, rest_bad, sparse], params)
+    assert (checked[8].verdict, checked[8].reason, checked[8].p_good) == ("good", None, 0.05)
+    assert (checked[9].verdict, checked[9].reason) == ("bad", "aggregated")
+    assert checked[10] == sparse
+    # Off, or in a session too small to tell: the network's call stands.
+    off = replace(params, empty_blob_ratio=0.0)
+    assert empty_in_session(session + [full], off)[8] == full
+    assert empty_in_session(session[:6] + [full], params)[6] == full
+
+
 def test_empty_simulated_micrographs_have_fewer_dark_blobs_than_their_session(model, simulated):
     """The held-out-kind session of the fixture (12 micrographs: good, empty, carbon) through the
     assessment's own census: the three empty ones (0-1 particle) hold 1-2 strong blobs where the
