@@ -1054,11 +1054,28 @@ def thick_ice_needs_darkening(
     if measured is None or not _levels_agree(measured):
         return verdicts
     median = float(np.median([v.grey_level for v in measured]))
+    return _renamed_where(
+        verdicts,
+        "thick_ice",
+        params.threshold,
+        lambda v: _exposure_measured(v) and v.grey_level >= THICK_ICE_MIN_DARKENING * median,
+    )
+
+
+def _renamed_where(
+    verdicts: list[MicrographVerdict],
+    reason: str,
+    threshold: float,
+    contradicted: Callable[[MicrographVerdict], bool],
+) -> list[MicrographVerdict]:
+    """The verdicts, with the network's ``reason`` judged again where a measure contradicts it.
+
+    Each verdict the network called bad for ``reason`` and for which ``contradicted`` holds is
+    judged again without it (`_renamed_without`); the others are returned unchanged.
+    """
     return [
-        _renamed_without(v, "thick_ice", params.threshold)
-        if _network_reason(v, params.threshold) == "thick_ice"
-        and _exposure_measured(v)
-        and v.grey_level >= THICK_ICE_MIN_DARKENING * median
+        _renamed_without(v, reason, threshold)
+        if _network_reason(v, threshold) == reason and contradicted(v)
         else v
         for v in verdicts
     ]
@@ -1138,14 +1155,14 @@ def empty_in_session(
         return verdicts
     median = float(np.median([float(v.strong_blobs_per_um2) for v in measured]))
     limit = params.empty_blob_ratio * median
-    verdicts = [
-        _renamed_without(v, "empty", params.threshold)
-        if _network_reason(v, params.threshold) == "empty"
-        and _census_measured(v)
-        and v.strong_blobs_per_um2 >= EMPTY_CONTRADICTED_RATIO * median
-        else v
-        for v in verdicts
-    ]
+    verdicts = _renamed_where(
+        verdicts,
+        "empty",
+        params.threshold,
+        lambda v: (
+            _census_measured(v) and v.strong_blobs_per_um2 >= EMPTY_CONTRADICTED_RATIO * median
+        ),
+    )
     return [
         replace(v, verdict="bad", reason="empty")
         if v.verdict == "good"
