@@ -404,9 +404,13 @@ def astigmatism_is_confirmed(fit: CtfFit, voltage_kV: float) -> bool:
     return not fit.astigmatism_spread > ASTIGMATISM_MAX_SPREAD
 
 
-def _astigmatism_vector(fit: CtfFit, voltage_kV: float) -> np.ndarray:
-    """``A (cos 2θ, sin 2θ)`` of a fit; zero where the fit did not measure its astigmatism."""
-    if not astigmatism_is_measured(fit, voltage_kV):
+def _astigmatism_vector(fit: CtfFit, voltage_kV: float, measured_only: bool = True) -> np.ndarray:
+    """``A (cos 2θ, sin 2θ)`` of a fit, as fitted.
+
+    With ``measured_only``, zero where the fit did not measure its astigmatism
+    (`astigmatism_is_measured`).
+    """
+    if measured_only and not astigmatism_is_measured(fit, voltage_kV):
         return np.zeros(2)
     size_A = abs(fit.defocus_u_A - fit.defocus_v_A)
     angle = np.radians(2.0 * fit.astigmatism_angle_deg)
@@ -458,9 +462,7 @@ def half_field_astigmatism_spread(
             continue  # its rings stop before the astigmatism shows: no evidence either way
         # Its rings reach where the whole fit's astigmatism shows: what it fitted is evidence,
         # a smaller astigmatism than it could itself resolve included.
-        half_diff_A = abs(part_fit.defocus_u_A - part_fit.defocus_v_A)
-        angle = np.radians(2.0 * part_fit.astigmatism_angle_deg)
-        vector = half_diff_A * np.array([np.cos(angle), np.sin(angle)])
+        vector = _astigmatism_vector(part_fit, optics.voltage_kV, measured_only=False)
         spreads.append(float(np.hypot(*(vector - whole))) / size)
     return max(spreads) if spreads else 1.0
 
