@@ -420,15 +420,7 @@ def evaluate_micrographs(
         if wide.warning:
             name = f"session {session}" if session else "the set (one session)"
             session_reason_warnings.append(f"{name}: {wide.warning}")
-        session_verdicts = assess_micrographs.empty_in_session(
-            assess_micrographs.drift_by_anisotropy(
-                assess_micrographs.thick_ice_by_transmission(
-                    assess_micrographs.thick_ice_needs_darkening(wide.verdicts, params), params
-                ),
-                params,
-            ),
-            params,
-        )
+        session_verdicts = assess_micrographs.measured_session_checks(wide.verdicts, params)
         for i, verdict in zip(rows, session_verdicts, strict=True):
             checked_verdicts[i] = verdict
     p_good, reasons, called_good, by_astigmatism, by_sound_ctf = [], [], [], [], []

@@ -450,16 +450,7 @@ def _prepare_session(
     wide = assess_micrographs.session_wide_reasons(sound, config.assess)
     if wide.warning:
         domain_warning = f"{domain_warning} {wide.warning}" if domain_warning else wide.warning
-    checked = assess_micrographs.empty_in_session(
-        assess_micrographs.drift_by_anisotropy(
-            assess_micrographs.thick_ice_by_transmission(
-                assess_micrographs.thick_ice_needs_darkening(wide.verdicts, config.assess),
-                config.assess,
-            ),
-            config.assess,
-        ),
-        config.assess,
-    )
+    checked = assess_micrographs.measured_session_checks(wide.verdicts, config.assess)
     for result, verdict in zip(assessed, checked, strict=True):
         result.verdict = verdict
     if session.ctf_pattern is not None:
@@ -1139,6 +1130,7 @@ def _write_micrograph_table(
                 "anisotropy_noise": _verdict_measure(r, "anisotropy_noise"),
                 "strong_blobs_per_um2": _verdict_measure(r, "strong_blobs_per_um2"),
                 "blob_tail_asymmetry": _verdict_measure(r, "blob_tail_asymmetry"),
+                "p_good_flattened": _verdict_measure(r, "p_good_flattened"),
                 "defocus_u_um": r.ctf.defocus_u_A / 1e4 if r.ctf else np.nan,
                 "defocus_v_um": r.ctf.defocus_v_A / 1e4 if r.ctf else np.nan,
                 "astigmatism_angle_deg": r.ctf.astigmatism_angle_deg if r.ctf else np.nan,

@@ -25,8 +25,9 @@ import numpy as np
 
 from screen.models import micassess
 from screen.processing.anisotropy import DirectionalPower, directional_power, reduced_frame
+from screen.processing.background import smooth_background
 from screen.processing.blocks import shows_block_grid
-from screen.processing.carbon import carbon_edge
+from screen.processing.carbon import CARBON_MIN_STEP_CONTRAST, CarbonEdge, carbon_edge
 from screen.processing.contamination import opaque_fraction
 from screen.processing.ctf import CtfParams, ctf_zero_frequencies_A
 from screen.processing.exposure import Exposure, exposure
@@ -233,6 +234,13 @@ class MicrographAssessParams:
         A good micrograph with under this fraction of its session's median of strong dark blobs
         per µm², its blob score map showing no dark-particle excess, is bad, reason ``empty``
         (:func:`empty_in_session`; `EMPTY_BLOB_RATIO`); 0 turns the check off.
+    gradient_second_look
+        A micrograph the network calls bad for ``contaminated`` is seen again by the same
+        network with its smooth background (an ice gradient, a robust degree-2 surface:
+        `screen.processing.background`) subtracted, and is good when it then reaches the
+        threshold and no opaque or crystalline measure calls it contaminated
+        (:func:`gradient_not_contamination`; not where a film edge's step splits the field);
+        False turns it off.
     """
 
     threshold: float = 0.1
@@ -248,6 +256,7 @@ class MicrographAssessParams:
     drift_outlier_sigma: float = DRIFT_OUTLIER_SIGMA
     ringless_max_p_good: float = RINGLESS_MAX_P_GOOD
     empty_blob_ratio: float = EMPTY_BLOB_RATIO
+    gradient_second_look: bool = True
 
 
 def params_problems(params: MicrographAssessParams) -> list[str]:
@@ -1062,6 +1071,66 @@ def thick_ice_needs_darkening(
     )
 
 
+def gradient_not_contamination(
+    verdicts: list[MicrographVerdict], params: MicrographAssessParams
+) -> list[MicrographVerdict]:
+    """The verdicts, with ``contaminated`` not believed where it was the ice's smooth gradient.
+
+    A micrograph the network called bad for ``contaminated`` (P(good) under the threshold; or
+    renamed to it by a contradicted thick ice) is good when the same network, shown the micrograph
+    with its smooth background subtracted (``p_good_flattened``), reaches the threshold, unless
+    the opaque or crystalline-ice measure finds contamination itself. Ice thickening towards a
+    hole's rim darkens a side of the field smoothly; contamination is sharp-edged and stays after
+    the subtraction. Measured 2026-12-07 (`bench/micassess_generators.py --per-session`): the
+    three good micrographs the product still lost on the ten held-out sets were NL-means-denoised
+    fields whose particles the denoiser had smoothed away and whose ice gradient remained
+    (P(good) 0.003-0.012, 0.13-0.66 flattened). Off with ``params.gradient_second_look`` False.
+    """
+    if not params.gradient_second_look:
+        return list(verdicts)
+
+    def contamination_measured(v: MicrographVerdict) -> bool:
+        opaque = params.max_opaque_fraction > 0 and (v.opaque_fraction or 0.0) >= (
+            params.max_opaque_fraction
+        )
+        crystalline = (
+            params.max_crystalline_fraction > 0
+            and (v.crystalline_fraction or 0.0) >= params.max_crystalline_fraction
+        )
+        return opaque or crystalline
+
+    return [
+        replace(v, verdict="good", reason=None)
+        if _network_reason(v, params.threshold) == "contaminated"
+        and v.p_good_flattened is not None
+        and v.p_good_flattened >= params.threshold
+        and not contamination_measured(v)
+        else v
+        for v in verdicts
+    ]
+
+
+def measured_session_checks(
+    verdicts: list[MicrographVerdict], params: MicrographAssessParams
+) -> list[MicrographVerdict]:
+    """A session's verdicts after the checks of the image's own measures, in their order.
+
+    The network's thick ice believed only where the level fell (`thick_ice_needs_darkening`),
+    its contamination only where it is not the ice's gradient (`gradient_not_contamination`),
+    thick ice by transmission, drift by anisotropy and empty fields by the dark-blob census.
+    """
+    return empty_in_session(
+        drift_by_anisotropy(
+            thick_ice_by_transmission(
+                gradient_not_contamination(thick_ice_needs_darkening(verdicts, params), params),
+                params,
+            ),
+            params,
+        ),
+        params,
+    )
+
+
 def _renamed_where(
     verdicts: list[MicrographVerdict],
     reason: str,
@@ -1308,12 +1377,21 @@ def assess_micrographs_with(
     )
     want_opaque = any(params.max_opaque_fraction > 0 for params, _ in assessments)
     want_carbon = any(params.max_carbon_fraction > 0 for params, _ in assessments)
-    opaque, carbon = {}, {}
+    opaque, edges = {}, {}
     for i in usable:
         if want_opaque:
             opaque[i] = opaque_fraction(images[i])
         if want_carbon:
-            carbon[i] = carbon_edge(images[i]).carbon_fraction()
+            edges[i] = carbon_edge(images[i])
+    carbon = {i: edge.carbon_fraction() for i, edge in edges.items()}
+    flattened = _flattened_p_good(
+        images,
+        pixel_sizes_A,
+        assessments,
+        usable,
+        all_scores,
+        lambda i: edges[i] if i in edges else carbon_edge(images[i]),
+    )
     crystalline = {
         i: _crystalline_share(images[i], float(pixel_sizes_A[i]))
         for i in usable
@@ -1330,7 +1408,7 @@ def assess_micrographs_with(
         census[i] = dark_blob_census(images[i], float(pixel_sizes_A[i]), reduced)
     unusable = MicrographVerdict(p_good=0.0, verdict="bad", reason=None, reason_scores={})
     out = []
-    for (params, _), scores in zip(assessments, all_scores, strict=True):
+    for k, ((params, _), scores) in enumerate(zip(assessments, all_scores, strict=True)):
         verdicts = [unusable] * len(images)
         for row, index in enumerate(usable):
             verdicts[index] = _verdict(
@@ -1344,7 +1422,53 @@ def assess_micrographs_with(
                 directional.get(index),
                 census.get(index),
             )
+            if (k, index) in flattened:
+                verdicts[index] = replace(verdicts[index], p_good_flattened=flattened[k, index])
         out.append(verdicts)
+    return out
+
+
+def _flattened_p_good(
+    images: list[np.ndarray],
+    pixel_sizes_A: list[float],
+    assessments: list[tuple[MicrographAssessParams, object]],
+    usable: list[int],
+    all_scores: list[dict[str, np.ndarray]],
+    edge_of: Callable[[int], CarbonEdge],
+) -> dict[tuple[int, int], float]:
+    """P(good) of each network on its ``contaminated`` calls, their smooth background removed.
+
+    Keyed by (assessment, image index). Only micrographs a network called bad (P(good) under its
+    threshold) with ``contaminated`` among its two likeliest reasons are seen again (the second:
+    a thick-ice call its session's grey level contradicts is renamed to it,
+    `thick_ice_needs_darkening`), and only where no step of a film edge's contrast splits the
+    field (``edge_of(index)``, `CARBON_MIN_STEP_CONTRAST`, however wide its transition): a
+    degree-2 surface takes part of a carbon film's step away, which is no ice gradient. Each
+    frame is flattened once for every network that wants it.
+    """
+    wanted: dict[int, list[int]] = {}
+    contaminated = MICROGRAPH_REASONS.index("contaminated")
+    for k, ((params, _), scores) in enumerate(zip(assessments, all_scores, strict=True)):
+        if not params.gradient_second_look:
+            continue
+        for row, index in enumerate(usable):
+            top_two = np.argsort(scores["reason"][row])[-2:]
+            if scores["p_good"][row] < params.threshold and contaminated in top_two:
+                wanted.setdefault(index, []).append(k)
+    wanted = {
+        i: ks for i, ks in wanted.items() if edge_of(i).step_contrast < CARBON_MIN_STEP_CONTRAST
+    }
+    flat = {i: np.asarray(images[i], np.float32) - smooth_background(images[i]) for i in wanted}
+    out: dict[tuple[int, int], float] = {}
+    for k in sorted({k for ks in wanted.values() for k in ks}):
+        indices = [i for i, ks in wanted.items() if k in ks]
+        (scores,) = micassess.predict_micrographs_with(
+            [assessments[k][1]],
+            [flat[i] for i in indices],
+            [float(pixel_sizes_A[i]) for i in indices],
+            assessments[k][0].batch_size,
+        )
+        out.update({(k, i): float(p) for i, p in zip(indices, scores["p_good"], strict=True)})
     return out
 
 
@@ -1419,8 +1543,9 @@ BACKEND = Backend(
     # 10: directional power (anisotropy) for the drift check; 11: lowest and highest values;
     # 12: crystalline ice read only where the band is transmitted and no JPEG grid shows;
     # the opaque check's block means median-filtered (hot pixels); 13: the dark-blob census;
-    # 14: bright outliers (spread hot pixels) set to the median in the drift and census frame
-    version="14",
+    # 14: bright outliers (spread hot pixels) set to the median in the drift and census frame;
+    # 15: P(good) of contaminated calls with the smooth background subtracted
+    version="15",
     params_type=MicrographAssessParams,
     compute=assess_micrographs,
 )

@@ -67,6 +67,9 @@ class MicrographVerdict:
     strong_blobs: int | None = None
     strong_blobs_per_um2: float | None = None
     blob_tail_asymmetry: float | None = None
+    # P(good) of the same network once the micrograph's smooth background (an ice gradient,
+    # `screen.processing.background`) is subtracted; measured only where it called it bad.
+    p_good_flattened: float | None = None
 
 
 @dataclass(frozen=True)

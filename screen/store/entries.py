@@ -34,6 +34,7 @@ _VERDICT_MEASURES = (
     "grey_max",
     "strong_blobs_per_um2",
     "blob_tail_asymmetry",
+    "p_good_flattened",
 )
 """The verdict's optional float measures (None where not measured or cached before they were)."""
 

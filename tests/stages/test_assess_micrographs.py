@@ -37,7 +37,7 @@ def simulated(empty_carbon_session):
 
 
 def test_backend_contract():
-    assert BACKEND.key == "assess_micrographs/builtin@14"
+    assert BACKEND.key == "assess_micrographs/builtin@15"
     assert BACKEND.params_type is MicrographAssessParams
     assert BACKEND.compute is assess_micrographs
     assert PARAMS.threshold == 0.1
@@ -788,3 +788,74 @@ def test_empty_simulated_micrographs_have_fewer_dark_blobs_than_their_session(mo
     assert called_empty == ["empty"] * reasons.count("empty") and len(called_empty) == 3
     good = [v for r, v in zip(reasons, verdicts, strict=True) if r == "good"]
     assert all(v.blob_tail_asymmetry > 1.15 for v in good)
+
+
+def test_contamination_is_not_believed_where_it_was_the_ices_smooth_gradient():
+    from screen.stages.assess_micrographs import (
+        gradient_not_contamination,
+        measured_session_checks,
+    )
+
+    params = MicrographAssessParams()
+    gradient = replace(_network(0.01, "contaminated"), p_good_flattened=0.4)
+    still = replace(_network(0.01, "contaminated"), p_good_flattened=0.05)
+    unmeasured = _network(0.01, "contaminated")
+    ball = replace(gradient, opaque_fraction=0.1)  # the opaque measure sees contamination
+    crystals = replace(gradient, crystalline_fraction=0.5)
+    other = replace(_network(0.01, "aggregated"), p_good_flattened=0.9)
+    good = _network(0.8, "crowded")
+    session = [gradient, still, unmeasured, ball, crystals, other, good]
+    checked = gradient_not_contamination(session, params)
+    assert (checked[0].verdict, checked[0].reason) == ("good", None)
+    assert checked[0].p_good == 0.01  # the network's numbers stay
+    assert checked[1:] == session[1:]
+    assert gradient_not_contamination(session, replace(params, gradient_second_look=False)) == (
+        session
+    )
+    # A thick ice the session's grey level contradicts is renamed to contamination first, then
+    # judged by the flattened field (the session's checks, in order).
+    levelled = [
+        replace(_network(0.8, "drift"), grey_level=1000.0 * f, noise_variance=1000.0)
+        for f in (0.97, 1.0, 1.02, 0.99, 1.01)
+    ]
+    renamed = replace(
+        _network(0.01, "thick_ice", second="contaminated", share=0.7),
+        grey_level=1000.0,
+        noise_variance=1000.0,
+        p_good_flattened=0.3,
+    )
+    assert measured_session_checks([*levelled, renamed], params)[5].verdict == "good"
+    assert (
+        measured_session_checks([*levelled, renamed], replace(params, gradient_second_look=False))[
+            5
+        ].reason
+        == "contaminated"
+    )
+
+
+def test_a_smooth_ice_gradient_does_not_make_the_network_call_contamination(model):
+    """The flattened P(good) is measured for the network's contaminated calls only, and not
+    where a film edge's step splits the field (a surface would take part of it away)."""
+    from screen.processing.carbon import carbon_edge
+    from screen.stages.assess_micrographs import _flattened_p_good
+
+    rng = np.random.default_rng(3)
+    images = [rng.normal(100.0, 5.0, (256, 256)).astype(np.float32) for _ in range(4)]
+    images[3][:, :110] -= 40.0  # a carbon film over 43 % of the field
+    scores = {
+        "p_good": np.array([0.01, 0.01, 0.9, 0.01]),
+        "reason": np.zeros((4, len(MICROGRAPH_REASONS))),
+    }
+    contaminated = MICROGRAPH_REASONS.index("contaminated")
+    scores["reason"][[0, 2, 3], contaminated] = 1.0
+    scores["reason"][1, MICROGRAPH_REASONS.index("aggregated")] = 0.9
+    scores["reason"][1, MICROGRAPH_REASONS.index("crowded")] = 0.1
+
+    def edge_of(i):
+        return carbon_edge(images[i])
+
+    usable = [0, 1, 2, 3]
+    found = _flattened_p_good(images, [4.0] * 4, [(PARAMS, model)], usable, [scores], edge_of)
+    assert set(found) == {(0, 0)} and 0.0 <= found[0, 0] <= 1.0
+    off = replace(PARAMS, gradient_second_look=False)
+    assert _flattened_p_good(images, [4.0] * 4, [(off, model)], usable, [scores], edge_of) == {}
