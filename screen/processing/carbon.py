@@ -7,8 +7,8 @@ between the two is sharp on the scale of the field. On a heavily smoothed copy, 
 sides whose mean grey levels differ by many times the grey-level spread within each side (the
 step contrast), and the grey level across that line changes over a narrow band (the
 transition). An ice-thickness gradient is a ramp, not a step: the best split of a linear ramp
-differs by only about sqrt(3) times the spread within its halves, and a steeper gradient still
-changes over much of the field. Particles, clumps and noise change the spread within the sides,
+differs by only sqrt(12) = 3.46 times the spread within its halves, however steep the ramp, and
+it changes over much of the field. Particles, clumps and noise change the spread within the sides,
 not the means. Like the opaque check (:mod:`screen.processing.contamination`) it needs no pixel
 size and no noise model: every scale is a fraction of the field, every level relative to the
 field's own spread, so it reads raw counts, binned, denoised or 8-bit exported micrographs
@@ -58,8 +58,8 @@ simulator's carbon ones have contrasts of 4.1-16.3 (10th percentile to largest) 
 of 0.02 (a few striped or faint edges more), good ones contrasts up to 4.4 (ice gradients) but
 transitions of 0.21 or more, other bad reasons contrasts up to 4.2 and transitions of 0.31 or
 more; the 14 real examples (no film edge in any) contrasts 1.0-3.9, transitions 0.08-0.65,
-darker sides 5-17 % of the field. A linear ramp gives a contrast of about 1.7 and a transition
-of 0.6. It should transfer because a film edge is a step in thickness, which no ice gradient,
+darker sides 5-17 % of the field. A linear ramp gives a contrast of 3.47 and a transition of
+0.54, whatever its slope (checked 2026-12-07). It should transfer because a film edge is a step in thickness, which no ice gradient,
 particle field, detector or export makes, and all three measures are relative to the field; a
 rim more curved than `CARBON_CURVATURES` spreads along the profile, so the check errs on the
 side of keeping the micrograph."""
