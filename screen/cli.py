@@ -165,6 +165,18 @@ EmptyBlobRatio = Annotated[
 ]
 """The ``--empty-blob-ratio`` option of ``screen run`` and ``screen evaluate micrographs``."""
 
+NoGradientSecondLook = Annotated[
+    bool,
+    typer.Option(
+        "--no-gradient-second-look",
+        help="Believe the network's 'contaminated' as it is. By default a micrograph it calls "
+        "contaminated is shown to it again with its smooth background (the ice's gradient) "
+        "subtracted, and kept when it then reaches the threshold and no opaque or "
+        "crystalline-ice measure finds contamination.",
+    ),
+]
+"""The ``--no-gradient-second-look`` option of ``screen run`` and ``screen evaluate micrographs``."""
+
 Averages = Annotated[
     Path, typer.Argument(help="A stack of class averages (.mrcs) or a folder of images.")
 ]
@@ -255,6 +267,7 @@ def run(
     session_reason_share: SessionReasonShare = None,
     drift_outlier_sigma: DriftOutlierSigma = None,
     empty_blob_ratio: EmptyBlobRatio = None,
+    no_gradient_second_look: NoGradientSecondLook = False,
     class_weights: Annotated[
         str | None, typer.Option(help="Class-assessment weights: shipped name or .keras path.")
     ] = None,
@@ -347,6 +360,8 @@ def run(
             assess = dataclasses.replace(assess, drift_outlier_sigma=drift_outlier_sigma)
         if empty_blob_ratio is not None:
             assess = dataclasses.replace(assess, empty_blob_ratio=empty_blob_ratio)
+        if no_gradient_second_look:
+            assess = dataclasses.replace(assess, gradient_second_look=False)
         class_assess = config.class_assess
         if class_weights is not None:
             class_assess = dataclasses.replace(class_assess, model=class_weights)
@@ -726,6 +741,7 @@ def evaluate_micrographs_command(
     session_reason_share: SessionReasonShare = None,
     drift_outlier_sigma: DriftOutlierSigma = None,
     empty_blob_ratio: EmptyBlobRatio = None,
+    no_gradient_second_look: NoGradientSecondLook = False,
     no_domain_fallback: Annotated[
         bool,
         typer.Option(
@@ -780,6 +796,8 @@ def evaluate_micrographs_command(
             params = dataclasses.replace(params, drift_outlier_sigma=drift_outlier_sigma)
         if empty_blob_ratio is not None:
             params = dataclasses.replace(params, empty_blob_ratio=empty_blob_ratio)
+        if no_gradient_second_look:
+            params = dataclasses.replace(params, gradient_second_look=False)
         problems = assess_micrographs.params_problems(params)
         if problems:
             raise ScreenError("; ".join(problems))

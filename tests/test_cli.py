@@ -302,8 +302,10 @@ def test_run_records_its_sessions_and_old_runs_can_be_imported(screened, tmp_pat
         ("--noise-corrected-2d", lambda config: config.classify.noise_corrected, False),
         # by default conditions are picked at the run's common diameter; the option turns it off
         ("--per-condition-diameter", lambda config: config.common_diameter, True),
+        # a contaminated call is seen again on the flattened field unless turned off
+        ("--no-gradient-second-look", lambda config: config.assess.gradient_second_look, True),
     ],
-    ids=["noise_corrected_2d", "per_condition_diameter"],
+    ids=["noise_corrected_2d", "per_condition_diameter", "no_gradient_second_look"],
 )
 def test_run_option_reaches_the_config(screened, tmp_path, monkeypatch, option, setting, default):
     seen = []

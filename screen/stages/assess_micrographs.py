@@ -1082,9 +1082,10 @@ def gradient_not_contamination(
     the opaque or crystalline-ice measure finds contamination itself. Ice thickening towards a
     hole's rim darkens a side of the field smoothly; contamination is sharp-edged and stays after
     the subtraction. Measured 2026-12-07 (`bench/micassess_generators.py --per-session`): the
-    three good micrographs the product still lost on the ten held-out sets were NL-means-denoised
-    fields whose particles the denoiser had smoothed away and whose ice gradient remained
-    (P(good) 0.003-0.012, 0.13-0.66 flattened). Off with ``params.gradient_second_look`` False.
+    three good micrographs the product still lost on the seven per-session held-out sets were
+    NL-means-denoised fields whose particles the denoiser had smoothed away and whose ice
+    gradient remained (P(good) 0.003-0.012, 0.13-0.66 flattened). A field split by a film edge's
+    step is not flattened (`_flattened_p_good`). Off with ``params.gradient_second_look`` False.
     """
     if not params.gradient_second_look:
         return list(verdicts)
@@ -1452,8 +1453,14 @@ def _flattened_p_good(
         if not params.gradient_second_look:
             continue
         for row, index in enumerate(usable):
-            top_two = np.argsort(scores["reason"][row])[-2:]
-            if scores["p_good"][row] < params.threshold and contaminated in top_two:
+            reason_row = scores["reason"][row]
+            top_two = np.argsort(reason_row)[-2:]
+            # all-zero rows: a network without a reason head (the paper's) names no contamination
+            if (
+                scores["p_good"][row] < params.threshold
+                and contaminated in top_two
+                and reason_row[contaminated] > 0
+            ):
                 wanted.setdefault(index, []).append(k)
     wanted = {
         i: ks for i, ks in wanted.items() if edge_of(i).step_contrast < CARBON_MIN_STEP_CONTRAST

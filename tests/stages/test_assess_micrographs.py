@@ -859,3 +859,6 @@ def test_a_smooth_ice_gradient_does_not_make_the_network_call_contamination(mode
     assert set(found) == {(0, 0)} and 0.0 <= found[0, 0] <= 1.0
     off = replace(PARAMS, gradient_second_look=False)
     assert _flattened_p_good(images, [4.0] * 4, [(off, model)], usable, [scores], edge_of) == {}
+    # A network without a reason head (all-zero reasons, the paper's) names no contamination.
+    silent = {"p_good": scores["p_good"], "reason": np.zeros_like(scores["reason"])}
+    assert _flattened_p_good(images, [4.0] * 4, [(PARAMS, model)], usable, [silent], edge_of) == {}
