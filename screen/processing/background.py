@@ -28,12 +28,9 @@ _ITERATIONS = 10
 _BLOCK_SAMPLES = 4096
 
 
-def _monomials(y: np.ndarray, x: np.ndarray, order: int) -> np.ndarray:
-    """Columns y^i x^(d-i) for every degree d <= ``order``, one row per point."""
-    columns = [np.ones_like(y)]
-    for degree in range(1, order + 1):
-        columns.extend(y**i * x ** (degree - i) for i in range(degree + 1))
-    return np.stack([c.ravel() for c in columns], axis=1)
+def _exponents(order: int) -> list[tuple[int, int]]:
+    """The terms y^i x^j of a polynomial of degree ``order``, as (i, j), by degree."""
+    return [(i, degree - i) for degree in range(order + 1) for i in range(degree + 1)]
 
 
 def smooth_background(
@@ -77,7 +74,9 @@ def smooth_background(
     # block centres in coordinates -1..1 of the whole frame
     yc = ((np.arange(my) + 0.5) * by * step / ny) * 2 - 1
     xc = ((np.arange(mx) + 0.5) * bx * step / nx) * 2 - 1
-    design = _monomials(*np.meshgrid(yc, xc, indexing="ij"), order)
+    terms = _exponents(order)
+    by_y, by_x = np.meshgrid(yc, xc, indexing="ij")
+    design = np.stack([(by_y**i * by_x**j).ravel() for i, j in terms], axis=1)
     values = medians.ravel()
     weights = np.ones_like(values)
     coefficients = np.zeros(design.shape[1])
@@ -92,13 +91,10 @@ def smooth_background(
     y = (((np.arange(ny) + 0.5) / ny) * 2 - 1).astype(np.float32)
     x = (((np.arange(nx) + 0.5) / nx) * 2 - 1).astype(np.float32)
     # separable: sum over i of y^i * P_i(x), P_i the terms with y^i (one pass per power of y)
+    in_x = np.zeros((order + 1, nx), dtype=np.float32)
+    for (i, j), coefficient in zip(terms, coefficients, strict=True):
+        in_x[i] += np.float32(coefficient) * x**j
     surface = np.zeros((ny, nx), dtype=np.float32)
-    k = 0
-    in_x = [np.zeros(nx, dtype=np.float32) for _ in range(order + 1)]
-    for degree in range(order + 1):
-        for i in range(degree + 1):
-            in_x[i] += np.float32(coefficients[k]) * x ** (degree - i)
-            k += 1
     for i, row in enumerate(in_x):
         surface += (y**i)[:, None] * row[None, :]
     return surface
