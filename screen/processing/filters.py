@@ -179,14 +179,29 @@ OUTLIER_QUANTILE = 5e-4
 """Share of pixels at each end of the grey levels clipped by :func:`clip_outliers`."""
 
 
-def outlier_limits(image: np.ndarray) -> tuple[float, float] | None:
+def outlier_limits(
+    image: np.ndarray, bright_outliers: bool = False
+) -> tuple[float, float] | None:
     """The grey levels :func:`clip_outliers` clips to: ``OUTLIER_QUANTILE`` from each end.
 
     Read from at most about 2**20 evenly strided pixels; ``None`` for a mostly constant image
-    (a blank frame: left to the checks).
+    (a blank frame: left to the checks). With ``bright_outliers``, the upper limit is at most
+    `BRIGHT_OUTLIER_SIGMA` robust sigmas above the median (:func:`bright_outlier_level`): hot
+    pixels spread by binning or a denoiser cover more than the quantile's share of the frame.
+    On a frame without them that level lies far above the quantile (white noise's 0.05 % tail
+    is 3.3 sigma), so the limits are the quantile's.
     """
-    low, high = np.quantile(_grey_sample(image), [OUTLIER_QUANTILE, 1.0 - OUTLIER_QUANTILE])
-    # Python floats: NumPy 2 would promote a float32 frame to float64 with NumPy scalars
+    sample = _grey_sample(image)
+    if not bright_outliers:
+        low, high = np.quantile(sample, [OUTLIER_QUANTILE, 1.0 - OUTLIER_QUANTILE])
+        # Python floats: NumPy 2 would promote a float32 frame to float64 with NumPy scalars
+        return (float(low), float(high)) if high > low else None
+    low, quarter, median, three_quarters, high = np.quantile(
+        sample, [OUTLIER_QUANTILE, 0.25, 0.5, 0.75, 1.0 - OUTLIER_QUANTILE]
+    )
+    bright = _bright_level((quarter, median, three_quarters))
+    if bright is not None:
+        high = min(float(high), bright[1])
     return (float(low), float(high)) if high > low else None
 
 

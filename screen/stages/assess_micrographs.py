@@ -1551,8 +1551,9 @@ BACKEND = Backend(
     # 12: crystalline ice read only where the band is transmitted and no JPEG grid shows;
     # the opaque check's block means median-filtered (hot pixels); 13: the dark-blob census;
     # 14: bright outliers (spread hot pixels) set to the median in the drift and census frame;
-    # 15: P(good) of contaminated calls with the smooth background subtracted
-    version="15",
+    # 15: P(good) of contaminated calls with the smooth background subtracted; 16: the
+    # network's input clipped at the bright-outlier level too
+    version="16",
     params_type=MicrographAssessParams,
     compute=assess_micrographs,
 )

@@ -102,3 +102,21 @@ def test_bright_outliers_are_set_to_the_median_before_block_means():
     assert np.allclose(means, expected, atol=1.0)
     assert means[25:35, 25:35].mean() < 0.6 * median  # the dark object keeps its level
     assert bright_outlier_level(np.full((64, 64), 5.0, np.float32)) is None
+
+
+def test_outlier_limits_stop_at_the_bright_outlier_level_only_where_defects_spread():
+    """Spread hot pixels over 0.4 % of the frame survive the 0.05 % quantile clip; with
+    ``bright_outliers`` the upper limit stops 8 robust sigmas above the median. A frame without
+    them keeps the quantile's limits, the dark side included."""
+    from screen.processing.filters import outlier_limits
+
+    rng = np.random.default_rng(4)
+    clean = rng.poisson(64.0, (256, 256)).astype(np.float32)  # sigma 8 around 64
+    assert outlier_limits(clean, bright_outliers=True) == outlier_limits(clean)
+    hot = clean.copy()
+    hot.reshape(-1)[rng.choice(hot.size, int(0.004 * hot.size), replace=False)] = 64.0 * 40.0
+    low, high = outlier_limits(hot)
+    assert high == pytest.approx(64.0 * 40.0)  # the quantile lands on the hot pixels
+    low_b, high_b = outlier_limits(hot, bright_outliers=True)
+    assert low_b == low and 120.0 < high_b < 140.0  # 64 + 8 x ~8
+    assert outlier_limits(np.full((64, 64), 5.0, np.float32), bright_outliers=True) is None
