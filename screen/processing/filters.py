@@ -179,9 +179,7 @@ OUTLIER_QUANTILE = 5e-4
 """Share of pixels at each end of the grey levels clipped by :func:`clip_outliers`."""
 
 
-def outlier_limits(
-    image: np.ndarray, bright_outliers: bool = False
-) -> tuple[float, float] | None:
+def outlier_limits(image: np.ndarray, bright_outliers: bool = False) -> tuple[float, float] | None:
     """The grey levels :func:`clip_outliers` clips to: ``OUTLIER_QUANTILE`` from each end.
 
     Read from at most about 2**20 evenly strided pixels; ``None`` for a mostly constant image
