@@ -37,7 +37,7 @@ def simulated(empty_carbon_session):
 
 
 def test_backend_contract():
-    assert BACKEND.key == "assess_micrographs/builtin@15"
+    assert BACKEND.key == "assess_micrographs/builtin@16"
     assert BACKEND.params_type is MicrographAssessParams
     assert BACKEND.compute is assess_micrographs
     assert PARAMS.threshold == 0.1
