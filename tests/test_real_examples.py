@@ -188,8 +188,7 @@ def test_the_fallback_model_keeps_every_good_real_micrograph():
 
 @pytest.mark.parametrize("z_scored", [False, True], ids=["as_given", "z_scored"])
 def test_picking_finds_the_manual_picks_at_the_known_diameter(z_scored):
-    """629 manual picks on a denoised EMPIAR-10017 export; measured recall 0.90, precision 0.77
-    (0.82 / 0.78 with the non-maximum suppression at 0.7 diameters, before 2026-12-07).
+    """629 manual picks on a denoised EMPIAR-10017 export; measured recall 0.80, precision 0.73.
     The same export z-scored (a normalised MRC, median near 0): 105 picks, recall 0.13, before
     `relative_contrast` (2026-12-06); the same picks since."""
     example = _manual_example()
@@ -256,8 +255,7 @@ def test_diameter_of_beta_galactosidase_within_15_percent(binned, method, diamet
 def test_picking_at_the_pipelines_own_diameter_finds_the_manual_picks(diameter_estimates):
     """Issue 10's bar: recall >= 0.7 at precision >= 0.6 on the 629 manual picks with the
     diameter the pipeline estimates itself (a hit within 0.3 of the true 180 Å). Measured at the
-    spread edge's 166 Å: 0.924 / 0.748 (0.866 / 0.754 with the non-maximum suppression at 0.7
-    diameters, before 2026-12-07)."""
+    spread edge's 166 Å: 0.855 / 0.719 (at the gap's 181 Å: 0.787 / 0.732)."""
     example = _manual_example()
     estimate = diameter_estimates(False, "spread_edge")
     picks = pick_particles(example.read(), example.pixel_size_A, estimate.diameter_A, PickParams())
