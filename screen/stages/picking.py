@@ -396,8 +396,8 @@ def dark_blob_census(
 BACKEND = Backend(
     stage="picking",
     name="builtin",
-    version="7",  # 5: contrast of zero-centred images (`relative_contrast`); 6: no absolute
-    # dark limit by default; 7: non-maximum suppression at 0.6 diameters
+    version="6",  # 5: contrast of zero-centred images (`relative_contrast`); 6: no absolute
+    # dark limit by default
     params_type=PickParams,
     compute=pick_particles,
 )
