@@ -338,10 +338,7 @@ class DiameterParams:
     # plateau and factor of this module was measured with both.
     pick: PickParams = field(
         default_factory=lambda: PickParams(
-            robust_threshold_sigma=0.0,
-            lowpass_fraction=0.5,
-            dark_limit_contrast=0.08,
-            min_distance_fraction=0.7,
+            robust_threshold_sigma=0.0, lowpass_fraction=0.5, dark_limit_contrast=0.08
         )
     )
     refine_rounds: int = 2

@@ -64,22 +64,7 @@ class PickParams:
         the ice between them (EMPIAR-10017 denoised exports at the true 180 Å: precision
         0.57 -> 0.66 at recall 0.75, ``bench/picking_real_examples.py``).
     min_distance_fraction
-        Non-maximum suppression distance, in diameters: the closest two particles' centres can
-        be, about a particle's short axis when it is picked at its mean extent (side by side, a
-        particle of aspect 1.7 puts its neighbour 0.6 diameters away), a geometric limit, not an
-        image statistic. 0.7 until 2026-12-07; 0.6 measured against it (session 32): the real
-        EMPIAR-10017 exports (``bench/picking_real_examples.py``, masks' centres: precision a
-        lower bound) at the pipeline's 162 Å 0.802 / 0.700 -> 0.847 / 0.691 recall /
-        precision (the 629 manual picks 0.882 / 0.747 -> 0.930 / 0.741), at 180 Å 0.736 /
-        0.724 -> 0.801 / 0.716; the independent simulator's good fields at the true diameter
-        (``bench/micassess_independent.py`` seeds 1 and 2) ribosome 0.89-0.91 -> 0.93-0.94,
-        tetramer 0.49-0.62 -> 0.58-0.68, small globule 0.72-0.82 -> 0.79-0.87, shell 0.58-0.63
-        -> 0.59-0.66 at unchanged precision (0.80-1.00), and at 0.8 of it shells and small
-        globules lose 0.02-0.09 precision (two picks on one hollow or two-lobed particle);
-        ``bench/picking_crowded.py`` touching fields 0.620 / 0.936 -> 0.694 / 0.928 at the
-        simulator's diameter. 0.5 gains a little more recall (the real exports 0.867 at 162 Å)
-        for twice the precision loss on hollow and two-lobed particles. The dark-blob census
-        and the diameter stage's sweep keep 0.7, on which their limits were measured.
+        Non-maximum suppression distance, in diameters.
     edge_margin_fraction
         Minimum distance of a pick from the micrograph edge, in diameters (0.5 keeps every
         particle whole; 1.0 keeps a box of two diameters inside).
@@ -138,7 +123,7 @@ class PickParams:
 
     threshold_sigma: float = 2.5
     robust_threshold_sigma: float = 2.0
-    min_distance_fraction: float = 0.6
+    min_distance_fraction: float = 0.7
     edge_margin_fraction: float = 0.5
     diameter_px: float = 17.5
     min_pixel_size_A: float = 4.0
@@ -307,10 +292,6 @@ CENSUS_PIXEL_SIZE_A = 8.0
 """Working pixel size of the census (the frame's own where coarser): 10 pixels per blob, and a
 K3 frame binned to about 500 x 700 pixels, cheap beside the assessment's network."""
 
-CENSUS_MIN_DISTANCE_FRACTION = 0.7
-"""The census's non-maximum suppression, in blob diameters (56 Å): as every census limit of the
-assessment was measured (the picker's own default until 2026-12-07)."""
-
 STRONG_BLOB_SIGMA = 4.0
 """A blob counts as strong when its score stands this many robust standard deviations above
 the median of its own micrograph's score map: a filtered noise field (or ice texture) gives few
@@ -356,7 +337,6 @@ def dark_blob_census(
         min_pixel_size_A=CENSUS_PIXEL_SIZE_A,
         max_pixel_size_A=CENSUS_PIXEL_SIZE_A,
         clip_outliers=False,  # clipped before the block means
-        min_distance_fraction=CENSUS_MIN_DISTANCE_FRACTION,
     )
     # Clipped block means to at most 3.3 Å/px first (shared with the drift check's measure;
     # the frame itself from 1.67 Å/px up), then the picker's Fourier crop to 8 Å/px: a K3 frame
