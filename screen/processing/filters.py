@@ -189,18 +189,26 @@ def outlier_limits(image: np.ndarray, bright_outliers: bool = False) -> tuple[fl
     On a frame without them that level lies far above the quantile (white noise's 0.05 % tail
     is 3.3 sigma), so the limits are the quantile's.
     """
-    sample = _grey_sample(image)
     if not bright_outliers:
-        low, high = np.quantile(sample, [OUTLIER_QUANTILE, 1.0 - OUTLIER_QUANTILE])
+        low, high = np.quantile(_grey_sample(image), [OUTLIER_QUANTILE, 1.0 - OUTLIER_QUANTILE])
         # Python floats: NumPy 2 would promote a float32 frame to float64 with NumPy scalars
         return (float(low), float(high)) if high > low else None
+    limits, bright = _limits_and_bright_level(image)
+    if limits is None or bright is None:
+        return limits
+    low, high = limits[0], min(limits[1], bright[1])
+    return (low, high) if high > low else None
+
+
+def _limits_and_bright_level(
+    image: np.ndarray,
+) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
+    """:func:`outlier_limits` and :func:`bright_outlier_level` from one quantile pass."""
     low, quarter, median, three_quarters, high = np.quantile(
-        sample, [OUTLIER_QUANTILE, 0.25, 0.5, 0.75, 1.0 - OUTLIER_QUANTILE]
+        _grey_sample(image), [OUTLIER_QUANTILE, 0.25, 0.5, 0.75, 1.0 - OUTLIER_QUANTILE]
     )
-    bright = _bright_level((quarter, median, three_quarters))
-    if bright is not None:
-        high = min(float(high), bright[1])
-    return (float(low), float(high)) if high > low else None
+    limits = (float(low), float(high)) if high > low else None
+    return limits, _bright_level((quarter, median, three_quarters))
 
 
 def _grey_sample(image: np.ndarray) -> np.ndarray:
@@ -245,12 +253,7 @@ def clipped_block_means(image: np.ndarray, factor: int) -> np.ndarray:
     to a coarse working pixel size).
     """
     image = np.asarray(image)
-    # One quantile pass for both: the clip's limits and the bright level.
-    low, quarter, median, three_quarters, high = np.quantile(
-        _grey_sample(image), [OUTLIER_QUANTILE, 0.25, 0.5, 0.75, 1.0 - OUTLIER_QUANTILE]
-    )
-    limits = (float(low), float(high)) if high > low else None
-    bright = _bright_level((quarter, median, three_quarters))
+    limits, bright = _limits_and_bright_level(image)
     if bright is not None and limits is not None and bright[1] >= limits[1]:
         bright = None  # the clip already holds every pixel under the level (counts without defects)
     factor = max(1, int(factor))
