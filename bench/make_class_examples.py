@@ -22,6 +22,7 @@ import argparse
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -48,17 +49,25 @@ from screen.stages.records import CLASS_LABELS, CtfFit, Optics
 
 
 def session_classes(
-    seed: int, symmetries: tuple[str, ...] = SESSION_SYMMETRIES, estimated: bool = False
+    seed: int,
+    symmetries: tuple[str, ...] = SESSION_SYMMETRIES,
+    estimated: bool = False,
+    spacing: tuple[float, float] | None = None,
 ) -> list[tuple]:
     """Every class of one random session: (class, seed, true diameter, visible extent, picked at).
 
     ``estimated``: as ``screen run`` does, on the session's good micrographs only (the ground
     truth's verdicts standing in for micrograph assessment), pick and mask at the pipeline's own
     diameter estimate, at ``screen run``'s mask factors (``RunConfig``), instead of the true
-    diameter times a drawn error on every micrograph.
+    diameter times a drawn error on every micrograph. ``spacing``: the range the session's
+    ``SessionSpec.particle_spacing`` is drawn from (on its own stream; ``None``: the simulator's
+    0.85).
     """
     rng = np.random.default_rng(seed + 777)
     session = random_session_spec(seed, int(rng.integers(6, 16)), symmetries)
+    if spacing is not None:
+        drawn = float(np.random.default_rng([seed, 6]).uniform(*spacing))
+        session = replace(session, particle_spacing=drawn)
     pixel_size_A = float(rng.uniform(2.0, 3.0))
     spec = ScreenSpec((session,), frame_px=(512, 512), pixel_size_A=pixel_size_A, seed=seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -172,6 +181,14 @@ def main(argv=None) -> int:
         "sets') or, on the good micrographs only, at the pipeline's own estimate with screen "
         "run's mask factors (what screen run's class assessment sees)",
     )
+    parser.add_argument(
+        "--spacing",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="draw each session's closest particle spacing (enclosing diameters) from this "
+        "range (default: the simulator's 0.85, where neighbours never touch; 0.55 0.85 lets them)",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
@@ -184,7 +201,10 @@ def main(argv=None) -> int:
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             symmetries = CAGE_SYMMETRIES if args.cages else SESSION_SYMMETRIES
             make = partial(
-                session_classes, symmetries=symmetries, estimated=args.diameter == "estimated"
+                session_classes,
+                symmetries=symmetries,
+                estimated=args.diameter == "estimated",
+                spacing=None if args.spacing is None else tuple(args.spacing),
             )
             for done, rows in enumerate(pool.map(make, tasks), 1):
                 found.extend(rows)

@@ -742,6 +742,9 @@ class SimulatedSetSpec:
     micrograph draws its own from the whole range."""
     contamination_shapes: str = "round"
     """``SessionSpec.contamination_shapes`` of every session (the shipped weights' sets: round)."""
+    particle_spacing: tuple[float, float] | None = None
+    """Range each session draws ``SessionSpec.particle_spacing`` from (on its own stream);
+    ``None`` (the shipped weights' sets): its default, 0.85."""
 
 
 SESSION_DOSE_JITTER = 0.02
@@ -820,6 +823,11 @@ def session_specs(spec: SimulatedSetSpec):
             clutter_rng = np.random.default_rng([spec.seed, i, 5])
             if clutter_rng.random() >= spec.clean_share:
                 clutter = (0.0, float(clutter_rng.uniform(*spec.clutter)))
+        spacing = SessionSpec.particle_spacing
+        if spec.particle_spacing is not None:  # its own stream: the other draws as before
+            spacing = float(
+                np.random.default_rng([spec.seed, i, 6]).uniform(*spec.particle_spacing)
+            )
         session = SessionSpec(
             f"set{spec.seed}_{i}",
             (SpeciesSpec(structure, 1.0, orientation),),
@@ -832,6 +840,7 @@ def session_specs(spec: SimulatedSetSpec):
             particle_snr=(float(snr[0]), float(max(snr[1], snr[0] + 0.01))),
             background_clutter=clutter,
             contamination_shapes=spec.contamination_shapes,
+            particle_spacing=spacing,
         )
         frame_px = int(rng.choice(spec.frame_px))
         screen_spec = ScreenSpec(

@@ -112,7 +112,7 @@ def plan_micrograph(
         MIN_PARTICLES,
         int(np.ceil(MIN_EXPECTED_SHARE * expected)),
     )
-    min_distance = 0.85 * diameter_A
+    min_distance = session.particle_spacing * diameter_A
     aggregate_fraction = session.aggregate_fraction
     carbon = None
     balls = np.zeros((0, 3))

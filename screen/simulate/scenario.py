@@ -144,6 +144,10 @@ def _session_problems(session: SessionSpec) -> list[str]:
             f"contamination_shapes {session.contamination_shapes!r} is not one of "
             + ", ".join(CONTAMINATION_SHAPES)
         )
+    if not 0.3 <= session.particle_spacing <= 2.0:
+        problems.append(
+            f"particle_spacing {session.particle_spacing:g} must be 0.3-2 particle diameters"
+        )
     low, high = session.particle_snr
     if not 0 < low <= high:
         problems.append(f"particle_snr {session.particle_snr} must be 0 < low <= high")

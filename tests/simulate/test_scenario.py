@@ -37,6 +37,7 @@ def test_all_problems_reported_at_once():
             {
                 "name": "a",
                 "bad_mix": {"foo": 0.2},
+                "particle_spacing": 0.1,
                 "species": [
                     {"structure": {"name": "x", "diameter_A": 10, "mass_kDa": 1, "symmetry": "Q3"}}
                 ],
@@ -66,6 +67,7 @@ def test_all_problems_reported_at_once():
         "diameter_A 10.0 not in",
         "'a' is used twice",
         "layout 'sponge' is not one of domains, globular",
+        "particle_spacing 0.1 must be 0.3-2 particle diameters",
     ):
         assert expected in message
 

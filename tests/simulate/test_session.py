@@ -168,3 +168,32 @@ def test_one_dose_per_session_changes_the_doses_and_nothing_else():
     for a, b in zip(per_micrograph, per_session, strict=True):
         assert (a.noise_seed, a.ctf, a.target_snr) == (b.noise_seed, b.ctf, b.target_snr)
         assert np.array_equal(a.particle_x_A, b.particle_x_A)
+
+
+def test_particle_spacing_lets_neighbours_touch():
+    """The simulator's 0.85 enclosing diameters never lets two free particles touch; 0.55 does."""
+    from scipy.spatial import cKDTree
+
+    from screen.simulate.session import session_plans
+
+    dense = dataclasses.replace(
+        SESSIONS[0],
+        n_micrographs=2,
+        bad_mix={},
+        particles_per_um2=9000,
+        aggregate_fraction=0.0,
+        good_contamination_prob=0.0,
+        good_carbon_edge_prob=0.0,
+    )
+    nearest = {}
+    for spacing in (0.85, 0.55):
+        session = dataclasses.replace(dense, particle_spacing=spacing)
+        plans = session_plans(ScreenSpec((session,), frame_px=(256, 256), pixel_size_A=2.5), 0)
+        distances = []
+        for plan in plans:
+            xy = np.column_stack([plan.particle_x_A, plan.particle_y_A])
+            distances.append(cKDTree(xy).query(xy, k=2)[0][:, 1])
+        nearest[spacing] = np.concatenate(distances) / SMALL.diameter_A
+    assert nearest[0.85].min() >= 0.85 - 1e-6
+    assert nearest[0.55].min() >= 0.55 - 1e-6
+    assert (nearest[0.55] < 0.75).mean() > 0.1
