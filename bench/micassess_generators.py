@@ -31,7 +31,9 @@ sets in ``<out>/<set>_uncapped...``).
 
 ``clean`` is v2's own held-out kind (``micassess.HELD_OUT_SET``: no variation generator).
 ``irregular_contamination`` is the ``trained`` set with lumpy contaminants instead of balls
-(`SessionSpec.contamination_shapes`; every shipped weight saw balls only).
+(`SessionSpec.contamination_shapes`; every shipped weight saw balls only); ``touching`` the
+``trained`` set at coverage 0.45-0.75 with neighbours side by side (`SessionSpec.
+particle_spacing` 0.55-0.65; every shipped weight saw 0.85, where they never touch).
 
 Prints one row per set and configuration: accuracy, good called bad, reason right (bad
 micrographs called bad for the right reason), the sessions that fell back, and recall per reason.
@@ -61,10 +63,16 @@ from screen.simulate.domain import (
 
 CONFIGS = ("product", "v5", "v2", "v3", "either")
 
-SIMULATOR_KINDS = {"irregular_contamination": "irregular"}
-"""Held-out kinds of the simulator itself rather than of processing: ``irregular_contamination``
-is the trained generators' set with lumpy contaminants (`SessionSpec.contamination_shapes`)
-where every shipped weight saw only round ones."""
+SIMULATOR_KINDS = {
+    "irregular_contamination": {"contamination_shapes": "irregular"},
+    "touching": {"particle_spacing": (0.55, 0.65), "coverage": (0.45, 0.75)},
+}
+"""Held-out kinds of the simulator itself rather than of processing, as settings of the trained
+generators' set: ``irregular_contamination`` has lumpy contaminants
+(`SessionSpec.contamination_shapes`) where every shipped weight saw only round ones;
+``touching`` dense fields (coverage 0.45-0.75) whose particles may touch side by side
+(`SessionSpec.particle_spacing` 0.55-0.65; every shipped weight saw 0.85 only, where they never
+do), as in a real dense monolayer."""
 
 
 def render_session(job: tuple[int, object, object, Path]) -> list[tuple]:
@@ -103,8 +111,8 @@ def set_spec(
         n_micrographs=n,
         domain=domain,
         session_dose=per_session,
-        contamination_shapes=SIMULATOR_KINDS.get(generator, "round"),
     )
+    spec = replace(spec, **SIMULATOR_KINDS.get(generator, {}))
     return spec, domain
 
 
@@ -208,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         default=[*HELD_OUT_GENERATORS, "trained", "clean"],
         help="held-out generators to force ('trained': none, the trained ones only; 'clean': "
         "v2's held-out kind, no generator; 'irregular_contamination': the trained ones with "
-        "lumpy contaminants instead of balls)",
+        "lumpy contaminants instead of balls; 'touching': the trained ones on dense fields "
+        "whose particles may touch)",
     )
     parser.add_argument("--configs", nargs="+", default=["product", "v5"], choices=CONFIGS)
     parser.add_argument(

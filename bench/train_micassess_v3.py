@@ -69,6 +69,16 @@ clean ice are not learnt as "empty"."""
 CLEAN_VALIDATION_SET = replace(ma.VALIDATION_SET, n_micrographs=256, seed=334)
 """With ``--with-clean``: added to the validation set on which the good logit is calibrated."""
 
+TOUCHING_TRAIN_SET = replace(
+    TRAIN_SET_V3, n_micrographs=600, seed=661, coverage=(0.35, 0.75), particle_spacing=(0.55, 0.7)
+)
+"""With ``--with-touching``: v3's distribution on dense fields whose particles may touch side by
+side (`SessionSpec.particle_spacing` 0.55-0.7; every set before saw 0.85, where they never do),
+so that a dense monolayer is not learnt as "crowded" (3-5 overlapping layers)."""
+
+TOUCHING_VALIDATION_SET = replace(TOUCHING_TRAIN_SET, n_micrographs=160, seed=662)
+"""With ``--with-touching``: added to the validation set on which the good logit is calibrated."""
+
 
 def labelled_set(spec: ma.SimulatedSetSpec, label: str, args) -> ma.LabelledSet:
     cached = Path(args.cache) / f"{label}_{spec.seed}.npz" if args.cache else None
@@ -191,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also train on N good fields and N x --real-crowded-share crowded stacks cut from "
         "the real exports of MICASSESS_TRAINING_EXPORTS (screen.models.real_fields)",
     )
+    parser.add_argument(
+        "--with-touching",
+        action="store_true",
+        help="also train and calibrate on dense fields whose particles may touch "
+        "(TOUCHING_TRAIN_SET, TOUCHING_VALIDATION_SET)",
+    )
     parser.add_argument("--real-crowded-share", type=float, default=0.5)
     parser.add_argument(
         "--real-repeat", type=int, default=1, help="times the real fields enter each epoch"
@@ -204,6 +220,13 @@ def main(argv: list[str] | None = None) -> int:
         train = ma.LabelledSet.concatenate([train, labelled_set(CLEAN_TRAIN_SET, "clean", args)])
         valid = ma.LabelledSet.concatenate(
             [valid, labelled_set(CLEAN_VALIDATION_SET, "clean_valid", args)]
+        )
+    if args.with_touching:
+        train = ma.LabelledSet.concatenate(
+            [train, labelled_set(TOUCHING_TRAIN_SET, "touching", args)]
+        )
+        valid = ma.LabelledSet.concatenate(
+            [valid, labelled_set(TOUCHING_VALIDATION_SET, "touching_valid", args)]
         )
     real_held = None
     if args.real_fields:
