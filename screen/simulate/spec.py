@@ -132,9 +132,11 @@ class SessionSpec:
     """Closest centre-to-centre distance of two free particles (not in a clump, not on a crowded
     micrograph), in the session's largest particle diameter (the enclosing one: ~99 % of a
     particle's mass projects within 0.68-0.78 of it). 0.85 keeps neighbours apart by about a
-    fifth of their visible extent; from ~0.6 they touch side by side, as particles of a real dense
-    monolayer can (on three EMPIAR-10017 exports of `shared/real_examples`, 3-5 % of the picked
-    particles have their nearest neighbour under 113 Å, 0.63 of the particle's 180 Å)."""
+    fifth of their projected extent; from ~0.6 their projected extents meet side by side, as
+    particles of a real dense monolayer can (beside three EMPIAR-10017 exports of
+    `shared/real_examples`, 3-5 % of the given particle centres have their nearest neighbour under
+    113 Å, 0.63 of the particle's 180 Å). The domain structures' contrast sits in compact cores
+    smaller than that extent, so their dark blobs still show gaps at 0.55."""
     metadata: dict[str, str] = field(default_factory=dict)
 
 
