@@ -34,15 +34,15 @@ from screen.stages.picking import PickParams, pick_particles  # noqa: E402
 MATCH_DIAMETERS = 0.3
 
 FIELDS = {
-    "sparse (coverage 0.05-0.15)": ((0.05, 0.15), ("good",)),
-    "medium (0.25-0.4)": ((0.25, 0.4), ("good",)),
-    "dense monolayer, nearly touching (0.7-0.9 asked)": ((0.7, 0.9), ("good",)),
-    "crowded (3-5 layers)": ((0.25, 0.4), ("crowded",)),
-    "touching side by side (spacing 0.55-0.65)": ((0.7, 0.9), ("good",)),
+    "sparse (coverage 0.05-0.15)": ((0.05, 0.15), ("good",), None),
+    "medium (0.25-0.4)": ((0.25, 0.4), ("good",), None),
+    "dense monolayer, nearly touching (0.7-0.9 asked)": ((0.7, 0.9), ("good",), None),
+    "crowded (3-5 layers)": ((0.25, 0.4), ("crowded",), None),
+    "touching side by side (spacing 0.55-0.65)": ((0.7, 0.9), ("good",), (0.55, 0.65)),
 }
-SPACING = {"touching side by side (spacing 0.55-0.65)": (0.55, 0.65)}
-"""`SimulatedSetSpec.particle_spacing` of a kind of field (the others: the simulator's 0.85
-enclosing diameters, about 1.1-1.25 visible extents, so their neighbours never touch)."""
+"""Per kind of field: coverage asked, micrograph reasons and `SimulatedSetSpec.particle_spacing`
+(``None``: the simulator's 0.85 enclosing diameters, about 1.1-1.25 visible extents, where
+neighbours never touch)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         "| at 0.7 d: recall / precision |\n| --- | --- | --- | --- | --- | --- |"
     )
     start = time.perf_counter()
-    for name, (cover, reasons) in FIELDS.items():
+    for name, (cover, reasons, spacing) in FIELDS.items():
         good_fraction = 1.0 if reasons == ("good",) else 0.0
         spec = replace(
             HELD_OUT_V3,
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             domain=None,
             good_fraction=good_fraction,
             bad_reasons=("crowded",),
-            particle_spacing=SPACING.get(name),
+            particle_spacing=spacing,
         )
         counts = {1.0: np.zeros(3, int), 0.7: np.zeros(3, int)}
         covers, n_true = [], 0
