@@ -13,7 +13,9 @@ visible extent (``structures.projected_extent_A``). ``OUT`` holds the labelled o
 ``screen.models.class_examples``): preprocessed network inputs (v1's crop to the mask), labels,
 metadata and the raw averages. ``--label-by visible`` (default) judges masks against the visible
 extent (``VISIBLE_LABELS``), ``simulated`` against the enclosing diameter (class_assess_v1/v2's
-labels); ``--from-classes`` relabels an archive without simulating again.
+labels); ``--from-classes`` relabels an archive without simulating again. ``--spacing``
+and ``--fill`` draw per session how close particles lie and how dense they are (held-out
+variations of the training sessions).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from screen.models.class_examples import (
     class_label,
     pipeline_classes,
     random_session_spec,
+    solid_sphere_kDa,
 )
 from screen.simulate.session import session_models, simulate_screen
 from screen.simulate.spec import ScreenSpec
@@ -53,6 +56,7 @@ def session_classes(
     symmetries: tuple[str, ...] = SESSION_SYMMETRIES,
     estimated: bool = False,
     spacing: tuple[float, float] | None = None,
+    fill: tuple[float, float] | None = None,
 ) -> list[tuple]:
     """Every class of one random session: (class, seed, true diameter, visible extent, picked at).
 
@@ -61,13 +65,27 @@ def session_classes(
     diameter estimate, at ``screen run``'s mask factors (``RunConfig``), instead of the true
     diameter times a drawn error on every micrograph. ``spacing``: the range the session's
     ``SessionSpec.particle_spacing`` is drawn from (on its own stream; ``None``: the simulator's
-    0.85).
+    0.85). ``fill``: the range each species' mass is drawn from, as a share of a solid sphere of
+    its diameter (`class_examples.solid_sphere_kDa`; on its own stream; ``None``: the training
+    sets' 0.15-0.4, or 0.55-0.8 for cages).
     """
     rng = np.random.default_rng(seed + 777)
     session = random_session_spec(seed, int(rng.integers(6, 16)), symmetries)
     if spacing is not None:
         drawn = float(np.random.default_rng([seed, 6]).uniform(*spacing))
         session = replace(session, particle_spacing=drawn)
+    if fill is not None:
+        draws = np.random.default_rng([seed, 7]).uniform(*fill, size=len(session.species))
+        species = tuple(
+            replace(
+                s,
+                structure=replace(
+                    s.structure, mass_kDa=float(solid_sphere_kDa(s.structure.diameter_A) * f)
+                ),
+            )
+            for s, f in zip(session.species, draws, strict=True)
+        )
+        session = replace(session, species=species)
     pixel_size_A = float(rng.uniform(2.0, 3.0))
     spec = ScreenSpec((session,), frame_px=(512, 512), pixel_size_A=pixel_size_A, seed=seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -189,6 +207,14 @@ def main(argv=None) -> int:
         help="draw each session's closest particle spacing (enclosing diameters) from this "
         "range (default: the simulator's 0.85, where neighbours never touch; 0.55 0.85 lets them)",
     )
+    parser.add_argument(
+        "--fill",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="draw each species' mass as this share of a solid sphere of its diameter (default: "
+        "the training sets' 0.15-0.4; compact globular proteins and ribosomes reach 0.4-0.9)",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
@@ -205,6 +231,7 @@ def main(argv=None) -> int:
                 symmetries=symmetries,
                 estimated=args.diameter == "estimated",
                 spacing=None if args.spacing is None else tuple(args.spacing),
+                fill=None if args.fill is None else tuple(args.fill),
             )
             for done, rows in enumerate(pool.map(make, tasks), 1):
                 found.extend(rows)

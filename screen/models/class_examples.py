@@ -270,6 +270,15 @@ CAGE_SYMMETRIES: tuple[str, ...] = ("T", "O", "O", "I")
 """Hollow cages, whose averages are rings (apoferritin is O): ``symmetries=CAGE_SYMMETRIES``."""
 
 
+PROTEIN_A3_PER_DA = 1.21
+"""Å^3 per dalton of protein (density 1.37 g/cm^3)."""
+
+
+def solid_sphere_kDa(diameter_A: float) -> float:
+    """Mass of a solid sphere of protein of this diameter: a particle's mass over it is its fill."""
+    return float(np.pi * diameter_A**3 / 6 / PROTEIN_A3_PER_DA / 1e3)
+
+
 def random_session_spec(
     seed: int, n_micrographs: int = 10, symmetries: tuple[str, ...] = SESSION_SYMMETRIES
 ):
@@ -285,7 +294,7 @@ def random_session_spec(
     rng = np.random.default_rng(seed)
 
     def structure(index: int, diameter_A: float) -> StructureSpec:
-        solid_kDa = np.pi * diameter_A**3 / 6 / 1.21 / 1e3
+        solid_kDa = solid_sphere_kDa(diameter_A)
         filled = rng.uniform(0.15, 0.4)
         symmetry = str(rng.choice(symmetries))
         if symmetry in CUBIC_ORDERS:  # a cage's shell is dense (apoferritin: 480 kDa, 0.64)

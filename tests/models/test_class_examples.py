@@ -13,6 +13,7 @@ from screen.models.class_examples import (
     member_classes,
     pipeline_classes,
     random_session_spec,
+    solid_sphere_kDa,
     true_pick_flags,
 )
 from screen.simulate.render import render_micrograph
@@ -102,3 +103,13 @@ def test_cage_sessions_draw_hollow_dense_particles():
             assert structure.symmetry in {"T", "O", "I"}
             assert 0.55 <= structure.mass_kDa / solid_kDa <= 0.8  # a dense shell
         assert all(s.structure.symmetry in SESSION_SYMMETRIES for s in plain.species)
+
+
+def test_training_particles_fill_a_share_of_a_solid_sphere():
+    """Masses are 0.15-0.4 of a solid protein sphere of the particle's diameter (0.55-0.8 for
+    cages); a ribosome (~2.1 MDa within 228 Å) fills 0.40, a compact globular protein more."""
+    assert np.isclose(solid_sphere_kDa(228.0), 5128.8, atol=0.1)
+    for seed in range(12):
+        for species in random_session_spec(seed).species:
+            share = species.structure.mass_kDa / solid_sphere_kDa(species.structure.diameter_A)
+            assert 0.15 <= share <= 0.8, (seed, share)
