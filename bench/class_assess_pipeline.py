@@ -16,6 +16,7 @@ mask factor.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -50,14 +51,22 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--models", nargs="+", default=["class_assess_v7", "class_assess_v8"], help="models"
     )
+    parser.add_argument(
+        "--min-good-mask",
+        type=float,
+        default=VISIBLE_LABELS.min_good_mask_ratio,
+        help="the labels' cut line: a pure class is good from a mask of this many visible "
+        f"extents (default {VISIBLE_LABELS.min_good_mask_ratio}; a sensitivity check, not the bar)",
+    )
     args = parser.parse_args(argv)
+    label_params = replace(VISIBLE_LABELS, min_good_mask_ratio=args.min_good_mask)
     data = np.load(args.archive, allow_pickle=True)
     if "picked_at_A" not in data.files:
         parser.error(f"{args.archive} has no picked_at_A: make it again with make_class_examples")
     mask_A = data["mask_diameter_A"]
     picked_at_A = data["picked_at_A"]
     labels = [
-        class_label(float(p), float(m / v), VISIBLE_LABELS)
+        class_label(float(p), float(m / v), label_params)
         for p, m, v in zip(data["purity"], mask_A, data["visible_diameter_A"], strict=True)
     ]
     used = np.array([label is not None for label in labels])
