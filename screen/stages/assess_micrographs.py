@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -1343,6 +1344,18 @@ def assess_micrographs(
     return assess_micrographs_with(images, pixel_sizes_A, [(params, model)], lossy)[0]
 
 
+@dataclass(frozen=True)
+class _FrameMeasures:
+    """What `assess_micrographs_with` measures on each frame beside the networks (None: off)."""
+
+    opaque: float | None
+    edge: CarbonEdge | None
+    crystalline: float | None
+    exposure: Exposure
+    directional: DirectionalPower
+    census: DarkBlobCensus
+
+
 def assess_micrographs_with(
     images: list[np.ndarray],
     pixel_sizes_A: list[float],
@@ -1378,12 +1391,30 @@ def assess_micrographs_with(
     )
     want_opaque = any(params.max_opaque_fraction > 0 for params, _ in assessments)
     want_carbon = any(params.max_carbon_fraction > 0 for params, _ in assessments)
-    opaque, edges = {}, {}
-    for i in usable:
-        if want_opaque:
-            opaque[i] = opaque_fraction(images[i])
-        if want_carbon:
-            edges[i] = carbon_edge(images[i])
+    want_crystalline = any(params.max_crystalline_fraction > 0 for params, _ in assessments)
+
+    def measure(i: int) -> _FrameMeasures:
+        pixel_size_A = float(pixel_sizes_A[i])
+        reduced = reduced_frame(images[i], pixel_size_A)  # shared by the last two measures
+        return _FrameMeasures(
+            opaque_fraction(images[i]) if want_opaque else None,
+            carbon_edge(images[i]) if want_carbon else None,
+            _crystalline_share(images[i], pixel_size_A)
+            if want_crystalline and not (lossy is not None and lossy[i])
+            else None,
+            exposure(images[i]),
+            # Measured whatever the drift check's setting, as the exposure is: the cached verdict
+            # keeps it, so a later run with the check on has it (`pipeline.assess_cache_version`).
+            directional_power(images[i], pixel_size_A, reduced),
+            dark_blob_census(images[i], pixel_size_A, reduced),
+        )
+
+    # Frames measured two at a time, as the network's inputs are prepared: their FFTs, filters
+    # and reductions release the GIL (16 K3 frames in memory 7.5 -> 5.9 s on 2 cores).
+    with ThreadPoolExecutor(max_workers=micassess.PREPROCESS_THREADS) as pool:
+        measured = dict(zip(usable, pool.map(measure, usable), strict=True))
+    opaque = {i: m.opaque for i, m in measured.items() if m.opaque is not None}
+    edges = {i: m.edge for i, m in measured.items() if m.edge is not None}
     carbon = {i: edge.carbon_fraction() for i, edge in edges.items()}
     flattened = _flattened_p_good(
         images,
@@ -1393,20 +1424,10 @@ def assess_micrographs_with(
         all_scores,
         lambda i: edges[i] if i in edges else carbon_edge(images[i]),
     )
-    crystalline = {
-        i: _crystalline_share(images[i], float(pixel_sizes_A[i]))
-        for i in usable
-        if any(params.max_crystalline_fraction > 0 for params, _ in assessments)
-        and not (lossy is not None and lossy[i])
-    }
-    exposures = {i: exposure(images[i]) for i in usable}
-    # Measured whatever the drift check's setting, as the exposure is: the cached verdict keeps
-    # it, so a later run with the check on has it (`pipeline.assess_cache_version`).
-    directional, census = {}, {}
-    for i in usable:
-        reduced = reduced_frame(images[i], float(pixel_sizes_A[i]))  # shared by both measures
-        directional[i] = directional_power(images[i], float(pixel_sizes_A[i]), reduced)
-        census[i] = dark_blob_census(images[i], float(pixel_sizes_A[i]), reduced)
+    crystalline = {i: m.crystalline for i, m in measured.items() if m.crystalline is not None}
+    exposures = {i: m.exposure for i, m in measured.items()}
+    directional = {i: m.directional for i, m in measured.items()}
+    census = {i: m.census for i, m in measured.items()}
     unusable = MicrographVerdict(p_good=0.0, verdict="bad", reason=None, reason_scores={})
     out = []
     for k, ((params, _), scores) in enumerate(zip(assessments, all_scores, strict=True)):
