@@ -25,8 +25,10 @@ import platform
 import shutil
 import sys
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -927,9 +929,10 @@ def _classify_all(session: _Session, stack: ParticleStack | None, diameter_A, go
     stack_id = cache_key(sub.images)
     search = []
     factors = session.config.mask_factors
-    for done, factor in enumerate(factors, 1):
-        mask_A = float(round(factor * diameter_A))
-        classes = _classify(session, sub, stack_id, mask_A)
+    masks_A = [float(round(factor * diameter_A)) for factor in factors]
+    classified = _classify_masks(session, sub, stack_id, masks_A)
+    for done, mask_A in enumerate(masks_A, 1):
+        classes = classified[mask_A]
         verdicts = assess_classes.cut_by_mask(
             _assess(session, classes, stack_id, mask_A),
             mask_A,
@@ -957,7 +960,7 @@ def _classify_all(session: _Session, stack: ParticleStack | None, diameter_A, go
                 "_chosen": chosen,
             }
         )
-        session.tick("2D classification", done, len(factors))
+        session.tick("class assessment", done, len(masks_A))
     best = max(
         search,
         key=lambda entry: (entry["good_particles"], -abs(entry["mask_diameter_A"] - diameter_A)),
@@ -966,31 +969,70 @@ def _classify_all(session: _Session, stack: ParticleStack | None, diameter_A, go
     return search, best
 
 
-def _classify(
-    session: _Session, stack: ParticleStack, stack_id: str, mask_A: float
-) -> ClassAverages:
-    key = cache_key(stack_id, mask_A, session.config.classify, classify2d.BACKEND.key)
-    entry = ("classify2d", f"d{int(mask_A)}", key)
-    cached = session.cache.get_arrays(*entry, entries.classes_from)
-    if cached is not None:
-        session.reused("classify2d", entry)
-        return cached
-    begin = time.process_time()
-    classes = classify2d.classify_2d(stack, mask_A, session.config.classify)
-    session.cache.put_arrays(
-        *entry,
-        {
-            "averages": classes.averages,
-            "assignments": classes.assignments,
-            "counts": classes.counts,
-            "mask_diameter_A": np.array(classes.mask_diameter_A),
-            "pixel_size_A": np.array(classes.pixel_size_A),
-            "psi_deg": classes.psi_deg,
-            "shift_px": classes.shift_px,
-        },
-    )
-    session.computed("classify2d", entry, time.process_time() - begin)
-    return classes
+CLASSIFY_THREADS = 2
+"""Mask diameters classified at once: the 2D's FFTs and array work release the GIL."""
+
+
+def _classify_masks(
+    session: _Session, stack: ParticleStack, stack_id: str, masks_A: list[float]
+) -> dict[float, ClassAverages]:
+    """The 2D classification at every mask diameter: cached ones read, the rest computed.
+
+    Those not cached are classified `CLASSIFY_THREADS` at a time (each from its own seeded
+    generator, so the classes are the same as one after another) and cached here, in this
+    thread, as each finishes, with its own CPU time: one that fails loses none of the others
+    (the first failure is raised once the rest are cached). Progress is ticked per mask.
+    """
+    found: dict[float, ClassAverages] = {}
+    missing: dict[float, tuple[str, str, str]] = {}
+    for mask_A in dict.fromkeys(masks_A):
+        key = cache_key(stack_id, mask_A, session.config.classify, classify2d.BACKEND.key)
+        entry = ("classify2d", f"d{int(mask_A)}", key)
+        cached = session.cache.get_arrays(*entry, entries.classes_from)
+        if cached is not None:
+            session.reused("classify2d", entry)
+            found[mask_A] = cached
+        else:
+            missing[mask_A] = entry
+
+    def classify(mask_A: float) -> tuple[ClassAverages, float]:
+        begin = time.thread_time()
+        classes = classify2d.classify_2d(stack, mask_A, session.config.classify)
+        return classes, time.thread_time() - begin
+
+    # The stage silences k-means' empty-cluster warnings in `warnings.catch_warnings` blocks,
+    # which are not thread-safe; one block around the threads leaves the filters as they were.
+    failure: BaseException | None = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with ThreadPoolExecutor(max_workers=CLASSIFY_THREADS) as pool:
+            running = {pool.submit(classify, mask_A): mask_A for mask_A in missing}
+            for future in as_completed(running):
+                mask_A = running[future]
+                try:
+                    classes, cpu_seconds = future.result()
+                except Exception as exc:  # the others are still cached; raised below
+                    failure = failure or exc
+                    continue
+                entry = missing[mask_A]
+                session.cache.put_arrays(
+                    *entry,
+                    {
+                        "averages": classes.averages,
+                        "assignments": classes.assignments,
+                        "counts": classes.counts,
+                        "mask_diameter_A": np.array(classes.mask_diameter_A),
+                        "pixel_size_A": np.array(classes.pixel_size_A),
+                        "psi_deg": classes.psi_deg,
+                        "shift_px": classes.shift_px,
+                    },
+                )
+                session.computed("classify2d", entry, cpu_seconds)
+                found[mask_A] = classes
+                session.tick("2D classification", len(found), len(masks_A))
+    if failure is not None:
+        raise failure
+    return found
 
 
 def _assess(

@@ -299,3 +299,38 @@ def test_micrographs_without_a_measurable_ctf_go_on_and_the_run_says_so(
     table = pd.read_csv(out / "sessions" / "gbg_6uM" / "micrographs.csv")
     assert (table["status"] == "ok").all() and table["ctf_note"].str.contains("12.9").all()
     assert again["good_particles"] == summary["good_particles"]
+
+
+def test_a_failing_mask_loses_none_of_the_other_classifications(screened, tmp_path, monkeypatch):
+    """Masks are classified two at a time; one that fails leaves the others cached, and the
+    session's error names it. A second run computes only the failed one."""
+    from screen.stages import classify2d
+
+    real = classify2d.classify_2d
+    failing = min(
+        float(r["mask_diameter_A"]) for r in _summary(screened.results)["diameter_search"]
+    )
+
+    def flaky(stack, mask_diameter_A, params):
+        if mask_diameter_A == failing:
+            raise ScreenError(f"classification at {mask_diameter_A:g} Å failed (test)")
+        return real(stack, mask_diameter_A, params)
+
+    monkeypatch.setattr(classify2d, "classify_2d", flaky)
+    out = tmp_path / "out"
+    first = _rerun(screened, out)
+    assert first["status"] != "ok" and "failed (test)" in str(first["error"])
+    cache = out / "sessions" / screened.session / "cache" / "classify2d"
+    n_masks = len(_summary(screened.results)["diameter_search"])
+    assert len(list(cache.glob("*.npz"))) == n_masks - 1
+    assert not list(cache.glob(f"d{int(failing)}.*.npz"))
+    monkeypatch.setattr(classify2d, "classify_2d", real)
+    calls = []
+    monkeypatch.setattr(
+        classify2d, "classify_2d", lambda *args: calls.append(args[1]) or real(*args)
+    )
+    again = _rerun(screened, out)
+    assert again["status"] == "ok" and calls == [failing]
+    before = _summary(screened.results)
+    for key in NUMBERS:
+        assert again[key] == before[key], key
