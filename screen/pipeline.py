@@ -707,22 +707,31 @@ def _assess_and_ctf(
                     entry = ("assess", chunk[i].name, cache_key(chunk[i].identity, also_version))
                     session.cache.put_json(*entry, verdicts[1][row])
                     session.computed("assess_micrographs", entry, each)
-        for i, image in images.items():
-            result = chunk[i]
-            if result.ctf is not None or result.ctf_note:
-                continue
-            begin = time.process_time()
+        to_fit = [i for i in images if chunk[i].ctf is None and not chunk[i].ctf_note]
+
+        def fit(image: np.ndarray) -> tuple[CtfFit | None, str | None, Exception | None, float]:
+            begin = time.thread_time()
             try:
-                result.ctf = ctf.estimate_ctf(image, session.optics, session.config.ctf)
+                found = ctf.estimate_ctf(image, session.optics, session.config.ctf)
+                return found, None, None, time.thread_time() - begin
             except ctf.CtfNotMeasurable as exc:  # no band to fit: judged on the image alone
-                result.ctf_note = str(exc)
+                return None, str(exc), None, time.thread_time() - begin
             except Exception as exc:
-                result.status, result.error = "failed", f"CTF: {type(exc).__name__}: {exc}"
+                return None, None, exc, 0.0
+
+        # Two micrographs fitted at a time (FFTs release the GIL); cached here, in this thread.
+        with ThreadPoolExecutor(max_workers=CTF_THREADS) as pool:
+            fits = list(pool.map(fit, [images[i] for i in to_fit]))
+        for i, (found, note, error, cpu_seconds) in zip(to_fit, fits, strict=True):
+            result = chunk[i]
+            if error is not None:
+                result.status, result.error = "failed", f"CTF: {type(error).__name__}: {error}"
                 continue
+            result.ctf, result.ctf_note = found, note
             entry = ("ctf", result.name, cache_key(result.identity, ctf_version))
             stored = result.ctf if result.ctf is not None else {"not_measurable": result.ctf_note}
             session.cache.put_json(*entry, stored)
-            session.computed("ctf", entry, time.process_time() - begin)
+            session.computed("ctf", entry, cpu_seconds)
         done += len(chunk)
         session.tick("assess + CTF", done, len(results))
     # Fits that agree too well across the session are a pattern of the images' processing, not
@@ -968,6 +977,9 @@ def _classify_all(session: _Session, stack: ParticleStack | None, diameter_A, go
     _write_particles(session, stack, best, good)
     return search, best
 
+
+CTF_THREADS = 2
+"""Micrographs of a chunk whose CTF is fitted at once."""
 
 CLASSIFY_THREADS = 2
 """Mask diameters classified at once: the 2D's FFTs and array work release the GIL."""
