@@ -997,7 +997,8 @@ def _classify_masks(
     """
     found: dict[float, ClassAverages] = {}
     missing: dict[float, tuple[str, str, str]] = {}
-    for mask_A in dict.fromkeys(masks_A):
+    unique = list(dict.fromkeys(masks_A))
+    for mask_A in unique:
         key = cache_key(stack_id, mask_A, session.config.classify, classify2d.BACKEND.key)
         entry = ("classify2d", f"d{int(mask_A)}", key)
         cached = session.cache.get_arrays(*entry, entries.classes_from)
@@ -1041,7 +1042,7 @@ def _classify_masks(
                 )
                 session.computed("classify2d", entry, cpu_seconds)
                 found[mask_A] = classes
-                session.tick("2D classification", len(found), len(masks_A))
+                session.tick("2D classification", len(found), len(unique))
     if failure is not None:
         raise failure
     return found

@@ -1018,6 +1018,8 @@ def trial_picks(
     contrasts: list[np.ndarray], pixel_size_A: float, params: DiameterParams
 ) -> list[list[Picks]]:
     """Picks of every contrast image at every scale-space trial diameter (trial-major)."""
+    if not contrasts:
+        return [[] for _ in params.scale_trials_A]
     pick = _contrast_pick(params)
     pairs = [(trial_A, contrast) for trial_A in params.scale_trials_A for contrast in contrasts]
     flat = _threaded_map(
