@@ -55,6 +55,7 @@ from screen.stages import (
     motion,
     picking,
 )
+from screen.stages.base import THREADS, threaded_map
 from screen.stages.records import (
     CLASS_LABELS,
     ClassAverages,
@@ -720,8 +721,7 @@ def _assess_and_ctf(
                 return None, None, exc, 0.0
 
         # Two micrographs fitted at a time (FFTs release the GIL); cached here, in this thread.
-        with ThreadPoolExecutor(max_workers=CTF_THREADS) as pool:
-            fits = list(pool.map(fit, [images[i] for i in to_fit]))
+        fits = threaded_map(fit, [images[i] for i in to_fit])
         for i, (found, note, error, cpu_seconds) in zip(to_fit, fits, strict=True):
             result = chunk[i]
             if error is not None:
@@ -978,19 +978,12 @@ def _classify_all(session: _Session, stack: ParticleStack | None, diameter_A, go
     return search, best
 
 
-CTF_THREADS = 2
-"""Micrographs of a chunk whose CTF is fitted at once."""
-
-CLASSIFY_THREADS = 2
-"""Mask diameters classified at once: the 2D's FFTs and array work release the GIL."""
-
-
 def _classify_masks(
     session: _Session, stack: ParticleStack, stack_id: str, masks_A: list[float]
 ) -> dict[float, ClassAverages]:
     """The 2D classification at every mask diameter: cached ones read, the rest computed.
 
-    Those not cached are classified `CLASSIFY_THREADS` at a time (each from its own seeded
+    Those not cached are classified `THREADS` at a time (each from its own seeded
     generator, so the classes are the same as one after another) and cached here, in this
     thread, as each finishes, with its own CPU time: one that fails loses none of the others
     (the first failure is raised once the rest are cached). Progress is ticked per mask.
@@ -1018,7 +1011,7 @@ def _classify_masks(
     failure: BaseException | None = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        with ThreadPoolExecutor(max_workers=CLASSIFY_THREADS) as pool:
+        with ThreadPoolExecutor(max_workers=THREADS) as pool:
             running = {pool.submit(classify, mask_A): mask_A for mask_A in missing}
             for future in as_completed(running):
                 mask_A = running[future]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -33,7 +32,7 @@ from screen.processing.contamination import opaque_fraction
 from screen.processing.ctf import CtfParams, ctf_zero_frequencies_A
 from screen.processing.exposure import Exposure, exposure
 from screen.processing.ice import ice_reflections, measurable
-from screen.stages.base import Backend
+from screen.stages.base import Backend, threaded_map
 from screen.stages.ctf import astigmatism_is_confirmed
 from screen.stages.picking import DarkBlobCensus, dark_blob_census
 from screen.stages.records import MICROGRAPH_REASONS, CtfFit, MicrographVerdict
@@ -1411,8 +1410,7 @@ def assess_micrographs_with(
 
     # Frames measured two at a time, as the network's inputs are prepared: their FFTs, filters
     # and reductions release the GIL (16 K3 frames in memory 6.45 -> 4.8 s on 2 cores).
-    with ThreadPoolExecutor(max_workers=micassess.PREPROCESS_THREADS) as pool:
-        measured = dict(zip(usable, pool.map(measure, usable), strict=True))
+    measured = dict(zip(usable, threaded_map(measure, usable), strict=True))
     opaque = {i: m.opaque for i, m in measured.items() if m.opaque is not None}
     edges = {i: m.edge for i, m in measured.items() if m.edge is not None}
     carbon = {i: edge.carbon_fraction() for i, edge in edges.items()}

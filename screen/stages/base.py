@@ -8,9 +8,37 @@ cache key, so changing a backend's results means bumping its version.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+THREADS = 2
+"""Items a stage works on at once where its work is FFTs, filters and array reductions, which
+release the GIL: the machines this runs on have 2 cores or more (measured in bench/README.md)."""
+
+
+def threaded_map(
+    function: Callable[[T], R],
+    items: Sequence[T],
+    quiet: tuple[type[Warning], ...] = (),
+) -> list[R]:
+    """``[function(item) for item in items]``, `THREADS` at a time, results in order.
+
+    ``quiet``: warning categories the work silences in `warnings.catch_warnings` blocks of its
+    own. Those blocks are not thread-safe (each saves and restores the process's filters), so one
+    block around the threads silences the same categories and leaves the filters as they were,
+    whatever order the threads' blocks ran in. The first exception is raised.
+    """
+    with warnings.catch_warnings():
+        for category in quiet:
+            warnings.simplefilter("ignore", category)
+        with ThreadPoolExecutor(max_workers=THREADS) as pool:
+            return list(pool.map(function, items))
 
 
 @dataclass(frozen=True)

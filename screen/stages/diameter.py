@@ -102,10 +102,7 @@ the simulated cases instead. Where the gap is not found, expect real particles u
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
 
 import numpy as np
 from scipy import fft as sfft
@@ -117,7 +114,7 @@ from screen.processing.boxes import extract_boxes, radial_profile
 from screen.processing.ctf import ctf_zero_frequencies_A, electron_wavelength_A
 from screen.processing.filters import bin_to_pixel_size, clip_outliers, lowpass, relative_contrast
 from screen.processing.symmetry import nearest_symmetry_centres, radial_symmetry_map
-from screen.stages.base import Backend
+from screen.stages.base import Backend, threaded_map
 from screen.stages.classify2d import Classify2DParams, classify_2d
 from screen.stages.extraction import (
     ExtractParams,
@@ -135,9 +132,6 @@ from screen.stages.records import (
     ParticleStack,
     Picks,
 )
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -928,32 +922,18 @@ def _with_smaller_trials(params: DiameterParams) -> tuple[float, ...]:
     return tuple(round(t, 1) for t in below) + trials
 
 
-SWEEP_THREADS = 2
-"""Trials of the sweep picked and measured at once: their FFTs and filters release the GIL (four
-EMPIAR-10017 exports: the picks of 19 trials 28 -> 18 s on 2 cores, the same picks)."""
-
-
-def _threaded_map(function: Callable[[T], R], items: list[T]) -> list[R]:
-    """``[function(item) for item in items]``, `SWEEP_THREADS` at a time, in order.
-
-    The measures silence NumPy's empty-slice warnings in `warnings.catch_warnings` blocks, which
-    are not thread-safe (each saves and restores the process's filters): one block around the
-    threads here leaves the filters as they were whatever order the threads' blocks ran in.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        with ThreadPoolExecutor(max_workers=SWEEP_THREADS) as pool:
-            return list(pool.map(function, items))
-
-
 def _spread_measures(
     contrasts, picks: list[list[Picks]], pixel_size_A: float, params: DiameterParams
 ) -> list[GapMeasure]:
     """The spread profiles' measures (`exclusion_gap`) at every ``gap_trial_step``-th trial."""
     step = max(params.gap_trial_step, 1)
     trials = list(zip(params.scale_trials_A, picks, strict=True))[::step]
-    return _threaded_map(
-        lambda trial: exclusion_gap(contrasts, trial[1], pixel_size_A, trial[0], params), trials
+    # Trials two at a time (`threaded_map`; four EMPIAR-10017 exports: 19 trials' picks 28 ->
+    # 18 s, their measures as one after another); the measures silence empty-slice warnings.
+    return threaded_map(
+        lambda trial: exclusion_gap(contrasts, trial[1], pixel_size_A, trial[0], params),
+        trials,
+        quiet=(RuntimeWarning,),
     )
 
 
@@ -1022,7 +1002,7 @@ def trial_picks(
         return [[] for _ in params.scale_trials_A]
     pick = _contrast_pick(params)
     pairs = [(trial_A, contrast) for trial_A in params.scale_trials_A for contrast in contrasts]
-    flat = _threaded_map(
+    flat = threaded_map(
         lambda pair: pick_particles(1.0 + pair[1], pixel_size_A, pair[0], pick), pairs
     )
     n = len(contrasts)
