@@ -6,8 +6,8 @@
         --label-by simulated --out /tmp/class_examples_v1_labels.npz
 
 Each session is a random procedural particle (``class_examples.random_session_spec``) simulated on
-512² frames at 2-3 Å/px; picked, extracted and classified at six mask diameters as ``screen run``
-does. Every class is kept in ``OUT_all.npz`` with its purity (share of members on a true
+512² frames (``--frame-px``) at 2-3 Å/px; picked, extracted and classified at six mask diameters as
+``screen run`` does. Every class is kept in ``OUT_all.npz`` with its purity (share of members on a true
 particle), member count, mask, pixel size, the particle's enclosing (simulator) diameter and its
 visible extent (``structures.projected_extent_A``). ``OUT`` holds the labelled ones (see
 ``screen.models.class_examples``): preprocessed network inputs (v1's crop to the mask), labels,
@@ -57,6 +57,7 @@ def session_classes(
     estimated: bool = False,
     spacing: tuple[float, float] | None = None,
     fill: tuple[float, float] | None = None,
+    frame_px: int = 512,
 ) -> list[tuple]:
     """Every class of one random session: (class, seed, true diameter, visible extent, picked at).
 
@@ -67,7 +68,8 @@ def session_classes(
     ``SessionSpec.particle_spacing`` is drawn from (on its own stream; ``None``: the simulator's
     0.85). ``fill``: the range each species' mass is drawn from, as a share of a solid sphere of
     its diameter (`class_examples.solid_sphere_kDa`; on its own stream; ``None``: the training
-    sets' 0.15-0.4, or 0.55-0.8 for cages).
+    sets' 0.15-0.4, or 0.55-0.8 for cages). ``frame_px``: the side of the square micrographs
+    (512: 1,000-1,500 Å fields, where ten micrographs hold under 100 picks of a 200-Å particle).
     """
     rng = np.random.default_rng(seed + 777)
     session = random_session_spec(seed, int(rng.integers(6, 16)), symmetries)
@@ -87,7 +89,9 @@ def session_classes(
         )
         session = replace(session, species=species)
     pixel_size_A = float(rng.uniform(2.0, 3.0))
-    spec = ScreenSpec((session,), frame_px=(512, 512), pixel_size_A=pixel_size_A, seed=seed)
+    spec = ScreenSpec(
+        (session,), frame_px=(frame_px, frame_px), pixel_size_A=pixel_size_A, seed=seed
+    )
     with tempfile.TemporaryDirectory() as tmp:
         simulate_screen(spec, Path(tmp))
         truth_dir = Path(tmp) / "sessions" / session.name / "ground_truth"
@@ -215,6 +219,13 @@ def main(argv=None) -> int:
         help="draw each species' mass as this share of a solid sphere of its diameter (default: "
         "the training sets' 0.15-0.4; compact globular proteins and ribosomes reach 0.4-0.9)",
     )
+    parser.add_argument(
+        "--frame-px",
+        type=int,
+        default=512,
+        help="side of the square micrographs (default 512, the training sets'; 1024 gives four "
+        "times the field, nearer a real session's ten micrographs for the diameter estimate)",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
@@ -232,6 +243,7 @@ def main(argv=None) -> int:
                 estimated=args.diameter == "estimated",
                 spacing=None if args.spacing is None else tuple(args.spacing),
                 fill=None if args.fill is None else tuple(args.fill),
+                frame_px=args.frame_px,
             )
             for done, rows in enumerate(pool.map(make, tasks), 1):
                 found.extend(rows)
