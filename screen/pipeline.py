@@ -814,6 +814,64 @@ def _estimate_diameter(session: _Session, good: list[_MicrographResult]):
     return estimate
 
 
+PICK_CHUNK = 2 * THREADS
+"""Micrographs picked and extracted together, `THREADS` at a time (their filters and FFTs release
+the GIL; four 4096² EMPIAR-10017 exports 4.1 -> 3.1 s on 2 cores): a small chunk bounds the
+frames held in memory and keeps the progress moving."""
+
+
+@dataclass
+class _PickWork:
+    """One micrograph's picking and extraction: what the cache held, what a worker computed."""
+
+    index: int
+    result: _MicrographResult
+    pick_entry: tuple[str, str, str]
+    extract_entry: tuple[str, str, str]
+    picks: Picks | None
+    stack_arrays: dict[str, np.ndarray] | None
+    image: np.ndarray | None = None
+    pick_cpu_s: float | None = None  # set when the picks were computed now
+    extract_cpu_s: float | None = None  # set when the stack was computed now
+    error: Exception | None = None
+
+
+def _compute_picks(session: _Session, work: _PickWork, diameter_A, pick_params) -> None:
+    """Pick and extract what the cache lacked, into ``work`` (a worker thread: no session state)."""
+    try:
+        image = work.image
+        if work.picks is None:
+            image = image if image is not None else _read_micrograph(session, work.result)
+            begin = time.thread_time()
+            work.picks = picking.pick_particles(
+                image, session.optics.pixel_size_A, diameter_A, pick_params
+            )
+            work.pick_cpu_s = time.thread_time() - begin
+        if work.stack_arrays is None:
+            image = image if image is not None else _read_micrograph(session, work.result)
+            begin = time.thread_time()
+            stack = extraction.extract_particles(
+                image,
+                work.picks,
+                session.optics.pixel_size_A,
+                diameter_A,
+                work.result.ctf,
+                session.optics,
+                session.config.extraction,
+            )
+            work.stack_arrays = {
+                "images": stack.images,
+                "pixel_size_A": np.array(stack.pixel_size_A),
+                "x_px": stack.x_px,
+                "y_px": stack.y_px,
+            }
+            work.extract_cpu_s = time.thread_time() - begin
+    except Exception as exc:  # the picks made before it are kept
+        work.error = exc
+    finally:
+        work.image = None
+
+
 def _pick_and_extract(
     session: _Session,
     good: list[_MicrographResult],
@@ -822,7 +880,9 @@ def _pick_and_extract(
 ):
     """Picks on every good micrograph and the session's particle stack (None when empty).
 
-    ``pick_params`` default to the session's configuration.
+    ``pick_params`` default to the session's configuration. Micrographs are picked and extracted
+    `PICK_CHUNK` at a time in worker threads; the cache, the picks' STAR files and the session's
+    accounts are written here, in order.
     """
     if not good or diameter_A is None:
         return None, {}
@@ -830,76 +890,74 @@ def _pick_and_extract(
     counts: dict[str, int] = {}
     parts: list[ParticleStack] = []
     pick_version = (diameter_A, pick_params, picking.BACKEND.key)
-    for done, (index, result) in enumerate(enumerate(good), 1):
-        pick_key = cache_key(result.identity, pick_version)
-        extract_key = cache_key(
-            pick_key,
-            result.ctf,
-            session.optics,
-            diameter_A,
-            session.config.extraction,
-            extraction.BACKEND.key,
+    numbered = list(enumerate(good))
+    for start in range(0, len(numbered), PICK_CHUNK):
+        chunk: list[_PickWork] = []
+        for index, result in numbered[start : start + PICK_CHUNK]:
+            pick_key = cache_key(result.identity, pick_version)
+            extract_key = cache_key(
+                pick_key,
+                result.ctf,
+                session.optics,
+                diameter_A,
+                session.config.extraction,
+                extraction.BACKEND.key,
+            )
+            pick_entry = ("picking", result.name, pick_key)
+            extract_entry = ("extraction", result.name, extract_key)
+            picks = session.cache.get_arrays(*pick_entry, entries.picks_from)
+            stack_arrays = session.cache.get_arrays(*extract_entry, entries.extracted_from)
+            if picks is not None:
+                session.reused("picking", pick_entry)
+            if stack_arrays is not None:
+                session.reused("extraction", extract_entry)
+            chunk.append(_PickWork(index, result, pick_entry, extract_entry, picks, stack_arrays))
+        todo = [w for w in chunk if w.picks is None or w.stack_arrays is None]
+        if session.row.kind == "movies":
+            # Motion correction records the session's stage accounts: read here, in this thread.
+            for work in todo:
+                try:
+                    work.image = _read_micrograph(session, work.result)
+                except Exception as exc:
+                    work.error = exc
+        threaded_map(
+            lambda work: _compute_picks(session, work, diameter_A, pick_params),
+            [w for w in todo if w.error is None],
         )
-        pick_entry = ("picking", result.name, pick_key)
-        extract_entry = ("extraction", result.name, extract_key)
-        picks = session.cache.get_arrays(*pick_entry, entries.picks_from)
-        stack_arrays = session.cache.get_arrays(*extract_entry, entries.extracted_from)
-        if picks is not None:
-            session.reused("picking", pick_entry)
-        if stack_arrays is not None:
-            session.reused("extraction", extract_entry)
-        try:
-            image = None
-            if picks is None:
-                image = _read_micrograph(session, result)
-                begin = time.process_time()
-                picks = picking.pick_particles(
-                    image, session.optics.pixel_size_A, diameter_A, pick_params
-                )
+        for work in chunk:
+            result = work.result
+            if work.pick_cpu_s is not None:
+                picks = work.picks
                 session.cache.put_arrays(
-                    *pick_entry, {"x_px": picks.x_px, "y_px": picks.y_px, "score": picks.score}
+                    *work.pick_entry,
+                    {"x_px": picks.x_px, "y_px": picks.y_px, "score": picks.score},
                 )
-                session.computed("picking", pick_entry, time.process_time() - begin)
-            _write_picks(session.layout, result.name, picks)
-            if stack_arrays is None:
-                image = image if image is not None else _read_micrograph(session, result)
-                begin = time.process_time()
-                stack = extraction.extract_particles(
-                    image,
-                    picks,
-                    session.optics.pixel_size_A,
-                    diameter_A,
-                    result.ctf,
-                    session.optics,
-                    session.config.extraction,
+                session.computed("picking", work.pick_entry, work.pick_cpu_s)
+            if work.picks is not None:
+                _write_picks(session.layout, result.name, work.picks)
+            if work.error is not None:
+                _raise_if_run_stopping(work.error)
+                result.status, result.error = (
+                    "failed",
+                    f"picking/extraction: {type(work.error).__name__}: {work.error}",
                 )
-                stack_arrays = {
-                    "images": stack.images,
-                    "pixel_size_A": np.array(stack.pixel_size_A),
-                    "x_px": stack.x_px,
-                    "y_px": stack.y_px,
-                }
-                session.cache.put_arrays(*extract_entry, stack_arrays)
-                session.computed("extraction", extract_entry, time.process_time() - begin)
-        except Exception as exc:
-            _raise_if_run_stopping(exc)
-            result.status, result.error = (
-                "failed",
-                f"picking/extraction: {type(exc).__name__}: {exc}",
+                continue
+            if work.extract_cpu_s is not None:
+                session.cache.put_arrays(*work.extract_entry, work.stack_arrays)
+                session.computed("extraction", work.extract_entry, work.extract_cpu_s)
+            counts[result.name] = len(work.picks)
+            stack_arrays = work.stack_arrays
+            n = len(stack_arrays["images"])
+            parts.append(
+                ParticleStack(
+                    stack_arrays["images"],
+                    float(stack_arrays["pixel_size_A"]),
+                    np.full(n, work.index),
+                    stack_arrays["x_px"],
+                    stack_arrays["y_px"],
+                )
             )
-            continue
-        counts[result.name] = len(picks)
-        n = len(stack_arrays["images"])
-        parts.append(
-            ParticleStack(
-                stack_arrays["images"],
-                float(stack_arrays["pixel_size_A"]),
-                np.full(n, index),
-                stack_arrays["x_px"],
-                stack_arrays["y_px"],
-            )
-        )
-        session.tick("picking + extraction", done, len(good))
+            session.tick("picking + extraction", work.index + 1, len(good))
     parts = [p for p in parts if len(p.images)]
     if not parts:
         return None, counts

@@ -333,3 +333,47 @@ def test_a_failing_mask_loses_none_of_the_other_classifications(screened, tmp_pa
     before = _summary(screened.results)
     for key in NUMBERS:
         assert again[key] == before[key], key
+
+
+def test_a_micrograph_whose_extraction_fails_keeps_its_picks(screened, tmp_path, monkeypatch):
+    """Micrographs are picked and extracted in worker threads; one whose extraction fails is a
+    failed micrograph with its picks cached and written, the others go on, and a second run
+    extracts only it (its picks reused)."""
+    import threading
+
+    from screen.stages import extraction, picking
+
+    real_extract, real_pick = extraction.extract_particles, picking.pick_particles
+    lock, calls = threading.Lock(), []
+
+    def first_fails(*args):
+        with lock:
+            calls.append(1)
+            first = len(calls) == 1
+        if first:
+            raise ScreenError("extraction failed (test)")
+        return real_extract(*args)
+
+    monkeypatch.setattr(extraction, "extract_particles", first_fails)
+    out = tmp_path / "out"
+    first = _rerun(screened, out)
+    table = pd.read_csv(out / "sessions" / screened.session / "micrographs.csv")
+    failed = table[table["status"] == "failed"]
+    assert len(failed) == 1 and "extraction failed (test)" in failed["error"].iloc[0]
+    assert first["picked_particles"] > 0 and first["n_good_micrographs"] >= 2
+    name = failed["micrograph"].iloc[0]
+    picks_dir = out / "sessions" / screened.session / "picks"
+    assert (picks_dir / f"{name}.star").exists()
+
+    picked, extracted = [], []
+    monkeypatch.setattr(
+        picking, "pick_particles", lambda *args: picked.append(1) or real_pick(*args)
+    )
+    monkeypatch.setattr(
+        extraction, "extract_particles", lambda *args: extracted.append(1) or real_extract(*args)
+    )
+    again = _rerun(screened, out)
+    assert picked == [] and extracted == [1]
+    before = _summary(screened.results)
+    for key in NUMBERS:
+        assert again[key] == before[key], key
