@@ -14,6 +14,7 @@ from screen.simulate.spec import OrientationSpec, StructureSpec
 from screen.simulate.structures import (
     PseudoAtomModel,
     build_structure,
+    longest_extent_A,
     parse_symmetry,
     projected_extent_A,
     render_volume,
@@ -235,3 +236,19 @@ def test_a_globular_particle_fills_its_envelope_and_domains_do_not():
     centred = globular.positions_A - globular.positions_A.mean(axis=0)
     gyration_A = float(np.sqrt((centred**2).sum(axis=1).mean()))
     assert gyration_A == pytest.approx(57.0, rel=0.05)
+
+
+def test_longest_extent_is_a_balls_diameter_and_a_rods_length():
+    rng = np.random.default_rng(0)
+    ball = rng.normal(size=(20000, 3))
+    ball *= (50.0 * rng.random(20000) ** (1 / 3) / np.linalg.norm(ball, axis=1))[:, None]
+    sphere = PseudoAtomModel("ball", ball, np.ones(20000), 2.0, 100.0, "C1")
+    assert 95.0 < longest_extent_A(sphere) <= 100.0
+    rod = np.zeros((2001, 3))
+    rod[:, 0] = np.linspace(-100.0, 100.0, 2001)
+    line = PseudoAtomModel("rod", rod, np.ones(2001), 2.0, 200.0, "C1")
+    # 99 % of the atoms lie within 99 Å of the centre: the rod's length less its two tips.
+    assert 0.97 * 200.0 < longest_extent_A(line) <= 0.99 * 200.0 + 1e-6
+    # A procedural structure: longer than its mean projected extent, within its enclosing diameter.
+    model = build_structure(StructureSpec("p", 160.0, 200.0, "C1", n_domains=4, seed=3))
+    assert projected_extent_A(model) < longest_extent_A(model) < 160.0
