@@ -201,16 +201,25 @@ def test_rotation_matrices_map_the_viewing_direction_onto_z():
     np.testing.assert_allclose(viewing_directions(spun), directions)
 
 
-def test_projected_extent_of_a_solid_ball_is_its_diameter_and_of_a_rod_its_long_axis():
+def _solid_ball() -> PseudoAtomModel:
+    """20,000 atoms filling a ball of radius 50 Å."""
     rng = np.random.default_rng(0)
     ball = rng.normal(size=(20000, 3))
     ball *= (50.0 * rng.random(20000) ** (1 / 3) / np.linalg.norm(ball, axis=1))[:, None]
-    sphere = PseudoAtomModel("ball", ball, np.ones(20000), 2.0, 100.0, "C1")
-    # The 99 % radius of a projected ball of radius 50 Å is a little under 50 Å.
-    assert 90.0 < projected_extent_A(sphere) <= 100.0
+    return PseudoAtomModel("ball", ball, np.ones(20000), 2.0, 100.0, "C1")
+
+
+def _rod() -> PseudoAtomModel:
+    """A line of atoms 200 Å long."""
     rod = np.zeros((2001, 3))
     rod[:, 0] = np.linspace(-100.0, 100.0, 2001)
-    line = PseudoAtomModel("rod", rod, np.ones(2001), 2.0, 200.0, "C1")
+    return PseudoAtomModel("rod", rod, np.ones(2001), 2.0, 200.0, "C1")
+
+
+def test_projected_extent_of_a_solid_ball_is_its_diameter_and_of_a_rod_its_long_axis():
+    sphere, line = _solid_ball(), _rod()
+    # The 99 % radius of a projected ball of radius 50 Å is a little under 50 Å.
+    assert 90.0 < projected_extent_A(sphere) <= 100.0
     # A 200 Å rod seen from random directions: its projected length averages pi/4 of it.
     assert 0.7 * 200.0 < projected_extent_A(line, n_views=400) < 0.85 * 200.0
 
@@ -239,14 +248,8 @@ def test_a_globular_particle_fills_its_envelope_and_domains_do_not():
 
 
 def test_longest_extent_is_a_balls_diameter_and_a_rods_length():
-    rng = np.random.default_rng(0)
-    ball = rng.normal(size=(20000, 3))
-    ball *= (50.0 * rng.random(20000) ** (1 / 3) / np.linalg.norm(ball, axis=1))[:, None]
-    sphere = PseudoAtomModel("ball", ball, np.ones(20000), 2.0, 100.0, "C1")
+    sphere, line = _solid_ball(), _rod()
     assert 95.0 < longest_extent_A(sphere) <= 100.0
-    rod = np.zeros((2001, 3))
-    rod[:, 0] = np.linspace(-100.0, 100.0, 2001)
-    line = PseudoAtomModel("rod", rod, np.ones(2001), 2.0, 200.0, "C1")
     # 99 % of the atoms lie within 99 Å of the centre: the rod's length less its two tips.
     assert 0.97 * 200.0 < longest_extent_A(line) <= 0.99 * 200.0 + 1e-6
     # A procedural structure: longer than its mean projected extent, within its enclosing diameter.
