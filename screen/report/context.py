@@ -327,6 +327,7 @@ def _fmt_seconds(value) -> str:
 DIAMETER_METHODS = {
     "spread_edge": "edge of the picks' spread",
     "gap": "exclusion gap",
+    "short_plateau": "edge of the picks' spread, over few trials",
     "refined": "refined on 2D averages",
     "scale_space": "scale-space peak",
     "canny": "averaged picks, Canny edge",

@@ -113,7 +113,8 @@ class DiameterEstimate:
     average: np.ndarray  # the unaligned average the edge was found on
     pixel_size_A: float
     uncertainty_A: float = float("nan")  # NaN when the method gives none
-    # "spread_edge", "gap", "scale_space", "canny" or "refined" (the diameter stage's names)
+    # "spread_edge", "gap", "short_plateau", "scale_space", "canny" or "refined" (the diameter
+    # stage's names)
     method: str = ""
     # True when the spread edge came from picks moved to their outlines' centres: the blob
     # picker's maxima sat off the particles' centres (a hollow shell's wall), so picking should

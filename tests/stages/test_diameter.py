@@ -535,7 +535,7 @@ def test_estimate_diameter_takes_the_gap_when_found(dense_ellipses):
 
 def test_backend_contract():
     assert BACKEND.stage == "diameter"
-    assert BACKEND.version == "11"
+    assert BACKEND.version == "12"
     assert BACKEND.params_type is DiameterParams
     assert BACKEND.compute is estimate_diameter
     assert dataclasses.is_dataclass(DiameterParams())
@@ -626,3 +626,27 @@ def test_no_common_diameter_for_one_condition_or_samples_of_different_sizes():
         "z": estimate(190.0, "spread_edge"),
     }
     assert common_diameter(mixed) is None
+
+
+def test_a_short_plateau_answers_before_the_fallback_and_says_so(monkeypatch):
+    """A plateau of four trials is not confident, but it is a measure: where nothing else is
+    found it is taken (method short_plateau, with a caution) instead of a calibrated factor."""
+    import screen.stages.diameter as diameter
+
+    blank = np.zeros((4, 4), np.float32)
+    trials = (50.0, 63.0, 79.0, 89.0, 100.0, 112.0, 126.0, 141.0)
+    edges = (48.0, 62.0, 80.0, 202.0, 86.0, 195.0, 198.0, 191.0)  # 4 trials at ~195 Å
+    measures = [
+        GapMeasure(t, 300, np.nan, 0.0, blank, 4.0, edge_diameter_A=d, edge_contrast=0.1)
+        for t, d in zip(trials, edges, strict=True)
+    ]
+    params = DiameterParams(scale_trials_A=trials, coarse_method="scale_space")
+    monkeypatch.setattr(diameter, "_spread_measures", lambda *args: measures)
+    images = [np.random.default_rng(0).normal(size=(64, 64)).astype(np.float32)]
+    found = estimate_diameter(images, 4.0, params)
+    assert found.method == "short_plateau" and found.diameter_A == pytest.approx(196.5)
+    caution = fallback_caution(found)
+    assert caution is not None and "fewer trial diameters" in caution and "diameter_A" in caution
+    # Without it the stage goes on to its calibrated fallback.
+    off = estimate_diameter(images, 4.0, dataclasses.replace(params, edge_short_trials=0))
+    assert off.method == "scale_space"
