@@ -37,6 +37,12 @@ it lies between a particle's edge and where its neighbours begin, so spaced fiel
 (simulated P-Rex1 sessions at 30 micrographs: 178 and 217 Å for 140 and 150 Å; EMPIAR-10017
 181 Å ± 6 on four 2x-binned micrographs; dense ellipses of long axis 120 Å 136-139 Å).
 
+Then (v12) a short plateau (``edge_short_trials``, method ``"short_plateau"``): a spread edge
+that holds over four trials instead of five, under the plateau's other conditions. Less evidence
+than a confident estimate, so it carries a caution and never sets the run's common diameter, but
+a geometric measure rather than a calibrated factor (a 180-Å particle 1.09x where the fallback
+read 1.49x; bench/README.md, 2026-12-07).
+
 The fallback, with factors calibrated on our simulator (``scale_factor``, ``edge_factor``,
 ``feret_factor``): two coarse estimates, each refined on 2D class averages, the consistent
 one kept. The paper's method (Li et al. 2020, SPEC §2.3) is one of the coarse estimates; the
