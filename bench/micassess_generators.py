@@ -36,7 +36,10 @@ sets in ``<out>/<set>_uncapped...``).
 particle_spacing` 0.55-0.65; every shipped weight saw 0.85, where they never touch).
 
 Prints one row per set and configuration: accuracy, good called bad, reason right (bad
-micrographs called bad for the right reason), the sessions that fell back, and recall per reason.
+micrographs called bad for the right reason), the sessions that fell back, recall per reason, and
+(since session 36) accuracy and reason right without the bad-CTF micrographs whose defect cannot
+show at their exported pixel size (`ctf_defect_shows`: an astigmatism whose first zero lies past
+Nyquist, a B-factor whose envelope is still over one half there), with how many were left out.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from train_micassess_v3 import HELD_OUT_V3  # bench/ is on sys.path when run as 
 
 from screen.io.mrc import write_mrc
 from screen.models import micassess as ma
+from screen.processing.ctf import electron_wavelength_A
 from screen.simulate.domain import (
     EXPORT_MAX_PIXEL_A,
     HELD_OUT_GENERATORS,
@@ -62,6 +66,10 @@ from screen.simulate.domain import (
 )
 
 CONFIGS = ("product", "v5", "v2", "v3", "either")
+
+SHOWS_CSV = "ctf_defect_shows.csv"
+"""Beside a set's ``labels.csv``: whether each micrograph's bad CTF can show at its pixel size
+(`ctf_defect_shows`; 1 for every other label)."""
 
 SIMULATOR_KINDS = {
     "irregular_contamination": {"contamination_shapes": "irregular"},
@@ -75,17 +83,44 @@ generators' set: ``irregular_contamination`` has lumpy contaminants
 do), as in a real dense monolayer."""
 
 
+def ctf_defect_shows(plan, pixel_size_A: float, good_b_factor_max_A2: float) -> bool:
+    """Whether a micrograph's bad CTF can show at its (exported) pixel size at all.
+
+    Physics of the three kinds the simulator draws (`screen.simulate.plan`), nothing learnt:
+    an astigmatism over 3,000 Å shows once the CTF's first zero along its larger defocus,
+    at sqrt(wavelength x defocus), lies inside Nyquist (two pixels); a B-factor over 300 Å² once
+    the envelope of its excess over the session's good range has fallen below one half at
+    Nyquist; a defocus under 0.3 µm always (the particles lose their low-frequency contrast at any
+    pixel size). A processing step that removes high frequencies (a denoiser) is not allowed
+    for, so this over-counts what can show. Every other label: True.
+    """
+    if plan.reason != "bad_ctf":
+        return True
+    ctf = plan.ctf
+    nyquist_A = 2.0 * pixel_size_A
+    if abs(ctf.defocus_u_A - ctf.defocus_v_A) > 3000.0:
+        larger = max(ctf.defocus_u_A, ctf.defocus_v_A)
+        return float(np.sqrt(electron_wavelength_A(ctf.voltage_kV) * larger)) > nyquist_A
+    if plan.b_factor_A2 > 300.0:
+        excess = plan.b_factor_A2 - good_b_factor_max_A2
+        return float(np.exp(-excess / nyquist_A**2 / 4.0)) < 0.5
+    return True
+
+
 def render_session(job: tuple[int, object, object, Path]) -> list[tuple]:
-    """Render one session of a set into ``folder``; its label rows."""
+    """Render one session of a set into ``folder``; its label rows (and whether a bad CTF shows)."""
     index, screen_spec, domain, folder = job
     rows = []
+    good_b_max = screen_spec.sessions[0].b_factor_A2[1]
     for number, (plan, image, pixel_size_A) in enumerate(
         ma.session_micrographs(screen_spec, domain)
     ):
         path = folder / f"s{index:03d}_m{number:03d}.mrc"
-        write_mrc(path, image, pixel_size_A)
+        if not path.exists():  # a set made before the sidecar: its images stand
+            write_mrc(path, image, pixel_size_A)
         label = "good" if plan.reason == "good" else "bad"
-        rows.append((path.name, label, plan.reason, pixel_size_A, f"s{index:03d}"))
+        shows = ctf_defect_shows(plan, pixel_size_A, good_b_max)
+        rows.append((path.name, label, plan.reason, pixel_size_A, f"s{index:03d}", shows))
     return rows
 
 
@@ -131,7 +166,7 @@ def write_set(
         name += "_uncapped"
     folder = out / (f"{name}_per_session" if per_session else name)
     labels = folder / "labels.csv"
-    if labels.exists():
+    if labels.exists() and (folder / SHOWS_CSV).exists():
         return labels
     folder.mkdir(parents=True, exist_ok=True)
     spec, domain = set_spec(generator, n, per_session, alone, max_pixel_size_A)
@@ -144,8 +179,12 @@ def write_set(
     with open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "label", "reason", "pixel_size_A", "session"])
-        writer.writerows(rows)
+        writer.writerows(row[:5] for row in rows)
     tmp.replace(labels)
+    with open(folder / SHOWS_CSV, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "ctf_defect_shows"])
+        writer.writerows((row[0], int(row[5])) for row in rows)
     print(
         f"{generator}: {len(rows)} micrographs in {time.perf_counter() - start:.0f} s",
         file=sys.stderr,
@@ -203,6 +242,21 @@ def evaluate(
         params = replace(params, model=f"micassess_small_{config}")
     model = am.load_micrograph_model(params)
     return evaluation.evaluate_micrographs(items, params, model, CtfSearch(), None, fallback)
+
+
+def where_shown(result, shows_csv: Path) -> str:
+    """Accuracy and reason right over the micrographs whose bad CTF (if any) can show."""
+    with open(shows_csv, newline="") as handle:
+        shows = {row["path"]: row["ctf_defect_shows"] == "1" for row in csv.DictReader(handle)}
+    kept = [i for i, item in enumerate(result.items) if shows.get(Path(item.path).name, True)]
+    right = [
+        (result.items[i].label == "good") == (result.predicted_reasons[i] == "good") for i in kept
+    ]
+    bad = [i for i in kept if result.items[i].label == "bad"]
+    reason = sum(result.predicted_reasons[i] == result.items[i].reason for i in bad)
+    return (
+        f"{len(result.items) - len(kept)}, {np.mean(right):.3f} / {reason / max(len(bad), 1):.3f}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,9 +319,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(
         "| set | verdicts | n (good) | accuracy | good called bad | reason right | sessions "
-        "fallen back | per bad reason: called bad / reason right |"
+        "fallen back | per bad reason: called bad / reason right | where a bad CTF can show: "
+        "left out, accuracy / reason right |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for generator in args.generators:
         labels = write_set(
             generator,
@@ -302,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{config} | "
                 f"{m.n} ({m.n_good}) | {m.accuracy:.3f} | "
                 f"{m.good_called_bad:.3f} | {reason_right:.3f} | "
-                f"{len(result.domain_warnings)} of {n_sessions} | {per_reason} |",
+                f"{len(result.domain_warnings)} of {n_sessions} | {per_reason} | "
+                f"{where_shown(result, labels.parent / SHOWS_CSV)} |",
                 flush=True,
             )
             print(f"  ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
