@@ -64,14 +64,6 @@ particle field, detector or export makes, and all three measures are relative to
 rim more curved than `CARBON_CURVATURES` spreads along the profile, so the check errs on the
 side of keeping the micrograph."""
 
-GRADIENT_MIN_TRANSITION = 2 * CARBON_MAX_TRANSITION
-"""A step whose transition is wider than this is a smooth gradient, not a film edge
-(`CarbonEdge.splits_field`). Measured (`CARBON_MAX_TRANSITION`'s sets, 2026-12-05): the
-simulator's film edges 0.02 (a few striped or faint ones more), good micrographs' ice gradients
-0.21 or more, a linear ramp 0.54; a good NL-means-denoised field whose ice gradient reached a
-contrast of 4.14 had 0.33 (session 37, `bench/README.md`). Relative to the field's own profile,
-so the same on any detector or export."""
-
 
 @dataclass(frozen=True)
 class CarbonEdge:
@@ -97,18 +89,6 @@ class CarbonEdge:
     angle_deg: float
     transition_fraction: float = 1.0
     curvature: float = 0.0
-
-    def splits_field(self) -> bool:
-        """Whether a step of a film edge's contrast splits the field, however blurred.
-
-        `CARBON_MIN_STEP_CONTRAST` with a transition up to `GRADIENT_MIN_TRANSITION` (twice the
-        film edge's `CARBON_MAX_TRANSITION`: faint or curved edges spread a little). A smooth ice
-        gradient can reach a film edge's contrast too, but over a wider transition.
-        """
-        return (
-            self.step_contrast >= CARBON_MIN_STEP_CONTRAST
-            and self.transition_fraction <= GRADIENT_MIN_TRANSITION
-        )
 
     def carbon_fraction(self) -> float:
         """Share of the field behind a film edge: ``dark_fraction`` if the step counts, else 0.

@@ -27,7 +27,7 @@ from screen.models import micassess
 from screen.processing.anisotropy import DirectionalPower, directional_power, reduced_frame
 from screen.processing.background import smooth_background
 from screen.processing.blocks import shows_block_grid
-from screen.processing.carbon import CarbonEdge, carbon_edge
+from screen.processing.carbon import CARBON_MIN_STEP_CONTRAST, CarbonEdge, carbon_edge
 from screen.processing.contamination import opaque_fraction
 from screen.processing.ctf import CtfParams, ctf_zero_frequencies_A
 from screen.processing.exposure import Exposure, exposure
@@ -1462,11 +1462,9 @@ def _flattened_p_good(
     threshold) with ``contaminated`` among its two likeliest reasons are seen again (the second:
     a thick-ice call its session's grey level contradicts is renamed to it,
     `thick_ice_needs_darkening`), and only where no step of a film edge's contrast splits the
-    field (``edge_of(index)``, `CarbonEdge.splits_field`: `CARBON_MIN_STEP_CONTRAST` over a
-    transition narrower than an ice gradient's): a degree-2 surface takes part of a carbon
-    film's step away, which is no ice gradient. (Until 2026-12-07, session 37, any transition
-    counted, and a good field whose smooth ice gradient reached the contrast was not seen again.)
-    Each frame is flattened once for every network that wants it.
+    field (``edge_of(index)``, `CARBON_MIN_STEP_CONTRAST`, however wide its transition): a
+    degree-2 surface takes part of a carbon film's step away, which is no ice gradient. Each
+    frame is flattened once for every network that wants it.
     """
     wanted: dict[int, list[int]] = {}
     contaminated = MICROGRAPH_REASONS.index("contaminated")
@@ -1483,7 +1481,9 @@ def _flattened_p_good(
                 and reason_row[contaminated] > 0
             ):
                 wanted.setdefault(index, []).append(k)
-    wanted = {i: ks for i, ks in wanted.items() if not edge_of(i).splits_field()}
+    wanted = {
+        i: ks for i, ks in wanted.items() if edge_of(i).step_contrast < CARBON_MIN_STEP_CONTRAST
+    }
     flat = {i: np.asarray(images[i], np.float32) - smooth_background(images[i]) for i in wanted}
     out: dict[tuple[int, int], float] = {}
     for k in sorted({k for ks in wanted.values() for k in ks}):
@@ -1571,9 +1571,8 @@ BACKEND = Backend(
     # the opaque check's block means median-filtered (hot pixels); 13: the dark-blob census;
     # 14: bright outliers (spread hot pixels) set to the median in the drift and census frame;
     # 15: P(good) of contaminated calls with the smooth background subtracted; 16: the
-    # network's input clipped at the bright-outlier level too; 17: a smooth gradient of a film
-    # edge's contrast is flattened too (`CarbonEdge.splits_field`)
-    version="17",
+    # network's input clipped at the bright-outlier level too
+    version="16",
     params_type=MicrographAssessParams,
     compute=assess_micrographs,
 )

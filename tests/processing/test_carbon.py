@@ -7,7 +7,6 @@ from scipy import ndimage as ndi
 from screen.processing.carbon import (
     CARBON_MAX_TRANSITION,
     CARBON_MIN_STEP_CONTRAST,
-    GRADIENT_MIN_TRANSITION,
     carbon_edge,
 )
 
@@ -54,22 +53,6 @@ def test_an_ice_gradient_and_a_plain_field_are_not_film_edges():
     assert graded.transition_fraction > CARBON_MAX_TRANSITION
     assert graded.carbon_fraction() == 0.0
     assert carbon_edge(np.full((300, 300), 7.0, np.float32)).step_contrast == 0.0
-
-
-def test_a_gradient_of_a_film_edges_contrast_does_not_split_the_field_an_edge_does():
-    """`splits_field` (the gradient second look's guard): a film edge's step, not a ramp."""
-    rng = np.random.default_rng(4)
-    image = _field(rng)
-    side = image.shape[0]
-    # thick ice rising steeply but smoothly across the field
-    ramp = 0.5 + 0.5 / (1.0 + np.exp(-(np.arange(side) - side / 2) / (0.12 * side)))
-    graded = carbon_edge(image * ramp[None, :])
-    assert graded.step_contrast >= CARBON_MIN_STEP_CONTRAST  # as strong as a film's step
-    assert graded.transition_fraction > GRADIENT_MIN_TRANSITION
-    assert not graded.splits_field()
-    filmed = carbon_edge(_film(image, 0.2, 30.0))  # too little film for the carbon check
-    assert filmed.carbon_fraction() == pytest.approx(0.2, abs=0.05)
-    assert filmed.splits_field()
 
 
 def test_export_grey_levels_binning_and_hot_pixels_do_not_change_it():
