@@ -1,7 +1,7 @@
 """Micrograph assessment on held-out variation generators, through `screen run`'s own verdicts.
 
     python bench/micassess_generators.py [--out /tmp/micassess_generators] [--n 160] [--jobs 2]
-        [--generators hot_pixels bin_fourier ...] [--configs product v5 v2]
+        [--generators hot_pixels bin_fourier ...] [--configs product v5 v2] [--field-A 4000]
 
 Issue 10's measurement: for each generator of ``screen.simulate.domain.HELD_OUT_GENERATORS``
 (never used to train any shipped weights) a set is simulated from ``HELD_OUT_V3`` of
@@ -28,6 +28,10 @@ Each set is then scored as ``screen evaluate micrographs`` scores it (``screen.e
 Binning stops at ``--max-pixel-size`` (default ``EXPORT_MAX_PIXEL_A``, 14 Å/px: a real micrograph
 binned 8 x); the sets measured before 2026-12-06 evening went up to 42 Å/px (``0``: no limit,
 sets in ``<out>/<set>_uncapped...``).
+
+``--field-A`` makes each session's frames span that field at its pixel size (since session 37;
+the sets before are 576 or 704 px whatever the pixel size, 1,440-4,900 Å, where real frames span
+3,300-7,300 Å).
 
 ``clean`` is v2's own held-out kind (``micassess.HELD_OUT_SET``: no variation generator).
 ``irregular_contamination`` is the ``trained`` set with lumpy contaminants instead of balls
