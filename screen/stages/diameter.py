@@ -1328,6 +1328,21 @@ def _spread_edge_plateau(
     measures: list[GapMeasure], params: DiameterParams
 ) -> tuple[float, list[GapMeasure]] | None:
     """The plateau `spread_edge_diameter` takes: its median edge and its measures."""
+    found = spread_edge_plateaus(measures, params)
+    if not found:
+        return None
+    return max(found, key=lambda plateau: (len(plateau[1]), plateau[0]))
+
+
+def spread_edge_plateaus(
+    measures: list[GapMeasure], params: DiameterParams
+) -> list[tuple[float, list[GapMeasure]]]:
+    """Every set of trials that qualifies as a plateau (`spread_edge_diameter`'s conditions).
+
+    One per anchoring trial, as (median edge, measures); sets overlap. `spread_edge_diameter`
+    takes the one with most trials (ties: the larger diameter); a particle's domains and the
+    particle itself can both qualify (bench/README.md, session 37).
+    """
     valid = [
         m
         for m in measures
@@ -1336,7 +1351,7 @@ def _spread_edge_plateau(
         and m.edge_contrast >= params.edge_min_contrast
     ]
     tolerance = np.log1p(params.edge_agreement)
-    best: tuple[tuple[int, float], list[GapMeasure]] | None = None
+    found: list[tuple[float, list[GapMeasure]]] = []
     for anchor in valid:
         members = [
             m for m in valid if abs(np.log(m.edge_diameter_A / anchor.edge_diameter_A)) <= tolerance
@@ -1350,13 +1365,8 @@ def _spread_edge_plateau(
             or not min(trials) <= diameter_A * (1 + params.edge_agreement)
         ):
             continue
-        key = (len(members), diameter_A)
-        if best is None or key > best[0]:
-            best = (key, members)
-    if best is None:
-        return None
-    (_, diameter_A), members = best
-    return diameter_A, members
+        found.append((diameter_A, members))
+    return found
 
 
 def _plateau(diameter_A: float, members: list[GapMeasure]) -> tuple[float, float, GapMeasure]:

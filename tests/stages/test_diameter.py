@@ -37,6 +37,7 @@ from screen.stages.diameter import (
     self_consistent_diameter,
     spread_edge_diameter,
     spread_edge_members,
+    spread_edge_plateaus,
     spread_edge_px,
     spread_profile,
 )
@@ -528,6 +529,10 @@ def test_spread_edge_diameter_needs_a_plateau_that_does_not_follow_the_trial():
     domains = [edge(t, 60.0) for t in (50.0, 56.0, 63.0, 71.0, 79.0)]
     more = [edge(t, 150.0) for t in (89.0, 100.0, 112.0, 126.0, 141.0, 159.0)]
     assert spread_edge_diameter(domains + more, params)[0] == pytest.approx(150.0)
+    # both qualify, and are listed (the domains' set, anchored at each of its five trials)
+    listed = spread_edge_plateaus(domains + more, params)
+    assert sorted({round(d) for d, _ in listed}) == [60, 150]
+    assert max(len(members) for d, members in listed if round(d) == 60) == 5
 
 
 def test_estimate_diameter_takes_the_gap_when_found(dense_ellipses):
