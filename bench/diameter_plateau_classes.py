@@ -11,7 +11,7 @@ trials is a candidate diameter. At each candidate the micrographs are picked and
 times the candidate (seed 1), and the averages judged by `screen run`'s class model; printed: the
 share of the picks in good classes at the best of those masks, beside the particle's longest
 dimension. Cases: ``diameter_snr.py``'s sessions (layout_size_defocus_snr, e.g.
-``domains_300_2.6_0.3``) and ``diameter_examples.py``'s simulated ones (``--custom``).
+``domains_300_2.6_0.3``, or with the structure's seed, ``domains_300_2.6_0.3_8``) and ``diameter_examples.py``'s simulated ones (``--custom``).
 Measured 2026-12-07 (session 37, bench/README.md): domains' plateaus 0.30-0.49 of their picks in
 good classes, whole particles' 0.87-1.00.
 """
@@ -93,15 +93,18 @@ def main(argv: list[str] | None = None) -> int:
     print("| --- " * 5 + "|")
     sessions: list[tuple[str, tuple | None]] = []
     for name in args.snr_cases:
-        layout, size, defocus, snr = name.split("_")
+        layout, size, defocus, snr, *seed = name.split("_")
         defocus_um = next(d for d in diameter_snr.DEFOCI_UM if d[0] == float(defocus))
         snr_range = next(s for s in diameter_snr.SNRS if s[0] == float(snr))
-        sessions.append((name, (float(size), layout, defocus_um, snr_range)))
+        sessions.append((name, (float(size), layout, defocus_um, snr_range, int((seed or [7])[0]))))
     sessions += [(name, None) for name in args.custom]
     for name, snr_session in sessions:
         start = time.perf_counter()
         if snr_session is not None:
-            images, pixel_A, optics, fits, _, longest = diameter_snr.session(*snr_session, 8)
+            size, layout, defocus_um, snr_range, seed = snr_session
+            images, pixel_A, optics, fits, _, longest = diameter_snr.session(
+                size, layout, defocus_um, snr_range, 8, structure_seed=seed
+            )
         else:
             images, optics, fits, _, _, longest = diameter_examples._custom(name, 10)
             pixel_A = optics.pixel_size_A

@@ -43,7 +43,13 @@ COVERAGE = 0.2
 
 
 def session(
-    diameter_A: float, layout: str, defocus_um, snr, n: int, frame_px: int = 768
+    diameter_A: float,
+    layout: str,
+    defocus_um,
+    snr,
+    n: int,
+    frame_px: int = 768,
+    structure_seed: int = 7,
 ) -> tuple[list[np.ndarray], float, Optics, list[CtfFit], list, float]:
     """Good micrographs of one session, their true CTFs, plans and the particle's longest extent."""
     pixel_A = diameter_A / 50.0
@@ -55,7 +61,7 @@ def session(
         "C1",
         n_domains=4,
         elongation=1.0 if layout == "globular" else 1.4,
-        seed=7,
+        seed=structure_seed,
         layout=layout,
     )
     spec = ScreenSpec(

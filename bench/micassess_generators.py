@@ -78,13 +78,16 @@ SHOWS_CSV = "ctf_defect_shows.csv"
 SIMULATOR_KINDS = {
     "irregular_contamination": {"contamination_shapes": "irregular"},
     "touching": {"particle_spacing": (0.55, 0.65), "coverage": (0.45, 0.75)},
+    "grown_aggregates": {"aggregate_shapes": "grown"},
 }
 """Held-out kinds of the simulator itself rather than of processing, as settings of the trained
 generators' set: ``irregular_contamination`` has lumpy contaminants
 (`SessionSpec.contamination_shapes`) where every shipped weight saw only round ones;
 ``touching`` dense fields (coverage 0.45-0.75) whose particles may touch side by side
 (`SessionSpec.particle_spacing` 0.55-0.65; every shipped weight saw 0.85 only, where they never
-do), as in a real dense monolayer."""
+do), as in a real dense monolayer; ``grown_aggregates`` aggregates of particles stuck together
+in 3D (`SessionSpec.aggregate_shapes`) where the shipped weights up to v5 saw loose scatters and
+bead clouds."""
 
 
 def ctf_defect_shows(plan, pixel_size_A: float, good_b_factor_max_A2: float) -> bool:

@@ -80,6 +80,22 @@ TOUCHING_VALIDATION_SET = replace(TOUCHING_TRAIN_SET, n_micrographs=160, seed=66
 """With ``--with-touching``: added to the validation set on which the good logit is calibrated."""
 
 
+GROWN_TRAIN_SET = replace(
+    TRAIN_SET_V3,
+    n_micrographs=600,
+    seed=771,
+    aggregate_shapes="grown",
+    bad_reasons=("aggregated", "crowded"),
+)
+"""With ``--with-grown``: v3's distribution whose aggregates are particles stuck together in 3D
+(`SessionSpec.aggregate_shapes` "grown"; every set before had loose scatters and bead clouds,
+and v5 misses the independent simulator's grown clumps, bench/README.md session 38), half good,
+the rest aggregated or crowded (overlapping layers everywhere, which a clump is locally)."""
+
+GROWN_VALIDATION_SET = replace(GROWN_TRAIN_SET, n_micrographs=160, seed=772)
+"""With ``--with-grown``: added to the validation set on which the good logit is calibrated."""
+
+
 def labelled_set(spec: ma.SimulatedSetSpec, label: str, args) -> ma.LabelledSet:
     cached = Path(args.cache) / f"{label}_{spec.seed}.npz" if args.cache else None
     if cached is not None and cached.exists():
@@ -207,6 +223,17 @@ def main(argv: list[str] | None = None) -> int:
         help="also train and calibrate on dense fields whose particles may touch "
         "(TOUCHING_TRAIN_SET, TOUCHING_VALIDATION_SET)",
     )
+    parser.add_argument(
+        "--with-grown",
+        action="store_true",
+        help="also train and calibrate on grown aggregates (GROWN_TRAIN_SET, GROWN_VALIDATION_SET)",
+    )
+    parser.add_argument(
+        "--base-micrographs",
+        type=int,
+        default=TRAIN_SET_V3.n_micrographs,
+        help="micrographs of v3's randomised training set (its first sessions)",
+    )
     parser.add_argument("--real-crowded-share", type=float, default=0.5)
     parser.add_argument(
         "--real-repeat", type=int, default=1, help="times the real fields enter each epoch"
@@ -214,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
 
-    train = labelled_set(TRAIN_SET_V3, "train_v3b", args)
+    base_set = replace(TRAIN_SET_V3, n_micrographs=args.base_micrographs)
+    train = labelled_set(base_set, f"train_v3b{args.base_micrographs}", args)
     valid = labelled_set(VALIDATION_SET_V3, "valid_v3b", args)
     if args.with_clean:
         train = ma.LabelledSet.concatenate([train, labelled_set(CLEAN_TRAIN_SET, "clean", args)])
@@ -227,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         valid = ma.LabelledSet.concatenate(
             [valid, labelled_set(TOUCHING_VALIDATION_SET, "touching_valid", args)]
+        )
+    if args.with_grown:
+        train = ma.LabelledSet.concatenate([train, labelled_set(GROWN_TRAIN_SET, "grown", args)])
+        valid = ma.LabelledSet.concatenate(
+            [valid, labelled_set(GROWN_VALIDATION_SET, "grown_valid", args)]
         )
     real_held = None
     if args.real_fields:

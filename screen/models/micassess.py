@@ -742,6 +742,8 @@ class SimulatedSetSpec:
     micrograph draws its own from the whole range."""
     contamination_shapes: str = "round"
     """``SessionSpec.contamination_shapes`` of every session (the shipped weights' sets: round)."""
+    aggregate_shapes: str = "beads"
+    """``SessionSpec.aggregate_shapes`` of every session (the shipped weights' sets: beads)."""
     particle_spacing: tuple[float, float] | None = None
     """Range each session draws ``SessionSpec.particle_spacing`` from (on its own stream);
     ``None`` (the shipped weights' sets): its default, 0.85."""
@@ -840,6 +842,7 @@ def session_specs(spec: SimulatedSetSpec):
             particle_snr=(float(snr[0]), float(max(snr[1], snr[0] + 0.01))),
             background_clutter=clutter,
             contamination_shapes=spec.contamination_shapes,
+            aggregate_shapes=spec.aggregate_shapes,
             particle_spacing=spacing,
         )
         frame_px = int(rng.choice(spec.frame_px))

@@ -13,7 +13,12 @@ from screen.processing.ctf import CtfParams
 from screen.simulate import placement
 from screen.simulate.fields import CarbonFilm, drift_trajectory
 from screen.simulate.orientations import sample_orientations
-from screen.simulate.spec import CONTAMINATION_SHAPES, ScreenSpec, SessionSpec
+from screen.simulate.spec import (
+    AGGREGATE_SHAPES,
+    CONTAMINATION_SHAPES,
+    ScreenSpec,
+    SessionSpec,
+)
 from screen.simulate.structures import PseudoAtomModel
 
 MIN_EXPECTED_SHARE = 0.25
@@ -179,8 +184,16 @@ def plan_micrograph(
         )
     if session.contamination_shapes == "irregular":
         balls = irregular_contaminants(balls)
+    if session.aggregate_shapes not in AGGREGATE_SHAPES:
+        raise ValueError(
+            f"session {session.name!r}: aggregate_shapes {session.aggregate_shapes!r} is not one "
+            f"of {', '.join(AGGREGATE_SHAPES)}"
+        )
+    grown = session.aggregate_shapes == "grown"
+    if grown:  # particles stuck together, no bead clouds (drawn above: the stream stays)
+        blobs = np.zeros((0, 3))
     spots = _place_particles(
-        n_target, aggregate_fraction, min_distance, extent, diameter_A, carbon, balls, rng
+        n_target, aggregate_fraction, min_distance, extent, diameter_A, carbon, balls, rng, grown
     )
     species, euler = _species_and_views(len(spots), session, rng)
     trajectory = _trajectory(screen.n_frames, rng.uniform(3.0, 30.0), rng)
@@ -286,7 +299,7 @@ def _carbon(rng, extent, coverage: float) -> CarbonFilm:
 
 
 def _place_particles(
-    n_target, aggregate_fraction, min_distance, extent, diameter_A, carbon, balls, rng
+    n_target, aggregate_fraction, min_distance, extent, diameter_A, carbon, balls, rng, grown=False
 ) -> placement.Placement:
     centre = (extent[0] / 2, extent[1] / 2)
     # Clumps of ~12 particles, as many as give ``aggregate_fraction`` on average; a micrograph
@@ -295,11 +308,14 @@ def _place_particles(
     if aggregate_fraction >= 0.5:  # an aggregated micrograph: exactly that share, split in clumps
         n_clumped = max(int(round(n_target * aggregate_fraction)), 3)
         n_clumps = max(int(round(n_clumped / mean_clump)), 1)
+        if grown:  # 1-4 larger clumps
+            n_clumps = min(int(rng.integers(1, 5)), max(n_clumped // 3, 1))
         sizes = rng.multinomial(n_clumped - 3 * n_clumps, np.full(n_clumps, 1 / n_clumps)) + 3
     else:
         n_clumps = int(rng.poisson(n_target * aggregate_fraction / mean_clump))
         sizes = np.maximum(rng.poisson(mean_clump, size=n_clumps), 3)
-    clumped = placement.clumps([int(s) for s in sizes], extent, diameter_A, rng)
+    make_clumps = placement.grown_clumps if grown else placement.clumps
+    clumped = make_clumps([int(s) for s in sizes], extent, diameter_A, rng)
     n_free = max(n_target - len(clumped), 0)
 
     def off_carbon(x, y):

@@ -30,7 +30,13 @@ from pathlib import Path
 from screen.errors import ScreenError
 from screen.manifest import session_name_problem
 from screen.simulate.presets import PRESETS
-from screen.simulate.spec import BAD_REASONS, CONTAMINATION_SHAPES, ScreenSpec, SessionSpec
+from screen.simulate.spec import (
+    AGGREGATE_SHAPES,
+    BAD_REASONS,
+    CONTAMINATION_SHAPES,
+    ScreenSpec,
+    SessionSpec,
+)
 from screen.simulate.structures import STRUCTURE_LAYOUTS, parse_symmetry
 
 
@@ -143,6 +149,11 @@ def _session_problems(session: SessionSpec) -> list[str]:
         problems.append(
             f"contamination_shapes {session.contamination_shapes!r} is not one of "
             + ", ".join(CONTAMINATION_SHAPES)
+        )
+    if session.aggregate_shapes not in AGGREGATE_SHAPES:
+        problems.append(
+            f"aggregate_shapes {session.aggregate_shapes!r} is not one of "
+            + ", ".join(AGGREGATE_SHAPES)
         )
     if not 0.3 <= session.particle_spacing <= 2.0:
         problems.append(

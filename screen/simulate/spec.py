@@ -128,6 +128,14 @@ class SessionSpec:
     ``"round"``; the draws after the particles' placement shift where the lumps hide a different
     number of particles. The shipped weights were trained on round ones only; the irregular ones
     are a held-out kind of contamination."""
+    aggregate_shapes: str = "beads"
+    """``"beads"``: an aggregated micrograph holds loose 2D scatters of particles (`placement.
+    clumps`) and amorphous aggregates drawn as clouds of point-like beads; ``"grown"``: its
+    aggregates are particles stuck together in 3D (`placement.grown_clumps`), 1-4 compact clumps
+    several particles deep, without bead clouds, as aggregates look on real micrographs and in an
+    independent simulator (`bench/independent_sim.py`). Micrographs without a clump draw the same
+    either way (a good one's rare small clump takes the style too). The shipped weights up to
+    micassess_small_v5 saw beads only; grown aggregates were added on 2026-12-08."""
     particle_spacing: float = 0.85
     """Closest centre-to-centre distance of two free particles (not in a clump, not on a crowded
     micrograph), in the session's largest particle diameter (the enclosing one: ~99 % of a
@@ -142,6 +150,9 @@ class SessionSpec:
 
 CONTAMINATION_SHAPES = ("round", "irregular")
 """The contaminant shapes a session can have (`SessionSpec.contamination_shapes`)."""
+
+AGGREGATE_SHAPES = ("beads", "grown")
+"""The aggregate shapes a session can have (`SessionSpec.aggregate_shapes`)."""
 
 
 @dataclass(frozen=True)

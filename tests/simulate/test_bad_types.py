@@ -388,3 +388,54 @@ def test_an_unknown_contamination_shape_names_the_session(models, tmp_path):
     )
     with pytest.raises(ScreenError, match="session 'apo': contamination_shapes 'square'"):
         load_scenario(scenario)
+
+
+def test_grown_aggregates_are_compact_clumps_of_particles_without_bead_clouds(models):
+    """A session of grown aggregates piles its clumped particles on one another (3D clumps
+    projected) where the beads style scatters them loosely beside bead clouds; the micrograph's
+    CTF and ice are the same, and a good micrograph without a clump is drawn identically."""
+    grown = dataclasses.replace(SESSION, aggregate_shapes="grown")
+    for seed in SEEDS:
+        beads = plan_micrograph(
+            "m", "aggregated", SESSION, SCREEN, models, np.random.default_rng(seed)
+        )
+        clumped = plan_micrograph(
+            "m", "aggregated", grown, SCREEN, models, np.random.default_rng(seed)
+        )
+        assert clumped.ctf == beads.ctf and clumped.ice_thickness_A == beads.ice_thickness_A
+        assert len(clumped.aggregate_blobs) == 0 and len(beads.aggregate_blobs) >= 2
+        assert clumped.particle_in_aggregate.mean() >= 0.5
+        inside = clumped.particle_in_aggregate
+        nn = nearest_neighbour_distance_A(
+            clumped.particle_x_A[inside], clumped.particle_y_A[inside]
+        )
+        loose = nearest_neighbour_distance_A(
+            beads.particle_x_A[beads.particle_in_aggregate],
+            beads.particle_y_A[beads.particle_in_aggregate],
+        )
+        # stuck at 0.6-0.85 diameters in 3D: projected neighbours overlap (< 0.85 diameters)
+        assert np.median(nn) < 0.85 * DIAMETER_A
+        assert np.median(nn) < np.median(loose)
+    good = plan_micrograph("m", "good", grown, SCREEN, models, np.random.default_rng(0))
+    same = plan_micrograph("m", "good", SESSION, SCREEN, models, np.random.default_rng(0))
+    assert not same.particle_in_aggregate.any()  # no clump: nothing for the style to change
+    np.testing.assert_array_equal(good.particle_x_A, same.particle_x_A)
+
+
+def test_grown_clumps_keep_their_particles_in_the_frame_and_are_reproducible():
+    from screen.simulate.placement import grown_clumps
+
+    extent = (1000.0, 800.0)
+    first = grown_clumps([30, 5], extent, 100.0, np.random.default_rng(3))
+    again = grown_clumps([30, 5], extent, 100.0, np.random.default_rng(3))
+    np.testing.assert_array_equal(first.x_A, again.x_A)
+    assert 0 < len(first) <= 35 and first.in_aggregate.all()
+    assert (first.x_A >= 0).all() and (first.x_A < extent[0]).all()
+    assert (first.y_A >= 0).all() and (first.y_A < extent[1]).all()
+    assert len(grown_clumps([], extent, 100.0, np.random.default_rng(3))) == 0
+
+
+def test_an_unknown_aggregate_shape_names_the_session(models):
+    odd = dataclasses.replace(SESSION, aggregate_shapes="fractal")
+    with pytest.raises(ValueError, match="session 'bad'.*aggregate_shapes 'fractal'"):
+        plan_micrograph("m", "good", odd, SCREEN, models, np.random.default_rng(0))
